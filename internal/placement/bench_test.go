@@ -1,0 +1,70 @@
+package placement
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// BenchmarkPlan measures the planner on random edge clusters. The sub-benchmark
+// names give sites, replicas and the per-replica rate limit (share of traffic).
+func BenchmarkPlan(b *testing.B) {
+	cases := []RandomOptions{
+		{Sites: 50, Replicas: 20},
+		{Sites: 50, Replicas: 1000},
+		{Sites: 500, Replicas: 100},
+		{Sites: 500, Replicas: 1000},
+		{Sites: 50, Replicas: 20, PerReplicaShare: 0.08},
+	}
+	for _, o := range cases {
+		p := RandomProblem(rand.New(rand.NewPCG(7, uint64(o.Sites))), o)
+		b.Run(fmt.Sprintf("sites=%d/replicas=%d/share=%v", o.Sites, o.Replicas, o.PerReplicaShare), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := Plan(p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkOptimal12Sites is the exact optimum at the size `ning place` promises.
+func BenchmarkOptimal12Sites(b *testing.B) {
+	p := RandomProblem(rand.New(rand.NewPCG(8, 12)), RandomOptions{Sites: 12, Replicas: 6})
+	for b.Loop() {
+		if _, err := Optimal(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkScore is the scheduler's incremental score: MarginalGains once per
+// pod, then one lookup per node (5,000 nodes spread over the sites).
+func BenchmarkScore(b *testing.B) {
+	for _, sites := range []int{50, 500} {
+		p := RandomProblem(rand.New(rand.NewPCG(9, uint64(sites))), RandomOptions{Sites: sites, Replicas: 10})
+		cur := make(Placement, sites)
+		for r := range 10 {
+			cur[(r*7)%sites]++
+		}
+		nodeSite := make([]int, 5000)
+		for i := range nodeSite {
+			nodeSite[i] = i % sites
+		}
+		b.Run(fmt.Sprintf("per-pod/sites=%d", sites), func(b *testing.B) {
+			for b.Loop() {
+				MarginalGains(p, cur)
+			}
+		})
+		g := MarginalGains(p, cur)
+		b.Run(fmt.Sprintf("per-node/sites=%d", sites), func(b *testing.B) {
+			var sink float64
+			i := 0
+			for b.Loop() {
+				sink += g.Gain[nodeSite[i%len(nodeSite)]]
+				i++
+			}
+			_ = sink
+		})
+	}
+}

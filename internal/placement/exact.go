@@ -1,0 +1,155 @@
+package placement
+
+import (
+	"fmt"
+	"math"
+)
+
+// Limits of the exact optimum, in candidate placements examined.
+const (
+	// MaxExactSets bounds the sets of open sites tried without a rate limit:
+	// every problem of up to 21 sites, and larger ones with few replicas.
+	MaxExactSets = 2_000_000
+	// MaxExactPlacements bounds the replica counts tried with a rate limit
+	// (each is one min-cost transport): for example 10 sites and 8 replicas.
+	MaxExactPlacements = 50_000
+)
+
+// TooLargeError says that the exact optimum was not computed.
+type TooLargeError struct {
+	Candidates, Limit float64
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("exact optimum needs %.3g candidate placements, more than the limit of %.3g", e.Candidates, e.Limit)
+}
+
+// Optimal returns a placement of least cost, by enumeration. Without a rate
+// limit it tries every set of min(replicas, usable sites) open sites (more open
+// sites never cost more) and deals the surplus as Plan does; with one it tries
+// every replica count per site. Problems beyond the limits give a *TooLargeError.
+func Optimal(p *Problem) (Placement, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	if p.capacitated() {
+		return p.optimalCounts()
+	}
+	return p.optimalSets()
+}
+
+func (p *Problem) optimalSets() (Placement, error) {
+	n := len(p.Sites)
+	forced, usable := 0, 0
+	var free []int
+	for j := 0; j < n; j++ {
+		switch {
+		case p.min(j) > 0:
+			forced++
+			usable++
+		case p.Capacity[j] != 0:
+			free = append(free, j)
+			usable++
+		}
+	}
+	open := min(p.Replicas, usable) - forced
+	if open < 0 {
+		open = 0
+	}
+	if c := binomial(len(free), open); c > MaxExactSets {
+		return nil, &TooLargeError{Candidates: c, Limit: MaxExactSets}
+	}
+	x := p.base()
+	for j := range x {
+		if p.min(j) > 0 {
+			x[j] = 1
+		}
+	}
+	best := append(Placement(nil), x...)
+	bestCost := math.Inf(1)
+	var walk func(start, left int)
+	walk = func(start, left int) {
+		if left == 0 {
+			if c := p.Cost(x); c < bestCost-eps {
+				bestCost = c
+				copy(best, x)
+			}
+			return
+		}
+		for k := start; k <= len(free)-left; k++ {
+			x[free[k]] = 1
+			walk(k+1, left-1)
+			x[free[k]] = 0
+		}
+	}
+	walk(0, open)
+	return p.balance(best), nil
+}
+
+func binomial(n, k int) float64 {
+	if k < 0 || k > n {
+		return 0
+	}
+	r := 1.0
+	for i := 1; i <= k; i++ {
+		r = r * float64(n-k+i) / float64(i)
+	}
+	return r
+}
+
+func (p *Problem) optimalCounts() (Placement, error) {
+	n := len(p.Sites)
+	x := p.base()
+	left := p.Replicas - x.Total()
+	upper := make([]int, n) // most replicas beyond the minimum each site can take
+	for j := range upper {
+		upper[j] = left
+		if c := p.Capacity[j]; c != Unlimited {
+			upper[j] = min(left, c-x[j])
+		}
+	}
+	if c := boundedCompositions(upper, left); c > MaxExactPlacements {
+		return nil, &TooLargeError{Candidates: c, Limit: MaxExactPlacements}
+	}
+	best := append(Placement(nil), x...)
+	bestCost := math.Inf(1)
+	var walk func(j, left int)
+	walk = func(j, left int) {
+		if j == n-1 {
+			if left > upper[j] {
+				return
+			}
+			x[j] += left
+			if c := p.Cost(x); c < bestCost-eps {
+				bestCost = c
+				copy(best, x)
+			}
+			x[j] -= left
+			return
+		}
+		for k := 0; k <= min(left, upper[j]); k++ {
+			x[j] += k
+			walk(j+1, left-k)
+			x[j] -= k
+		}
+	}
+	walk(0, left)
+	return best, nil
+}
+
+// boundedCompositions counts the ways to deal total among sites with the given
+// upper bounds.
+func boundedCompositions(upper []int, total int) float64 {
+	ways := make([]float64, total+1)
+	ways[0] = 1
+	for _, u := range upper {
+		next := make([]float64, total+1)
+		for t := 0; t <= total; t++ {
+			for k := 0; k <= u && k <= t; k++ {
+				next[t] += ways[t-k]
+			}
+		}
+		ways = next
+	}
+	return ways[total]
+}

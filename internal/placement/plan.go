@@ -1,0 +1,344 @@
+package placement
+
+import (
+	"math"
+	"sort"
+)
+
+// Plan is ning's planner: a fast heuristic for any size of cluster.
+//
+// Without a per-replica rate limit the cost depends only on which sites hold a
+// replica (the p-median problem): a greedy construction opens, one at a time,
+// the site that most lowers the cost, then a vertex-substitution local search
+// (close one site, open another) runs until no swap helps. With a limit, the
+// replica counts matter: the start is the rounded min-cost transport and a local
+// search moves single replicas between sites. Every baseline is polished by
+// the same local search when it beats the construction, so the plan is never
+// worse than a baseline. Replicas that do not lower the cost go where they share the
+// most traffic (D'Hondt over the traffic each site serves), so they balance load.
+func Plan(p *Problem) (Placement, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	start := p.greedyMedian()
+	if p.capacitated() {
+		start = p.roundedTransport()
+	}
+	best := p.improve(start)
+	bestCost := p.Cost(best)
+	for _, name := range baselineNames {
+		b := baselines[name](p)
+		if p.Cost(b) < bestCost-eps*math.Max(1, bestCost) {
+			best = p.improve(b)
+			bestCost = p.Cost(best)
+		}
+	}
+	return best, nil
+}
+
+// improve runs the local search that fits the problem and, without a rate
+// limit, re-deals the replicas that do not change the cost.
+func (p *Problem) improve(x Placement) Placement {
+	if p.capacitated() {
+		return p.moveSearch(x)
+	}
+	return p.balance(p.swapSearch(x))
+}
+
+// base returns the placement with each site at its minimum.
+func (p *Problem) base() Placement {
+	x := make(Placement, len(p.Sites))
+	for i := range x {
+		x[i] = p.min(i)
+	}
+	return x
+}
+
+// greedyMedian opens sites one at a time, each time the one whose first
+// replica lowers the total cost the most, until no replica is left or no site
+// helps; the rest are dealt by balance.
+func (p *Problem) greedyMedian() Placement {
+	x := p.base()
+	n := len(x)
+	near := p.nearestAll(x) // distance from each traffic site to its nearest replica
+	for left := p.Replicas - x.Total(); left > 0; left-- {
+		bestJ, bestGain := -1, eps
+		for j := 0; j < n; j++ {
+			if x[j] > 0 || !p.room(x, j) {
+				continue
+			}
+			gain := 0.0
+			for i, wi := range p.Traffic {
+				if wi > 0 {
+					if d := p.dist(i, j); d < near[i] {
+						gain += wi * (near[i] - d)
+					}
+				}
+			}
+			if gain > bestGain {
+				bestJ, bestGain = j, gain
+			}
+		}
+		if bestJ < 0 {
+			break
+		}
+		x[bestJ]++
+		for i := range near {
+			near[i] = math.Min(near[i], p.dist(i, bestJ))
+		}
+	}
+	return p.balance(x)
+}
+
+// balance keeps the set of sites that hold replicas and deals every replica
+// above the sites' minimums and first replicas by D'Hondt over the traffic each
+// site serves: the next replica goes to the site with the most served traffic
+// per replica, ties to the site with fewer replicas, then the earlier site.
+// Replicas not yet placed are dealt the same way.
+func (p *Problem) balance(x Placement) Placement {
+	served := p.served(x)
+	out := p.base()
+	for j, v := range x {
+		if v > 0 && out[j] == 0 {
+			out[j] = 1
+		}
+	}
+	open := make([]bool, len(x))
+	anyOpen := false
+	for j, v := range out {
+		open[j] = v > 0
+		anyOpen = anyOpen || open[j]
+	}
+	for left := p.Replicas - out.Total(); left > 0; left-- {
+		bestJ := -1
+		for j := range out {
+			if (anyOpen && !open[j]) || !p.room(out, j) {
+				continue
+			}
+			if bestJ < 0 || p.dhondtBefore(served, out, j, bestJ) {
+				bestJ = j
+			}
+		}
+		if bestJ < 0 { // the open sites are full: open the next best site
+			for j := range out {
+				if p.room(out, j) && (bestJ < 0 || p.dhondtBefore(served, out, j, bestJ)) {
+					bestJ = j
+				}
+			}
+		}
+		if bestJ < 0 {
+			break
+		}
+		out[bestJ]++
+	}
+	return out
+}
+
+// dhondtBefore reports whether site a should get the next replica before site b.
+func (p *Problem) dhondtBefore(served []float64, x Placement, a, b int) bool {
+	qa, qb := served[a]/float64(x[a]+1), served[b]/float64(x[b]+1)
+	if math.Abs(qa-qb) > eps*math.Max(1, math.Max(qa, qb)) {
+		return qa > qb
+	}
+	if x[a] != x[b] {
+		return x[a] < x[b]
+	}
+	return a < b
+}
+
+// swapSearch is the vertex-substitution local search for the problem without a
+// rate limit: while moving a replica to a site without one (closing its old
+// site if it was the last there) lowers the cost, do the best such move.
+// Whitaker's fast interchange keeps, per traffic site, the nearest and
+// second-nearest open site, so one pass over all moves costs
+// O(sites x traffic sites) instead of O(open x sites x traffic sites).
+func (p *Problem) swapSearch(x Placement) Placement {
+	x = append(Placement(nil), x...)
+	n := len(x)
+	var demand []int
+	for i, wi := range p.Traffic {
+		if wi > 0 {
+			demand = append(demand, i)
+		}
+	}
+	if len(demand) == 0 {
+		return x
+	}
+	near1 := make([]int, n)
+	d1 := make([]float64, n)
+	d2 := make([]float64, n)
+	update := func() {
+		for _, i := range demand {
+			near1[i], d1[i], d2[i] = -1, UnknownRTTPenaltyMs, UnknownRTTPenaltyMs
+			for j, v := range x {
+				if v == 0 {
+					continue
+				}
+				d := p.dist(i, j)
+				if near1[i] < 0 || d < d1[i] {
+					near1[i], d1[i], d2[i] = j, d, d1[i]
+				} else if d < d2[i] {
+					d2[i] = d
+				}
+			}
+		}
+	}
+	update()
+	loss := make([]float64, n) // extra cost of closing each site, given the candidate
+	minGain := eps * math.Max(1, p.TotalTraffic())
+	for iter := 0; iter < 10*n; iter++ {
+		bestGain, bestOut, bestIn := minGain, -1, -1
+		for in := 0; in < n; in++ {
+			if x[in] > 0 || !p.room(x, in) {
+				continue
+			}
+			gain := 0.0
+			clear(loss)
+			for _, i := range demand {
+				w, d := p.Traffic[i], p.dist(i, in)
+				if d < d1[i] {
+					gain += w * (d1[i] - d)
+				} else {
+					// If its nearest site closes, i falls back to the second
+					// nearest or to the new site, whichever is closer.
+					loss[near1[i]] += w * (math.Min(d2[i], d) - d1[i])
+				}
+			}
+			for out := 0; out < n; out++ {
+				if x[out] <= p.min(out) {
+					continue
+				}
+				g := gain
+				if x[out] == 1 { // moving its last replica closes the site
+					g -= loss[out]
+				}
+				if g > bestGain {
+					bestGain, bestOut, bestIn = g, out, in
+				}
+			}
+		}
+		if bestOut < 0 {
+			break
+		}
+		x[bestOut]--
+		x[bestIn]++
+		update()
+	}
+	return x
+}
+
+// MaxMoveEvaluations bounds the cost evaluations (each a min-cost transport)
+// of one rate-limited local search, so that planning a large cluster stays fast.
+const MaxMoveEvaluations = 4000
+
+// moveSearch is the local search with a rate limit: while moving one replica
+// from one site to another lowers the cost, make the best such move. On large
+// problems only the 8 nearest sites are tried as destinations, within
+// MaxMoveEvaluations.
+func (p *Problem) moveSearch(x Placement) Placement {
+	x = append(Placement(nil), x...)
+	n := len(x)
+	const neighbours = 8
+	var near [][]int
+	if n > 2*neighbours {
+		near = make([][]int, n)
+		for a := range near {
+			order := make([]int, n)
+			for j := range order {
+				order[j] = j
+			}
+			sort.SliceStable(order, func(u, v int) bool { return p.dist(a, order[u]) < p.dist(a, order[v]) })
+			near[a] = order[1 : neighbours+1]
+		}
+	}
+	cur := p.Cost(x)
+	budget := MaxMoveEvaluations
+	for iter := 0; iter < 4*p.Replicas+n && budget > 0; iter++ {
+		bestCost, bestFrom, bestTo := cur-eps*math.Max(1, cur), -1, -1
+		for from := 0; from < n; from++ {
+			if x[from] <= p.min(from) {
+				continue
+			}
+			tos := near
+			try := func(to int) {
+				if to == from || !p.room(x, to) {
+					return
+				}
+				x[from]--
+				x[to]++
+				budget--
+				if c := p.Cost(x); c < bestCost {
+					bestCost, bestFrom, bestTo = c, from, to
+				}
+				x[from]++
+				x[to]--
+			}
+			if tos == nil {
+				for to := 0; to < n; to++ {
+					try(to)
+				}
+			} else {
+				for _, to := range tos[from] {
+					try(to)
+				}
+			}
+		}
+		if bestFrom < 0 {
+			break
+		}
+		x[bestFrom]--
+		x[bestTo]++
+		cur = bestCost
+	}
+	return x
+}
+
+// roundedTransport starts the rate-limited search: route all traffic at least
+// cost with every site able to host up to its capacity, give each site the
+// replicas it needs for what it absorbs, then add or remove replicas to match.
+func (p *Problem) roundedTransport() Placement {
+	n := len(p.Sites)
+	caps := make([]float64, n)
+	for j := range caps {
+		c := p.Capacity[j]
+		if c == Unlimited {
+			c = p.Replicas
+		}
+		caps[j] = p.PerReplicaRPS * float64(c)
+	}
+	_, absorbed := p.transport(caps)
+	x := p.base()
+	for j, a := range absorbed {
+		need := int(math.Ceil(a/p.PerReplicaRPS - 1e-6))
+		if need > x[j] {
+			x[j] = need
+		}
+		if p.Capacity[j] != Unlimited && x[j] > p.Capacity[j] {
+			x[j] = p.Capacity[j]
+		}
+	}
+	// Too many: take from the sites that use their last replica the least.
+	for x.Total() > p.Replicas {
+		bestJ, bestSlack := -1, math.Inf(-1)
+		for j := range x {
+			if x[j] <= p.min(j) {
+				continue
+			}
+			if slack := float64(x[j])*p.PerReplicaRPS - absorbed[j]; slack > bestSlack {
+				bestJ, bestSlack = j, slack
+			}
+		}
+		x[bestJ]--
+	}
+	// Too few: D'Hondt over absorbed traffic.
+	for x.Total() < p.Replicas {
+		bestJ := -1
+		for j := range x {
+			if p.room(x, j) && (bestJ < 0 || p.dhondtBefore(absorbed, x, j, bestJ)) {
+				bestJ = j
+			}
+		}
+		x[bestJ]++
+	}
+	return x
+}

@@ -1,0 +1,204 @@
+package topology
+
+import (
+	"errors"
+	"math"
+	"testing"
+	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
+)
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func newTestStore() (*Store, *clocktesting.FakePassiveClock) {
+	clk := clocktesting.NewFakePassiveClock(t0)
+	return NewStore(Config{Alpha: 0.5, TTL: time.Minute}, clk), clk
+}
+
+func TestObserveRTTEWMA(t *testing.T) {
+	s, _ := newTestStore()
+	for _, ms := range []float64{10, 20, 40} {
+		if err := s.ObserveRTT(RTTSample{From: "a", To: "b", MeanMs: ms, Sent: 5, Received: 5, At: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 10 -> 0.5*20+0.5*10 = 15 -> 0.5*40+0.5*15 = 27.5
+	got, ok := s.RTT("a", "b")
+	if !ok || got != 27.5 {
+		t.Fatalf("RTT(a,b) = %v, %v; want 27.5, true", got, ok)
+	}
+	// The reverse direction falls back to the measured one.
+	if got, ok := s.RTT("b", "a"); !ok || got != 27.5 {
+		t.Fatalf("RTT(b,a) = %v, %v; want the reverse 27.5", got, ok)
+	}
+	l, _ := s.Link("a", "b")
+	if l.Observations != 3 || l.Loss != 0 {
+		t.Fatalf("link = %+v", l)
+	}
+}
+
+func TestAsymmetricEntriesKept(t *testing.T) {
+	s, _ := newTestStore()
+	mustObserve(t, s, "a", "b", 10)
+	mustObserve(t, s, "b", "a", 30)
+	if v, _ := s.RTT("a", "b"); v != 10 {
+		t.Errorf("a->b = %v, want 10", v)
+	}
+	if v, _ := s.RTT("b", "a"); v != 30 {
+		t.Errorf("b->a = %v, want 30", v)
+	}
+}
+
+func mustObserve(t *testing.T, s *Store, from, to string, ms float64) {
+	t.Helper()
+	if err := s.ObserveRTT(RTTSample{From: from, To: to, MeanMs: ms, Sent: 1, Received: 1, At: t0}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStaleIsUnknownNeverZero(t *testing.T) {
+	s, clk := newTestStore()
+	mustObserve(t, s, "a", "b", 12)
+	clk.SetTime(t0.Add(59 * time.Second))
+	if _, ok := s.RTT("a", "b"); !ok {
+		t.Fatal("RTT unknown before the TTL")
+	}
+	clk.SetTime(t0.Add(61 * time.Second))
+	if v, ok := s.RTT("a", "b"); ok {
+		t.Fatalf("RTT after the TTL = %v, want unknown", v)
+	}
+	if m := s.Matrix([]string{"a", "b"}); !math.IsInf(m[0][1], 1) || m[0][0] != 0 {
+		t.Fatalf("matrix = %v, want +Inf off the diagonal and 0 on it", m)
+	}
+	// A new measurement after staleness restarts the EWMA instead of blending.
+	if err := s.ObserveRTT(RTTSample{From: "a", To: "b", MeanMs: 50, Sent: 1, Received: 1, At: clk.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := s.RTT("a", "b"); v != 50 {
+		t.Fatalf("RTT after restart = %v, want 50", v)
+	}
+}
+
+func TestTotalLossLetsTheLinkGoStale(t *testing.T) {
+	s, clk := newTestStore()
+	mustObserve(t, s, "a", "b", 12)
+	for i := 1; i <= 4; i++ {
+		clk.SetTime(t0.Add(time.Duration(i) * 20 * time.Second))
+		if err := s.ObserveRTT(RTTSample{From: "a", To: "b", Sent: 5, Received: 0, At: clk.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := s.RTT("a", "b"); ok {
+		t.Fatal("a partitioned link still has a known RTT after the TTL")
+	}
+	l, _ := s.Link("a", "b")
+	if l.Loss < 0.9 {
+		t.Fatalf("loss = %v, want near 1", l.Loss)
+	}
+}
+
+func TestStaticAndMeasured(t *testing.T) {
+	s, clk := newTestStore()
+	if err := s.SetStaticRTT("a", "b", 30); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := s.RTT("b", "a"); !ok || v != 30 {
+		t.Fatalf("static reverse = %v, %v", v, ok)
+	}
+	mustObserve(t, s, "b", "a", 20)
+	if v, _ := s.RTT("a", "b"); v != 20 {
+		t.Fatalf("a fresh measurement must win over the static figure, got %v", v)
+	}
+	clk.SetTime(t0.Add(time.Hour))
+	if v, ok := s.RTT("a", "b"); !ok || v != 30 {
+		t.Fatalf("after the measurement went stale = %v, %v; want the static 30", v, ok)
+	}
+}
+
+func TestRejections(t *testing.T) {
+	s, _ := newTestStore()
+	tests := []struct {
+		name   string
+		sample RTTSample
+		reason string
+		msg    string
+	}{
+		{"negative", RTTSample{From: "a", To: "b", MeanMs: -1, Sent: 1, Received: 1, At: t0}, ReasonBadRTT, "a -> b: RTT -1 ms is negative"},
+		{"nan", RTTSample{From: "a", To: "b", MeanMs: math.NaN(), Sent: 1, Received: 1, At: t0}, ReasonBadRTT, "a -> b: RTT NaN ms is not a finite number"},
+		{"absurd", RTTSample{From: "a", To: "b", MeanMs: 1e9, Sent: 1, Received: 1, At: t0}, ReasonBadRTT, "a -> b: RTT 1e+09 ms is above the 60000 ms limit"},
+		{"empty site", RTTSample{From: "", To: "b", MeanMs: 1, Sent: 1, Received: 1, At: t0}, ReasonBadSite, "empty site name"},
+		{"received more than sent", RTTSample{From: "a", To: "b", MeanMs: 1, Sent: 1, Received: 2, At: t0}, ReasonBadLoss, "a -> b: received 2 of 1 probes"},
+		{"future", RTTSample{From: "a", To: "b", MeanMs: 1, Sent: 1, Received: 1, At: t0.Add(time.Hour)}, ReasonFutureTS, "timestamp 2026-01-02T04:04:05Z is 1h0m0s ahead of this clock (at most 10s allowed)"},
+		{"no time", RTTSample{From: "a", To: "b", MeanMs: 1, Sent: 1, Received: 1}, ReasonMissingTS, "observation has no timestamp"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := s.ObserveRTT(tt.sample)
+			var re *RejectError
+			if !errors.As(err, &re) || re.Reason != tt.reason || err.Error() != tt.msg {
+				t.Fatalf("err = %v (%T); want reason %s, message %q", err, err, tt.reason, tt.msg)
+			}
+		})
+	}
+	if len(s.Sites()) != 0 || s.Version() != 0 {
+		t.Fatalf("a rejected sample changed the store: sites %v version %d", s.Sites(), s.Version())
+	}
+}
+
+func TestSmallFutureSkewTolerated(t *testing.T) {
+	s, _ := newTestStore()
+	if err := s.ObserveRTT(RTTSample{From: "a", To: "b", MeanMs: 1, Sent: 1, Received: 1, At: t0.Add(5 * time.Second)}); err != nil {
+		t.Fatalf("5 s of skew rejected: %v", err)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	s, clk := newTestStore()
+	if err := s.ObserveLoad("n1", Load{CPU: 0.2, Updated: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ObserveLoad("n1", Load{CPU: 0.6, PSI: PSI{CPU: Pressure{Some: 12}}, Updated: t0}); err != nil {
+		t.Fatal(err)
+	}
+	l, ok := s.Load("n1")
+	if !ok || math.Abs(l.CPU-0.4) > 1e-9 || l.PSI.CPU.Some != 12 {
+		t.Fatalf("load = %+v, %v; want CPU 0.4 (EWMA), PSI cpu some 12", l, ok)
+	}
+	for _, bad := range []Load{{CPU: 1.5, Updated: t0}, {CPU: math.NaN(), Updated: t0}, {CPU: 0.1, PSI: PSI{IO: Pressure{Full: -1}}, Updated: t0}} {
+		if err := s.ObserveLoad("n1", bad); err == nil {
+			t.Errorf("load %+v accepted", bad)
+		}
+	}
+	clk.SetTime(t0.Add(2 * time.Minute))
+	if _, ok := s.Load("n1"); ok {
+		t.Fatal("stale load still reported")
+	}
+}
+
+func TestTraffic(t *testing.T) {
+	s, clk := newTestStore()
+	if err := s.SetTraffic("a", 10, t0, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetTraffic("b", 5, time.Time{}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetTraffic("c", -1, t0, false); err == nil {
+		t.Fatal("negative rate accepted")
+	}
+	clk.SetTime(t0.Add(2 * time.Minute))
+	got := s.Traffic()
+	if len(got) != 1 || got["b"] != 5 {
+		t.Fatalf("traffic = %v; want only the static b=5 after the TTL", got)
+	}
+}
+
+func TestSiteOf(t *testing.T) {
+	if got := SiteOf("n1", map[string]string{DefaultSiteLabel: "z1"}, DefaultSiteLabel); got != "z1" {
+		t.Errorf("labelled node: %q", got)
+	}
+	if got := SiteOf("n1", map[string]string{"other": "z1"}, DefaultSiteLabel); got != "n1" {
+		t.Errorf("unlabelled node must be its own site, got %q", got)
+	}
+}
