@@ -159,6 +159,7 @@ func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
 
 func writePlaceTable(out io.Writer, p *placement.Problem, res *PlaceResult) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	w := &errWriter{w: tw}
 	header := []string{"SITE", "TRAFFIC", "NING"}
 	if res.Optimal != nil {
 		header = append(header, "OPTIMAL")
@@ -167,7 +168,7 @@ func writePlaceTable(out io.Writer, p *placement.Problem, res *PlaceResult) erro
 	for _, n := range names {
 		header = append(header, strings.ToUpper(n))
 	}
-	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	w.printf("%s\n", strings.Join(header, "\t"))
 	for i, site := range p.Sites {
 		row := []string{site, fmt.Sprint(p.Traffic[i]), fmt.Sprint(res.Placement[site])}
 		if res.Optimal != nil {
@@ -176,7 +177,7 @@ func writePlaceTable(out io.Writer, p *placement.Problem, res *PlaceResult) erro
 		for _, n := range names {
 			row = append(row, fmt.Sprint(res.Baselines[n].Placement[site]))
 		}
-		fmt.Fprintln(tw, strings.Join(row, "\t"))
+		w.printf("%s\n", strings.Join(row, "\t"))
 	}
 	row := []string{"weighted RTT (ms)", "", fmt.Sprintf("%.3f", res.WeightedRTTms)}
 	if res.Optimal != nil {
@@ -185,17 +186,32 @@ func writePlaceTable(out io.Writer, p *placement.Problem, res *PlaceResult) erro
 	for _, n := range names {
 		row = append(row, fmt.Sprintf("%.3f", res.Baselines[n].WeightedRTTms))
 	}
-	fmt.Fprintln(tw, strings.Join(row, "\t"))
+	w.printf("%s\n", strings.Join(row, "\t"))
+	if w.err != nil {
+		return w.err
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	switch {
-	case res.GapPercent != nil:
-		fmt.Fprintf(out, "\nning's plan is %.3f%% above the exact optimum.\n", *res.GapPercent)
-	default:
-		fmt.Fprintf(out, "\nexact optimum not computed: %s\n", res.OptimalNote)
+	w = &errWriter{w: out}
+	if res.GapPercent != nil {
+		w.printf("\nning's plan is %.3f%% above the exact optimum.\n", *res.GapPercent)
+	} else {
+		w.printf("\nexact optimum not computed: %s\n", res.OptimalNote)
 	}
-	return nil
+	return w.err
+}
+
+// errWriter keeps the first write error, so a run of prints is checked once.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) printf(format string, args ...any) {
+	if e.err == nil {
+		_, e.err = fmt.Fprintf(e.w, format, args...)
+	}
 }
 
 func sortedNames[V any](m map[string]V) []string {

@@ -262,13 +262,13 @@ func TestPlannerQuality(t *testing.T) {
 			}
 		}
 	}
-	mean, worst := summarize(gaps)
+	mean, worst := summarise(gaps)
 	t.Logf("planner vs exact optimum over %d instances: mean gap %.3f%%, worst %.3f%%, exact in %.1f%%",
 		len(gaps), mean, worst, 100*exactShare(gaps))
-	m, w := summarize(greedyGaps)
+	m, w := summarise(greedyGaps)
 	t.Logf("  construction alone (before local search): mean gap %.3f%%, worst %.3f%%", m, w)
 	for _, name := range []string{"spread", "busiest-nearest", "seed-extender"} {
-		m, w := summarize(baseGaps[name])
+		m, w := summarise(baseGaps[name])
 		t.Logf("  baseline %-15s mean gap %.3f%%, worst %.3f%%", name, m, w)
 	}
 	if mean >= 2 {
@@ -286,7 +286,7 @@ func gap(cost, opt float64) float64 {
 	return 100 * (cost - opt) / opt
 }
 
-func summarize(gaps []float64) (mean, worst float64) {
+func summarise(gaps []float64) (mean, worst float64) {
 	for _, g := range gaps {
 		mean += g
 		worst = math.Max(worst, g)

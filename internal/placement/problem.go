@@ -98,13 +98,14 @@ func (p *Problem) Validate() error {
 		case room < p.Replicas:
 			room += c
 		}
-		if m := p.min(i); m < 0 {
+		m := p.min(i)
+		if m < 0 {
 			return fmt.Errorf("site %s: minimum %d is negative", p.Sites[i], m)
-		} else if c != Unlimited && m > c {
-			return fmt.Errorf("site %s: minimum %d is more than its capacity %d", p.Sites[i], m, c)
-		} else {
-			mins += m
 		}
+		if c != Unlimited && m > c {
+			return fmt.Errorf("site %s: minimum %d is more than its capacity %d", p.Sites[i], m, c)
+		}
+		mins += m
 	}
 	if room < p.Replicas {
 		return fmt.Errorf("only %d of %d replicas fit in the sites' capacity", room, p.Replicas)

@@ -39,7 +39,7 @@ func TestParseSpec(t *testing.T) {
 func TestParseSpecErrors(t *testing.T) {
 	tests := []struct{ name, in, want string }{
 		{"empty", "", "topology file is empty"},
-		{"unknown field", "sites:\n  - {name: a, trafic: 3}\n", `line 2: field trafic not found in type topology.SiteSpec`},
+		{"unknown field", "sites:\n  - {name: a, rate: 3}\n", `line 2: field rate not found in type topology.SiteSpec`},
 		{"unknown top-level field", "sites: [{name: a}]\nlatency: {}\n", `line 2: field latency not found in type topology.Spec`},
 		{"no sites", "latencyMs: {}\n", "sites: at least one site is required"},
 		{"duplicate site", "sites: [{name: a}, {name: b}, {name: a}]\n", `sites[2].name: site "a" is already defined at sites[0]`},
