@@ -4,6 +4,8 @@ BIN       ?= bin/ning
 PKGS      ?= ./...
 GOLANGCI  ?= $(shell command -v golangci-lint 2>/dev/null || echo $(shell $(GO) env GOPATH)/bin/golangci-lint)
 FUZZTIME  ?= 10s
+SHELL     := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 
 .PHONY: all build test test-quality lint verify bench demo fuzz clean help
 
@@ -20,8 +22,8 @@ test: ## vet, run every test with the race detector, then the planner quality ch
 	$(GO) test -race -short -count=1 $(PKGS)
 	$(MAKE) test-quality
 
-test-quality: ## planner vs exact optimum over 1,000 random instances (prints the gaps)
-	$(GO) test -count=1 -run 'TestPlannerQuality' -v ./internal/placement | grep -E 'gap|^(ok|FAIL|---)'
+test-quality: ## planner vs exact optimum over 1,000 random instances and the examples (prints the gaps)
+	$(GO) test -count=1 -run 'TestPlannerQuality|TestExamplesPlanQuality' -v ./internal/placement ./internal/cli | grep -E 'gap|^(ok|FAIL|---)'
 
 lint: ## gofmt, go vet and golangci-lint (.golangci.yml)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo 'gofmt would change the files above'; exit 1)

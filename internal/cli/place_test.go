@@ -3,10 +3,13 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ning-edge/ning/internal/topology"
 )
 
 func runCLI(t *testing.T, args ...string) (string, error) {
@@ -89,5 +92,59 @@ func TestPlaceErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%v: err = %v; want it to contain %q", tt.args, err, tt.want)
 		}
+	}
+}
+
+// TestExamplesPlanQuality checks the planner on every example topology, for
+// every replica count up to two more than the sites, with and without a
+// per-replica rate limit: never worse than a baseline, and its mean gap to the
+// exact optimum under 2 %.
+func TestExamplesPlanQuality(t *testing.T) {
+	files, err := filepath.Glob("../../examples/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no examples: %v", err)
+	}
+	var gaps []float64
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec, err := topology.ParseSpec(data)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for r := 1; r <= len(spec.Sites)+2; r++ {
+			for _, limited := range []bool{false, true} {
+				p := ProblemFromSpec(spec, r, 0)
+				if limited {
+					p.PerReplicaRPS = math.Ceil(1.2 * p.TotalTraffic() / float64(r))
+				}
+				if p.Validate() != nil {
+					continue
+				}
+				res, err := Place(p)
+				if err != nil {
+					t.Fatalf("%s r=%d: %v", f, r, err)
+				}
+				for name, b := range res.Baselines {
+					if res.WeightedRTTms > b.WeightedRTTms {
+						t.Errorf("%s r=%d limited=%v: ning %v ms, worse than %s %v ms", f, r, limited, res.WeightedRTTms, name, b.WeightedRTTms)
+					}
+				}
+				if res.GapPercent != nil {
+					gaps = append(gaps, *res.GapPercent)
+				}
+			}
+		}
+	}
+	mean, worst := 0.0, 0.0
+	for _, g := range gaps {
+		mean += g / float64(len(gaps))
+		worst = math.Max(worst, g)
+	}
+	t.Logf("examples: %d instances with an exact optimum, mean gap %.3f%%, worst %.3f%%", len(gaps), mean, worst)
+	if len(gaps) < 20 || mean >= 2 {
+		t.Fatalf("%d instances, mean gap %.3f%%", len(gaps), mean)
 	}
 }
