@@ -125,6 +125,12 @@ type Store struct {
 	loads   map[string]*Load
 	traffic map[string]trafficEntry
 	version uint64
+	last    Updates
+}
+
+// Updates says when each kind of data last changed in a store.
+type Updates struct {
+	RTT, Load, Traffic time.Time
 }
 
 type trafficEntry struct {
@@ -234,6 +240,7 @@ func (s *Store) ObserveRTT(m RTTSample) error {
 			l.Updated = m.At
 		}
 	}
+	s.last.RTT = s.clock.Now()
 	s.version++
 	return nil
 }
@@ -253,6 +260,7 @@ func (s *Store) SetStaticRTT(from, to string, ms float64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.static[[2]string{from, to}] = ms
+	s.last.RTT = s.clock.Now()
 	s.version++
 	return nil
 }
@@ -386,6 +394,7 @@ func (s *Store) ObserveLoad(node string, l Load) error {
 			cur.Updated = l.Updated
 		}
 	}
+	s.last.Load = s.clock.Now()
 	s.version++
 	return nil
 }
@@ -418,8 +427,16 @@ func (s *Store) SetTraffic(site string, rps float64, at time.Time, static bool) 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.traffic[site] = trafficEntry{rps: rps, updated: at, static: static}
+	s.last.Traffic = s.clock.Now()
 	s.version++
 	return nil
+}
+
+// LastUpdates says when each kind of data was last written.
+func (s *Store) LastUpdates() Updates {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.last
 }
 
 // Traffic returns the fresh request rate per site.

@@ -1,0 +1,257 @@
+// Package testcluster starts a real Kubernetes control plane in process for
+// ning's integration tests and benchmarks: embedded etcd plus the real
+// kube-apiserver (k8s.io/kubernetes/cmd/kube-apiserver/app/testing), nodes made
+// Ready without kubelets (as upstream's scheduler_perf does), and the real
+// ReplicaSet and Deployment controllers.
+package testcluster
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apiserver/pkg/storage/storagebackend"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/klog/v2"
+	kubeapiservertesting "k8s.io/kubernetes/cmd/kube-apiserver/app/testing"
+	"k8s.io/kubernetes/pkg/controller/deployment"
+	"k8s.io/kubernetes/pkg/controller/replicaset"
+	"k8s.io/kubernetes/test/utils/ktesting"
+)
+
+// LogsEnv, set to 1, shows klog and etcd output; otherwise only klog errors.
+const LogsEnv = "NING_TEST_LOGS"
+
+var quietOnce sync.Once
+
+// quiet lowers klog's verbosity to 2 (ktesting's init sets 5) unless -v was
+// given, and silences klog's global output unless NING_TEST_LOGS=1.
+func quiet() {
+	quietOnce.Do(func() {
+		if os.Getenv(LogsEnv) != "1" {
+			klog.LogToStderr(false)
+			klog.SetOutput(io.Discard)
+		}
+		explicit := false
+		flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "v" })
+		if !explicit && flag.CommandLine.Lookup("v") != nil {
+			_ = flag.Set("v", "2")
+		}
+	})
+}
+
+// ControlPlane is a running etcd and kube-apiserver.
+type ControlPlane struct {
+	// Config is an admin loopback config.
+	Config *rest.Config
+	// Client is a clientset built from Config.
+	Client kubernetes.Interface
+	// Kubeconfig is a kubeconfig file for Config.
+	Kubeconfig string
+	// Dir is a scratch directory removed at cleanup.
+	Dir string
+	// Stop stops the apiserver, then etcd; it is idempotent.
+	Stop func()
+}
+
+// Start launches embedded etcd and an in-process kube-apiserver, stopped when
+// the test ends. extraFlags are appended to the apiserver's flags.
+func Start(t ktesting.TB, extraFlags ...string) *ControlPlane {
+	t.Helper()
+	quiet()
+	dir := t.TempDir()
+	etcd, etcdURL, err := startEtcd(filepath.Join(dir, "etcd"))
+	if err != nil {
+		t.Fatalf("starting etcd: %v", err)
+	}
+	storage := storagebackend.NewDefaultConfig(path.Join(uuid.New().String(), "registry"), nil)
+	storage.Transport.ServerList = []string{etcdURL}
+	flags := append([]string{
+		// No ServiceAccount or token controllers run here.
+		"--disable-admission-plugins=ServiceAccount",
+		"--endpoint-reconciler-type=none",
+	}, extraFlags...)
+	ts, err := kubeapiservertesting.StartTestServer(t, kubeapiservertesting.NewDefaultTestServerOptions(), flags, storage)
+	if err != nil {
+		etcd.Close()
+		t.Fatalf("starting kube-apiserver: %v", err)
+	}
+	var once sync.Once
+	cp := &ControlPlane{Config: ts.ClientConfig, Dir: dir}
+	cp.Stop = func() {
+		once.Do(func() {
+			ts.TearDownFn()
+			etcd.Close()
+		})
+	}
+	t.Cleanup(cp.Stop)
+	cp.Config.QPS, cp.Config.Burst = 1000, 2000
+	if cp.Client, err = kubernetes.NewForConfig(cp.Config); err != nil {
+		t.Fatalf("clientset: %v", err)
+	}
+	cp.Kubeconfig = filepath.Join(dir, "kubeconfig")
+	if err := writeKubeconfig(cp.Config, cp.Kubeconfig); err != nil {
+		t.Fatalf("kubeconfig: %v", err)
+	}
+	return cp
+}
+
+func startEtcd(dataDir string) (*embed.Etcd, string, error) {
+	var lastErr error
+	for range 5 {
+		ports, err := freePorts(2)
+		if err != nil {
+			return nil, "", err
+		}
+		clientURL := url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))}
+		peerURL := url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1]))}
+		cfg := embed.NewConfig()
+		cfg.Dir = dataDir
+		cfg.UnsafeNoFsync = true
+		cfg.LogLevel = "error"
+		if os.Getenv(LogsEnv) != "1" {
+			cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+		}
+		cfg.ListenClientUrls = []url.URL{clientURL}
+		cfg.AdvertiseClientUrls = []url.URL{clientURL}
+		cfg.ListenPeerUrls = []url.URL{peerURL}
+		cfg.AdvertisePeerUrls = []url.URL{peerURL}
+		cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+		_ = os.RemoveAll(dataDir)
+		e, err := embed.StartEtcd(cfg)
+		if err != nil {
+			lastErr = err // most likely a port taken in between; try again
+			continue
+		}
+		select {
+		case <-e.Server.ReadyNotify():
+			return e, clientURL.String(), nil
+		case <-time.After(60 * time.Second):
+			e.Close()
+			return nil, "", fmt.Errorf("etcd did not become ready in 60s")
+		}
+	}
+	return nil, "", fmt.Errorf("starting etcd: %w", lastErr)
+}
+
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+func writeKubeconfig(c *rest.Config, file string) error {
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["test"] = &clientcmdapi.Cluster{
+		Server:                   c.Host,
+		CertificateAuthorityData: c.CAData,
+		TLSServerName:            c.ServerName,
+		InsecureSkipTLSVerify:    c.Insecure,
+	}
+	kc.AuthInfos["test"] = &clientcmdapi.AuthInfo{
+		Token:                 c.BearerToken,
+		ClientCertificateData: c.CertData,
+		ClientKeyData:         c.KeyData,
+	}
+	kc.Contexts["test"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: "test"}
+	kc.CurrentContext = "test"
+	return clientcmd.WriteToFile(*kc, file)
+}
+
+// Node describes a node to create.
+type Node struct {
+	Name   string
+	Site   string // value of topology.kubernetes.io/zone; empty for none
+	CPU    string // default "8"
+	Memory string // default "32Gi"
+	Pods   string // default "110"
+	Labels map[string]string
+}
+
+// CreateReadyNode creates a node that the scheduler will use: capacity set,
+// Ready, and without the not-ready taint that admission adds (no kubelet or
+// node lifecycle controller runs to remove it).
+func CreateReadyNode(ctx context.Context, c kubernetes.Interface, s Node) (*v1.Node, error) {
+	labels := map[string]string{v1.LabelHostname: s.Name}
+	if s.Site != "" {
+		labels[v1.LabelTopologyZone] = s.Site
+	}
+	for k, v := range s.Labels {
+		labels[k] = v
+	}
+	n, err := c.CoreV1().Nodes().Create(ctx, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: s.Name, Labels: labels}}, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("creating node %s: %w", s.Name, err)
+	}
+	var taints []v1.Taint
+	for _, tn := range n.Spec.Taints {
+		if tn.Key != v1.TaintNodeNotReady {
+			taints = append(taints, tn)
+		}
+	}
+	n.Spec.Taints = taints
+	if n, err = c.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+		return nil, fmt.Errorf("untainting node %s: %w", s.Name, err)
+	}
+	rl := v1.ResourceList{
+		v1.ResourceCPU:    resource.MustParse(orDefault(s.CPU, "8")),
+		v1.ResourceMemory: resource.MustParse(orDefault(s.Memory, "32Gi")),
+		v1.ResourcePods:   resource.MustParse(orDefault(s.Pods, "110")),
+	}
+	now := metav1.Now()
+	n.Status.Capacity, n.Status.Allocatable, n.Status.Phase = rl, rl, v1.NodeRunning
+	n.Status.Conditions = []v1.NodeCondition{{Type: v1.NodeReady, Status: v1.ConditionTrue, Reason: "KubeletReady", LastHeartbeatTime: now, LastTransitionTime: now}}
+	n, err = c.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("marking node %s ready: %w", s.Name, err)
+	}
+	return n, nil
+}
+
+func orDefault(v, d string) string {
+	if v == "" {
+		return d
+	}
+	return v
+}
+
+// StartWorkloadControllers runs the real ReplicaSet and Deployment controllers
+// until ctx is done.
+func StartWorkloadControllers(ctx context.Context, c kubernetes.Interface) error {
+	f := informers.NewSharedInformerFactory(c, 0)
+	rsc := replicaset.NewReplicaSetController(ctx, f.Apps().V1().ReplicaSets(), f.Core().V1().Pods(), c, replicaset.BurstReplicas)
+	dc, err := deployment.NewDeploymentController(ctx, f.Apps().V1().Deployments(), f.Apps().V1().ReplicaSets(), f.Core().V1().Pods(), c)
+	if err != nil {
+		return fmt.Errorf("deployment controller: %w", err)
+	}
+	f.Start(ctx.Done())
+	go rsc.Run(ctx, 2)
+	go dc.Run(ctx, 2)
+	return nil
+}

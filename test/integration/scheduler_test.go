@@ -1,0 +1,139 @@
+// Package integration runs ning's components against a real kube-apiserver
+// (embedded etcd, in process), the real kube-scheduler and the real workload
+// controllers.
+package integration
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/component-base/metrics/testutil"
+
+	"github.com/ning-edge/ning/internal/placement"
+	"github.com/ning-edge/ning/internal/schedmetrics"
+)
+
+// Sites a, b, c: most traffic enters at a; c is far from a.
+var (
+	testRTT = map[[2]string]float64{{"a", "b"}: 10, {"a", "c"}: 40, {"b", "c"}: 30}
+	testTraffic = map[string]float64{"a": 100, "b": 10, "c": 5}
+)
+
+func TestScheduler(t *testing.T) {
+	e := startEnv(t, staticStore(t, testRTT, testTraffic), true)
+
+	t.Run("no constraint goes where the traffic is", func(t *testing.T) {
+		ns := e.namespace(t)
+		e.createPod(t, ns, "p", nil, nil)
+		if got := e.waitSite(t, ns, "p"); got != "a" {
+			t.Fatalf("site = %s, want a", got)
+		}
+		note := e.waitEvent(t, ns, "p", "NingPlacement")
+		for _, want := range []string{"Placed in site a", "runner-up site"} {
+			if !strings.Contains(note, want) {
+				t.Errorf("event %q lacks %q", note, want)
+			}
+		}
+	})
+
+	t.Run("delay from a site", func(t *testing.T) {
+		ns := e.namespace(t)
+		e.createPod(t, ns, "p", map[string]string{"delay_c": "15"}, nil)
+		if got := e.waitSite(t, ns, "p"); got != "c" {
+			t.Fatalf("site = %s, want c (the only site within 15 ms of c)", got)
+		}
+	})
+
+	t.Run("delay from a node", func(t *testing.T) {
+		ns := e.namespace(t)
+		e.createPod(t, ns, "p", map[string]string{"delay_c-0": "35"}, nil)
+		// Within 35 ms of c: b (30) and c; b is nearer to the traffic at a.
+		if got := e.waitSite(t, ns, "p"); got != "b" {
+			t.Fatalf("site = %s, want b", got)
+		}
+	})
+
+	t.Run("delay from a pod", func(t *testing.T) {
+		ns := e.namespace(t)
+		e.createPod(t, ns, "anchor", map[string]string{"delay_c": "1"}, nil)
+		if got := e.waitSite(t, ns, "anchor"); got != "c" {
+			t.Fatalf("anchor site = %s", got)
+		}
+		e.createPod(t, ns, "p", map[string]string{"delay_anchor": "5"}, nil)
+		if got := e.waitSite(t, ns, "p"); got != "c" {
+			t.Fatalf("site = %s, want c (the anchor pod's site)", got)
+		}
+	})
+
+	t.Run("unsatisfiable stays pending with the reason", func(t *testing.T) {
+		ns := e.namespace(t)
+		e.createPod(t, ns, "p", map[string]string{"delay_a": "12", "delay_c": "12"}, nil)
+		msg := e.waitUnschedulable(t, ns, "p")
+		for _, want := range []string{"delay_a 12ms: c is 40.0ms from a", "delay_c 12ms:"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("condition message %q lacks %q", msg, want)
+			}
+		}
+		e.waitEvent(t, ns, "p", "FailedScheduling")
+	})
+
+	t.Run("malformed label is visible and blocks nothing else", func(t *testing.T) {
+		ns := e.namespace(t)
+		before, _ := testutil.GetCounterMetricValue(schedmetrics.Register().RejectedLabels)
+		e.createPod(t, ns, "bad", map[string]string{"delay_a": "soon"}, nil)
+		msg := e.waitUnschedulable(t, ns, "bad")
+		if want := `label delay_a="soon" is not a delay in milliseconds (want e.g. "25" or "25ms")`; !strings.Contains(msg, want) {
+			t.Fatalf("condition message %q lacks %q", msg, want)
+		}
+		e.createPod(t, ns, "good", nil, nil)
+		if got := e.waitSite(t, ns, "good"); got != "a" {
+			t.Fatalf("a well-formed pod after the bad one: site %s, want a", got)
+		}
+		if after, _ := testutil.GetCounterMetricValue(schedmetrics.Register().RejectedLabels); after <= before {
+			t.Errorf("ning_scheduler_malformed_delay_labels_total did not rise (%v -> %v)", before, after)
+		}
+	})
+
+	t.Run("cloud only as fallback", func(t *testing.T) {
+		ns := e.namespace(t)
+		// Only the cloud node and site a's nodes are allowed; a wins.
+		e.createPod(t, ns, "edge", nil, func(p *v1.Pod) { p.Spec.NodeSelector = nil })
+		if got := e.waitSite(t, ns, "edge"); got == "cloud" {
+			t.Fatal("a pod went to the cloud while edge nodes fit")
+		}
+		// No edge node fits a 7.5-CPU pod after the others; the cloud node does.
+		e.createPod(t, ns, "big", nil, func(p *v1.Pod) {
+			p.Spec.Tolerations = nil
+			p.Spec.Affinity = &v1.Affinity{NodeAffinity: &v1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &v1.NodeSelector{
+				NodeSelectorTerms: []v1.NodeSelectorTerm{{MatchExpressions: []v1.NodeSelectorRequirement{{
+					Key: v1.LabelTopologyZone, Operator: v1.NodeSelectorOpIn, Values: []string{"c", "cloud"},
+				}}}},
+			}}}
+			p.Labels = map[string]string{"delay_a": "1000"}
+		})
+		if got := e.waitSite(t, ns, "big"); got != "c" {
+			t.Fatalf("site = %s, want the edge site c over the cloud", got)
+		}
+	})
+
+	t.Run("workload spread by traffic as the planner says", func(t *testing.T) {
+		ns := e.namespace(t)
+		e.createReplicaSet(t, ns, "web", 6, nil)
+		got := e.sitesOf(t, ns, "app=web", 6)
+		sites := []string{"a", "b", "c"}
+		p := &placement.Problem{
+			Sites: sites, Traffic: []float64{100, 10, 5},
+			Capacity: []int{placement.Unlimited, placement.Unlimited, placement.Unlimited},
+			RTT:      e.store.Matrix(sites), Replicas: 6,
+		}
+		plan, err := placement.Plan(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(plan.Map(sites), got); diff != "" {
+			t.Fatalf("replicas per site (-plan +scheduled):\n%s", diff)
+		}
+	})
+}
