@@ -5,7 +5,7 @@ PKGS      ?= ./...
 GOLANGCI  ?= $(shell command -v golangci-lint 2>/dev/null || echo $(shell $(GO) env GOPATH)/bin/golangci-lint)
 FUZZTIME  ?= 10s
 
-.PHONY: all build test test-quality lint verify bench demo fuzz clean help
+.PHONY: all build test test-quality lint verify bench demo fuzz clean help generate protoc-check test-mosquitto
 
 all: build
 
@@ -28,9 +28,33 @@ lint: ## gofmt, go vet and golangci-lint (.golangci.yml)
 	$(GO) vet $(PKGS)
 	@if [ -x "$(GOLANGCI)" ]; then $(GOLANGCI) run $(PKGS); else echo "golangci-lint not installed: skipped (.ci/run installs it)"; fi
 
-verify: ## check that go.mod is tidy and the code is formatted
+verify: protoc-check ## check that go.mod is tidy, the code is formatted and generated code is current
 	$(GO) mod tidy -diff
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo 'gofmt needed'; exit 1)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  $(MAKE) --no-print-directory GENOUT="$$tmp" generate >/dev/null && \
+	  diff -ru $(PROTO_PKG) "$$tmp/$(PROTO_PKG)" --exclude='*.proto' && echo "generated code is current"
+
+# Protobuf: protoc from the system (apt-get install -y protobuf-compiler),
+# protoc-gen-go built from the google.golang.org/protobuf version in go.mod, so
+# generator and runtime always match.
+PROTOC        ?= protoc
+PROTO_DIR     := api/proto
+PROTO_PKG     := api/proto/ning/v1
+PROTOS        := $(PROTO_DIR)/ning/v1/ning.proto
+GENOUT        ?= .
+PROTOC_GEN_GO := bin/protoc-gen-go
+
+protoc-check:
+	@command -v $(PROTOC) >/dev/null || { echo "protoc not found: install it (apt-get install -y protobuf-compiler) to generate or verify $(PROTO_PKG)"; exit 1; }
+
+$(PROTOC_GEN_GO): go.mod
+	$(GO) build -o $@ google.golang.org/protobuf/cmd/protoc-gen-go
+
+generate: protoc-check $(PROTOC_GEN_GO) ## regenerate the protobuf Go code in api/proto/ning/v1
+	@mkdir -p $(GENOUT)
+	$(PROTOC) -I $(PROTO_DIR) --plugin=protoc-gen-go=$(PROTOC_GEN_GO) \
+	  --go_out=$(GENOUT) --go_opt=module=github.com/ning-edge/ning $(PROTOS)
 
 bench: ## run the benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
