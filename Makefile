@@ -63,6 +63,7 @@ fuzz: ## run each fuzz target for FUZZTIME
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSpec$$' -fuzztime $(FUZZTIME) ./internal/topology
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCSVMatrix$$' -fuzztime $(FUZZTIME) ./internal/topology
 	$(GO) test -run '^$$' -fuzz '^FuzzParseConstraints$$' -fuzztime $(FUZZTIME) ./internal/placement
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeLatencyReport$$' -fuzztime $(FUZZTIME) ./internal/source
 
 demo: build ## until the embedded-cluster demo lands: plan the edge-city example
 	$(BIN) place -f examples/edge-city.yaml --replicas 4
