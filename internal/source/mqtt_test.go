@@ -87,7 +87,9 @@ func TestHandleLatency(t *testing.T) {
 		{name: "absurd RTT", mutate: func(r *ningv1.LatencyReport) { r.Targets[0].MaxMs = 3_600_000 }, wantReason: topology.ReasonBadRTT},
 		{name: "samples do not match replies", mutate: func(r *ningv1.LatencyReport) { r.Targets[0].Received = 2 }, wantReason: topology.ReasonBadRTT},
 		{name: "more replies than probes", mutate: func(r *ningv1.LatencyReport) { r.Targets[0].Sent = 2 }, wantReason: topology.ReasonBadLoss},
-		{name: "nothing sent", mutate: func(r *ningv1.LatencyReport) { r.Targets[0].Sent, r.Targets[0].Received, r.Targets[0].RttMs = 0, 0, nil }, wantReason: topology.ReasonBadLoss},
+		{name: "nothing sent", mutate: func(r *ningv1.LatencyReport) {
+			r.Targets[0].Sent, r.Targets[0].Received, r.Targets[0].RttMs = 0, 0, nil
+		}, wantReason: topology.ReasonBadLoss},
 		{name: "future timestamp", mutate: func(r *ningv1.LatencyReport) { r.Time = timestamppb.New(now.Add(time.Hour)) }, wantReason: topology.ReasonFutureTS},
 		{name: "missing timestamp", mutate: func(r *ningv1.LatencyReport) { r.Time = nil }, wantReason: topology.ReasonMissingTS},
 		{name: "invalid timestamp", mutate: func(r *ningv1.LatencyReport) { r.Time = &timestamppb.Timestamp{Nanos: -1} }, wantReason: topology.ReasonMissingTS},
