@@ -60,7 +60,7 @@ func startBroker(t *testing.T, addr string, before ...func(*broker.Broker)) *bro
 }
 
 // brokerURL is the broker the transport tests use: NING_MQTT_URL (a real
-// Mosquitto in CI) when set, else a fresh embedded broker.
+// broker in CI) when set, else a fresh embedded broker.
 func brokerURL(t *testing.T) (url, kind string) {
 	if u := os.Getenv("NING_MQTT_URL"); u != "" {
 		return u, "external"

@@ -49,7 +49,7 @@ func probeUDPEcho(ctx context.Context, host string, port int, o Options) ([]time
 	if err != nil {
 		return nil, 0, fmt.Errorf("udp echo to %s: %w", host, err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	nonce := make([]byte, 8)
 	_, _ = rand.Read(nonce)
 	var rtts []time.Duration

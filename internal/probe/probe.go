@@ -184,8 +184,8 @@ func methodFor(m ningv1.ProbeMethod) methodFunc {
 	return nil
 }
 
-// ProbeTarget measures one target, falling back through o.Methods.
-func ProbeTarget(ctx context.Context, t Target, o Options) *ningv1.TargetResult {
+// Measure measures one target, falling back through o.Methods.
+func Measure(ctx context.Context, t Target, o Options) *ningv1.TargetResult {
 	o = o.withDefaults()
 	res := &ningv1.TargetResult{Site: t.Site, Node: t.Node, Address: t.Address}
 	host, port, err := splitHostPort(t.Address)
@@ -296,7 +296,7 @@ func (p *Prober) Round(ctx context.Context) (*ningv1.LatencyReport, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = ProbeTarget(ctx, t, p.Options)
+			results[i] = Measure(ctx, t, p.Options)
 		}()
 	}
 	wg.Wait()

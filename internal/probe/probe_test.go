@@ -274,7 +274,7 @@ func TestProbeTargetLoopback(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			o := opts
 			o.Methods, o.UDPPort, o.TCPPort = tt.methods, tt.udpPort, tt.tcpPort
-			r := ProbeTarget(t.Context(), Target{Site: "lo", Address: tt.addr}, o)
+			r := Measure(t.Context(), Target{Site: "lo", Address: tt.addr}, o)
 			if r.GetMethod() != tt.wantMethod || r.GetReceived() != tt.wantReceived || r.GetSent() != 5 {
 				t.Fatalf("got method %v sent %d received %d (%s), want %v 5 %d", r.GetMethod(), r.GetSent(), r.GetReceived(), r.GetError(), tt.wantMethod, tt.wantReceived)
 			}
@@ -293,7 +293,7 @@ func TestProbeTargetLoopback(t *testing.T) {
 func TestProbeICMPLoopback(t *testing.T) {
 	for _, m := range []ningv1.ProbeMethod{ningv1.ProbeMethod_PROBE_METHOD_ICMP_RAW, ningv1.ProbeMethod_PROBE_METHOD_ICMP_UDP} {
 		t.Run(methodName(m), func(t *testing.T) {
-			r := ProbeTarget(t.Context(), Target{Site: "lo", Address: "127.0.0.1"},
+			r := Measure(t.Context(), Target{Site: "lo", Address: "127.0.0.1"},
 				Options{Count: 3, Interval: 10 * time.Millisecond, Timeout: 300 * time.Millisecond, Methods: []ningv1.ProbeMethod{m}})
 			if r.GetReceived() == 0 {
 				t.Skipf("%s not usable here (needs CAP_NET_RAW or ping_group_range): %s", methodName(m), r.GetError())

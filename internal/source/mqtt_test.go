@@ -208,7 +208,7 @@ func FuzzDecodeLatencyReport(f *testing.F) {
 // NING_MQTT_URL) and measures publish-to-store latency.
 func TestMQTTSourceEndToEnd(t *testing.T) {
 	url := os.Getenv("NING_MQTT_URL")
-	kind := "mosquitto/external"
+	kind := "external (NING_MQTT_URL)"
 	if url == "" {
 		b, err := broker.New(broker.Config{Listen: "127.0.0.1:0", AllowAnonymous: true}, discard())
 		if err != nil {
