@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -397,5 +398,64 @@ func TestServe(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Error(err)
+	}
+}
+
+// delayEcho is a UDP echo server that answers after delay and drops every
+// dropEvery-th datagram (0: none), emulating a WAN link on loopback.
+func delayEcho(t *testing.T, delay time.Duration, dropEvery int) int {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		for n := 1; ; n++ {
+			buf := make([]byte, 1500)
+			k, addr, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if dropEvery > 0 && n%dropEvery == 0 {
+				continue
+			}
+			time.AfterFunc(delay, func() { _, _ = pc.WriteTo(buf[:k], addr) })
+		}
+	}()
+	return pc.LocalAddr().(*net.UDPAddr).Port
+}
+
+func TestUDPEchoMeasuresConfiguredDelay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("timing test; skipped in -short")
+	}
+	tests := []struct {
+		delay     time.Duration
+		dropEvery int
+		wantLoss  float64
+	}{
+		{delay: 10 * time.Millisecond},
+		{delay: 40 * time.Millisecond},
+		{delay: 60 * time.Millisecond},
+		{delay: 40 * time.Millisecond, dropEvery: 5, wantLoss: 0.2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.delay.String()+"/drop"+strconv.Itoa(tt.dropEvery), func(t *testing.T) {
+			port := delayEcho(t, tt.delay, tt.dropEvery)
+			r := Measure(t.Context(), Target{Site: "wan", Address: "127.0.0.1:" + strconv.Itoa(port)},
+				Options{Count: 20, Interval: 10 * time.Millisecond, Timeout: 500 * time.Millisecond,
+					Methods: []ningv1.ProbeMethod{ningv1.ProbeMethod_PROBE_METHOD_UDP_ECHO}})
+			want := float64(tt.delay) / float64(time.Millisecond)
+			loss := 1 - float64(r.GetReceived())/float64(r.GetSent())
+			t.Logf("configured %.0f ms, loss %.2f: measured avg %.3f ms (p50 %.3f, p99 %.3f, stddev %.3f), loss %.2f",
+				want, tt.wantLoss, r.GetAvgMs(), r.GetP50Ms(), r.GetP99Ms(), r.GetStddevMs(), loss)
+			if math.Abs(r.GetAvgMs()-want) > 2 {
+				t.Errorf("avg %.3f ms, want %.0f ± 2 ms", r.GetAvgMs(), want)
+			}
+			if math.Abs(loss-tt.wantLoss) > 0.05 {
+				t.Errorf("loss %.2f, want %.2f ± 0.05", loss, tt.wantLoss)
+			}
+		})
 	}
 }
