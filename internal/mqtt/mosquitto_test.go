@@ -22,7 +22,7 @@ import (
 // mosquittoProc is a Mosquitto this test starts and restarts itself.
 type mosquittoProc struct {
 	bin, conf, addr, log string
-	cmd             *exec.Cmd
+	cmd                  *exec.Cmd
 }
 
 func (m *mosquittoProc) start(t *testing.T) {
