@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"k8s.io/utils/clock"
 
+	ningv1 "github.com/ning-edge/ning/api/proto/ning/v1"
 	"github.com/ning-edge/ning/internal/mqtt"
 	"github.com/ning-edge/ning/internal/probe"
 )
@@ -33,6 +34,7 @@ type probeOptions struct {
 	udpPort     int
 	tcpPort     int
 	once        bool
+	publish     bool
 	output      string
 	period      time.Duration
 	jitter      float64
@@ -82,6 +84,7 @@ on ning/v1/latency/<site> (QoS 1, retained) and serves /healthz, /metrics and
 	f.IntVar(&o.udpPort, "udp-port", 7, "UDP echo port for targets without a port (0: skip UDP)")
 	f.IntVar(&o.tcpPort, "tcp-port", 0, "TCP port for targets without a port (0: skip TCP)")
 	f.BoolVar(&o.once, "once", false, "run one round, print it and exit")
+	f.BoolVar(&o.publish, "publish", false, "with --once, also publish the report to the broker before exiting")
 	f.StringVarP(&o.output, "output", "o", "json", "--once output: json (protojson of LatencyReport)")
 	f.DurationVar(&o.period, "period", 30*time.Second, "time between rounds")
 	f.Float64Var(&o.jitter, "jitter", 0.2, "extra random delay between rounds, as a share of --period (0..1)")
@@ -165,12 +168,13 @@ func runProbe(ctx context.Context, out io.Writer, o probeOptions) error {
 		Options: probe.Options{Count: o.count, Interval: o.interval, Timeout: o.timeout, Methods: methods, UDPPort: o.udpPort, TCPPort: o.tcpPort},
 		Load:    probe.NewLoadReader(o.procRoot, log), Clock: clock.RealClock{}, Metrics: metrics, Log: log,
 	}
+	var r *ningv1.LatencyReport
 	if o.once {
 		// Prime the CPU counters so the report carries a real utilisation.
 		if _, err := p.Load.Read(); err != nil {
 			log.Warn("reading node load", "err", err)
 		}
-		r, err := p.Round(ctx)
+		r, err = p.Round(ctx)
 		if err != nil {
 			return err
 		}
@@ -178,17 +182,32 @@ func runProbe(ctx context.Context, out io.Writer, o probeOptions) error {
 		if err != nil {
 			return fmt.Errorf("encoding report: %w", err)
 		}
-		_, err = fmt.Fprintln(out, string(b))
-		return err
+		if _, err := fmt.Fprintln(out, string(b)); err != nil {
+			return err
+		}
+		if !o.publish {
+			return nil
+		}
 	}
 
 	cfg, err := o.mqtt.config()
 	if err != nil {
 		return err
 	}
-	pub, err := mqtt.NewPublisher(ctx, cfg, mqtt.PublisherOptions{QueueSize: o.queueSize}, reg, log)
+	// The publisher outlives ctx (a signal) so Close can flush what is queued.
+	pubCtx, pubCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer pubCancel()
+	pub, err := mqtt.NewPublisher(pubCtx, cfg, mqtt.PublisherOptions{QueueSize: o.queueSize}, reg, log)
 	if err != nil {
 		return err
+	}
+	closePub := func() error {
+		cctx, cancel := context.WithTimeout(pubCtx, 10*time.Second)
+		defer cancel()
+		return pub.Close(cctx)
+	}
+	if o.once {
+		return errors.Join(pub.PublishLatency(r), closePub())
 	}
 	scores := probe.NewScores(o.node, 0.3)
 	loop := &probe.Loop{Prober: p, Publisher: pub, Scores: scores, Period: o.period, Jitter: o.jitter, Log: log}
@@ -207,7 +226,5 @@ func runProbe(ctx context.Context, out io.Writer, o probeOptions) error {
 	}
 	g.Go(func() error { return loop.Run(gctx) })
 	err = g.Wait()
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	return errors.Join(err, pub.Close(cctx))
+	return errors.Join(err, closePub())
 }

@@ -12,11 +12,15 @@ import (
 	"testing"
 	"time"
 
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"k8s.io/utils/clock"
 
 	ningv1 "github.com/ning-edge/ning/api/proto/ning/v1"
+	"github.com/ning-edge/ning/internal/broker"
 	"github.com/ning-edge/ning/internal/mqtt"
 	"github.com/ning-edge/ning/internal/source"
 	"github.com/ning-edge/ning/internal/topology"
@@ -174,5 +178,41 @@ func TestProbeBrokerEndToEnd(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("command did not stop")
 		}
+	}
+}
+
+// TestProbeOncePublish is the Job mode: one round, printed and published,
+// flushed before exit.
+func TestProbeOncePublish(t *testing.T) {
+	b, err := broker.New(broker.Config{Listen: "127.0.0.1:0", AllowAnonymous: true, Inline: true}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte, 1)
+	if err := b.Server().Subscribe(mqtt.TopicLatencyPrefix+"home", 1, func(_ *mochi.Client, _ packets.Subscription, pk packets.Packet) {
+		got <- pk.Payload
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	port := udpEcho(t)
+	o := probeOptions{site: "home", node: "n1", targets: []string{"lo=127.0.0.1:" + strconv.Itoa(port)},
+		count: 2, interval: 10 * time.Millisecond, timeout: 200 * time.Millisecond, methods: "udp",
+		once: true, publish: true, output: "json", period: time.Second, procRoot: "/proc", logLevel: "error",
+		queueSize: 10, mqtt: mqttFlags{url: "mqtt://" + b.Addr()}}
+	if err := runProbe(t.Context(), io.Discard, o); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case p := <-got:
+		var r ningv1.LatencyReport
+		if err := proto.Unmarshal(p, &r); err != nil || r.GetTargets()[0].GetReceived() != 2 {
+			t.Errorf("published report %v (%v)", &r, err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("report not published")
 	}
 }
