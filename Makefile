@@ -5,7 +5,7 @@ PKGS      ?= ./...
 GOLANGCI  ?= $(shell command -v golangci-lint 2>/dev/null || echo $(shell $(GO) env GOPATH)/bin/golangci-lint)
 FUZZTIME  ?= 10s
 
-.PHONY: all build test test-quality lint verify bench demo fuzz clean help generate protoc-check test-mosquitto
+.PHONY: all build test test-quality lint verify bench demo fuzz clean help generate protoc-check test-mosquitto test-netns
 
 all: build
 
@@ -82,3 +82,6 @@ test-mosquitto: ## run the MQTT transport tests against a real Mosquitto on 127.
 	    ./internal/mqtt ./internal/source > $$tmp/test.log 2>&1; rc=$$?; \
 	  kill $$pid; grep -E '^(=== RUN|\s*---|ok|FAIL|PASS)|latency|broker:' $$tmp/test.log; \
 	  [ $$rc = 0 ] || tail -50 $$tmp/test.log; rm -rf $$tmp; exit $$rc
+
+test-netns: ## as root: ning probe in a network namespace against two others, every method (skips without root or ip)
+	$(GO) test -count=1 -v -run 'TestNetnsEndToEnd' ./internal/probe
