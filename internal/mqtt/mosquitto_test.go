@@ -19,7 +19,7 @@ import (
 	ningv1 "github.com/ning-edge/ning/api/proto/ning/v1"
 )
 
-// mosquittoProc is a Mosquitto this test starts and restarts itself.
+// mosquittoProc is a broker process this test starts and restarts itself.
 type mosquittoProc struct {
 	bin, conf, addr, log string
 	cmd                  *exec.Cmd
@@ -35,7 +35,7 @@ func (m *mosquittoProc) start(t *testing.T) {
 	defer logf.Close()
 	m.cmd.Stdout, m.cmd.Stderr = logf, logf
 	if err := m.cmd.Start(); err != nil {
-		t.Fatalf("starting mosquitto: %v", err)
+		t.Fatalf("starting the broker: %v", err)
 	}
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		if c, err := net.Dial("tcp", m.addr); err == nil {
@@ -43,13 +43,13 @@ func (m *mosquittoProc) start(t *testing.T) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("mosquitto did not start listening")
+			t.Fatal("the broker did not start listening")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-// stop sends SIGTERM, so Mosquitto saves its persistence file, and waits.
+// stop sends SIGTERM, so the broker saves its persistence file, and waits.
 func (m *mosquittoProc) stop(t *testing.T) {
 	t.Helper()
 	if m.cmd == nil || m.cmd.Process == nil {
@@ -60,14 +60,14 @@ func (m *mosquittoProc) stop(t *testing.T) {
 	m.cmd = nil
 }
 
-// TestPublisherMosquittoRestart restarts a real Mosquitto (with persistence,
+// TestPublisherMosquittoRestart restarts a real broker process (with persistence,
 // as deployed) mid-stream: the publisher queues while it is down, the
 // subscriber's persistent session keeps what arrives while it is away, and
 // every report arrives.
 func TestPublisherMosquittoRestart(t *testing.T) {
-	bin, err := exec.LookPath("mosquitto")
+	bin, err := exec.LookPath("mosquitto") //nolint:misspell // the broker's name
 	if err != nil {
-		t.Skip("mosquitto not installed (apt-get install -y mosquitto): restart test against a real broker skipped")
+		t.Skip("mosquitto not installed (apt-get install -y mosquitto): restart test against a real broker skipped") //nolint:misspell // the broker's name
 	}
 	dir := t.TempDir()
 	addr := freeAddr(t)
@@ -76,7 +76,7 @@ func TestPublisherMosquittoRestart(t *testing.T) {
 	cfg := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"+
 		"persistence true\npersistence_location %s/\nmax_queued_messages 5000\nlog_type all\nlog_dest stderr\n", port, dir)
 	if os.Geteuid() == 0 {
-		// As root Mosquitto switches to user mosquitto, which cannot write
+		// As root the broker switches to its own unprivileged user, which cannot write
 		// its persistence file into this test's directory.
 		cfg += "user root\n"
 	}
@@ -157,10 +157,10 @@ func TestPublisherMosquittoRestart(t *testing.T) {
 	if len(missing) > 0 {
 		sort.Strings(missing)
 		logb, _ := os.ReadFile(m.log)
-		t.Logf("mosquitto log:\n%s", logb[max(0, len(logb)-4000):])
-		t.Fatalf("%d of %d reports lost across the Mosquitto restart, e.g. %v", len(missing), i, missing[:min(5, len(missing))])
+		t.Logf("broker log:\n%s", logb[max(0, len(logb)-4000):])
+		t.Fatalf("%d of %d reports lost across the broker restart, e.g. %v", len(missing), i, missing[:min(5, len(missing))])
 	}
-	t.Logf("all %d reports arrived across a Mosquitto restart", i)
+	t.Logf("all %d reports arrived across a broker restart", i)
 	if err := pub.Close(ctx); err != nil {
 		t.Error(err)
 	}

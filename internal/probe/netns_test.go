@@ -73,7 +73,7 @@ func TestNetnsEndToEnd(t *testing.T) {
 	}{
 		{methods: "icmp-raw", want: ningv1.ProbeMethod_PROBE_METHOD_ICMP_RAW},
 		{methods: "icmp-udp", want: ningv1.ProbeMethod_PROBE_METHOD_ICMP_UDP},
-		{methods: "tcp", extra: []string{"--tcp-port", "9"}, want: ningv1.ProbeMethod_PROBE_METHOD_TCP_CONNECT}, // RST from a closed port
+		{methods: "tcp", extra: []string{"--tcp-port", "9"}, want: ningv1.ProbeMethod_PROBE_METHOD_TCP_CONNECT},                        // RST from a closed port
 		{methods: "udp,tcp", extra: []string{"--udp-port", "7", "--tcp-port", "9"}, want: ningv1.ProbeMethod_PROBE_METHOD_TCP_CONNECT}, // no echo server: falls back
 	}
 	for _, tt := range tests {
