@@ -7,7 +7,7 @@ FUZZTIME  ?= 10s
 SHELL     := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: all build test test-quality lint verify bench demo fuzz clean help
+.PHONY: all build test test-quality lint verify bench demo fuzz clean help generate protoc-check test-mosquitto test-netns
 
 all: build
 
@@ -30,9 +30,33 @@ lint: ## gofmt, go vet and golangci-lint (.golangci.yml)
 	$(GO) vet $(PKGS)
 	@if [ -x "$(GOLANGCI)" ]; then $(GOLANGCI) run $(PKGS); else echo "golangci-lint not installed: skipped (.ci/run installs it)"; fi
 
-verify: ## check that go.mod is tidy and the code is formatted
+verify: protoc-check ## check that go.mod is tidy, the code is formatted and generated code is current
 	$(GO) mod tidy -diff
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo 'gofmt needed'; exit 1)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  $(MAKE) --no-print-directory GENOUT="$$tmp" generate >/dev/null && \
+	  diff -ru $(PROTO_PKG) "$$tmp/$(PROTO_PKG)" --exclude='*.proto' && echo "generated code is current"
+
+# Protobuf: protoc from the system (apt-get install -y protobuf-compiler),
+# protoc-gen-go built from the google.golang.org/protobuf version in go.mod, so
+# generator and runtime always match.
+PROTOC        ?= protoc
+PROTO_DIR     := api/proto
+PROTO_PKG     := api/proto/ning/v1
+PROTOS        := $(PROTO_DIR)/ning/v1/ning.proto
+GENOUT        ?= .
+PROTOC_GEN_GO := bin/protoc-gen-go
+
+protoc-check:
+	@command -v $(PROTOC) >/dev/null || { echo "protoc not found: install it (apt-get install -y protobuf-compiler) to generate or verify $(PROTO_PKG)"; exit 1; }
+
+$(PROTOC_GEN_GO): go.mod
+	$(GO) build -o $@ google.golang.org/protobuf/cmd/protoc-gen-go
+
+generate: protoc-check $(PROTOC_GEN_GO) ## regenerate the protobuf Go code in api/proto/ning/v1
+	@mkdir -p $(GENOUT)
+	$(PROTOC) -I $(PROTO_DIR) --plugin=protoc-gen-go=$(PROTOC_GEN_GO) \
+	  --go_out=$(GENOUT) --go_opt=module=github.com/ning-edge/ning $(PROTOS)
 
 bench: ## run the benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
@@ -41,9 +65,25 @@ fuzz: ## run each fuzz target for FUZZTIME
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSpec$$' -fuzztime $(FUZZTIME) ./internal/topology
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCSVMatrix$$' -fuzztime $(FUZZTIME) ./internal/topology
 	$(GO) test -run '^$$' -fuzz '^FuzzParseConstraints$$' -fuzztime $(FUZZTIME) ./internal/placement
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeLatencyReport$$' -fuzztime $(FUZZTIME) ./internal/source
 
 demo: build ## until the embedded-cluster demo lands: plan the edge-city example
 	$(BIN) place -f examples/edge-city.yaml --replicas 4
 
 clean: ## remove build output
 	rm -rf bin
+
+MOSQUITTO ?= mosquitto
+test-mosquitto: ## run the MQTT transport tests against a real Mosquitto on 127.0.0.1:18830
+	@command -v $(MOSQUITTO) >/dev/null || { echo "mosquitto not found: apt-get install -y mosquitto"; exit 1; }
+	@tmp=$$(mktemp -d) && \
+	  printf 'listener 18830 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\n' > $$tmp/mosquitto.conf && \
+	  $(MOSQUITTO) -c $$tmp/mosquitto.conf > $$tmp/mosquitto.log 2>&1 & pid=$$!; \
+	  sleep 0.5; \
+	  NING_MQTT_URL=mqtt://127.0.0.1:18830 $(GO) test -race -count=1 -v -run 'TestPublishSubscribeRoundTrip|TestMQTTSourceEndToEnd|TestPublisherMosquittoRestart' \
+	    ./internal/mqtt ./internal/source > $$tmp/test.log 2>&1; rc=$$?; \
+	  kill $$pid; grep -E '^(=== RUN|\s*---|ok|FAIL|PASS)|latency|broker:' $$tmp/test.log; \
+	  [ $$rc = 0 ] || tail -50 $$tmp/test.log; rm -rf $$tmp; exit $$rc
+
+test-netns: ## as root: ning probe in a network namespace against two others, every method (skips without root or ip)
+	$(GO) test -count=1 -v -run 'TestNetnsEndToEnd' ./internal/probe

@@ -20,5 +20,7 @@ Each component is a subcommand of this one binary.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newPlaceCommand())
+	root.AddCommand(newProbeCommand())
+	root.AddCommand(newBrokerCommand())
 	return root
 }

@@ -17,7 +17,7 @@ import (
 
 // Sites a, b, c: most traffic enters at a; c is far from a.
 var (
-	testRTT = map[[2]string]float64{{"a", "b"}: 10, {"a", "c"}: 40, {"b", "c"}: 30}
+	testRTT     = map[[2]string]float64{{"a", "b"}: 10, {"a", "c"}: 40, {"b", "c"}: 30}
 	testTraffic = map[string]float64{"a": 100, "b": 10, "c": 5}
 )
 

@@ -50,8 +50,8 @@ type Plugin struct {
 const failOpenFor = 10 * time.Minute
 
 var (
-	_ framework.PreFilterPlugin = &Plugin{}
-	_ framework.FilterPlugin    = &Plugin{}
+	_ framework.PreFilterPlugin   = &Plugin{}
+	_ framework.FilterPlugin      = &Plugin{}
 	_ framework.EnqueueExtensions = &Plugin{}
 	_ framework.PostFilterPlugin  = &Plugin{}
 )

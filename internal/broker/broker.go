@@ -1,0 +1,147 @@
+// Package broker embeds an MQTT 5 broker (mochi-mqtt) for single-binary setups,
+// the demo and tests.
+package broker
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+)
+
+// DefaultListen is local: exposing the broker is a deliberate choice.
+const DefaultListen = "127.0.0.1:1883"
+
+// Config configures the embedded broker.
+type Config struct {
+	// Listen is host:port; empty means DefaultListen.
+	Listen string
+	// Users maps username to password. When it is empty and AllowAnonymous is
+	// false, New refuses to start: a broker open to anyone must be asked for.
+	Users map[string]string
+	// AllowAnonymous lets clients connect without credentials; it is ignored
+	// when Users is set (then every client must authenticate).
+	AllowAnonymous bool
+	// CertFile and KeyFile enable TLS; ClientCAFile also requires clients to
+	// present a certificate signed by that CA.
+	CertFile, KeyFile, ClientCAFile string
+	// Inline enables the in-process client (Server().Subscribe/Publish).
+	Inline bool
+}
+
+// Broker is a running embedded broker.
+type Broker struct {
+	srv *mochi.Server
+	ln  *tcpListener
+}
+
+// New builds a broker; Start makes it listen.
+func New(cfg Config, log *slog.Logger) (*Broker, error) {
+	if cfg.Listen == "" {
+		cfg.Listen = DefaultListen
+	}
+	if len(cfg.Users) == 0 && !cfg.AllowAnonymous {
+		return nil, errors.New("no users configured: give a users file or --username/--password, or allow anonymous clients explicitly")
+	}
+	srv := mochi.New(&mochi.Options{Logger: log, InlineClient: cfg.Inline})
+	if cfg.AllowAnonymous && len(cfg.Users) == 0 {
+		if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+			return nil, fmt.Errorf("adding auth hook: %w", err)
+		}
+	} else {
+		ledger := &auth.Ledger{Users: auth.Users{}, ACL: auth.ACLRules{{}}}
+		for u, p := range cfg.Users {
+			ledger.Users[u] = auth.UserRule{Username: auth.RString(u), Password: auth.RString(p)}
+		}
+		if err := srv.AddHook(new(auth.Hook), &auth.Options{Ledger: ledger}); err != nil {
+			return nil, fmt.Errorf("adding auth hook: %w", err)
+		}
+	}
+	tlsCfg, err := cfg.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	ln := newTCPListener("tcp", cfg.Listen, tlsCfg)
+	if err := srv.AddListener(ln); err != nil {
+		return nil, fmt.Errorf("adding listener %s: %w", cfg.Listen, err)
+	}
+	return &Broker{srv: srv, ln: ln}, nil
+}
+
+func (c Config) tlsConfig() (*tls.Config, error) {
+	if c.CertFile == "" && c.KeyFile == "" && c.ClientCAFile == "" {
+		return nil, nil
+	}
+	if c.CertFile == "" || c.KeyFile == "" {
+		return nil, errors.New("TLS needs both a certificate and a key")
+	}
+	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("loading broker certificate: %w", err)
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if c.ClientCAFile != "" {
+		pem, err := os.ReadFile(c.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("client CA %s: no PEM certificate found", c.ClientCAFile)
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
+
+// Start listens and serves in the background.
+func (b *Broker) Start() error {
+	if err := b.srv.Serve(); err != nil {
+		return fmt.Errorf("starting broker on %s: %w", b.ln.addr, err)
+	}
+	return nil
+}
+
+// Addr is the bound address; after Start it has the real port even when
+// Config.Listen asked for port 0.
+func (b *Broker) Addr() string { return b.ln.Address() }
+
+// Server is the mochi server, for in-process clients (Config.Inline).
+func (b *Broker) Server() *mochi.Server { return b.srv }
+
+// Close stops the broker and disconnects every client.
+func (b *Broker) Close() error { return b.srv.Close() }
+
+// ParseUsers reads a users file: one "username:password" a line; blank lines
+// and lines starting with # are ignored.
+func ParseUsers(data []byte) (map[string]string, error) {
+	users := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		u, p, ok := strings.Cut(line, ":")
+		if !ok || u == "" || p == "" {
+			return nil, fmt.Errorf("line %d: want username:password", n)
+		}
+		if _, dup := users[u]; dup {
+			return nil, fmt.Errorf("line %d: user %q listed twice", n, u)
+		}
+		users[u] = p
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading users: %w", err)
+	}
+	return users, nil
+}

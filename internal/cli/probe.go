@@ -1,0 +1,230 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/encoding/protojson"
+	"k8s.io/utils/clock"
+
+	ningv1 "github.com/ning-edge/ning/api/proto/ning/v1"
+	"github.com/ning-edge/ning/internal/mqtt"
+	"github.com/ning-edge/ning/internal/probe"
+)
+
+type probeOptions struct {
+	site, node  string
+	targets     []string
+	targetsFile string
+	count       int
+	interval    time.Duration
+	timeout     time.Duration
+	methods     string
+	udpPort     int
+	tcpPort     int
+	once        bool
+	publish     bool
+	output      string
+	period      time.Duration
+	jitter      float64
+	listen      string
+	procRoot    string
+	queueSize   int
+	logLevel    string
+	mqtt        mqttFlags
+}
+
+func newProbeCommand() *cobra.Command {
+	o := probeOptions{}
+	cmd := &cobra.Command{
+		Use:   "probe --site SITE --target SITE[/NODE]=HOST[:PORT] ...",
+		Short: "Measure RTT to other sites and publish LatencyReports",
+		Long: `probe measures the round-trip time from this node to each target, reads this
+node's CPU utilisation and pressure (PSI), and produces a LatencyReport.
+
+Methods, in fallback order (--methods): ICMP echo on a raw socket, ICMP on an
+unprivileged datagram socket, UDP echo (the target's port, or --udp-port), TCP
+connect (the target's port, or --tcp-port). The next method is tried when one
+cannot run or gets no reply; the method used is in the report.
+
+With --once it runs one round, prints the report and exits (no broker needed).
+Otherwise it probes every --period (plus random jitter), publishes each report
+on ning/v1/latency/<site> (QoS 1, retained) and serves /healthz, /metrics and
+/scores on --listen.`,
+		Example: `  ning probe --once --site dallas --target toronto=10.0.1.1 --target austin=10.0.2.1 -o json
+  ning probe --site dallas --targets-file /etc/ning/targets --broker tls://broker:8883 --mqtt-ca ca.pem`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runProbe(ctx, cmd.OutOrStdout(), o)
+		},
+	}
+	host, _ := os.Hostname()
+	f := cmd.Flags()
+	f.StringVar(&o.site, "site", "", "site this node belongs to (required)")
+	f.StringVar(&o.node, "node", envOr("NODE_NAME", host), "this node's name (default $NODE_NAME, else the host name)")
+	f.StringArrayVar(&o.targets, "target", nil, "target SITE[/NODE]=HOST[:PORT] (repeatable)")
+	f.StringVar(&o.targetsFile, "targets-file", "", "file with one SITE[/NODE]=HOST[:PORT] a line")
+	f.IntVar(&o.count, "count", 5, "probes per target per round")
+	f.DurationVar(&o.interval, "interval", 200*time.Millisecond, "gap between probes to one target")
+	f.DurationVar(&o.timeout, "timeout", time.Second, "how long one probe waits for its reply")
+	f.StringVar(&o.methods, "methods", "icmp,udp,tcp", "methods in fallback order: icmp, icmp-raw, icmp-udp, udp, tcp")
+	f.IntVar(&o.udpPort, "udp-port", 7, "UDP echo port for targets without a port (0: skip UDP)")
+	f.IntVar(&o.tcpPort, "tcp-port", 0, "TCP port for targets without a port (0: skip TCP)")
+	f.BoolVar(&o.once, "once", false, "run one round, print it and exit")
+	f.BoolVar(&o.publish, "publish", false, "with --once, also publish the report to the broker before exiting")
+	f.StringVarP(&o.output, "output", "o", "json", "--once output: json (protojson of LatencyReport)")
+	f.DurationVar(&o.period, "period", 30*time.Second, "time between rounds")
+	f.Float64Var(&o.jitter, "jitter", 0.2, "extra random delay between rounds, as a share of --period (0..1)")
+	f.StringVar(&o.listen, "listen", ":9810", "address for /healthz, /metrics and /scores (empty: none)")
+	f.StringVar(&o.procRoot, "proc", "/proc", "procfs root to read CPU and PSI from")
+	f.IntVar(&o.queueSize, "queue-size", mqtt.DefaultQueueSize, "reports kept while the broker is unreachable (oldest dropped beyond)")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	o.mqtt.add(f)
+	_ = cmd.MarkFlagRequired("site")
+	return cmd
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func (o probeOptions) targetList() ([]probe.Target, error) {
+	var out []probe.Target
+	if o.targetsFile != "" {
+		data, err := os.ReadFile(o.targetsFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading targets: %w", err)
+		}
+		ts, err := probe.ParseTargets(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", o.targetsFile, err)
+		}
+		out = append(out, ts...)
+	}
+	for _, s := range o.targets {
+		t, err := probe.ParseTarget(s)
+		if err != nil {
+			return nil, fmt.Errorf("--target: %w", err)
+		}
+		out = append(out, t)
+	}
+	// TODO(ning): discover targets from the Kubernetes API (one node per
+	// site by topology.kubernetes.io/zone, optionally every node).
+	if len(out) == 0 {
+		return nil, errors.New("no targets: give --target or --targets-file")
+	}
+	return out, nil
+}
+
+func runProbe(ctx context.Context, out io.Writer, o probeOptions) error {
+	log, err := newLogger(o.logLevel)
+	if err != nil {
+		return err
+	}
+	if _, err := mqtt.LatencyTopic(o.site); err != nil {
+		return fmt.Errorf("--site: %w", err)
+	}
+	if o.once && o.output != "json" {
+		return fmt.Errorf("--output %q: want json", o.output)
+	}
+	if o.jitter < 0 || o.jitter > 1 {
+		return fmt.Errorf("--jitter %v: want 0..1", o.jitter)
+	}
+	if o.count <= 0 || o.interval <= 0 || o.timeout <= 0 || o.period <= 0 {
+		return errors.New("--count, --interval, --timeout and --period must be positive")
+	}
+	targets, err := o.targetList()
+	if err != nil {
+		return err
+	}
+	methods, err := probe.ParseMethods(o.methods)
+	if err != nil {
+		return fmt.Errorf("--methods: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := probe.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	p := &probe.Prober{
+		Site: o.site, Node: o.node, Targets: targets,
+		Options: probe.Options{Count: o.count, Interval: o.interval, Timeout: o.timeout, Methods: methods, UDPPort: o.udpPort, TCPPort: o.tcpPort},
+		Load:    probe.NewLoadReader(o.procRoot, log), Clock: clock.RealClock{}, Metrics: metrics, Log: log,
+	}
+	var r *ningv1.LatencyReport
+	if o.once {
+		// Prime the CPU counters so the report carries a real utilisation.
+		if _, err := p.Load.Read(); err != nil {
+			log.Warn("reading node load", "err", err)
+		}
+		r, err = p.Round(ctx)
+		if err != nil {
+			return err
+		}
+		b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("encoding report: %w", err)
+		}
+		if _, err := fmt.Fprintln(out, string(b)); err != nil {
+			return err
+		}
+		if !o.publish {
+			return nil
+		}
+	}
+
+	cfg, err := o.mqtt.config()
+	if err != nil {
+		return err
+	}
+	// The publisher outlives ctx (a signal) so Close can flush what is queued.
+	pubCtx, pubCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer pubCancel()
+	pub, err := mqtt.NewPublisher(pubCtx, cfg, mqtt.PublisherOptions{QueueSize: o.queueSize}, reg, log)
+	if err != nil {
+		return err
+	}
+	closePub := func() error {
+		cctx, cancel := context.WithTimeout(pubCtx, 10*time.Second)
+		defer cancel()
+		return pub.Close(cctx)
+	}
+	if o.once {
+		return errors.Join(pub.PublishLatency(r), closePub())
+	}
+	scores := probe.NewScores(o.node, 0.3)
+	loop := &probe.Loop{Prober: p, Publisher: pub, Scores: scores, Period: o.period, Jitter: o.jitter, Log: log}
+	started := time.Now()
+	roundTime := time.Duration(o.count-1)*o.interval + o.timeout*time.Duration(len(methods))
+	g, gctx := errgroup.WithContext(ctx)
+	if o.listen != "" {
+		ln, err := net.Listen("tcp", o.listen)
+		if err != nil {
+			return fmt.Errorf("--listen: %w", err)
+		}
+		log.Info("serving /healthz, /metrics, /scores", "addr", ln.Addr().String())
+		g.Go(func() error {
+			return probe.Serve(gctx, ln, reg, scores, func() error { return loop.Healthy(started, roundTime) })
+		})
+	}
+	g.Go(func() error { return loop.Run(gctx) })
+	err = g.Wait()
+	return errors.Join(err, closePub())
+}
