@@ -151,8 +151,20 @@ func NewStore(cfg Config, clk clock.PassiveClock) *Store {
 	}
 }
 
+// SetConfig changes the store's configuration (for a command that builds the
+// store before it has parsed its flags).
+func (s *Store) SetConfig(cfg Config) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cfg = cfg.withDefaults()
+}
+
 // Config returns the store's effective configuration.
-func (s *Store) Config() Config { return s.cfg }
+func (s *Store) Config() Config {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.cfg
+}
 
 // Version increases with every change to the store, so readers can cache what
 // they derive from it. Staleness is time-driven and does not change Version.

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
@@ -96,8 +95,10 @@ func (s *preScoreState) Clone() fwk.StateData { return s }
 // WorkloadOf returns the UID that groups a pod with its replicas: its
 // controller's (ReplicaSet, StatefulSet, ...), or its own for a bare pod.
 func WorkloadOf(pod *v1.Pod) types.UID {
-	if ref := metav1.GetControllerOf(pod); ref != nil {
-		return ref.UID
+	for i := range pod.OwnerReferences {
+		if ref := &pod.OwnerReferences[i]; ref.Controller != nil && *ref.Controller {
+			return ref.UID
+		}
 	}
 	return pod.UID
 }
@@ -180,7 +181,18 @@ func normalise(g placement.Gains, current placement.Placement) ([]int64, int) {
 	}
 	scores := make([]int64, len(current))
 	if top-bottom <= 1e-9 {
-		return scores, best // no site is better than another
+		// No site is better for the RTT or the load: as Plan does, prefer
+		// the sites with the fewest replicas.
+		fewest := current[best]
+		for _, n := range current {
+			fewest = min(fewest, n)
+		}
+		for j, n := range current {
+			if n == fewest && n < current.Total() {
+				scores[j] = 1
+			}
+		}
+		return scores, best
 	}
 	for j, v := range values {
 		scores[j] = int64(math.Round(float64(framework.MaxNodeScore-1) * (v - bottom) / (top - bottom)))
