@@ -16,8 +16,8 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/ning-edge/ning/internal/mqtt"
-	"github.com/ning-edge/ning/internal/scheduler"
 	"github.com/ning-edge/ning/internal/schedmetrics"
+	"github.com/ning-edge/ning/internal/scheduler"
 	"github.com/ning-edge/ning/internal/source"
 	"github.com/ning-edge/ning/internal/topology"
 )
