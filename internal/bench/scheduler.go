@@ -121,7 +121,12 @@ func RunScheduler(ctx context.Context, o SchedulerOptions) (res *SchedulerResult
 			if err != nil {
 				return nil, fmt.Errorf("profile %s: %w", profile, err)
 			}
-			o.Log.Info("profile measured", "profile", profile, "round", r, "seconds", s, "podsPerSecond", float64(o.Pods)/s)
+			stats, err := schedulerStats(profile)
+			if err != nil {
+				return nil, err
+			}
+			o.Log.Info("profile measured", "profile", profile, "round", r, "seconds", s, "podsPerSecond", float64(o.Pods)/s,
+				"cumulative", formatStats(stats))
 			seconds[profile] += s
 		}
 	}

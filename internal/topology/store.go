@@ -422,6 +422,19 @@ func (s *Store) Load(node string) (Load, bool) {
 	return *l, true
 }
 
+// FreshLoads counts the nodes whose load was reported within the TTL.
+func (s *Store) FreshLoads() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for _, l := range s.loads {
+		if s.clock.Since(l.Updated) <= s.cfg.TTL {
+			n++
+		}
+	}
+	return n
+}
+
 // SetTraffic records the request rate (requests per second) entering at a site.
 // Static figures (from a topology file) never go stale.
 func (s *Store) SetTraffic(site string, rps float64, at time.Time, static bool) error {
