@@ -258,11 +258,12 @@ func (p *Plugin) PostBind(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 	if err != nil {
 		return // scoring was skipped (no traffic data); nothing to explain
 	}
-	ni, err := p.handle.SnapshotSharedLister().NodeInfos().Get(nodeName)
-	if err != nil {
+	// Not the snapshot: PostBind runs in the binding cycle, concurrently with
+	// the next scheduling cycle, which rewrites the snapshot.
+	site, ok := p.index.SiteOfNode(nodeName)
+	if !ok {
 		return
 	}
-	site := p.siteOf(ni.Node())
 	chosen, ok := st.index[site]
 	if !ok {
 		return
