@@ -85,5 +85,5 @@ test-mosquitto: ## run the MQTT transport tests against a real Mosquitto on 127.
 	  kill $$pid; grep -E '^(=== RUN|\s*---|ok|FAIL|PASS)|latency|broker:' $$tmp/test.log; \
 	  [ $$rc = 0 ] || tail -50 $$tmp/test.log; rm -rf $$tmp; exit $$rc
 
-test-netns: ## as root: ning probe in a network namespace against two others, every method (skips without root or ip)
-	$(GO) test -count=1 -v -run 'TestNetnsEndToEnd' ./internal/probe
+test-netns: ## as root: ning probe across emulated WAN links (NFQUEUE delayer), every method, measured vs configured (skips without root, ip or iptables)
+	$(GO) test -count=1 -v -timeout 5m -run 'TestDelayerRoundTrip|TestNetnsEndToEnd' ./internal/probe/netemtest ./internal/probe
