@@ -53,13 +53,13 @@ func TestNetnsEndToEnd(t *testing.T) {
 		t.Skip("network-namespace test skipped in -short")
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("network-namespace test needs root: skipped")
+		netemtest.Skip(t, "network-namespace test needs root: skipped")
 	}
 	if _, _, err := netemtest.Tools(); err != nil {
-		t.Skipf("network-namespace test skipped: %v", err)
+		netemtest.Skip(t, "network-namespace test skipped: %v", err)
 	}
 	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("network-namespace test builds the ning binary and needs the go tool: skipped")
+		netemtest.Skip(t, "network-namespace test builds the ning binary and needs the go tool: skipped")
 	}
 	bin := filepath.Join(t.TempDir(), "ning")
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/ning").CombinedOutput(); err != nil {
@@ -70,7 +70,7 @@ func TestNetnsEndToEnd(t *testing.T) {
 
 	lab, err := netemtest.NewLab(fmt.Sprintf("ning%d", os.Getpid()%100000))
 	if err != nil {
-		t.Skipf("network-namespace test skipped: %v", err)
+		netemtest.Skip(t, "network-namespace test skipped: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := lab.Close(); err != nil {
@@ -88,7 +88,7 @@ func TestNetnsEndToEnd(t *testing.T) {
 		_, addr, err := lab.Link(ctx, "a", l.site, l.rtt)
 		if err != nil {
 			if strings.Contains(err.Error(), "NFQUEUE") || strings.Contains(err.Error(), "nfqueue") {
-				t.Skipf("network-namespace test skipped: no NFQUEUE support: %v", err)
+				netemtest.Skip(t, "network-namespace test skipped: no NFQUEUE support: %v", err)
 			}
 			t.Fatal(err)
 		}

@@ -69,12 +69,15 @@ func TestShapeValidateAndHalf(t *testing.T) {
 // TestDelayerRoundTrip shapes a veth pair to 20 ms and times UDP round trips
 // across it from inside the namespaces. Root only.
 func TestDelayerRoundTrip(t *testing.T) {
-	if testing.Short() || os.Geteuid() != 0 {
-		t.Skip("needs root and no -short: skipped")
+	if testing.Short() {
+		t.Skip("skipped in -short")
+	}
+	if os.Geteuid() != 0 {
+		Skip(t, "needs root: skipped")
 	}
 	lab, err := NewLab("ningdl")
 	if err != nil {
-		t.Skipf("skipped: %v", err)
+		Skip(t, "skipped: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := lab.Close(); err != nil {

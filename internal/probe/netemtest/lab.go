@@ -14,6 +14,23 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// RequireEnv, set to 1 (CI does), turns the network-namespace tests' skips
+// into failures, so a CI run cannot pass without running them.
+const RequireEnv = "NING_REQUIRE_NETNS"
+
+// Skip skips t with the reason, or fails it when RequireEnv is set.
+func Skip(t interface {
+	Helper()
+	Skipf(format string, args ...any)
+	Fatalf(format string, args ...any)
+}, format string, args ...any) {
+	t.Helper()
+	if os.Getenv(RequireEnv) == "1" {
+		t.Fatalf(format+" ("+RequireEnv+"=1: required)", args...)
+	}
+	t.Skipf(format, args...)
+}
+
 // Tools returns the paths of ip and iptables, or an error naming what is
 // missing (a test skips with it).
 func Tools() (ip, iptables string, err error) {
