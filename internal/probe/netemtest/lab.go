@@ -14,8 +14,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// RequireEnv, set to 1 (CI does), turns the network-namespace tests' skips
-// into failures, so a CI run cannot pass without running them.
+// RequireEnv names the environment variable that, set to 1 (CI does), turns
+// the network-namespace tests' skips into failures, so a CI run cannot pass
+// without running them.
 const RequireEnv = "NING_REQUIRE_NETNS"
 
 // Skip skips t with the reason, or fails it when RequireEnv is set.
