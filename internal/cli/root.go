@@ -22,5 +22,7 @@ Each component is a subcommand of this one binary.`,
 	root.AddCommand(newPlaceCommand())
 	root.AddCommand(newProbeCommand())
 	root.AddCommand(newBrokerCommand())
+	root.AddCommand(newSchedulerCommand())
+	root.AddCommand(newBenchCommand())
 	return root
 }

@@ -34,6 +34,10 @@ type ConfigParams struct {
 	// Kubeconfig is the kubeconfig file; empty means in-cluster.
 	Kubeconfig  string
 	LeaderElect bool
+	// QPS, when set, is the client's request rate and burst to the apiserver.
+	QPS int
+	// DefaultProfile adds kube-scheduler's default profile beside ning's.
+	DefaultProfile bool
 }
 
 // DefaultConfig renders ning's default KubeSchedulerConfiguration.

@@ -151,8 +151,20 @@ func NewStore(cfg Config, clk clock.PassiveClock) *Store {
 	}
 }
 
+// SetConfig changes the store's configuration (for a command that builds the
+// store before it has parsed its flags).
+func (s *Store) SetConfig(cfg Config) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cfg = cfg.withDefaults()
+}
+
 // Config returns the store's effective configuration.
-func (s *Store) Config() Config { return s.cfg }
+func (s *Store) Config() Config {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.cfg
+}
 
 // Version increases with every change to the store, so readers can cache what
 // they derive from it. Staleness is time-driven and does not change Version.
@@ -408,6 +420,19 @@ func (s *Store) Load(node string) (Load, bool) {
 		return Load{}, false
 	}
 	return *l, true
+}
+
+// FreshLoads counts the nodes whose load was reported within the TTL.
+func (s *Store) FreshLoads() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for _, l := range s.loads {
+		if s.clock.Since(l.Updated) <= s.cfg.TTL {
+			n++
+		}
+	}
+	return n
 }
 
 // SetTraffic records the request rate (requests per second) entering at a site.

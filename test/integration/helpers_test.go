@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -83,7 +84,7 @@ func staticStore(t *testing.T, rtt map[[2]string]float64, traffic map[string]flo
 
 func (e *env) namespace(t *testing.T) string {
 	t.Helper()
-	name := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
+	name := notDNS.ReplaceAllString(strings.ToLower(t.Name()), "-")
 	if len(name) > 60 {
 		name = name[len(name)-60:]
 	}
@@ -93,6 +94,8 @@ func (e *env) namespace(t *testing.T) string {
 	}
 	return name
 }
+
+var notDNS = regexp.MustCompile(`[^a-z0-9-]+`)
 
 func podSpec() v1.PodSpec {
 	return v1.PodSpec{

@@ -21,6 +21,7 @@ import (
 	configv1alpha1 "github.com/ning-edge/ning/api/config/v1alpha1"
 	"github.com/ning-edge/ning/internal/placement"
 	"github.com/ning-edge/ning/internal/plugins/pluginargs"
+	"github.com/ning-edge/ning/internal/plugins/siteindex"
 	"github.com/ning-edge/ning/internal/schedmetrics"
 	"github.com/ning-edge/ning/internal/topology"
 )
@@ -34,7 +35,7 @@ const stateKey fwk.StateKey = "PreFilter" + Name
 type Plugin struct {
 	args    configv1alpha1.NetworkLatencyArgs
 	rtt     placement.RTTLookup
-	nodes   corelisters.NodeLister
+	index   *siteindex.Index
 	pods    corelisters.PodLister
 	metrics *schedmetrics.Metrics
 	handle  framework.Handle
@@ -63,7 +64,11 @@ func Factory(rtt placement.RTTLookup, m *schedmetrics.Metrics) frameworkruntime.
 		if err := pluginargs.Decode(Name, obj, &p.args); err != nil {
 			return nil, err
 		}
-		p.nodes = h.SharedInformerFactory().Core().V1().Nodes().Lister()
+		index, err := siteindex.New(h.SharedInformerFactory(), p.args.SiteLabel, false)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", Name, err)
+		}
+		p.index = index
 		p.pods = h.SharedInformerFactory().Core().V1().Pods().Lister()
 		return p, nil
 	}
@@ -85,7 +90,7 @@ func (s *preFilterState) Clone() fwk.StateData { return s }
 
 // PreFilter parses the pod's delay labels, finds the site of every <from>, and
 // judges each site once, so that Filter is a lookup per node.
-func (p *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.Pod, nodes []fwk.NodeInfo) (*framework.PreFilterResult, *fwk.Status) {
+func (p *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.Pod, _ []fwk.NodeInfo) (*framework.PreFilterResult, *fwk.Status) {
 	cs, err := placement.ParseConstraints(pod.Labels)
 	if err != nil {
 		p.metrics.RejectedLabels.Inc()
@@ -94,13 +99,10 @@ func (p *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.Po
 	if len(cs) == 0 {
 		return nil, fwk.NewStatus(fwk.Skip)
 	}
-	sites := map[string]bool{}
-	for _, n := range nodes {
-		sites[p.siteOf(n.Node())] = true
-	}
+	sites := p.index.Sites()
 	resolved := make([]placement.Resolved, 0, len(cs))
 	for _, c := range cs {
-		site, why := p.resolve(c.From, pod.Namespace, sites)
+		site, why := p.resolve(c.From, pod.Namespace)
 		if why != "" {
 			// Resolvable: the node, site or pod may yet appear.
 			return nil, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: %s", c, why))
@@ -112,7 +114,7 @@ func (p *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.Po
 		policy = placement.FailOpen
 	}
 	st := &preFilterState{verdicts: make(map[string]placement.Verdict, len(sites))}
-	for site := range sites {
+	for _, site := range sites {
 		v := placement.CheckSite(resolved, site, p.rtt, policy)
 		st.verdicts[site] = v
 		switch {
@@ -129,12 +131,14 @@ func (p *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.Po
 // resolve finds the site of a constraint's <from>: a node of that name, else a
 // site of that name, else a pod of that name in the pod's namespace. It returns
 // a reason when there is none.
-func (p *Plugin) resolve(from, namespace string, sites map[string]bool) (string, string) {
-	if n, err := p.nodes.Get(from); err == nil {
-		return p.siteOf(n), ""
+func (p *Plugin) resolve(from, namespace string) (string, string) {
+	if site, ok := p.index.SiteOfNode(from); ok {
+		return site, ""
 	}
-	if sites[from] {
-		return from, ""
+	for _, site := range p.index.Sites() {
+		if site == from {
+			return from, ""
+		}
 	}
 	pod, err := p.pods.Pods(namespace).Get(from)
 	if err != nil {
@@ -143,11 +147,11 @@ func (p *Plugin) resolve(from, namespace string, sites map[string]bool) (string,
 	if pod.Spec.NodeName == "" {
 		return "", fmt.Sprintf("pod %s/%s is not on a node yet", namespace, from)
 	}
-	n, err := p.nodes.Get(pod.Spec.NodeName)
-	if err != nil {
+	site, ok := p.index.SiteOfNode(pod.Spec.NodeName)
+	if !ok {
 		return "", fmt.Sprintf("pod %s/%s runs on node %s, which is not known", namespace, from, pod.Spec.NodeName)
 	}
-	return p.siteOf(n), ""
+	return site, ""
 }
 
 func (p *Plugin) siteOf(n *v1.Node) string {

@@ -30,6 +30,8 @@ const NeutralScore = framework.MaxNodeScore / 2
 // Loads gives a node's latest load; ok is false when none is fresh.
 type Loads interface {
 	Load(node string) (topology.Load, bool)
+	// FreshLoads counts the nodes with a fresh load report.
+	FreshLoads() int
 }
 
 // Plugin filters and scores nodes by load.
@@ -74,15 +76,10 @@ func (p *Plugin) Filter(_ context.Context, _ fwk.CycleState, _ *v1.Pod, ni fwk.N
 	return nil
 }
 
-// PreScore counts, once per pod, whether some nodes have no fresh load report.
+// PreScore counts, once per pod, cycles in which some nodes have no fresh
+// load report (by count, without a lookup per node).
 func (p *Plugin) PreScore(ctx context.Context, _ fwk.CycleState, _ *v1.Pod, nodes []fwk.NodeInfo) *fwk.Status {
-	missing := 0
-	for _, ni := range nodes {
-		if _, ok := p.loads.Load(ni.Node().Name); !ok {
-			missing++
-		}
-	}
-	if missing > 0 {
+	if missing := len(nodes) - p.loads.FreshLoads(); missing > 0 {
 		p.metrics.MissingData.WithLabelValues(Name, "load").Inc()
 		p.warned.Do(func() {
 			klog.FromContext(ctx).Info("Nodes without a fresh load report get a neutral NodeLoad score (logged once)", "nodes", missing)

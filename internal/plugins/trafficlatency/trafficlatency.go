@@ -8,15 +8,12 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
@@ -25,6 +22,7 @@ import (
 	configv1alpha1 "github.com/ning-edge/ning/api/config/v1alpha1"
 	"github.com/ning-edge/ning/internal/placement"
 	"github.com/ning-edge/ning/internal/plugins/pluginargs"
+	"github.com/ning-edge/ning/internal/plugins/siteindex"
 	"github.com/ning-edge/ning/internal/schedmetrics"
 	"github.com/ning-edge/ning/internal/topology"
 )
@@ -45,6 +43,7 @@ type Store interface {
 type Plugin struct {
 	args    configv1alpha1.TrafficLatencyArgs
 	store   Store
+	index   *siteindex.Index
 	handle  framework.Handle
 	metrics *schedmetrics.Metrics
 	warned  sync.Once
@@ -63,9 +62,11 @@ type matrixCache struct {
 }
 
 var (
-	_ framework.PreScorePlugin = &Plugin{}
-	_ framework.ScorePlugin    = &Plugin{}
-	_ framework.PostBindPlugin = &Plugin{}
+	_ framework.PreScorePlugin  = &Plugin{}
+	_ framework.ScorePlugin     = &Plugin{}
+	_ framework.PostBindPlugin  = &Plugin{}
+	_ framework.ReservePlugin   = &Plugin{}
+	_ framework.ScoreExtensions = &Plugin{}
 )
 
 // Factory returns the plugin's factory, reading from store.
@@ -75,6 +76,11 @@ func Factory(store Store, m *schedmetrics.Metrics) frameworkruntime.PluginFactor
 		if err := pluginargs.Decode(Name, obj, &p.args); err != nil {
 			return nil, err
 		}
+		index, err := siteindex.New(h.SharedInformerFactory(), p.args.SiteLabel, true)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", Name, err)
+		}
+		p.index = index
 		return p, nil
 	}
 }
@@ -82,28 +88,21 @@ func Factory(store Store, m *schedmetrics.Metrics) frameworkruntime.PluginFactor
 // Name returns the plugin's name.
 func (p *Plugin) Name() string { return Name }
 
-// preScoreState holds one score per site and what the Event needs.
+// preScoreState holds one raw score per site and what the Event needs.
 type preScoreState struct {
-	sites  []string
-	index  map[string]int
-	gains  placement.Gains
-	scores []int64
-	best   int
+	sites []string
+	index map[string]int
+	gains placement.Gains
+	raw   []int64
+	// candidates are the sites of the nodes scored, set by NormalizeScore.
+	candidates map[string]bool
 }
 
 func (s *preScoreState) Clone() fwk.StateData { return s }
 
-// WorkloadOf returns the UID that groups a pod with its replicas: its
-// controller's (ReplicaSet, StatefulSet, ...), or its own for a bare pod.
-func WorkloadOf(pod *v1.Pod) types.UID {
-	if ref := metav1.GetControllerOf(pod); ref != nil {
-		return ref.UID
-	}
-	return pod.UID
-}
-
-// PreScore counts where the pod's workload runs now (scheduled and assumed
-// pods, from the scheduler's snapshot) and computes each site's score once.
+// PreScore reads where the pod's workload runs now (bound pods from the
+// informer, assumed ones from Reserve) and computes each site's score once:
+// O(sites x sites with traffic), independent of the number of nodes and pods.
 func (p *Plugin) PreScore(ctx context.Context, state fwk.CycleState, pod *v1.Pod, _ []fwk.NodeInfo) *fwk.Status {
 	traffic := p.store.Traffic()
 	total := 0.0
@@ -117,27 +116,9 @@ func (p *Plugin) PreScore(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 		})
 		return fwk.NewStatus(fwk.Skip)
 	}
-	all, err := p.handle.SnapshotSharedLister().NodeInfos().List()
-	if err != nil {
-		return fwk.AsStatus(fmt.Errorf("listing nodes: %w", err))
-	}
-	workload := WorkloadOf(pod)
-	count := map[string]int{}
-	for _, ni := range all {
-		site := p.siteOf(ni.Node())
-		n := count[site]
-		for _, pi := range ni.GetPods() {
-			if other := pi.GetPod(); other.UID != pod.UID && WorkloadOf(other) == workload {
-				n++
-			}
-		}
-		count[site] = n
-	}
-	st := &preScoreState{index: make(map[string]int, len(count))}
-	for site := range count {
-		st.sites = append(st.sites, site)
-	}
-	sort.Strings(st.sites)
+	count := p.index.Counts(siteindex.WorkloadOf(pod), pod.UID)
+	st := &preScoreState{sites: p.index.Sites()}
+	st.index = make(map[string]int, len(st.sites))
 	prob := &placement.Problem{
 		Sites:         st.sites,
 		Traffic:       make([]float64, len(st.sites)),
@@ -154,39 +135,35 @@ func (p *Plugin) PreScore(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 	}
 	prob.Replicas = current.Total() + 1
 	st.gains = placement.MarginalGains(prob, current)
-	st.scores, st.best = normalise(st.gains, current)
+	st.raw = rawScores(st.gains, current)
 	state.Write(stateKey, st)
 	return nil
 }
 
-// normalise maps gains to 0..MaxNodeScore: the site Plan would pick next
-// scores the maximum, the least useful site 0, and the others in proportion to
-// their RTT gain or, where no site lowers the RTT, to the traffic they would
-// serve per replica.
-func normalise(g placement.Gains, current placement.Placement) ([]int64, int) {
-	best := 0
-	for j := range current {
-		if g.Better(current, j, best) {
-			best = j
+// tieSteps is the room left in a raw score for the fewer-replicas tie-break.
+const tieSteps = 1024
+
+// rawScores turns gains into integers that order sites as Plan fills them:
+// by RTT gain (in microseconds) or, when no site lowers the RTT, by traffic
+// per replica (in milli-requests/s), then by fewer replicas now.
+func rawScores(g placement.Gains, current placement.Placement) []int64 {
+	values, scale := g.Gain, 1000.0
+	useShare := true
+	for _, v := range g.Gain {
+		if v > 1e-9 {
+			useShare = false
+			break
 		}
 	}
-	values := g.Gain
-	if g.Gain[best] <= 1e-9 {
+	if useShare {
 		values = g.Share
 	}
-	top, bottom := values[best], values[best]
-	for _, v := range values {
-		bottom = math.Min(bottom, v)
-	}
-	scores := make([]int64, len(current))
-	if top-bottom <= 1e-9 {
-		return scores, best // no site is better than another
-	}
+	raw := make([]int64, len(current))
 	for j, v := range values {
-		scores[j] = int64(math.Round(float64(framework.MaxNodeScore-1) * (v - bottom) / (top - bottom)))
+		fewer := int64(tieSteps - 1 - min(current[j], tieSteps-1))
+		raw[j] = int64(math.Round(math.Min(v*scale, 1e12)))*tieSteps + fewer
 	}
-	scores[best] = framework.MaxNodeScore
-	return scores, best
+	return raw
 }
 
 func (p *Plugin) matrix(sites []string) [][]float64 {
@@ -217,20 +194,62 @@ func readState(state fwk.CycleState) (*preScoreState, error) {
 	return st, nil
 }
 
-// Score looks up the node's site.
+// Score looks up the node's site's raw score; NormalizeScore scales it.
 func (p *Plugin) Score(_ context.Context, state fwk.CycleState, _ *v1.Pod, ni fwk.NodeInfo) (int64, *fwk.Status) {
 	st, err := readState(state)
 	if err != nil {
 		return 0, fwk.AsStatus(fmt.Errorf("reading %s state: %w", Name, err))
 	}
 	if i, ok := st.index[p.siteOf(ni.Node())]; ok {
-		return st.scores[i], nil
+		return st.raw[i], nil
 	}
 	return 0, nil
 }
 
-// ScoreExtensions returns nil: scores are already in 0..MaxNodeScore.
-func (p *Plugin) ScoreExtensions() framework.ScoreExtensions { return nil }
+// ScoreExtensions returns the plugin: scores are normalised over the nodes
+// being scored, so a site that no candidate node is in (an unmeasured one,
+// say) does not flatten the scale.
+func (p *Plugin) ScoreExtensions() framework.ScoreExtensions { return p }
+
+// NormalizeScore maps the candidates' raw scores linearly onto
+// 0..MaxNodeScore: the site the planner would fill next gets the maximum.
+func (p *Plugin) NormalizeScore(_ context.Context, state fwk.CycleState, _ *v1.Pod, scores framework.NodeScoreList) *fwk.Status {
+	if len(scores) == 0 {
+		return nil
+	}
+	lo, hi := scores[0].Score, scores[0].Score
+	for _, s := range scores {
+		lo, hi = min(lo, s.Score), max(hi, s.Score)
+	}
+	for i := range scores {
+		if hi > lo {
+			scores[i].Score = int64(float64(scores[i].Score-lo) / float64(hi-lo) * float64(framework.MaxNodeScore))
+		} else {
+			scores[i].Score = 0
+		}
+	}
+	if st, err := readState(state); err == nil {
+		st.candidates = make(map[string]bool)
+		for _, s := range scores {
+			if site, ok := p.index.SiteOfNode(s.Name); ok {
+				st.candidates[site] = true
+			}
+		}
+	}
+	return nil
+}
+
+// Reserve counts the pod in its site at once, so that the next replica of its
+// workload sees it before the binding reaches the informer.
+func (p *Plugin) Reserve(_ context.Context, _ fwk.CycleState, pod *v1.Pod, nodeName string) *fwk.Status {
+	p.index.Assume(pod, nodeName)
+	return nil
+}
+
+// Unreserve forgets a pod whose scheduling failed after Reserve.
+func (p *Plugin) Unreserve(_ context.Context, _ fwk.CycleState, pod *v1.Pod, _ string) {
+	p.index.Forget(pod)
+}
 
 // PostBind records an Event on the pod naming the chosen site, its RTT gain
 // and served traffic, and the runner-up.
@@ -248,18 +267,24 @@ func (p *Plugin) PostBind(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 	if !ok {
 		return
 	}
-	p.metrics.Placements.WithLabelValues(fmt.Sprint(chosen == st.best)).Inc()
-	runner := -1
-	for j := range st.sites {
-		if j != chosen && (runner < 0 || st.scores[j] > st.scores[runner]) {
+	best, runner := -1, -1
+	for j, site := range st.sites {
+		if !st.candidates[site] {
+			continue
+		}
+		if best < 0 || st.raw[j] > st.raw[best] {
+			best = j
+		}
+		if j != chosen && (runner < 0 || st.raw[j] > st.raw[runner]) {
 			runner = j
 		}
 	}
-	msg := fmt.Sprintf("Placed in site %s (node %s): TrafficLatency score %d, lowers the traffic-weighted mean RTT by %.2f ms, %.1f req/s per replica",
-		site, nodeName, st.scores[chosen], st.gains.Gain[chosen], st.gains.Share[chosen])
+	p.metrics.Placements.WithLabelValues(fmt.Sprint(chosen == best)).Inc()
+	msg := fmt.Sprintf("Placed in site %s (node %s): lowers the traffic-weighted mean RTT by %.2f ms, %.1f req/s per replica",
+		site, nodeName, st.gains.Gain[chosen], st.gains.Share[chosen])
 	if runner >= 0 {
-		msg += fmt.Sprintf("; runner-up site %s: score %d, %.2f ms, %.1f req/s per replica",
-			st.sites[runner], st.scores[runner], st.gains.Gain[runner], st.gains.Share[runner])
+		msg += fmt.Sprintf("; runner-up site %s: %.2f ms, %.1f req/s per replica",
+			st.sites[runner], st.gains.Gain[runner], st.gains.Share[runner])
 	}
 	p.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeNormal, "NingPlacement", "Scheduling", "%s", msg)
 	klog.FromContext(ctx).V(4).Info("ning placement", "pod", klog.KObj(pod), "detail", msg)

@@ -1,0 +1,63 @@
+package pluginargs
+
+import (
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/runtime"
+
+	configv1alpha1 "github.com/ning-edge/ning/api/config/v1alpha1"
+	"github.com/ning-edge/ning/internal/placement"
+)
+
+func raw(json string) runtime.Object { return &runtime.Unknown{Raw: []byte(json)} }
+
+func TestDecodeDefaults(t *testing.T) {
+	var a configv1alpha1.NetworkLatencyArgs
+	if err := Decode("NetworkLatency", nil, &a); err != nil {
+		t.Fatal(err)
+	}
+	if a.SiteLabel != "topology.kubernetes.io/zone" || a.UnknownRTT != placement.FailClosed {
+		t.Fatalf("defaults = %+v", a)
+	}
+	var l configv1alpha1.NodeLoadArgs
+	if err := Decode("NodeLoad", raw(`{"cpuFilter": 0.9}`), &l); err != nil {
+		t.Fatal(err)
+	}
+	if p := l.Policy(); p.CPUFilter != 0.9 || p.CPUPenaltyFrom != 0.7 || p.Penalty != 0.15 {
+		t.Fatalf("policy = %+v", p)
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		plugin string
+		args   Args
+		json   string
+		want   string
+	}{
+		{"bad policy", "NetworkLatency", &configv1alpha1.NetworkLatencyArgs{}, `{"unknownRTT": "Maybe"}`,
+			`pluginConfig.NetworkLatency.args.unknownRTT: Unsupported value: "Maybe": supported values: "FailClosed", "FailOpen"`},
+		{"bad label", "TrafficLatency", &configv1alpha1.TrafficLatencyArgs{}, `{"siteLabel": "not a label!"}`,
+			`pluginConfig.TrafficLatency.args.siteLabel: Invalid value: "not a label!"`},
+		{"negative rate", "TrafficLatency", &configv1alpha1.TrafficLatencyArgs{}, `{"perReplicaRPS": -1}`,
+			`pluginConfig.TrafficLatency.args.perReplicaRPS: Invalid value: -1: must be a finite number >= 0`},
+		{"cpu over 1", "NodeLoad", &configv1alpha1.NodeLoadArgs{}, `{"cpuFilter": 1.5}`,
+			`cpuFilter: 1.5 is outside 0..1`},
+		{"penalty above filter", "NodeLoad", &configv1alpha1.NodeLoadArgs{}, `{"cpuFilter": 0.5}`,
+			`cpuPenaltyFrom: 0.7 is above cpuFilter 0.5`},
+		{"bad cloud value", "CloudFallback", &configv1alpha1.CloudFallbackArgs{}, `{"cloudValue": "a b"}`,
+			`pluginConfig.CloudFallback.args.cloudValue: Invalid value: "a b"`},
+		{"wrong type", "TrafficLatency", &configv1alpha1.TrafficLatencyArgs{}, `{"perReplicaRPS": "fast"}`,
+			`TrafficLatency args:`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Decode(tt.plugin, raw(tt.json), tt.args)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v; want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,268 @@
+// Package siteindex keeps, from the scheduler's informers, each node's site and
+// how many replicas of each workload run in each site, so that a plugin reads
+// them in O(sites) per pod instead of walking every node and pod.
+package siteindex
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/ning-edge/ning/internal/topology"
+)
+
+// WorkloadOf returns the UID that groups a pod with its replicas: its
+// controller's (ReplicaSet, StatefulSet, ...), or its own for a bare pod.
+func WorkloadOf(pod *v1.Pod) types.UID {
+	for i := range pod.OwnerReferences {
+		if ref := &pod.OwnerReferences[i]; ref.Controller != nil && *ref.Controller {
+			return ref.UID
+		}
+	}
+	return pod.UID
+}
+
+type podEntry struct {
+	workload types.UID
+	node     string
+	assumed  bool
+}
+
+// Index is safe for concurrent use.
+type Index struct {
+	label string
+
+	mu        sync.RWMutex
+	nodeSite  map[string]string
+	siteNodes map[string]int
+	nodePods  map[string]map[types.UID]struct{}
+	pods      map[types.UID]podEntry
+	counts    map[types.UID]map[string]int
+	sites     []string // sorted; nil when it must be rebuilt
+}
+
+// New builds an index fed by the factory's node informer and, with trackPods,
+// its pod informer (register before the factory starts, as plugin
+// constructors do). Without trackPods, Counts is always empty.
+func New(f informers.SharedInformerFactory, siteLabel string, trackPods bool) (*Index, error) {
+	x := &Index{
+		label:     siteLabel,
+		nodeSite:  map[string]string{},
+		siteNodes: map[string]int{},
+		nodePods:  map[string]map[types.UID]struct{}{},
+		pods:      map[types.UID]podEntry{},
+		counts:    map[types.UID]map[string]int{},
+	}
+	if _, err := f.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { x.setNode(obj) },
+		UpdateFunc: func(_, obj any) { x.setNode(obj) },
+		DeleteFunc: x.deleteNode,
+	}); err != nil {
+		return nil, fmt.Errorf("watching nodes: %w", err)
+	}
+	if !trackPods {
+		return x, nil
+	}
+	if _, err := f.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { x.setPod(obj) },
+		UpdateFunc: func(_, obj any) { x.setPod(obj) },
+		DeleteFunc: x.deletePod,
+	}); err != nil {
+		return nil, fmt.Errorf("watching pods: %w", err)
+	}
+	return x, nil
+}
+
+func unwrap(obj any) any {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		return d.Obj
+	}
+	return obj
+}
+
+func (x *Index) setNode(obj any) {
+	n, ok := unwrap(obj).(*v1.Node)
+	if !ok {
+		return
+	}
+	site := topology.SiteOf(n.Name, n.Labels, x.label)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	old, had := x.nodeSite[n.Name]
+	if had && old == site {
+		return
+	}
+	if had {
+		x.dropSite(old)
+	}
+	x.moveNodePods(n.Name, old, site) // old is "" for a new node whose pods came first
+	x.nodeSite[n.Name] = site
+	x.siteNodes[site]++
+	x.sites = nil
+}
+
+func (x *Index) deleteNode(obj any) {
+	n, ok := unwrap(obj).(*v1.Node)
+	if !ok {
+		return
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	site, had := x.nodeSite[n.Name]
+	if !had {
+		return
+	}
+	x.moveNodePods(n.Name, site, "")
+	delete(x.nodeSite, n.Name)
+	x.dropSite(site)
+}
+
+func (x *Index) dropSite(site string) {
+	if x.siteNodes[site]--; x.siteNodes[site] <= 0 {
+		delete(x.siteNodes, site)
+	}
+	x.sites = nil
+}
+
+// moveNodePods recounts the pods of a node whose site changed ("" = none).
+func (x *Index) moveNodePods(node, from, to string) {
+	for uid := range x.nodePods[node] {
+		w := x.pods[uid].workload
+		x.add(w, from, -1)
+		x.add(w, to, 1)
+	}
+}
+
+func (x *Index) add(w types.UID, site string, d int) {
+	if site == "" {
+		return
+	}
+	m := x.counts[w]
+	if m == nil {
+		m = map[string]int{}
+		x.counts[w] = m
+	}
+	if m[site] += d; m[site] <= 0 {
+		delete(m, site)
+		if len(m) == 0 {
+			delete(x.counts, w)
+		}
+	}
+}
+
+func (x *Index) setPod(obj any) {
+	p, ok := unwrap(obj).(*v1.Pod)
+	if !ok {
+		return
+	}
+	if p.Spec.NodeName == "" || p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
+		x.remove(p.UID, false)
+		return
+	}
+	x.put(p.UID, podEntry{workload: WorkloadOf(p), node: p.Spec.NodeName})
+}
+
+func (x *Index) deletePod(obj any) {
+	if p, ok := unwrap(obj).(*v1.Pod); ok {
+		x.remove(p.UID, false)
+	}
+}
+
+func (x *Index) put(uid types.UID, e podEntry) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if old, ok := x.pods[uid]; ok {
+		if old.node == e.node && old.workload == e.workload {
+			x.pods[uid] = e
+			return
+		}
+		x.removeLocked(uid, old)
+	}
+	x.pods[uid] = e
+	if x.nodePods[e.node] == nil {
+		x.nodePods[e.node] = map[types.UID]struct{}{}
+	}
+	x.nodePods[e.node][uid] = struct{}{}
+	x.add(e.workload, x.nodeSite[e.node], 1)
+}
+
+// remove drops a pod; with onlyAssumed, only if it is still merely assumed.
+func (x *Index) remove(uid types.UID, onlyAssumed bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if e, ok := x.pods[uid]; ok && (!onlyAssumed || e.assumed) {
+		x.removeLocked(uid, e)
+	}
+}
+
+func (x *Index) removeLocked(uid types.UID, e podEntry) {
+	delete(x.pods, uid)
+	if m := x.nodePods[e.node]; m != nil {
+		delete(m, uid)
+		if len(m) == 0 {
+			delete(x.nodePods, e.node)
+		}
+	}
+	x.add(e.workload, x.nodeSite[e.node], -1)
+}
+
+// Assume counts a pod on a node before the informer sees it bound (the
+// scheduler's Reserve), so that the next pod of the workload sees it.
+func (x *Index) Assume(pod *v1.Pod, node string) {
+	x.put(pod.UID, podEntry{workload: WorkloadOf(pod), node: node, assumed: true})
+}
+
+// Forget undoes Assume (Unreserve) unless the informer has seen the pod bound.
+func (x *Index) Forget(pod *v1.Pod) { x.remove(pod.UID, true) }
+
+// Sites returns every site that has a node, sorted. Do not modify the slice.
+func (x *Index) Sites() []string {
+	x.mu.RLock()
+	s := x.sites
+	x.mu.RUnlock()
+	if s != nil {
+		return s
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.sites == nil {
+		x.sites = make([]string, 0, len(x.siteNodes))
+		for site := range x.siteNodes {
+			x.sites = append(x.sites, site)
+		}
+		sort.Strings(x.sites)
+	}
+	return x.sites
+}
+
+// SiteOfNode returns a node's site.
+func (x *Index) SiteOfNode(name string) (string, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	s, ok := x.nodeSite[name]
+	return s, ok
+}
+
+// Counts returns how many replicas of workload run (or are assumed) per site,
+// not counting the pod exclude.
+func (x *Index) Counts(workload, exclude types.UID) map[string]int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := make(map[string]int, len(x.counts[workload]))
+	for site, n := range x.counts[workload] {
+		out[site] = n
+	}
+	if e, ok := x.pods[exclude]; ok && e.workload == workload {
+		if site := x.nodeSite[e.node]; site != "" {
+			if out[site]--; out[site] <= 0 {
+				delete(out, site)
+			}
+		}
+	}
+	return out
+}
