@@ -81,6 +81,8 @@ fuzz: ## run each fuzz target for FUZZTIME
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCSVMatrix$$' -fuzztime $(FUZZTIME) ./internal/topology
 	$(GO) test -run '^$$' -fuzz '^FuzzParseConstraints$$' -fuzztime $(FUZZTIME) ./internal/placement
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeLatencyReport$$' -fuzztime $(FUZZTIME) ./internal/source
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCheckAll$$' -fuzztime $(FUZZTIME) ./internal/source
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeScores$$' -fuzztime $(FUZZTIME) ./internal/source
 
 demo: build ## until the embedded-cluster demo lands: plan the edge-city example
 	$(BIN) place -f examples/edge-city.yaml --replicas 4
@@ -100,5 +102,5 @@ test-mosquitto: ## run the MQTT transport tests against a real Mosquitto on 127.
 	  kill $$pid; grep -E '^(=== RUN|\s*---|ok|FAIL|PASS)|latency|broker:' $$tmp/test.log; \
 	  [ $$rc = 0 ] || tail -50 $$tmp/test.log; rm -rf $$tmp; exit $$rc
 
-test-netns: ## as root: ning probe in a network namespace against two others, every method (skips without root or ip)
-	$(GO) test -count=1 -v -run 'TestNetnsEndToEnd' ./internal/probe
+test-netns: ## as root: ning probe across emulated WAN links (NFQUEUE delayer), every method, measured vs configured (skips without root, ip or iptables)
+	$(GO) test -count=1 -v -timeout 5m -run 'TestDelayerRoundTrip|TestNetnsEndToEnd' ./internal/probe/netemtest ./internal/probe

@@ -51,7 +51,7 @@ their ratio (ning / default). With --rounds 2 or more the order alternates.`,
 				if err != nil {
 					return fmt.Errorf("--cpu-profile: %w", err)
 				}
-				defer f.Close()
+				defer func() { _ = f.Close() }()
 				if err := pprof.StartCPUProfile(f); err != nil {
 					return fmt.Errorf("--cpu-profile: %w", err)
 				}

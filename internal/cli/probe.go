@@ -16,11 +16,15 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/encoding/protojson"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/clock"
 
 	ningv1 "github.com/ning-edge/ning/api/proto/ning/v1"
 	"github.com/ning-edge/ning/internal/mqtt"
 	"github.com/ning-edge/ning/internal/probe"
+	"github.com/ning-edge/ning/internal/topology"
 )
 
 type probeOptions struct {
@@ -43,12 +47,17 @@ type probeOptions struct {
 	queueSize   int
 	logLevel    string
 	mqtt        mqttFlags
+
+	fromAPI    bool
+	allNodes   bool
+	kubeconfig string
+	siteLabel  string
 }
 
 func newProbeCommand() *cobra.Command {
 	o := probeOptions{}
 	cmd := &cobra.Command{
-		Use:   "probe --site SITE --target SITE[/NODE]=HOST[:PORT] ...",
+		Use:   "probe (--site SITE --target SITE[/NODE]=HOST[:PORT] ... | --targets-from-api [--all-nodes])",
 		Short: "Measure RTT to other sites and publish LatencyReports",
 		Long: `probe measures the round-trip time from this node to each target, reads this
 node's CPU utilisation and pressure (PSI), and produces a LatencyReport.
@@ -58,11 +67,18 @@ unprivileged datagram socket, UDP echo (the target's port, or --udp-port), TCP
 connect (the target's port, or --tcp-port). The next method is tried when one
 cannot run or gets no reply; the method used is in the report.
 
+With --targets-from-api the targets are the cluster's nodes, re-listed every
+round: one node per site by default (the Ready node with an InternalIP whose
+name sorts first), every node with --all-nodes; a node's site is its
+--site-label (a node without it is a site of its own), and the prober's own
+site is skipped. --site then defaults to this node's site.
+
 With --once it runs one round, prints the report and exits (no broker needed).
 Otherwise it probes every --period (plus random jitter), publishes each report
 on ning/v1/latency/<site> (QoS 1, retained) and serves /healthz, /metrics and
 /scores on --listen.`,
 		Example: `  ning probe --once --site dallas --target toronto=10.0.1.1 --target austin=10.0.2.1 -o json
+  ning probe --targets-from-api --node "$NODE_NAME" --udp-port 0 --tcp-port 10250
   ning probe --site dallas --targets-file /etc/ning/targets --broker tls://broker:8883 --mqtt-ca ca.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -73,7 +89,7 @@ on ning/v1/latency/<site> (QoS 1, retained) and serves /healthz, /metrics and
 	}
 	host, _ := os.Hostname()
 	f := cmd.Flags()
-	f.StringVar(&o.site, "site", "", "site this node belongs to (required)")
+	f.StringVar(&o.site, "site", "", "site this node belongs to (required unless --targets-from-api reads it from this node's label)")
 	f.StringVar(&o.node, "node", envOr("NODE_NAME", host), "this node's name (default $NODE_NAME, else the host name)")
 	f.StringArrayVar(&o.targets, "target", nil, "target SITE[/NODE]=HOST[:PORT] (repeatable)")
 	f.StringVar(&o.targetsFile, "targets-file", "", "file with one SITE[/NODE]=HOST[:PORT] a line")
@@ -92,8 +108,11 @@ on ning/v1/latency/<site> (QoS 1, retained) and serves /healthz, /metrics and
 	f.StringVar(&o.procRoot, "proc", "/proc", "procfs root to read CPU and PSI from")
 	f.IntVar(&o.queueSize, "queue-size", mqtt.DefaultQueueSize, "reports kept while the broker is unreachable (oldest dropped beyond)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.BoolVar(&o.fromAPI, "targets-from-api", false, "probe the cluster's nodes (one per site), listed from the Kubernetes API every round")
+	f.BoolVar(&o.allNodes, "all-nodes", false, "with --targets-from-api, probe every node, not one per site")
+	f.StringVar(&o.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig for --targets-from-api (default $KUBECONFIG, else in-cluster)")
+	f.StringVar(&o.siteLabel, "site-label", topology.DefaultSiteLabel, "node label naming a node's site")
 	o.mqtt.add(f)
-	_ = cmd.MarkFlagRequired("site")
 	return cmd
 }
 
@@ -124,21 +143,38 @@ func (o probeOptions) targetList() ([]probe.Target, error) {
 		}
 		out = append(out, t)
 	}
-	// TODO(ning): discover targets from the Kubernetes API (one node per
-	// site by topology.kubernetes.io/zone, optionally every node).
-	if len(out) == 0 {
-		return nil, errors.New("no targets: give --target or --targets-file")
+	if len(out) == 0 && !o.fromAPI {
+		return nil, errors.New("no targets: give --target, --targets-file or --targets-from-api")
+	}
+	if len(out) > 0 && o.fromAPI {
+		return nil, errors.New("--targets-from-api does not mix with --target or --targets-file")
 	}
 	return out, nil
+}
+
+// kubeClient builds a clientset from --kubeconfig, or in-cluster without it.
+func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
+	var cfg *rest.Config
+	var err error
+	if kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	} else {
+		cfg, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client config: %w", err)
+	}
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return c, nil
 }
 
 func runProbe(ctx context.Context, out io.Writer, o probeOptions) error {
 	log, err := newLogger(o.logLevel)
 	if err != nil {
 		return err
-	}
-	if _, err := mqtt.LatencyTopic(o.site); err != nil {
-		return fmt.Errorf("--site: %w", err)
 	}
 	if o.once && o.output != "json" {
 		return fmt.Errorf("--output %q: want json", o.output)
@@ -149,9 +185,29 @@ func runProbe(ctx context.Context, out io.Writer, o probeOptions) error {
 	if o.count <= 0 || o.interval <= 0 || o.timeout <= 0 || o.period <= 0 {
 		return errors.New("--count, --interval, --timeout and --period must be positive")
 	}
+	if o.allNodes && !o.fromAPI {
+		return errors.New("--all-nodes needs --targets-from-api")
+	}
 	targets, err := o.targetList()
 	if err != nil {
 		return err
+	}
+	var disc *probe.Discovery
+	if o.fromAPI {
+		client, err := kubeClient(o.kubeconfig)
+		if err != nil {
+			return err
+		}
+		disc = &probe.Discovery{Client: client, SiteLabel: o.siteLabel, AllNodes: o.allNodes, Self: o.node, SelfSite: o.site, Log: log}
+		if o.site == "" {
+			if o.site, err = disc.Site(ctx, o.node); err != nil {
+				return fmt.Errorf("--site not given: %w", err)
+			}
+			disc.SelfSite = o.site
+		}
+	}
+	if _, err := mqtt.LatencyTopic(o.site); err != nil {
+		return fmt.Errorf("--site: %w", err)
 	}
 	methods, err := probe.ParseMethods(o.methods)
 	if err != nil {
@@ -167,6 +223,9 @@ func runProbe(ctx context.Context, out io.Writer, o probeOptions) error {
 		Site: o.site, Node: o.node, Targets: targets,
 		Options: probe.Options{Count: o.count, Interval: o.interval, Timeout: o.timeout, Methods: methods, UDPPort: o.udpPort, TCPPort: o.tcpPort},
 		Load:    probe.NewLoadReader(o.procRoot, log), Clock: clock.RealClock{}, Metrics: metrics, Log: log,
+	}
+	if disc != nil {
+		p.Discover = disc.Targets
 	}
 	var r *ningv1.LatencyReport
 	if o.once {

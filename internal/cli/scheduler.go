@@ -63,7 +63,7 @@ static) and, with --mqtt, from prober and discovery reports over MQTT.`
 	help, usage := cmd.HelpFunc(), cmd.UsageFunc()
 	cmd.SetHelpFunc(func(c *cobra.Command, args []string) {
 		help(c, args)
-		fmt.Fprintf(c.OutOrStdout(), "\nning flags:\n\n%s", f.FlagUsages())
+		_, _ = fmt.Fprintf(c.OutOrStdout(), "\nning flags:\n\n%s", f.FlagUsages())
 	})
 	cmd.SetUsageFunc(func(c *cobra.Command) error {
 		if err := usage(c); err != nil {

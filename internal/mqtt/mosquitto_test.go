@@ -65,9 +65,9 @@ func (m *mosquittoProc) stop(t *testing.T) {
 // subscriber's persistent session keeps what arrives while it is away, and
 // every report arrives.
 func TestPublisherMosquittoRestart(t *testing.T) {
-	bin, err := exec.LookPath("mosquitto") //nolint:misspell // the broker's name
+	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
-		t.Skip("mosquitto not installed (apt-get install -y mosquitto): restart test against a real broker skipped") //nolint:misspell // the broker's name
+		t.Skip("mosquitto not installed (apt-get install -y mosquitto): restart test against a real broker skipped")
 	}
 	dir := t.TempDir()
 	addr := freeAddr(t)

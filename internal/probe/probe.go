@@ -280,7 +280,10 @@ func Summarise(ms []float64) Summary {
 type Prober struct {
 	Site, Node string
 	Targets    []Target
-	Options    Options
+	// Discover, when set, replaces Targets before every round (targets from
+	// the Kubernetes API).
+	Discover func(ctx context.Context) ([]Target, error)
+	Options  Options
 	// Load, when set, adds this node's load to each report.
 	Load    *LoadReader
 	Clock   clock.PassiveClock
@@ -288,8 +291,21 @@ type Prober struct {
 	Log     *slog.Logger
 }
 
-// Round probes every target concurrently and returns the report.
+// Round probes every target concurrently and returns the report. When
+// Discover is set it refreshes Targets first; on a discovery error the last
+// list is kept. Rounds of one Prober must not overlap.
 func (p *Prober) Round(ctx context.Context) (*ningv1.LatencyReport, error) {
+	if p.Discover != nil {
+		ts, err := p.Discover(ctx)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return nil, fmt.Errorf("probe round: %w", ctx.Err())
+		case err != nil:
+			p.Log.Warn("discovering targets: keeping the last list", "targets", len(p.Targets), "err", err)
+		default:
+			p.Targets = ts
+		}
+	}
 	results := make([]*ningv1.TargetResult, len(p.Targets))
 	var wg sync.WaitGroup
 	for i, t := range p.Targets {

@@ -73,15 +73,11 @@ func NewMQTT(store *topology.Store, cfg Config, clk clock.PassiveClock, reg prom
 			s.allowed[site] = true
 		}
 	}
-	s.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "ning_reports_rejected_total", Help: "Reports dropped before reaching the store, by reason."}, []string{"reason"})
-	s.accepted = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "ning_reports_accepted_total", Help: "Reports written to the store, by kind."}, []string{"kind"})
-	for _, c := range []prometheus.Collector{s.rejected, s.accepted} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("registering source metrics: %w", err)
-		}
+	m, err := NewMetrics(reg)
+	if err != nil {
+		return nil, err
 	}
+	s.rejected, s.accepted = m.rejected, m.accepted
 	return s, nil
 }
 

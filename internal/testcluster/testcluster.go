@@ -38,7 +38,8 @@ import (
 	"k8s.io/kubernetes/test/utils/ktesting"
 )
 
-// LogsEnv, set to 1, shows klog and etcd output; otherwise only klog errors.
+// LogsEnv names the environment variable that, set to 1, shows klog and etcd
+// output; otherwise only klog errors.
 const LogsEnv = "NING_TEST_LOGS"
 
 var quietOnce sync.Once
@@ -160,7 +161,7 @@ func freePorts(n int) ([]int, error) {
 		if err != nil {
 			return nil, err
 		}
-		defer l.Close()
+		defer func() { _ = l.Close() }()
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
