@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -107,8 +108,8 @@ func Decide(s Sample, c *Cluster) (d Decision, dropped []*DataError, err error) 
 		d.Sites[site] += s.Rates[n]
 	}
 	if known == 0 {
-		return Decision{}, dropped, &DataError{Reason: ReasonUnknownNode,
-			Detail: fmt.Sprintf("%s: none of the %d reporting nodes is a node of this cluster", s.Source, len(nodes))}
+		return Decision{}, nil, &DataError{Reason: ReasonUnknownNode,
+			Detail: fmt.Sprintf("%s: none of the %d reporting nodes (%s) is a node of this cluster", s.Source, len(nodes), strings.Join(nodes, ", "))}
 	}
 	best := 0.0
 	for _, site := range sortedKeys(d.Sites) {

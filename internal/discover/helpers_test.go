@@ -1,78 +1,13 @@
 package discover
 
 import (
-	"context"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
-
-// gateway serves traefik_entrypoint_requests_total{entrypoint,node}
-// counters that grow at known rates, like Traefik's /metrics.
-type gateway struct {
-	addr string
-}
-
-type flow struct {
-	node, entrypoint string
-	rps              float64
-}
-
-// serveGateway starts the metrics endpoint and a goroutine adding to each
-// counter rps × elapsed time, until the test ends.
-func serveGateway(t *testing.T, flows []flow) *gateway {
-	t.Helper()
-	reg := prometheus.NewRegistry()
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "traefik_entrypoint_requests_total", Help: "requests"}, []string{"entrypoint", "node"})
-	reg.MustRegister(c)
-	for _, f := range flows {
-		c.WithLabelValues(f.entrypoint, f.node).Add(0)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		start := time.Now()
-		added := make([]float64, len(flows))
-		tk := time.NewTicker(10 * time.Millisecond)
-		defer tk.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case now := <-tk.C:
-				el := now.Sub(start).Seconds()
-				for i, f := range flows {
-					want := f.rps * el
-					c.WithLabelValues(f.entrypoint, f.node).Add(want - added[i])
-					added[i] = want
-				}
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-		_ = srv.Close()
-	})
-	return &gateway{addr: ln.Addr().String()}
-}
 
 func testLogger(t *testing.T) *slog.Logger {
 	t.Helper()

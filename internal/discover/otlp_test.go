@@ -35,7 +35,9 @@ type pt struct {
 	v          float64
 }
 
-func ns(sec float64) uint64 { return uint64(t0.Add(time.Duration(sec * float64(time.Second))).UnixNano()) }
+func ns(sec float64) uint64 {
+	return uint64(t0.Add(time.Duration(sec * float64(time.Second))).UnixNano())
+}
 
 // request builds an export of the counter for one node.
 func request(node string, temp metricspb.AggregationTemporality, monotonic bool, pts ...pt) *collectormetrics.ExportMetricsServiceRequest {

@@ -64,13 +64,13 @@ func waitWarm(t *testing.T, p *Prometheus) (Sample, bool) {
 // that grow at known rates; the per-site rates and busiest site match.
 func TestPrometheusDecision(t *testing.T) {
 	t.Parallel()
-	gw := serveGateway(t, []flow{
-		{"edge-a1", "web", 50}, {"edge-a2", "web", 30}, // site a: 80
-		{"edge-b1", "web", 120},       // site b: 120, the busiest
-		{"edge-b1", "websecure", 900}, // not the web entrypoint
-		{"edge-c1", "web", 10},        // a node without a zone label: site edge-c1
+	gw := promtest.ServeGateway(t, []promtest.Flow{
+		{Node: "edge-a1", Entrypoint: "web", RPS: 50}, {Node: "edge-a2", Entrypoint: "web", RPS: 30}, // site a: 80
+		{Node: "edge-b1", Entrypoint: "web", RPS: 120},       // site b: 120, the busiest
+		{Node: "edge-b1", Entrypoint: "websecure", RPS: 900}, // not the web entrypoint
+		{Node: "edge-c1", Entrypoint: "web", RPS: 10},        // a node without a zone label: site edge-c1
 	})
-	prom := promtest.Start(t, gw.addr)
+	prom := promtest.Start(t, gw)
 	p, err := NewPrometheus(PrometheusOptions{URL: prom.URL, Query: testQuery})
 	if err != nil {
 		t.Fatal(err)
@@ -109,8 +109,8 @@ func TestPrometheusDecision(t *testing.T) {
 // reason, from a real Prometheus (or none at all).
 func TestPrometheusBadData(t *testing.T) {
 	t.Parallel()
-	gw := serveGateway(t, []flow{{"edge-a1", "web", 20}, {"ghost", "web", 5}})
-	prom := promtest.Start(t, gw.addr)
+	gw := promtest.ServeGateway(t, []promtest.Flow{{Node: "edge-a1", Entrypoint: "web", RPS: 20}, {Node: "ghost", Entrypoint: "web", RPS: 5}})
+	prom := promtest.Start(t, gw)
 	warm, err := NewPrometheus(PrometheusOptions{URL: prom.URL, Query: testQuery})
 	if err != nil {
 		t.Fatal(err)

@@ -4,8 +4,12 @@
 package promtest
 
 import (
+	"sync"
+
 	"context"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"net"
 	"net/http"
 	"os"
@@ -118,4 +122,59 @@ scrape_configs:
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// Flow is requests at a steady rate entering one node's entrypoint.
+type Flow struct {
+	Node, Entrypoint string
+	RPS              float64
+}
+
+// ServeGateway serves traefik_entrypoint_requests_total{entrypoint,node}
+// counters on /metrics, like Traefik's endpoint, growing at each flow's rate
+// (a goroutine adds RPS × elapsed time every 10 ms) until the test ends. It
+// returns the host:port to scrape.
+func ServeGateway(t testing.TB, flows []Flow) string {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "traefik_entrypoint_requests_total", Help: "requests"}, []string{"entrypoint", "node"})
+	reg.MustRegister(c)
+	for _, f := range flows {
+		c.WithLabelValues(f.Entrypoint, f.Node).Add(0)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		start := time.Now()
+		added := make([]float64, len(flows))
+		tk := time.NewTicker(10 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-tk.C:
+				el := now.Sub(start).Seconds()
+				for i, f := range flows {
+					want := f.RPS * el
+					c.WithLabelValues(f.Entrypoint, f.Node).Add(want - added[i])
+					added[i] = want
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		_ = srv.Close()
+	})
+	return ln.Addr().String()
 }
