@@ -22,5 +22,6 @@ Each component is a subcommand of this one binary.`,
 	root.AddCommand(newPlaceCommand())
 	root.AddCommand(newProbeCommand())
 	root.AddCommand(newBrokerCommand())
+	root.AddCommand(newDiscoverCommand())
 	return root
 }
