@@ -264,9 +264,10 @@ func drive(ctx context.Context, wg *sync.WaitGroup, c otelmetric.Float64Counter,
 			case <-ctx.Done():
 				return
 			case now := <-tk.C:
-				want := rps * now.Sub(start).Seconds()
-				c.Add(ctx, want-added, opt)
-				added = want
+				if want := rps * now.Sub(start).Seconds(); want > added {
+					c.Add(ctx, want-added, opt)
+					added = want
+				}
 			}
 		}
 	}()

@@ -175,18 +175,24 @@ func (d *Discoverer) Step(ctx context.Context) (*Result, error) {
 }
 
 // Once steps until the figures are no longer warming up, polling every
-// poll, for at most wait; bad data ends it with the error at once.
+// poll, for at most wait. No data yet (an OTLP receiver that just started, a
+// Prometheus that has not scraped) is waited for too; other bad data ends it
+// with the error at once.
 func (d *Discoverer) Once(ctx context.Context, wait, poll time.Duration) (*Result, error) {
 	deadline := d.cfg.Clock.Now().Add(wait)
 	for {
 		res, err := d.Step(ctx)
-		if err != nil {
+		var de *DataError
+		if err != nil && (!errors.As(err, &de) || (de.Reason != ReasonNoData && de.Reason != ReasonEmptyResult)) {
 			return nil, err
 		}
-		if !res.Decision.WarmingUp {
+		if err == nil && !res.Decision.WarmingUp {
 			return res, nil
 		}
 		if !d.cfg.Clock.Now().Before(deadline) {
+			if err != nil {
+				return nil, err
+			}
 			return res, ErrWarmingUp
 		}
 		select {
