@@ -7,7 +7,7 @@ FUZZTIME  ?= 10s
 SHELL     := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: all build test test-integration test-quality lint verify bench demo fuzz clean help generate protoc-check test-mosquitto test-netns
+.PHONY: all build test test-integration test-quality lint verify bench demo fuzz clean help generate protoc-check test-mosquitto test-netns test-discover
 
 all: build
 
@@ -83,6 +83,7 @@ fuzz: ## run each fuzz target for FUZZTIME
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeLatencyReport$$' -fuzztime $(FUZZTIME) ./internal/source
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCheckAll$$' -fuzztime $(FUZZTIME) ./internal/source
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeScores$$' -fuzztime $(FUZZTIME) ./internal/source
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeExport$$' -fuzztime $(FUZZTIME) ./internal/discover
 
 demo: build ## until the embedded-cluster demo lands: plan the edge-city example
 	$(BIN) place -f examples/edge-city.yaml --replicas 4
@@ -104,3 +105,9 @@ test-mosquitto: ## run the MQTT transport tests against a real Mosquitto on 127.
 
 test-netns: ## as root: ning probe across emulated WAN links (NFQUEUE delayer), every method, measured vs configured (skips without root, ip or iptables)
 	$(GO) test -count=1 -v -timeout 5m -run 'TestDelayerRoundTrip|TestNetnsEndToEnd' ./internal/probe/netemtest ./internal/probe
+
+PROMETHEUS ?= $(shell command -v prometheus 2>/dev/null || echo /usr/bin/prometheus)
+test-discover: ## traffic discovery against a real Prometheus (fails, not skips, without apt-get install -y prometheus)
+	@test -x "$(PROMETHEUS)" || { echo "prometheus not found: apt-get install -y prometheus"; exit 1; }
+	NING_PROMETHEUS=$(PROMETHEUS) $(GO) test -count=1 -v -run 'TestPrometheus|TestDiscoverer|TestProbeJob|TestOTLP|TestDiscover' \
+	  ./internal/discover ./internal/cli 2>&1 | grep -E '^(=== RUN|\s*---|ok|FAIL|PASS)|req/s|rates'

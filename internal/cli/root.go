@@ -24,5 +24,6 @@ Each component is a subcommand of this one binary.`,
 	root.AddCommand(newBrokerCommand())
 	root.AddCommand(newSchedulerCommand())
 	root.AddCommand(newBenchCommand())
+	root.AddCommand(newDiscoverCommand())
 	return root
 }

@@ -1,0 +1,358 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/ning-edge/ning/internal/discover"
+	"github.com/ning-edge/ning/internal/mqtt"
+	"github.com/ning-edge/ning/internal/topology"
+)
+
+type discoverOptions struct {
+	source                   string
+	promURL, query           string
+	window                   time.Duration
+	nodeLabel                string
+	otlpListen               string
+	otlpMetric, otlpNodeAttr string
+	otlpMatch                []string
+	kubeconfig               string
+	gatewaySelector          string
+	gatewayNamespace         string
+	siteLabel                string
+	namespace, image         string
+	jobTTL, jobPeriod        time.Duration
+	keepJobs                 int
+	owner                    string
+	serviceAccount           string
+	probeArgs                []string
+	once, dryRun             bool
+	wait, interval           time.Duration
+	output, listen           string
+	queueSize                int
+	logLevel                 string
+	mqtt                     mqttFlags
+}
+
+func newDiscoverCommand() *cobra.Command {
+	o := discoverOptions{}
+	cmd := &cobra.Command{
+		Use:   "discover",
+		Short: "Find the busiest site from gateway traffic and start latency probing there",
+		Long: `discover is phase 1 of the Ning seed. It finds the gateway pods (Traefik by
+default) through the Kubernetes API and maps them to nodes and sites (the node
+label --site-label; a node without it is a site of its own), learns the request
+rate entering at each node from Prometheus (--source prometheus, a PromQL query
+returning one rate per node) or from an OTLP gRPC metrics push (--source otlp,
+cumulative or delta counters), sums it per site and picks the busiest site.
+
+It then publishes a TrafficReport (ning/v1/traffic, QoS 1, retained) and
+creates a Job running 'ning probe --once --publish' pinned to the busiest site
+(required node affinity), probing each other site's representative node (a
+gateway node with an InternalIP, else any node with one). The Job name is
+fixed per site and --job-period, no second Job starts while one for the site
+still runs, and finished Jobs beyond --keep-jobs are deleted (besides
+ttlSecondsAfterFinished).
+
+Bad data (Prometheus unreachable, an empty result, NaN or negative rates, a
+node that is in no known site, an OTLP metric of the wrong type) is logged and
+counted in ning_discover_errors_total{reason}; the previous decision stays and
+no Job starts. Until the rate window is full the figures are reported as
+warming up and nothing is acted on.
+
+--once takes one decision and exits (for a CronJob; with --source otlp it
+listens until two points per series arrived, at most --wait). Otherwise it
+decides every --interval and serves /healthz and /metrics on --listen.
+--dry-run prints the decision and the Job it would create, and changes nothing.`,
+		Example: `  ning discover --once --prometheus-url http://prometheus:9090 --namespace ning --image ghcr.io/ning-edge/ning:v0.1
+  ning discover --dry-run --once -o json --prometheus-url http://127.0.0.1:9090
+  ning discover --source otlp --otlp-listen :4317 --interval 1m --broker tls://broker:8883 --mqtt-ca ca.pem`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runDiscover(ctx, cmd.OutOrStdout(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.source, "source", "prometheus", "traffic source: prometheus (pull) or otlp (gRPC push receiver)")
+	f.StringVar(&o.promURL, "prometheus-url", "http://127.0.0.1:9090", "Prometheus server URL")
+	f.StringVar(&o.query, "query", discover.DefaultQuery, "PromQL query returning one request rate per node")
+	f.DurationVar(&o.window, "window", 0, "rate window (default: the longest [range] in --query; 1m for otlp)")
+	f.StringVar(&o.nodeLabel, "node-label", discover.DefaultNodeLabel, "label of the query result that names the node")
+	f.StringVar(&o.otlpListen, "otlp-listen", ":4317", "OTLP gRPC listen address (--source otlp)")
+	f.StringVar(&o.otlpMetric, "otlp-metric", discover.DefaultOTLPMetric, "counter to read from OTLP pushes")
+	f.StringVar(&o.otlpNodeAttr, "otlp-node-attribute", discover.DefaultNodeAttr, "resource (or point) attribute naming the node")
+	f.StringArrayVar(&o.otlpMatch, "otlp-match", []string{"entrypoint=web"}, "point attribute KEY=VALUE a point must carry (repeatable; empty string: none)")
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, else in-cluster)")
+	f.StringVar(&o.gatewaySelector, "gateway-selector", discover.DefaultGatewaySelector, "label selector of the gateway pods")
+	f.StringVar(&o.gatewayNamespace, "gateway-namespace", "", "namespace of the gateway pods (default: all)")
+	f.StringVar(&o.siteLabel, "site-label", topology.DefaultSiteLabel, "node label whose value names the site")
+	f.StringVar(&o.namespace, "namespace", "default", "namespace of the probe Jobs")
+	f.StringVar(&o.image, "image", discover.DefaultImage, "image of the probe Job (runs 'ning probe')")
+	f.DurationVar(&o.jobTTL, "job-ttl", discover.DefaultJobTTL, "ttlSecondsAfterFinished of the probe Jobs")
+	f.DurationVar(&o.jobPeriod, "job-period", discover.DefaultJobPeriod, "at most one probe Job per site per period (also its active deadline)")
+	f.IntVar(&o.keepJobs, "keep-jobs", discover.DefaultKeepJobs, "finished probe Jobs to keep; older ones are deleted")
+	f.StringVar(&o.owner, "owner", "", "KIND/NAME in --namespace (cronjob, deployment or job) that owns the probe Jobs, so deleting it deletes them")
+	f.StringVar(&o.serviceAccount, "service-account", "", "service account of the probe pods")
+	f.StringArrayVar(&o.probeArgs, "probe-arg", nil, "extra argument for 'ning probe' (repeatable), e.g. --probe-arg=--mqtt-ca=/etc/ning/ca.pem")
+	f.BoolVar(&o.once, "once", false, "take one decision and exit")
+	f.DurationVar(&o.wait, "wait", 2*time.Minute, "with --once, how long to wait for the rate window to fill")
+	f.DurationVar(&o.interval, "interval", time.Minute, "time between decisions")
+	f.BoolVar(&o.dryRun, "dry-run", false, "print the decision and the Job it would create; create and publish nothing")
+	f.StringVarP(&o.output, "output", "o", "text", "output of each decision: text or json")
+	f.StringVar(&o.listen, "listen", ":9811", "address for /healthz and /metrics without --once (empty: none)")
+	f.IntVar(&o.queueSize, "queue-size", mqtt.DefaultQueueSize, "reports kept while the broker is unreachable")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	o.mqtt.add(f)
+	return cmd
+}
+
+// kubeClient builds a clientset from --kubeconfig, else $KUBECONFIG or
+// ~/.kube/config, else the in-cluster configuration.
+func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client config: %w", err)
+	}
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return c, nil
+}
+
+// resolveOwner turns KIND/NAME into an owner reference (not a controller
+// reference, so a CronJob does not count the probe Jobs as its own runs).
+func resolveOwner(ctx context.Context, c kubernetes.Interface, ns, spec string) (*metav1.OwnerReference, error) {
+	kind, name, ok := strings.Cut(spec, "/")
+	if !ok || name == "" {
+		return nil, fmt.Errorf("--owner %q: want KIND/NAME, e.g. cronjob/ning-discover", spec)
+	}
+	var (
+		meta       metav1.Object
+		apiVersion string
+		err        error
+	)
+	switch strings.ToLower(kind) {
+	case "cronjob":
+		apiVersion, kind = "batch/v1", "CronJob"
+		meta, err = c.BatchV1().CronJobs(ns).Get(ctx, name, metav1.GetOptions{})
+	case "job":
+		apiVersion, kind = "batch/v1", "Job"
+		meta, err = c.BatchV1().Jobs(ns).Get(ctx, name, metav1.GetOptions{})
+	case "deployment":
+		apiVersion, kind = "apps/v1", "Deployment"
+		meta, err = c.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+	default:
+		return nil, fmt.Errorf("--owner %q: kind must be cronjob, job or deployment", spec)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--owner %s: %w", spec, err)
+	}
+	return &metav1.OwnerReference{APIVersion: apiVersion, Kind: kind, Name: meta.GetName(), UID: meta.GetUID()}, nil
+}
+
+func parseMatch(kvs []string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, kv := range kvs {
+		if kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--otlp-match %q: want KEY=VALUE", kv)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+func runDiscover(ctx context.Context, out io.Writer, o discoverOptions) error {
+	log, err := newLogger(o.logLevel)
+	if err != nil {
+		return err
+	}
+	if o.output != "text" && o.output != "json" {
+		return fmt.Errorf("--output %q: want text or json", o.output)
+	}
+	if o.interval <= 0 || o.jobPeriod < time.Second || o.jobTTL < 0 || o.keepJobs < 0 {
+		return errors.New("--interval must be positive, --job-period at least 1s, --job-ttl and --keep-jobs not negative")
+	}
+	if o.source != "prometheus" && o.source != "otlp" {
+		return fmt.Errorf("--source %q: want prometheus or otlp", o.source)
+	}
+	match, err := parseMatch(o.otlpMatch)
+	if err != nil {
+		return err
+	}
+	if o.source == "prometheus" && o.window <= 0 {
+		if _, err := discover.QueryWindow(o.query); err != nil {
+			return fmt.Errorf("--query: %w", err)
+		}
+	}
+	client, err := kubeClient(o.kubeconfig)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := discover.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	g, gctx := errgroup.WithContext(runCtx)
+	var src discover.Source
+	switch o.source {
+	case "prometheus":
+		src, err = discover.NewPrometheus(discover.PrometheusOptions{URL: o.promURL, Query: o.query, NodeLabel: o.nodeLabel, Window: o.window})
+		if err != nil {
+			return fmt.Errorf("--query: %w", err)
+		}
+	case "otlp":
+		recv := discover.NewOTLP(discover.OTLPOptions{Metric: o.otlpMetric, NodeAttr: o.otlpNodeAttr, Match: match, Window: o.window, Report: metrics.Reporter(log)})
+		ln, err := net.Listen("tcp", o.otlpListen)
+		if err != nil {
+			return fmt.Errorf("--otlp-listen: %w", err)
+		}
+		log.Info("receiving OTLP metrics", "addr", ln.Addr().String(), "metric", o.otlpMetric)
+		g.Go(func() error { return discover.ServeOTLP(gctx, ln, recv) })
+		src = recv
+	default:
+		return fmt.Errorf("--source %q: want prometheus or otlp", o.source)
+	}
+	jobOpts := discover.JobOptions{Namespace: o.namespace, Image: o.image, SiteLabel: o.siteLabel, Broker: o.mqtt.url,
+		ExtraArgs: o.probeArgs, ServiceAccount: o.serviceAccount, TTL: o.jobTTL, Period: o.jobPeriod, Keep: o.keepJobs}
+	if o.owner != "" {
+		if jobOpts.Owner, err = resolveOwner(ctx, client, o.namespace, o.owner); err != nil {
+			return err
+		}
+	}
+	cfg := discover.Config{Client: client, Source: src, Job: jobOpts, DryRun: o.dryRun, Log: log, Metrics: metrics,
+		Cluster: discover.ClusterOptions{GatewaySelector: o.gatewaySelector, GatewayNamespace: o.gatewayNamespace, SiteLabel: o.siteLabel}}
+	var pub *mqtt.Publisher
+	pubCtx, pubCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer pubCancel()
+	if !o.dryRun {
+		mc, err := o.mqtt.config()
+		if err != nil {
+			return err
+		}
+		if pub, err = mqtt.NewPublisher(pubCtx, mc, mqtt.PublisherOptions{QueueSize: o.queueSize}, reg, log); err != nil {
+			return err
+		}
+		cfg.Publisher = pub
+	}
+	closePub := func() error {
+		if pub == nil {
+			return nil
+		}
+		cctx, cancel := context.WithTimeout(pubCtx, 10*time.Second)
+		defer cancel()
+		return pub.Close(cctx)
+	}
+	d, err := discover.New(cfg)
+	if err != nil {
+		return err
+	}
+	print := func(r *discover.Result) error { return printDecision(out, o.output, r) }
+
+	if o.once {
+		res, err := d.Once(gctx, o.wait, time.Second)
+		cancelRun() // stops the OTLP receiver
+		werr := g.Wait()
+		if res != nil {
+			if perr := print(res); perr != nil {
+				err = errors.Join(err, perr)
+			}
+		}
+		return errors.Join(err, werr, closePub())
+	}
+
+	started := time.Now()
+	if o.listen != "" {
+		ln, err := net.Listen("tcp", o.listen)
+		if err != nil {
+			return fmt.Errorf("--listen: %w", err)
+		}
+		log.Info("serving /healthz and /metrics", "addr", ln.Addr().String())
+		g.Go(func() error {
+			return discover.Serve(gctx, ln, reg, func() error { return d.Healthy(started, o.interval) })
+		})
+	}
+	g.Go(func() error {
+		return d.Run(gctx, o.interval, func(r *discover.Result) {
+			if err := print(r); err != nil {
+				log.Warn("printing decision", "err", err)
+			}
+		})
+	})
+	return errors.Join(g.Wait(), closePub())
+}
+
+func printDecision(out io.Writer, format string, r *discover.Result) error {
+	o := discover.NewOutput(r)
+	if o.Job != nil {
+		o.Job.ManagedFields = nil
+	}
+	if format == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(o)
+	}
+	// tabwriter buffers until Flush, which reports any write error.
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	_, _ = fmt.Fprintf(tw, "source\t%s (window %s)\n", o.Source, r.Decision.Window)
+	if o.WarmingUp {
+		_, _ = fmt.Fprintf(tw, "warming up\tthe rate window is not full yet for %s; no decision\n", strings.Join(o.Warming, ", "))
+	}
+	sites := make([]string, 0, len(o.Sites))
+	for s := range o.Sites {
+		sites = append(sites, s)
+	}
+	sort.Strings(sites)
+	for _, s := range sites {
+		mark := ""
+		if s == o.Busiest {
+			mark = "  <- busiest"
+		}
+		_, _ = fmt.Fprintf(tw, "site %s\t%.2f req/s%s\n", s, o.Sites[s], mark)
+	}
+	switch {
+	case o.Job != nil:
+		verb := "would create"
+		if o.JobCreated {
+			verb = "created"
+		} else if o.Job.UID != "" {
+			verb = "kept"
+		}
+		_, _ = fmt.Fprintf(tw, "probe job\t%s %s/%s: %s\n", verb, o.Job.Namespace, o.Job.Name, strings.Join(o.Job.Spec.Template.Spec.Containers[0].Args, " "))
+	case o.Note != "":
+		_, _ = fmt.Fprintf(tw, "probe job\tnone: %s\n", o.Note)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,88 @@
+package discover
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	collectormetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
+	"google.golang.org/protobuf/proto"
+	testingclock "k8s.io/utils/clock/testing"
+)
+
+var updateCorpus = flag.Bool("update-corpus", false, "rewrite testdata/fuzz/FuzzDecodeExport from the seed requests")
+
+// seedRequests are well-formed and wrong-typed exports for the fuzz corpus.
+func seedRequests() []*collectormetrics.ExportMetricsServiceRequest {
+	gauge := &metricspb.Metric{Name: DefaultOTLPMetric, Data: &metricspb.Metric_Gauge{Gauge: &metricspb.Gauge{DataPoints: []*metricspb.NumberDataPoint{{TimeUnixNano: ns(1)}}}}}
+	return []*collectormetrics.ExportMetricsServiceRequest{
+		request("n1", cum, true, pt{10, 0, 100}, pt{20, 0, 200}),
+		request("n1", delta, true, pt{10, 0, 40}, pt{20, 10, 40}),
+		request("n1", cum, true, pt{10, 0, 100}, pt{20, 15, 5}),
+		request("n1", cum, false, pt{1, 0, 1}),
+		exportOf("n1", gauge),
+	}
+}
+
+// TestWriteFuzzCorpus regenerates the checked-in corpus with -update-corpus.
+func TestWriteFuzzCorpus(t *testing.T) {
+	if !*updateCorpus {
+		t.Skip("run with -update-corpus to rewrite testdata/fuzz/FuzzDecodeExport")
+	}
+	dir := filepath.Join("testdata", "fuzz", "FuzzDecodeExport")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range seedRequests() {
+		b, err := proto.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := fmt.Sprintf("go test fuzz v1\n[]byte(%s)\n", strconv.Quote(string(b)))
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%d", i)), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// FuzzDecodeExport feeds arbitrary bytes through decoding, ingestion and
+// rate computation: nothing may panic, and no rate may be NaN or negative.
+func FuzzDecodeExport(f *testing.F) {
+	for _, r := range seedRequests() {
+		b, err := proto.Marshal(r)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte{})
+	f.Add([]byte{0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		req, err := DecodeExport(b)
+		if err != nil {
+			return
+		}
+		clk := testingclock.NewFakePassiveClock(t0.Add(20 * time.Second))
+		r := NewOTLP(OTLPOptions{Clock: clk})
+		if n, _ := r.Ingest(req); n < 0 {
+			t.Fatalf("rejected %d points", n)
+		}
+		for _, at := range []time.Duration{0, 20 * time.Second, time.Hour} {
+			s, err := r.Sample(context.Background(), t0.Add(at))
+			if err != nil {
+				continue
+			}
+			for n, v := range s.Rates {
+				if v != v || v < 0 {
+					t.Fatalf("node %q: rate %v", n, v)
+				}
+			}
+		}
+	})
+}
