@@ -67,7 +67,7 @@ type testEnv struct {
 
 // newEnv starts an extender over a fake clientset holding objs, with the test
 // topology in its store, and waits until its index has every node and bound pod.
-func newEnv(t *testing.T, objs ...runtime.Object) *testEnv {
+func newEnv(t testing.TB, objs ...runtime.Object) *testEnv {
 	t.Helper()
 	store := topology.NewStore(topology.Config{}, clock.RealClock{})
 	for k, v := range testRTT {
@@ -119,7 +119,7 @@ func newEnv(t *testing.T, objs ...runtime.Object) *testEnv {
 }
 
 // post sends body to path and returns the status code and body.
-func (e *testEnv) post(t *testing.T, path string, body []byte) (int, []byte) {
+func (e *testEnv) post(t testing.TB, path string, body []byte) (int, []byte) {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	e.h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body)))
