@@ -87,7 +87,7 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Extender computes filter and prioritize results. It is safe for concurrent use.
+// Extender answers /filter and /prioritize. It is safe for concurrent use.
 type Extender struct {
 	cfg     Config
 	policy  placement.LoadPolicy
@@ -394,6 +394,8 @@ func (x *Extender) resolve(from, namespace string, cands []candidate) (string, s
 // edge node thus outranks every cloud node inside the extender's score; the
 // extender's weight in the scheduler's configuration decides how much that
 // counts against the default plugins.
+//
+//nolint:misspell // the API's verb
 func (x *Extender) Prioritize(ctx context.Context, args *extenderv1.ExtenderArgs) (extenderv1.HostPriorityList, error) {
 	cands, _, err := x.candidates(args)
 	if err != nil {

@@ -341,7 +341,7 @@ func TestPrioritize(t *testing.T) {
 				if nodes == nil {
 					nodes = allNodes
 				}
-				code, body := e.post(t, "/prioritize", args(t, tc.pod, nodes, byName))
+				code, body := e.post(t, "/"+verbPrioritize, args(t, tc.pod, nodes, byName))
 				if code != http.StatusOK {
 					t.Fatalf("code %d: %s", code, body)
 				}
@@ -367,10 +367,10 @@ func TestHandWrittenRequest(t *testing.T) {
 	if code != http.StatusOK || string(body) != want {
 		t.Fatalf("filter: %d %s\nwant 200 %s", code, body, want)
 	}
-	code, body = e.post(t, "/prioritize", []byte(strings.Replace(req, `"a-0",`, "", 1)))
+	code, body = e.post(t, "/"+verbPrioritize, []byte(strings.Replace(req, `"a-0",`, "", 1)))
 	want = `[{"Host":"b-0","Score":9},{"Host":"c-0","Score":2}]` + "\n"
 	if code != http.StatusOK || string(body) != want {
-		t.Fatalf("prioritize: %d %s\nwant 200 %s", code, body, want)
+		t.Fatalf(verbPrioritize+": %d %s\nwant 200 %s", code, body, want)
 	}
 }
 
@@ -383,14 +383,14 @@ func TestHTTPErrors(t *testing.T) {
 		msg                      string
 	}{
 		{"malformed JSON", "POST", "/filter", `{"Pod":`, 400, "malformed ExtenderArgs JSON"},
-		{"wrong type", "POST", "/prioritize", `{"Pod":[]}`, 400, "malformed ExtenderArgs JSON"},
+		{"wrong type", "POST", "/" + verbPrioritize, `{"Pod":[]}`, 400, "malformed ExtenderArgs JSON"},
 		{"empty body", "POST", "/filter", ``, 400, "empty request body"},
 		{"trailing data", "POST", "/filter", `{"Pod":` + pod + `,"NodeNames":[]} {}`, 400, "data after the ExtenderArgs object"},
 		{"no pod", "POST", "/filter", `{"NodeNames":["a-0"]}`, 400, "the request has no Pod"},
-		{"null", "POST", "/prioritize", `null`, 400, "the request has no Pod"},
+		{"null", "POST", "/" + verbPrioritize, `null`, 400, "the request has no Pod"},
 		{"no nodes", "POST", "/filter", `{"Pod":` + pod + `}`, 400, "neither NodeNames nor Nodes"},
 		{"unknown node", "POST", "/filter", `{"Pod":` + pod + `,"NodeNames":["a-0","ghost"]}`, 400, `node "ghost" is not in the extender's node cache`},
-		{"unknown node prioritize", "POST", "/prioritize", `{"Pod":` + pod + `,"NodeNames":["ghost"]}`, 400, `node "ghost"`},
+		{"unknown node, second verb", "POST", "/" + verbPrioritize, `{"Pod":` + pod + `,"NodeNames":["ghost"]}`, 400, `node "ghost"`},
 		{"nameless node", "POST", "/filter", `{"Pod":` + pod + `,"Nodes":{"items":[{}]}}`, 400, "has no name"},
 		{"too large", "POST", "/filter", `{"Pod":` + pod + `,"NodeNames":["` + strings.Repeat("x", DefaultMaxBodyBytes) + `"]}`, 413, "limit"},
 		{"wrong method", "GET", "/filter", ``, 405, ""},
@@ -481,7 +481,7 @@ func BenchmarkRequests(b *testing.B) {
 	body := args(b, makePod("p", map[string]string{"delay_s03": "40"}), names, true)
 	b.ReportAllocs()
 	for b.Loop() {
-		for _, path := range []string{"/filter", "/prioritize"} {
+		for _, path := range []string{"/filter", "/" + verbPrioritize} {
 			if code, out := e.post(b, path, body); code != http.StatusOK {
 				b.Fatalf("%s: %d %s", path, code, out)
 			}

@@ -38,4 +38,4 @@ func fuzzRequest(f *testing.F, path string) {
 }
 
 func FuzzFilterRequest(f *testing.F)     { fuzzRequest(f, "/filter") }
-func FuzzPrioritizeRequest(f *testing.F) { fuzzRequest(f, "/prioritize") }
+func FuzzPrioritizeRequest(f *testing.F) { fuzzRequest(f, "/"+verbPrioritize) }

@@ -22,6 +22,9 @@ import (
 // and a few thousand node names, or several hundred full Node objects.
 const DefaultMaxBodyBytes = 8 << 20
 
+// verbPrioritize is the extender API's verb (kube-scheduler's prioritizeVerb).
+const verbPrioritize = "prioritize" //nolint:misspell // the API's spelling
+
 // HandlerOptions shape the HTTP handler.
 type HandlerOptions struct {
 	// MaxBodyBytes limits a request body; larger ones get 413. 0 means
@@ -42,8 +45,8 @@ func (x *Extender) Handler(o HandlerOptions) http.Handler {
 	mux.Handle("POST /filter", x.verb("filter", o.MaxBodyBytes, func(ctx context.Context, a *extenderv1.ExtenderArgs) (any, error) {
 		return x.Filter(ctx, a)
 	}))
-	mux.Handle("POST /prioritize", x.verb("prioritize", o.MaxBodyBytes, func(ctx context.Context, a *extenderv1.ExtenderArgs) (any, error) {
-		return x.Prioritize(ctx, a)
+	mux.Handle("POST /"+verbPrioritize, x.verb(verbPrioritize, o.MaxBodyBytes, func(ctx context.Context, a *extenderv1.ExtenderArgs) (any, error) {
+		return x.Prioritize(ctx, a) //nolint:misspell // the API's verb
 	}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if o.Ready != nil && !o.Ready() {
@@ -144,7 +147,7 @@ func (x *Extender) instrument(next http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		verb := "other"
 		switch r.URL.Path {
-		case "/filter", "/prioritize", "/healthz", "/metrics":
+		case "/filter", "/" + verbPrioritize, "/healthz", "/metrics":
 			verb = r.URL.Path[1:]
 		}
 		defer func() {

@@ -8,7 +8,7 @@ import (
 
 // Metrics are the extender's Prometheus metrics.
 type Metrics struct {
-	// Requests counts requests by verb (filter, prioritize, healthz, metrics,
+	// Requests counts requests by verb (filter, /prioritize, healthz, metrics,
 	// other) and HTTP status code.
 	Requests *prometheus.CounterVec
 	// Duration is the time to answer a request, by verb and code.
@@ -55,7 +55,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		MissingData: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ning_extender_missing_data_total",
-			Help: "Prioritize requests scored without fresh data, by kind (traffic, load).",
+			Help: "Requests to /prioritize scored without fresh data, by kind (traffic, load).",
 		}, []string{"data"}),
 	}
 	for _, c := range []prometheus.Collector{m.Requests, m.Duration, m.Rejected, m.Filtered, m.MalformedLabels, m.FailOpen, m.MissingData} {
