@@ -18,6 +18,7 @@ func newBenchCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	cmd.AddCommand(newBenchSchedulerCommand())
+	cmd.AddCommand(newBenchExtenderCommand())
 	return cmd
 }
 

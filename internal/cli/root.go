@@ -23,6 +23,7 @@ Each component is a subcommand of this one binary.`,
 	root.AddCommand(newProbeCommand())
 	root.AddCommand(newBrokerCommand())
 	root.AddCommand(newSchedulerCommand())
+	root.AddCommand(newExtenderCommand())
 	root.AddCommand(newBenchCommand())
 	root.AddCommand(newDiscoverCommand())
 	return root

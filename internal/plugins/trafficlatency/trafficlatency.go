@@ -166,6 +166,12 @@ func rawScores(g placement.Gains, current placement.Placement) []int64 {
 	return raw
 }
 
+// RawScores exposes rawScores: the scheduler extender ranks sites with it, so
+// that the extender and this plugin order sites the same way.
+func RawScores(g placement.Gains, current placement.Placement) []int64 {
+	return rawScores(g, current)
+}
+
 func (p *Plugin) matrix(sites []string) [][]float64 {
 	key := strings.Join(sites, "\x00")
 	v := p.store.Version()

@@ -1,0 +1,171 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/component-base/metrics/legacyregistry"
+	"k8s.io/utils/clock"
+
+	"github.com/ning-edge/ning/internal/bench"
+	"github.com/ning-edge/ning/internal/extender"
+	"github.com/ning-edge/ning/internal/placement"
+	"github.com/ning-edge/ning/internal/topology"
+)
+
+func newExtenderCommand() *cobra.Command {
+	o := &schedulerOptions{}
+	var (
+		listen, kubeconfig, logLevel string
+		cfg                          extender.Config
+		run                          extender.RunOptions
+		unknownRTT                   string
+		cpuFilter, cpuPenaltyFrom    float64
+		penalty                      float64
+	)
+	def := placement.DefaultLoadPolicy()
+	cmd := &cobra.Command{
+		Use:   "extender --listen ADDR [--kubeconfig FILE] [--latency-file FILE] [--mqtt ...]",
+		Short: "Serve ning's placement to a stock kube-scheduler through the extender API",
+		Long: `extender serves the kube-scheduler extender API (k8s.io/kube-scheduler/extender/v1)
+for clusters that keep the stock kube-scheduler: POST /filter applies delay_<from>
+constraints and load thresholds, POST /prioritize scores nodes 0..10 by the
+traffic-weighted RTT gain of their site, their load and cloud fallback, from the
+same code as ning's scheduler plugins. GET /healthz, GET /metrics.
+
+Nodes and pods come from informers (--kubeconfig, or in-cluster): the node cache
+serves nodeCacheCapable requests, the pods give each workload's replicas per
+site. RTT, traffic and load come from --latency-file and, with --mqtt, from
+prober and discovery reports. deploy/extender-config.yaml configures
+kube-scheduler to call it.`,
+		Example: `  ning extender --listen :8888 --kubeconfig ~/.kube/config --latency-file examples/edge-city.yaml
+  ning extender --listen :8443 --tls-cert tls.crt --tls-key tls.key --mqtt --broker tls://broker:8883 --mqtt-ca ca.pem`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			log, err := newLogger(logLevel)
+			if err != nil {
+				return err
+			}
+			if o.alpha <= 0 || o.alpha > 1 {
+				return fmt.Errorf("--ewma-alpha %v: want a value in (0, 1]", o.alpha)
+			}
+			if o.ttl <= 0 {
+				return fmt.Errorf("--data-ttl %v: want a positive duration", o.ttl)
+			}
+			cfg.TrafficLatency.SiteLabel = cfg.NetworkLatency.SiteLabel
+			cfg.NetworkLatency.UnknownRTT = placement.UnknownRTTPolicy(unknownRTT)
+			cfg.NodeLoad.CPUFilter, cfg.NodeLoad.CPUPenaltyFrom, cfg.NodeLoad.Penalty = &cpuFilter, &cpuPenaltyFrom, &penalty
+			cfg.SetDefaults()
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			run.Config = cfg
+			restCfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+			if err != nil {
+				return fmt.Errorf("--kubeconfig: %w", err)
+			}
+			client, err := kubernetes.NewForConfig(restCfg)
+			if err != nil {
+				return fmt.Errorf("kubernetes client: %w", err)
+			}
+			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			store := topology.NewStore(topology.Config{Alpha: o.alpha, TTL: o.ttl}, clock.RealClock{})
+			if err := feedStore(ctx, store, o, log); err != nil {
+				return err
+			}
+			// The MQTT source registers its metrics there; serve them too.
+			run.Gatherers = []prometheus.Gatherer{legacyregistry.DefaultGatherer}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("--listen: %w", err)
+			}
+			return extender.Run(ctx, ln, client, store, run, log)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&listen, "listen", ":8888", "address to serve the extender API on")
+	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster)")
+	f.StringVar(&o.latencyFile, "latency-file", "", "static RTTs (and traffic) from a topology YAML or CSV matrix")
+	f.BoolVar(&o.mqttEnabled, "mqtt", false, "subscribe to latency and traffic reports on the MQTT broker")
+	o.mqtt.add(f)
+	f.DurationVar(&o.ttl, "data-ttl", topology.DefaultTTL, "how long a measured RTT, load or traffic figure stays valid")
+	f.Float64Var(&o.alpha, "ewma-alpha", topology.DefaultAlpha, "weight of a new RTT or CPU observation in the moving average (0..1]")
+	f.StringVar(&cfg.NetworkLatency.SiteLabel, "site-label", topology.DefaultSiteLabel, "node label whose value names a node's site")
+	f.StringVar(&unknownRTT, "unknown-rtt", string(placement.FailClosed), "a delay constraint with an unknown RTT: FailClosed or FailOpen")
+	f.Float64Var(&cfg.TrafficLatency.PerReplicaRPS, "per-replica-rps", 0, "requests/s one replica serves (0: no limit)")
+	f.Float64Var(&cpuFilter, "cpu-filter", def.CPUFilter, "filter out nodes at or above this CPU utilisation (0..1)")
+	f.Float64Var(&cpuPenaltyFrom, "cpu-penalty-from", def.CPUPenaltyFrom, "CPU utilisation from which a node's load score drops by --penalty")
+	f.Float64Var(&penalty, "penalty", def.Penalty, "load score penalty (0..1)")
+	f.StringVar(&cfg.CloudFallback.CloudLabel, "cloud-label", "kubernetes.io/role", "label marking cloud nodes, used only when no edge node fits")
+	f.StringVar(&cfg.CloudFallback.CloudValue, "cloud-value", "cloud", "value of --cloud-label on cloud nodes")
+	f.StringVar(&run.Server.CertFile, "tls-cert", "", "serve HTTPS with this certificate (with --tls-key)")
+	f.StringVar(&run.Server.KeyFile, "tls-key", "", "key of --tls-cert")
+	f.Int64Var(&run.MaxBodyBytes, "max-body-bytes", extender.DefaultMaxBodyBytes, "largest request body; larger ones get 413")
+	f.DurationVar(&run.Server.ReadTimeout, "read-timeout", 0, "HTTP read timeout (default 10s)")
+	f.DurationVar(&run.Server.WriteTimeout, "write-timeout", 0, "HTTP write timeout (default 10s)")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}
+
+func newBenchExtenderCommand() *cobra.Command {
+	o := bench.SchedulerOptions{}
+	var output, logLevel string
+	cmd := &cobra.Command{
+		Use:   "extender --nodes N --pods P [--sites S]",
+		Short: "Scheduling throughput: stock scheduler + ning extender vs ning's plugins, in one run",
+		Long: `extender starts a real kube-apiserver in this process (embedded etcd), creates N
+nodes spread over S sites, a ning extender on loopback, the stock kube-scheduler
+calling it (default profile, nodeCacheCapable, as deploy/extender-config.yaml)
+and ning's scheduler (its plugins). The same P pods (as in bench scheduler) are
+scheduled by each in turn, from the release of their scheduling gates to the
+last binding. It prints pods/s for each and the ratio (extender / plugins).`,
+		Example: `  ning bench extender --nodes 1000 --pods 1000 --sites 20
+  ning bench extender --nodes 1000 --pods 2000 --rounds 2 -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "table" && output != "json" {
+				return fmt.Errorf("--output %q: want table or json", output)
+			}
+			log, err := newLogger(logLevel)
+			if err != nil {
+				return err
+			}
+			o.Log = log
+			res, err := bench.RunExtender(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if output == "json" {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(res)
+			}
+			w := &errWriter{w: out}
+			w.printf("nodes %d, sites %d, pods %d\n", res.Nodes, res.Sites, res.Pods)
+			w.printf("stock scheduler + ning extender  %8.1f pods/s  (%.2f s)\n", res.Extender.PodsPerSecond, res.Extender.Seconds)
+			w.printf("ning plugins                     %8.1f pods/s  (%.2f s)\n", res.Plugins.PodsPerSecond, res.Plugins.Seconds)
+			w.printf("ratio (extender/plugins) %.3f\n", res.Ratio)
+			return w.err
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Nodes, "nodes", 1000, "nodes to create")
+	f.IntVar(&o.Pods, "pods", 1000, "pods to schedule through each scheduler")
+	f.IntVar(&o.Sites, "sites", 20, "sites the nodes are spread over")
+	f.IntVar(&o.PodsPerWorkload, "pods-per-workload", 50, "pods per ReplicaSet")
+	f.IntVar(&o.Rounds, "rounds", 1, "measurements per scheduler (the order alternates)")
+	f.Uint64Var(&o.Seed, "seed", 1, "seed of the random topology")
+	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}

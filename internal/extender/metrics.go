@@ -1,0 +1,67 @@
+package extender
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the extender's Prometheus metrics.
+type Metrics struct {
+	// Requests counts requests by verb (filter, /prioritize, healthz, metrics,
+	// other) and HTTP status code.
+	Requests *prometheus.CounterVec
+	// Duration is the time to answer a request, by verb and code.
+	Duration *prometheus.HistogramVec
+	// Rejected counts requests answered 4xx, by reason.
+	Rejected *prometheus.CounterVec
+	// Filtered counts nodes filtered out, by reason (delay, delay_from, label, load).
+	Filtered *prometheus.CounterVec
+	// MalformedLabels counts pods with a malformed delay label.
+	MalformedLabels prometheus.Counter
+	// FailOpen counts pods whose delay constraints failed open.
+	FailOpen prometheus.Counter
+	// MissingData counts requests scored without traffic or some node's load.
+	MissingData *prometheus.CounterVec
+}
+
+// NewMetrics creates the metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ning_extender_requests_total",
+			Help: "Extender HTTP requests by verb and status code.",
+		}, []string{"verb", "code"}),
+		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ning_extender_request_duration_seconds",
+			Help:    "Time to answer an extender HTTP request, by verb and status code.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}, []string{"verb", "code"}),
+		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ning_extender_rejected_requests_total",
+			Help: "Extender requests refused (4xx), by reason.",
+		}, []string{"reason"}),
+		Filtered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ning_extender_filtered_nodes_total",
+			Help: "Nodes filtered out by /filter, by reason: delay (a constraint is broken), delay_from (its <from> names nothing yet), label (malformed delay label), load.",
+		}, []string{"reason"}),
+		MalformedLabels: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ning_extender_malformed_delay_labels_total",
+			Help: "Filter requests for pods with a malformed delay_<from> label.",
+		}),
+		FailOpen: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ning_extender_delay_fail_open_total",
+			Help: "Filter requests in which delay constraints failed open because only unknown RTTs rejected every node.",
+		}),
+		MissingData: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ning_extender_missing_data_total",
+			Help: "Requests to /prioritize scored without fresh data, by kind (traffic, load).",
+		}, []string{"data"}),
+	}
+	for _, c := range []prometheus.Collector{m.Requests, m.Duration, m.Rejected, m.Filtered, m.MalformedLabels, m.FailOpen, m.MissingData} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("registering the extender's metrics: %w", err)
+		}
+	}
+	return m, nil
+}

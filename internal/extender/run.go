@@ -1,0 +1,57 @@
+package extender
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+)
+
+// RunOptions configure Run.
+type RunOptions struct {
+	Config       Config
+	MaxBodyBytes int64
+	Server       ServerOptions
+	// Gatherers are served on /metrics beside the extender's own registry
+	// (e.g. the MQTT source's metrics).
+	Gatherers []prometheus.Gatherer
+}
+
+// Run serves the extender on ln until ctx is done: it watches nodes and pods
+// through client, reads RTTs, traffic and loads from store, and answers
+// kube-scheduler's /filter and /prioritize calls.
+func Run(ctx context.Context, ln net.Listener, client kubernetes.Interface, store Store, o RunOptions, log *slog.Logger) error {
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	f := informers.NewSharedInformerFactory(client, 0)
+	if err := f.Core().V1().Pods().Informer().SetTransform(TrimPod); err != nil {
+		return fmt.Errorf("pod informer: %w", err)
+	}
+	x, err := New(f, store, o.Config, m, log)
+	if err != nil {
+		return err
+	}
+	f.Start(ctx.Done())
+	defer f.Shutdown()
+	// Serve only once the caches hold every node and pod: until then a
+	// scheduler's connection waits in the listener's backlog (bounded by its
+	// httpTimeout) instead of getting "unknown node" for a node not yet seen.
+	for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("extender informers: %s did not sync: %w", typ, context.Cause(ctx))
+		}
+	}
+	h := x.Handler(HandlerOptions{
+		MaxBodyBytes: o.MaxBodyBytes,
+		Gatherer:     append(prometheus.Gatherers{reg}, o.Gatherers...),
+	})
+	log.InfoContext(ctx, "ning extender serving", "addr", ln.Addr().String(), "tls", o.Server.CertFile != "")
+	return Serve(ctx, ln, h, o.Server, log)
+}
