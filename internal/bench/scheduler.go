@@ -24,7 +24,6 @@ import (
 
 	"github.com/ning-edge/ning/internal/placement"
 	"github.com/ning-edge/ning/internal/scheduler"
-	"github.com/ning-edge/ning/internal/testcluster"
 	"github.com/ning-edge/ning/internal/topology"
 )
 
@@ -61,79 +60,27 @@ const gate = "ning.dev/bench"
 // with both the default profile and ning's, and schedules the same pods with
 // each in turn, measuring from the release of the pods' scheduling gates to
 // the last binding.
-func RunScheduler(ctx context.Context, o SchedulerOptions) (res *SchedulerResult, err error) {
-	if o.Nodes <= 0 || o.Pods <= 0 || o.Sites <= 0 || o.Sites > o.Nodes {
-		return nil, fmt.Errorf("want nodes >= sites >= 1 and pods >= 1, got %d nodes, %d sites, %d pods", o.Nodes, o.Sites, o.Pods)
-	}
-	if o.PodsPerWorkload <= 0 {
-		o.PodsPerWorkload = 50
-	}
-	if o.Rounds <= 0 {
-		o.Rounds = 1
-	}
-	session := testcluster.NewSession("bench", o.Log)
-	defer session.Close()
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("control plane: %v", r)
-		}
-	}()
+func RunScheduler(ctx context.Context, o SchedulerOptions) (*SchedulerResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	start := time.Now()
-	cp := testcluster.Start(session)
-	o.Log.Info("control plane up", "seconds", time.Since(start).Seconds())
-
-	sites := make([]string, o.Sites)
-	for i := range sites {
-		sites[i] = fmt.Sprintf("site-%03d", i)
-	}
-	start = time.Now()
-	if err := parallel(ctx, o.Nodes, 32, func(ctx context.Context, i int) error {
-		_, err := testcluster.CreateReadyNode(ctx, cp.Client, testcluster.Node{Name: fmt.Sprintf("node-%05d", i), Site: sites[i%o.Sites]})
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	o.Log.Info("nodes created", "nodes", o.Nodes, "seconds", time.Since(start).Seconds())
-
-	store, err := benchStore(sites, o.Seed)
+	c, err := setUp(ctx, &o)
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := scheduler.DefaultConfig(scheduler.ConfigParams{Kubeconfig: cp.Kubeconfig, QPS: 5000, DefaultProfile: true})
+	defer c.session.Close()
+	cfg, err := scheduler.DefaultConfig(scheduler.ConfigParams{Kubeconfig: c.cp.Kubeconfig, QPS: 5000, DefaultProfile: true})
 	if err != nil {
 		return nil, err
 	}
-	if _, err := scheduler.Start(ctx, cp.Dir, cfg, store); err != nil {
+	if _, err := scheduler.Start(ctx, c.cp.Dir, cfg, c.store); err != nil {
 		return nil, err
 	}
-
-	res = &SchedulerResult{Nodes: o.Nodes, Pods: o.Pods, Sites: o.Sites}
-	var seconds = map[string]float64{}
-	for r := range o.Rounds {
-		order := []string{"default-scheduler", scheduler.ProfileName}
-		if r%2 == 1 {
-			order[0], order[1] = order[1], order[0]
-		}
-		for _, profile := range order {
-			s, err := measure(ctx, cp.Client, profile, fmt.Sprintf("bench-%d-%s", r, profile), sites, o)
-			if err != nil {
-				return nil, fmt.Errorf("profile %s: %w", profile, err)
-			}
-			stats, err := schedulerStats(profile)
-			if err != nil {
-				return nil, err
-			}
-			o.Log.Info("profile measured", "profile", profile, "round", r, "seconds", s, "podsPerSecond", float64(o.Pods)/s,
-				"cumulative", formatStats(stats))
-			seconds[profile] += s
-		}
+	r, err := compare(ctx, c, o, "default-scheduler", scheduler.ProfileName)
+	if err != nil {
+		return nil, err
 	}
-	res.Default = ProfileResult{Seconds: seconds["default-scheduler"] / float64(o.Rounds)}
-	res.Ning = ProfileResult{Seconds: seconds[scheduler.ProfileName] / float64(o.Rounds)}
-	res.Default.PodsPerSecond = float64(o.Pods) / res.Default.Seconds
-	res.Ning.PodsPerSecond = float64(o.Pods) / res.Ning.Seconds
+	res := &SchedulerResult{Nodes: o.Nodes, Pods: o.Pods, Sites: o.Sites,
+		Default: r["default-scheduler"], Ning: r[scheduler.ProfileName]}
 	res.Ratio = res.Ning.PodsPerSecond / res.Default.PodsPerSecond
 	return res, nil
 }
