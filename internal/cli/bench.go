@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -22,9 +23,65 @@ func newBenchCommand() *cobra.Command {
 	return cmd
 }
 
+// benchRun holds what every `ning bench` subcommand shares: the cluster
+// shape, output format, log level and CPU profile.
+type benchRun struct {
+	o                            bench.SchedulerOptions
+	output, logLevel, cpuProfile string
+}
+
+func (b *benchRun) addFlags(cmd *cobra.Command, what string) {
+	f := cmd.Flags()
+	f.IntVar(&b.o.Nodes, "nodes", 1000, "nodes to create")
+	f.IntVar(&b.o.Pods, "pods", 1000, "pods to schedule through each "+what)
+	f.IntVar(&b.o.Sites, "sites", 20, "sites the nodes are spread over")
+	f.IntVar(&b.o.PodsPerWorkload, "pods-per-workload", 50, "pods per ReplicaSet")
+	f.IntVar(&b.o.Rounds, "rounds", 1, "measurements per "+what+" (the order alternates)")
+	f.Uint64Var(&b.o.Seed, "seed", 1, "seed of the random topology")
+	f.StringVarP(&b.output, "output", "o", "table", "output format: table or json")
+	f.StringVar(&b.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&b.cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run (control plane included) to this file")
+}
+
+// run checks the flags, runs measure (under the CPU profile if asked) and
+// prints its result as JSON or through table.
+func (b *benchRun) run(cmd *cobra.Command, measure func(context.Context, bench.SchedulerOptions) (any, error), table func(w *errWriter, res any)) error {
+	if b.output != "table" && b.output != "json" {
+		return fmt.Errorf("--output %q: want table or json", b.output)
+	}
+	log, err := newLogger(b.logLevel)
+	if err != nil {
+		return err
+	}
+	b.o.Log = log
+	if b.cpuProfile != "" {
+		f, err := os.Create(b.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpu-profile: %w", err)
+		}
+		defer func() { _ = f.Close() }()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpu-profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	res, err := measure(cmd.Context(), b.o)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if b.output == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	w := &errWriter{w: out}
+	table(w, res)
+	return w.err
+}
+
 func newBenchSchedulerCommand() *cobra.Command {
-	o := bench.SchedulerOptions{}
-	var output, logLevel, cpuProfile string
+	b := &benchRun{}
 	cmd := &cobra.Command{
 		Use:   "scheduler --nodes N --pods P [--sites S]",
 		Short: "Scheduling throughput: default profile vs ning profile, in one run",
@@ -39,52 +96,47 @@ their ratio (ning / default). With --rounds 2 or more the order alternates.`,
   ning bench scheduler --nodes 5000 --pods 2000 --sites 50 -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "table" && output != "json" {
-				return fmt.Errorf("--output %q: want table or json", output)
-			}
-			log, err := newLogger(logLevel)
-			if err != nil {
-				return err
-			}
-			o.Log = log
-			if cpuProfile != "" {
-				f, err := os.Create(cpuProfile)
-				if err != nil {
-					return fmt.Errorf("--cpu-profile: %w", err)
-				}
-				defer func() { _ = f.Close() }()
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return fmt.Errorf("--cpu-profile: %w", err)
-				}
-				defer pprof.StopCPUProfile()
-			}
-			res, err := bench.RunScheduler(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if output == "json" {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
-			}
-			w := &errWriter{w: out}
-			w.printf("nodes %d, sites %d, pods %d\n", res.Nodes, res.Sites, res.Pods)
-			w.printf("default profile  %8.1f pods/s  (%.2f s)\n", res.Default.PodsPerSecond, res.Default.Seconds)
-			w.printf("ning profile     %8.1f pods/s  (%.2f s)\n", res.Ning.PodsPerSecond, res.Ning.Seconds)
-			w.printf("ratio (ning/default) %.3f\n", res.Ratio)
-			return w.err
+			return b.run(cmd, func(ctx context.Context, o bench.SchedulerOptions) (any, error) {
+				return bench.RunScheduler(ctx, o)
+			}, func(w *errWriter, r any) {
+				res := r.(*bench.SchedulerResult)
+				w.printf("nodes %d, sites %d, pods %d\n", res.Nodes, res.Sites, res.Pods)
+				w.printf("default profile  %8.1f pods/s  (%.2f s)\n", res.Default.PodsPerSecond, res.Default.Seconds)
+				w.printf("ning profile     %8.1f pods/s  (%.2f s)\n", res.Ning.PodsPerSecond, res.Ning.Seconds)
+				w.printf("ratio (ning/default) %.3f\n", res.Ratio)
+			})
 		},
 	}
-	f := cmd.Flags()
-	f.IntVar(&o.Nodes, "nodes", 1000, "nodes to create")
-	f.IntVar(&o.Pods, "pods", 1000, "pods to schedule with each profile")
-	f.IntVar(&o.Sites, "sites", 20, "sites the nodes are spread over")
-	f.IntVar(&o.PodsPerWorkload, "pods-per-workload", 50, "pods per ReplicaSet")
-	f.IntVar(&o.Rounds, "rounds", 1, "measurements per profile (the order alternates)")
-	f.Uint64Var(&o.Seed, "seed", 1, "seed of the random topology")
-	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
-	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	f.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run (control plane included) to this file")
+	b.addFlags(cmd, "profile")
+	return cmd
+}
+
+func newBenchExtenderCommand() *cobra.Command {
+	b := &benchRun{}
+	cmd := &cobra.Command{
+		Use:   "extender --nodes N --pods P [--sites S]",
+		Short: "Scheduling throughput: stock scheduler + ning extender vs ning's plugins, in one run",
+		Long: `extender starts a real kube-apiserver in this process (embedded etcd), creates N
+nodes spread over S sites, a ning extender on loopback, the stock kube-scheduler
+calling it (default profile, nodeCacheCapable, as deploy/extender-config.yaml)
+and ning's scheduler (its plugins). The same P pods (as in bench scheduler) are
+scheduled by each in turn, from the release of their scheduling gates to the
+last binding. It prints pods/s for each and the ratio (extender / plugins).`,
+		Example: `  ning bench extender --nodes 1000 --pods 1000 --sites 20
+  ning bench extender --nodes 1000 --pods 2000 --rounds 2 -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return b.run(cmd, func(ctx context.Context, o bench.SchedulerOptions) (any, error) {
+				return bench.RunExtender(ctx, o)
+			}, func(w *errWriter, r any) {
+				res := r.(*bench.ExtenderResult)
+				w.printf("nodes %d, sites %d, pods %d\n", res.Nodes, res.Sites, res.Pods)
+				w.printf("stock scheduler + ning extender  %8.1f pods/s  (%.2f s)\n", res.Extender.PodsPerSecond, res.Extender.Seconds)
+				w.printf("ning plugins                     %8.1f pods/s  (%.2f s)\n", res.Plugins.PodsPerSecond, res.Plugins.Seconds)
+				w.printf("ratio (extender/plugins) %.3f\n", res.Ratio)
+			})
+		},
+	}
+	b.addFlags(cmd, "scheduler")
 	return cmd
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -15,7 +14,6 @@ import (
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/utils/clock"
 
-	"github.com/ning-edge/ning/internal/bench"
 	"github.com/ning-edge/ning/internal/extender"
 	"github.com/ning-edge/ning/internal/placement"
 	"github.com/ning-edge/ning/internal/topology"
@@ -112,60 +110,6 @@ kube-scheduler to call it.`,
 	f.Int64Var(&run.MaxBodyBytes, "max-body-bytes", extender.DefaultMaxBodyBytes, "largest request body; larger ones get 413")
 	f.DurationVar(&run.Server.ReadTimeout, "read-timeout", 0, "HTTP read timeout (default 10s)")
 	f.DurationVar(&run.Server.WriteTimeout, "write-timeout", 0, "HTTP write timeout (default 10s)")
-	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	return cmd
-}
-
-func newBenchExtenderCommand() *cobra.Command {
-	o := bench.SchedulerOptions{}
-	var output, logLevel string
-	cmd := &cobra.Command{
-		Use:   "extender --nodes N --pods P [--sites S]",
-		Short: "Scheduling throughput: stock scheduler + ning extender vs ning's plugins, in one run",
-		Long: `extender starts a real kube-apiserver in this process (embedded etcd), creates N
-nodes spread over S sites, a ning extender on loopback, the stock kube-scheduler
-calling it (default profile, nodeCacheCapable, as deploy/extender-config.yaml)
-and ning's scheduler (its plugins). The same P pods (as in bench scheduler) are
-scheduled by each in turn, from the release of their scheduling gates to the
-last binding. It prints pods/s for each and the ratio (extender / plugins).`,
-		Example: `  ning bench extender --nodes 1000 --pods 1000 --sites 20
-  ning bench extender --nodes 1000 --pods 2000 --rounds 2 -o json`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "table" && output != "json" {
-				return fmt.Errorf("--output %q: want table or json", output)
-			}
-			log, err := newLogger(logLevel)
-			if err != nil {
-				return err
-			}
-			o.Log = log
-			res, err := bench.RunExtender(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if output == "json" {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
-			}
-			w := &errWriter{w: out}
-			w.printf("nodes %d, sites %d, pods %d\n", res.Nodes, res.Sites, res.Pods)
-			w.printf("stock scheduler + ning extender  %8.1f pods/s  (%.2f s)\n", res.Extender.PodsPerSecond, res.Extender.Seconds)
-			w.printf("ning plugins                     %8.1f pods/s  (%.2f s)\n", res.Plugins.PodsPerSecond, res.Plugins.Seconds)
-			w.printf("ratio (extender/plugins) %.3f\n", res.Ratio)
-			return w.err
-		},
-	}
-	f := cmd.Flags()
-	f.IntVar(&o.Nodes, "nodes", 1000, "nodes to create")
-	f.IntVar(&o.Pods, "pods", 1000, "pods to schedule through each scheduler")
-	f.IntVar(&o.Sites, "sites", 20, "sites the nodes are spread over")
-	f.IntVar(&o.PodsPerWorkload, "pods-per-workload", 50, "pods per ReplicaSet")
-	f.IntVar(&o.Rounds, "rounds", 1, "measurements per scheduler (the order alternates)")
-	f.Uint64Var(&o.Seed, "seed", 1, "seed of the random topology")
-	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
 }
