@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ning-edge/ning/internal/discover"
+	"github.com/ning-edge/ning/internal/httpserve"
 	"github.com/ning-edge/ning/internal/mqtt"
 	"github.com/ning-edge/ning/internal/topology"
 )
@@ -301,7 +302,8 @@ func runDiscover(ctx context.Context, out io.Writer, o discoverOptions) error {
 		}
 		log.Info("serving /healthz and /metrics", "addr", ln.Addr().String())
 		g.Go(func() error {
-			return discover.Serve(gctx, ln, reg, func() error { return d.Healthy(started, o.interval) })
+			mux := httpserve.OpsMux(reg, func() error { return d.Healthy(started, o.interval) })
+			return httpserve.Serve(gctx, "discover", ln, mux, httpserve.Options{}, log)
 		})
 	}
 	g.Go(func() error {

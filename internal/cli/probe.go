@@ -19,6 +19,7 @@ import (
 	"k8s.io/utils/clock"
 
 	ningv1 "github.com/ning-edge/ning/api/proto/ning/v1"
+	"github.com/ning-edge/ning/internal/httpserve"
 	"github.com/ning-edge/ning/internal/mqtt"
 	"github.com/ning-edge/ning/internal/probe"
 	"github.com/ning-edge/ning/internal/topology"
@@ -258,7 +259,9 @@ func runProbe(ctx context.Context, out io.Writer, o probeOptions) error {
 		}
 		log.Info("serving /healthz, /metrics, /scores", "addr", ln.Addr().String())
 		g.Go(func() error {
-			return probe.Serve(gctx, ln, reg, scores, func() error { return loop.Healthy(started, roundTime) })
+			mux := httpserve.OpsMux(reg, func() error { return loop.Healthy(started, roundTime) })
+			mux.Handle("GET /scores", scores)
+			return httpserve.Serve(gctx, "probe", ln, mux, httpserve.Options{}, log)
 		})
 	}
 	g.Go(func() error { return loop.Run(gctx) })

@@ -2,13 +2,10 @@ package extender
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -173,55 +170,4 @@ func (x *Extender) instrument(next http.Handler) http.Handler {
 			x.metrics.Rejected.WithLabelValues("method_not_allowed").Inc()
 		}
 	})
-}
-
-// ServerOptions shape the HTTP server.
-type ServerOptions struct {
-	// CertFile and KeyFile, both set, serve HTTPS.
-	CertFile, KeyFile string
-	// ReadTimeout, WriteTimeout and IdleTimeout; zero takes 10 s, 10 s, 120 s.
-	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
-}
-
-// Serve serves h on ln until ctx is done, then shuts down gracefully.
-func Serve(ctx context.Context, ln net.Listener, h http.Handler, o ServerOptions, log *slog.Logger) error {
-	if (o.CertFile == "") != (o.KeyFile == "") {
-		return errors.New("TLS needs both a certificate and a key")
-	}
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       orDuration(o.ReadTimeout, 10*time.Second),
-		WriteTimeout:      orDuration(o.WriteTimeout, 10*time.Second),
-		IdleTimeout:       orDuration(o.IdleTimeout, 120*time.Second),
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
-	}
-	done := make(chan error, 1)
-	go func() {
-		if o.CertFile != "" {
-			done <- srv.ServeTLS(ln, o.CertFile, o.KeyFile)
-		} else {
-			done <- srv.Serve(ln)
-		}
-	}()
-	select {
-	case err := <-done:
-		return fmt.Errorf("extender server: %w", err)
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil {
-		return fmt.Errorf("stopping the extender server: %w", err)
-	}
-	return nil
-}
-
-func orDuration(v, d time.Duration) time.Duration {
-	if v > 0 {
-		return v
-	}
-	return d
 }

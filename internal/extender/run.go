@@ -9,13 +9,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/ning-edge/ning/internal/httpserve"
 )
 
 // RunOptions configure Run.
 type RunOptions struct {
 	Config       Config
 	MaxBodyBytes int64
-	Server       ServerOptions
+	Server       httpserve.Options
 	// Gatherers are served on /metrics beside the extender's own registry
 	// (e.g. the MQTT source's metrics).
 	Gatherers []prometheus.Gatherer
@@ -53,5 +55,5 @@ func Run(ctx context.Context, ln net.Listener, client kubernetes.Interface, stor
 		Gatherer:     append(prometheus.Gatherers{reg}, o.Gatherers...),
 	})
 	log.InfoContext(ctx, "ning extender serving", "addr", ln.Addr().String(), "tls", o.Server.CertFile != "")
-	return Serve(ctx, ln, h, o.Server, log)
+	return httpserve.Serve(ctx, "extender", ln, h, o.Server, log)
 }

@@ -1,7 +1,6 @@
 package probe
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"math"
@@ -370,34 +369,6 @@ func TestScoresSemantics(t *testing.T) {
 	sc2.Update(rep(100, 5))
 	if got := sc2.List()[2].LatencyEwmaScore; got != 0.25 {
 		t.Errorf("100 ms scored %v, want 0.25 (usage: rtt/400ms, higher is worse)", got)
-	}
-}
-
-func TestServe(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	reg := prometheus.NewRegistry()
-	if _, err := NewMetrics(reg); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, ln, reg, NewScores("n", 0.3), func() error { return nil }) }()
-	for _, path := range []string{"/healthz", "/metrics", "/scores"} {
-		resp, err := httpGet(ctx, "http://"+ln.Addr().String()+path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if resp != 200 {
-			t.Errorf("%s: status %d", path, resp)
-		}
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Error(err)
 	}
 }
 

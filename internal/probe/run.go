@@ -2,17 +2,11 @@ package probe
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"sync/atomic"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	ningv1 "github.com/ning-edge/ning/api/proto/ning/v1"
 )
@@ -73,31 +67,6 @@ func (l *Loop) Healthy(started time.Time, roundTime time.Duration) error {
 	}
 	if age := time.Since(time.Unix(0, last)); age > limit {
 		return fmt.Errorf("last probe round %s ago", age.Round(time.Second))
-	}
-	return nil
-}
-
-// Serve serves /healthz, /metrics and /scores on ln until ctx ends.
-func Serve(ctx context.Context, ln net.Listener, reg *prometheus.Registry, scores http.Handler, healthy func() error) error {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if err := healthy(); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.Handle("/scores", scores)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serving HTTP: %w", err)
 	}
 	return nil
 }

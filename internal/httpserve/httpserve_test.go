@@ -1,0 +1,97 @@
+package httpserve
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestOpsMuxServe(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "ning_test_total", Help: "test"})
+	reg.MustRegister(c)
+	c.Inc()
+	var unhealthy error
+	mux := OpsMux(reg, func() error { return unhealthy })
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, "test", ln, mux, Options{}, slog.New(slog.DiscardHandler)) }()
+	base := "http://" + ln.Addr().String()
+	if code, body := get(t, base+"/healthz"); code != 200 || body != "ok\n" {
+		t.Errorf("/healthz: %d %q", code, body)
+	}
+	if code, body := get(t, base+"/metrics"); code != 200 || !strings.Contains(body, "ning_test_total 1") {
+		t.Errorf("/metrics: %d %q", code, body)
+	}
+	unhealthy = errors.New("no round for 1m")
+	if code, body := get(t, base+"/healthz"); code != 503 || !strings.Contains(body, "no round for 1m") {
+		t.Errorf("unhealthy /healthz: %d %q", code, body)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Error(err)
+	}
+}
+
+func TestSlowClientIsCutOff(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = Serve(t.Context(), "test", ln, OpsMux(prometheus.NewRegistry(), nil),
+			Options{ReadTimeout: 300 * time.Millisecond}, slog.New(slog.DiscardHandler))
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Send half a request line and stall: the server must close the connection.
+	if _, err := conn.Write([]byte("GET /hea")); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadAll(conn); err != nil {
+		t.Fatalf("want the server to close a stalled connection, got %v", err)
+	}
+}
+
+func TestTLSNeedsBothFiles(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	err = Serve(t.Context(), "test", ln, http.NotFoundHandler(), Options{CertFile: "c.pem"}, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "both a certificate and a key") {
+		t.Fatalf("want a clear error, got %v", err)
+	}
+}
