@@ -26,5 +26,6 @@ Each component is a subcommand of this one binary.`,
 	root.AddCommand(newExtenderCommand())
 	root.AddCommand(newBenchCommand())
 	root.AddCommand(newDiscoverCommand())
+	root.AddCommand(newReschedulerCommand())
 	return root
 }

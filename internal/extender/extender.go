@@ -144,7 +144,8 @@ func TrimPod(obj any) (any, error) {
 	}
 	return &v1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, UID: p.UID,
-			ResourceVersion: p.ResourceVersion, OwnerReferences: p.OwnerReferences},
+			ResourceVersion: p.ResourceVersion, OwnerReferences: p.OwnerReferences,
+			DeletionTimestamp: p.DeletionTimestamp},
 		Spec:   v1.PodSpec{NodeName: p.Spec.NodeName},
 		Status: v1.PodStatus{Phase: p.Status.Phase},
 	}, nil

@@ -20,20 +20,25 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/ning-edge/ning/internal/nodesim"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/storage/storagebackend"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/scale"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/klog/v2"
 	kubeapiservertesting "k8s.io/kubernetes/cmd/kube-apiserver/app/testing"
 	"k8s.io/kubernetes/pkg/controller/deployment"
+	"k8s.io/kubernetes/pkg/controller/disruption"
 	"k8s.io/kubernetes/pkg/controller/replicaset"
 	"k8s.io/kubernetes/test/utils/ktesting"
 )
@@ -186,60 +191,12 @@ func writeKubeconfig(c *rest.Config, file string) error {
 }
 
 // Node describes a node to create.
-type Node struct {
-	Name   string
-	Site   string // value of topology.kubernetes.io/zone; empty for none
-	CPU    string // default "8"
-	Memory string // default "32Gi"
-	Pods   string // default "110"
-	Labels map[string]string
-}
+type Node = nodesim.Node
 
 // CreateReadyNode creates a node that the scheduler will use: capacity set,
-// Ready, and without the not-ready taint that admission adds (no kubelet or
-// node lifecycle controller runs to remove it).
+// Ready, and without the not-ready taint that admission adds.
 func CreateReadyNode(ctx context.Context, c kubernetes.Interface, s Node) (*v1.Node, error) {
-	labels := map[string]string{v1.LabelHostname: s.Name}
-	if s.Site != "" {
-		labels[v1.LabelTopologyZone] = s.Site
-	}
-	for k, v := range s.Labels {
-		labels[k] = v
-	}
-	n, err := c.CoreV1().Nodes().Create(ctx, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: s.Name, Labels: labels}}, metav1.CreateOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("creating node %s: %w", s.Name, err)
-	}
-	var taints []v1.Taint
-	for _, tn := range n.Spec.Taints {
-		if tn.Key != v1.TaintNodeNotReady {
-			taints = append(taints, tn)
-		}
-	}
-	n.Spec.Taints = taints
-	if n, err = c.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
-		return nil, fmt.Errorf("untainting node %s: %w", s.Name, err)
-	}
-	rl := v1.ResourceList{
-		v1.ResourceCPU:    resource.MustParse(orDefault(s.CPU, "8")),
-		v1.ResourceMemory: resource.MustParse(orDefault(s.Memory, "32Gi")),
-		v1.ResourcePods:   resource.MustParse(orDefault(s.Pods, "110")),
-	}
-	now := metav1.Now()
-	n.Status.Capacity, n.Status.Allocatable, n.Status.Phase = rl, rl, v1.NodeRunning
-	n.Status.Conditions = []v1.NodeCondition{{Type: v1.NodeReady, Status: v1.ConditionTrue, Reason: "KubeletReady", LastHeartbeatTime: now, LastTransitionTime: now}}
-	n, err = c.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("marking node %s ready: %w", s.Name, err)
-	}
-	return n, nil
-}
-
-func orDefault(v, d string) string {
-	if v == "" {
-		return d
-	}
-	return v
+	return nodesim.CreateReadyNode(ctx, c, s)
 }
 
 // StartWorkloadControllers runs the real ReplicaSet and Deployment controllers
@@ -254,5 +211,28 @@ func StartWorkloadControllers(ctx context.Context, c kubernetes.Interface) error
 	f.Start(ctx.Done())
 	go rsc.Run(ctx, 2)
 	go dc.Run(ctx, 2)
+	return nil
+}
+
+// StartDisruptionController runs the real disruption controller until ctx is
+// done: it keeps PodDisruptionBudget status current, without which the
+// Eviction API refuses every eviction of a pod a budget covers.
+func StartDisruptionController(ctx context.Context, cfg *rest.Config) error {
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("disruption controller client: %w", err)
+	}
+	disc := memory.NewMemCacheClient(c.Discovery())
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(disc)
+	scales, err := scale.NewForConfig(cfg, mapper, dynamic.LegacyAPIPathResolverFunc, scale.NewDiscoveryScaleKindResolver(c.Discovery()))
+	if err != nil {
+		return fmt.Errorf("disruption controller scale client: %w", err)
+	}
+	f := informers.NewSharedInformerFactory(c, 0)
+	dc := disruption.NewDisruptionController(ctx, f.Core().V1().Pods(), f.Policy().V1().PodDisruptionBudgets(),
+		f.Core().V1().ReplicationControllers(), f.Apps().V1().ReplicaSets(), f.Apps().V1().Deployments(),
+		f.Apps().V1().StatefulSets(), c, mapper, scales, c.Discovery())
+	f.Start(ctx.Done())
+	go dc.Run(ctx)
 	return nil
 }

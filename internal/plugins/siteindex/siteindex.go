@@ -160,7 +160,9 @@ func (x *Index) setPod(obj any) {
 	if !ok {
 		return
 	}
-	if p.Spec.NodeName == "" || p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
+	// A terminating pod no longer counts, as for the ReplicaSet controller:
+	// its replacement is being placed to take over from it.
+	if p.Spec.NodeName == "" || p.DeletionTimestamp != nil || p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
 		x.remove(p.UID, false)
 		return
 	}

@@ -61,6 +61,14 @@ func TestIndex(t *testing.T) {
 	if diff := cmp.Diff(map[string]int{"a": 1, "b": 1}, x.Counts("rs", "p5")); diff != "" {
 		t.Fatalf("excluding p5 (-want +got):\n%s", diff)
 	}
+	// A terminating pod no longer counts: its replacement takes its place.
+	x.setPod(pod("p6", "rs", "n1"))
+	terminating := pod("p6", "rs", "n1")
+	terminating.DeletionTimestamp = ptr.To(metav1.Now())
+	x.setPod(terminating)
+	if diff := cmp.Diff(map[string]int{"a": 1, "b": 2}, x.Counts("rs", "")); diff != "" {
+		t.Fatalf("after a pod began terminating (-want +got):\n%s", diff)
+	}
 	// A node moving site moves its pods; a deleted node drops them.
 	x.setNode(node("n2", "c"))
 	if diff := cmp.Diff(map[string]int{"a": 1, "c": 2}, x.Counts("rs", "")); diff != "" {

@@ -1,0 +1,171 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+	"k8s.io/component-base/metrics/legacyregistry"
+	"k8s.io/utils/clock"
+
+	"github.com/ning-edge/ning/internal/httpserve"
+	"github.com/ning-edge/ning/internal/rescheduler"
+	"github.com/ning-edge/ning/internal/topology"
+)
+
+type reschedulerOptions struct {
+	cfg         rescheduler.Config
+	kubeconfig  string
+	listen      string
+	leaderElect bool
+	leader      rescheduler.LeaderConfig
+	sources     schedulerOptions
+	logLevel    string
+}
+
+func newReschedulerCommand() *cobra.Command {
+	o := reschedulerOptions{cfg: rescheduler.DefaultConfig()}
+	cmd := &cobra.Command{
+		Use:   "rescheduler",
+		Short: "Move ning's pods toward their traffic and heal after node failures",
+		Long: `rescheduler watches the pods scheduled by ning (--scheduler-name), grouped by
+their ReplicaSet or StatefulSet, and every --interval:
+
+- repairs delay constraints: a pod whose delay_<from> label is broken by a
+  measured RTT (an unknown RTT alone never evicts) for --hold-cycles cycles is
+  evicted, when another site meets the constraint;
+- moves pods toward traffic: when the planner's placement would lower the
+  workload's traffic-weighted mean RTT by at least --threshold (and by
+  --min-gain-ms), for
+  --hold-cycles cycles in a row, it evicts one pod from a site with more than
+  planned, chosen so that the scheduler's TrafficLatency score puts the
+  replacement where it lowers the RTT. It never takes a site with traffic below
+  --min-per-traffic-site pods, and waits for the replacement to be Ready before
+  the next eviction of that workload.
+
+Evictions go through the policy/v1 Eviction API, so PodDisruptionBudgets hold,
+within --max-evictions-per-cycle, -per-namespace and -per-workload. Each gets
+an Event on the pod (NingReschedule, NingDelayViolation) and is counted in
+ning_rescheduler_evictions_total.
+
+Node failures: a node whose Lease has not been renewed (as this process sees
+it), or whose Ready condition has not been True, for --node-down-after is down.
+ning taints it ning.io/node-down:NoSchedule and deletes its ReplicaSet pods
+(forced when the node is unreachable), so that they are replaced at once rather
+than after Kubernetes' 300 s toleration. StatefulSet pods are left to Kubernetes
+unless --allow-statefulset-force: force-deleting a pod whose node is only
+partitioned can leave two pods with one identity running. When more than half
+the nodes look down at once, nothing is deleted. A node that is back loses the
+taint.
+
+Only the replica holding the Lease --leader-elect-name acts. --dry-run logs
+every eviction and deletion it would make, and makes none.`,
+		Example: `  ning rescheduler --kubeconfig ~/.kube/config --latency-file examples/edge-city.yaml --dry-run
+  ning rescheduler --mqtt --broker tls://broker:8883 --mqtt-ca ca.pem --threshold 0.15 --hold-cycles 4`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runRescheduler(ctx, o)
+		},
+	}
+	f := cmd.Flags()
+	c := &o.cfg
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, else in-cluster)")
+	f.DurationVar(&c.Interval, "interval", c.Interval, "time between rescheduling cycles")
+	f.Float64Var(&c.Threshold, "threshold", c.Threshold, "relative drop in weighted RTT the plan must promise before acting (0.1 = 10 %)")
+	f.Float64Var(&c.MinGainMs, "min-gain-ms", c.MinGainMs, "smallest drop in weighted RTT, in ms, worth a move")
+	f.IntVar(&c.HoldCycles, "hold-cycles", c.HoldCycles, "consecutive cycles a gain or a delay violation must hold before acting")
+	f.IntVar(&c.MinPerTrafficSite, "min-per-traffic-site", c.MinPerTrafficSite, "pods a site with traffic always keeps")
+	f.IntVar(&c.MaxPerCycle, "max-evictions-per-cycle", c.MaxPerCycle, "evictions per cycle in all")
+	f.IntVar(&c.MaxPerNamespace, "max-evictions-per-namespace", c.MaxPerNamespace, "evictions per cycle in one namespace")
+	f.IntVar(&c.MaxPerWorkload, "max-evictions-per-workload", c.MaxPerWorkload, "evictions per cycle of one workload (each waits for the last replacement to be Ready)")
+	f.DurationVar(&c.SettleTimeout, "settle-timeout", c.SettleTimeout, "longest wait for an evicted pod's replacement to be Ready")
+	f.DurationVar(&c.NodeDownAfter, "node-down-after", c.NodeDownAfter, "a node silent or not Ready this long is down")
+	f.BoolVar(&c.AllowStatefulSetForce, "allow-statefulset-force", false, "also force-delete StatefulSet pods on down nodes (split-brain risk; see --help)")
+	f.BoolVar(&c.DryRun, "dry-run", false, "log evictions and deletions instead of making them")
+	f.StringVar(&c.SchedulerName, "scheduler-name", c.SchedulerName, "manage pods with this spec.schedulerName")
+	f.StringVar(&c.SiteLabel, "site-label", c.SiteLabel, "node label whose value names the site")
+	f.Float64Var(&c.PerReplicaRPS, "per-replica-rps", 0, "traffic one replica serves, as in TrafficLatencyArgs (0: no limit)")
+	f.StringVar(&o.listen, "listen", ":10262", "address for /healthz and /metrics (empty: none)")
+	f.BoolVar(&o.leaderElect, "leader-elect", true, "act only while holding the Lease, so that one replica acts at a time")
+	f.StringVar(&o.leader.Namespace, "leader-elect-namespace", "", "namespace of the Lease (default: $POD_NAMESPACE, else kube-system)")
+	f.StringVar(&o.leader.Name, "leader-elect-name", "ning-rescheduler", "name of the Lease")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.sources.latencyFile, "latency-file", "", "static RTTs (and traffic) from a topology YAML or CSV matrix")
+	f.BoolVar(&o.sources.mqttEnabled, "mqtt", false, "subscribe to latency and traffic reports on the MQTT broker")
+	o.sources.mqtt.add(f)
+	f.DurationVar(&o.sources.ttl, "data-ttl", topology.DefaultTTL, "how long a measured RTT or traffic figure stays valid")
+	f.Float64Var(&o.sources.alpha, "ewma-alpha", topology.DefaultAlpha, "weight of a new RTT observation in the moving average (0..1]")
+	return cmd
+}
+
+func runRescheduler(ctx context.Context, o reschedulerOptions) error {
+	log, err := newLogger(o.logLevel)
+	if err != nil {
+		return err
+	}
+	if err := o.cfg.Validate(); err != nil {
+		return fmt.Errorf("rescheduler flags: %w", err)
+	}
+	if o.sources.alpha <= 0 || o.sources.alpha > 1 {
+		return fmt.Errorf("--ewma-alpha %v: want a value in (0, 1]", o.sources.alpha)
+	}
+	if o.sources.ttl <= 0 {
+		return fmt.Errorf("--data-ttl %v: want a positive duration", o.sources.ttl)
+	}
+	client, err := kubeClient(o.kubeconfig)
+	if err != nil {
+		return err
+	}
+	store := topology.NewStore(topology.Config{Alpha: o.sources.alpha, TTL: o.sources.ttl}, clock.RealClock{})
+	if err := feedStore(ctx, store, &o.sources, log); err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	m, err := rescheduler.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	r, err := rescheduler.New(client, store, o.cfg, m, log, clock.RealClock{})
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	if o.listen != "" {
+		ln, err := net.Listen("tcp", o.listen)
+		if err != nil {
+			return fmt.Errorf("--listen: %w", err)
+		}
+		log.Info("serving /healthz and /metrics", "addr", ln.Addr().String())
+		mux := httpserve.OpsMux(prometheus.Gatherers{reg, legacyregistry.DefaultGatherer}, nil)
+		g.Go(func() error { return httpserve.Serve(gctx, "rescheduler", ln, mux, httpserve.Options{}, log) })
+	}
+	g.Go(func() error {
+		if !o.leaderElect {
+			return r.Run(gctx)
+		}
+		lc := o.leader
+		if lc.Namespace == "" {
+			lc.Namespace = envOr("POD_NAMESPACE", "kube-system")
+		}
+		host, _ := os.Hostname()
+		lc.Identity = host + "_" + uuid.NewString()
+		var runErr error
+		err := rescheduler.Elect(gctx, client, lc, log, func(ctx context.Context) { runErr = r.Run(ctx) })
+		return errors.Join(err, runErr)
+	})
+	err = g.Wait()
+	if ctx.Err() != nil && err == nil {
+		log.Info("rescheduler stopped")
+	}
+	return err
+}

@@ -1,0 +1,378 @@
+// Package rescheduler moves running pods toward their traffic and heals after
+// node failures. Every cycle it plans each workload scheduled by ning with the
+// same planner and marginal gain as the scheduler, and evicts, through the
+// policy/v1 Eviction API and within limits, the one pod whose replacement the
+// scheduler will put where it lowers the weighted RTT. Separately it watches
+// node Leases and Ready conditions, and deletes the pods of a node that has
+// gone silent so that they are replaced at once.
+package rescheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	coordlisters "k8s.io/client-go/listers/coordination/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
+
+	"github.com/ning-edge/ning/internal/placement"
+)
+
+// Event reasons the rescheduler records on pods and nodes.
+const (
+	ReasonReschedule     = "NingReschedule"
+	ReasonDelayViolation = "NingDelayViolation"
+	ReasonNodeDown       = "NingNodeDown"
+	ReasonNodeUp         = "NingNodeUp"
+)
+
+// TaintNodeDown is the NoSchedule taint the rescheduler puts on a node it
+// holds down, so that replacements go elsewhere, and takes off when the node
+// is back.
+const TaintNodeDown = "ning.io/node-down"
+
+// Config tunes the rescheduler. DefaultConfig gives the defaults.
+type Config struct {
+	// Interval is the time between rescheduling cycles.
+	Interval time.Duration
+	// Threshold is the relative drop in a workload's weighted RTT (0.1: 10 %)
+	// that the plan must promise before the rescheduler acts.
+	Threshold float64
+	// MinGainMs is the smallest absolute drop in weighted RTT (ms) worth a
+	// move: a relative threshold alone would chase noise on tiny RTTs.
+	MinGainMs float64
+	// HoldCycles is how many consecutive cycles the gain (or a delay
+	// violation) must hold before the rescheduler acts.
+	HoldCycles int
+	// MinPerTrafficSite is the fewest pods of a workload a site with traffic
+	// keeps: the rescheduler never evicts below it.
+	MinPerTrafficSite int
+	// MaxPerCycle, MaxPerNamespace and MaxPerWorkload limit evictions in one cycle.
+	MaxPerCycle, MaxPerNamespace, MaxPerWorkload int
+	// SettleTimeout is how long the rescheduler waits for an evicted pod's
+	// replacement to be Ready before it acts on the workload again anyway.
+	SettleTimeout time.Duration
+	// NodeDownAfter is how long a node's Lease may go unrenewed, or its Ready
+	// condition stay not True, before the node is down.
+	NodeDownAfter time.Duration
+	// NodeCheckInterval is how often nodes are checked (from the caches, so
+	// cheaply); 0 takes a second, or a quarter of NodeDownAfter if shorter.
+	NodeCheckInterval time.Duration
+	// MaxDownFraction: when more than this fraction of the nodes (and more
+	// than one) look down at once, the rescheduler suspects its own view or
+	// the control plane and deletes nothing.
+	MaxDownFraction float64
+	// AllowStatefulSetForce lets the rescheduler force-delete StatefulSet
+	// pods on a down node (risk: two pods with one identity if the node is
+	// only partitioned).
+	AllowStatefulSetForce bool
+	// DryRun logs every eviction and deletion instead of making it.
+	DryRun bool
+	// SchedulerName selects the pods the rescheduler manages.
+	SchedulerName string
+	// SiteLabel is the node label that names its site.
+	SiteLabel string
+	// PerReplicaRPS is the traffic one replica serves (0: no limit), as in
+	// the TrafficLatency plugin's args.
+	PerReplicaRPS float64
+}
+
+// DefaultConfig returns the defaults: a 30 s cycle, 10 % gain held for 3
+// cycles, one pod of a workload at a time, nodes down after 20 s.
+func DefaultConfig() Config {
+	return Config{
+		Interval:          30 * time.Second,
+		Threshold:         0.1,
+		MinGainMs:         1,
+		HoldCycles:        3,
+		MinPerTrafficSite: 1,
+		MaxPerCycle:       5,
+		MaxPerNamespace:   2,
+		MaxPerWorkload:    1,
+		SettleTimeout:     5 * time.Minute,
+		NodeDownAfter:     20 * time.Second,
+		MaxDownFraction:   0.5,
+		SchedulerName:     "ning-scheduler",
+		SiteLabel:         v1.LabelTopologyZone,
+	}
+}
+
+// Validate says what is wrong with c, naming the field.
+func (c Config) Validate() error {
+	var errs []error
+	check := func(bad bool, format string, args ...any) {
+		if bad {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(c.Interval <= 0, "interval %v: want a positive duration", c.Interval)
+	check(!(c.Threshold >= 0 && c.Threshold < 1), "threshold %v: want a fraction in [0, 1)", c.Threshold)
+	check(!(c.MinGainMs >= 0), "min gain %v ms: want 0 or more", c.MinGainMs)
+	check(c.HoldCycles < 1, "hold cycles %d: want at least 1", c.HoldCycles)
+	check(c.MinPerTrafficSite < 0, "min per traffic site %d: want 0 or more", c.MinPerTrafficSite)
+	check(c.MaxPerCycle < 1 || c.MaxPerNamespace < 1 || c.MaxPerWorkload < 1,
+		"eviction limits %d per cycle, %d per namespace, %d per workload: want at least 1 each", c.MaxPerCycle, c.MaxPerNamespace, c.MaxPerWorkload)
+	check(c.SettleTimeout <= 0, "settle timeout %v: want a positive duration", c.SettleTimeout)
+	check(c.NodeDownAfter <= 0, "node down after %v: want a positive duration", c.NodeDownAfter)
+	check(c.NodeCheckInterval < 0, "node check interval %v: want 0 (automatic) or a positive duration", c.NodeCheckInterval)
+	check(!(c.MaxDownFraction > 0 && c.MaxDownFraction <= 1), "max down fraction %v: want a fraction in (0, 1]", c.MaxDownFraction)
+	check(c.SchedulerName == "", "scheduler name: must not be empty")
+	check(c.SiteLabel == "", "site label: must not be empty")
+	check(!(c.PerReplicaRPS >= 0), "per-replica RPS %v: want 0 or more", c.PerReplicaRPS)
+	return errors.Join(errs...)
+}
+
+// Store is what the rescheduler reads: RTTs and traffic per site.
+type Store interface {
+	placement.RTTLookup
+	Matrix(sites []string) [][]float64
+	Traffic() map[string]float64
+}
+
+// Rescheduler acts on one cluster. Run it under Elect when more than one
+// replica runs.
+type Rescheduler struct {
+	client kubernetes.Interface
+	store  Store
+	cfg    Config
+	m      *Metrics
+	log    *slog.Logger
+	clock  clock.WithTicker
+
+	factory, leaseFactory informers.SharedInformerFactory
+	pods                  corelisters.PodLister
+	nodes                 corelisters.NodeLister
+	leases                coordlisters.LeaseLister
+	recorder              record.EventRecorder
+	broadcaster           record.EventBroadcaster
+
+	mu sync.Mutex // guards the state below
+	// holds counts consecutive cycles a condition has held, by key.
+	holds map[string]int
+	// settling is, per workload, the eviction whose replacement it awaits.
+	settling map[types.UID]settle
+	// seen is, per node, the last Lease renewal and when it was observed.
+	seen map[string]leaseSeen
+	// handled are pods already deleted from down nodes.
+	handled map[types.UID]bool
+	// badLabels are pods whose malformed delay labels were counted.
+	badLabels map[types.UID]bool
+	// apiTrouble is the last time a watch on the apiserver failed.
+	apiTrouble time.Time
+}
+
+type settle struct {
+	at         time.Time
+	readyAfter int // Ready pods the workload must have again
+}
+
+type leaseSeen struct {
+	renew, observed time.Time
+}
+
+// New returns a rescheduler; Run starts it.
+func New(client kubernetes.Interface, store Store, cfg Config, m *Metrics, log *slog.Logger, clk clock.WithTicker) (*Rescheduler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.NodeCheckInterval == 0 {
+		cfg.NodeCheckInterval = min(cfg.NodeDownAfter/4, time.Second)
+	}
+	r := &Rescheduler{client: client, store: store, cfg: cfg, m: m, log: log, clock: clk,
+		holds: map[string]int{}, settling: map[types.UID]settle{}, seen: map[string]leaseSeen{},
+		handled: map[types.UID]bool{}, badLabels: map[types.UID]bool{}}
+	r.factory = informers.NewSharedInformerFactory(client, 0)
+	r.leaseFactory = informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(v1.NamespaceNodeLease))
+	podInf, nodeInf := r.factory.Core().V1().Pods(), r.factory.Core().V1().Nodes()
+	leaseInf := r.leaseFactory.Coordination().V1().Leases()
+	for _, inf := range []cache.SharedIndexInformer{podInf.Informer(), nodeInf.Informer(), leaseInf.Informer()} {
+		if err := inf.SetWatchErrorHandlerWithContext(r.watchError); err != nil {
+			return nil, fmt.Errorf("rescheduler informers: %w", err)
+		}
+	}
+	r.pods, r.nodes, r.leases = podInf.Lister(), nodeInf.Lister(), leaseInf.Lister()
+	r.broadcaster = record.NewBroadcaster()
+	r.recorder = r.broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "ning-rescheduler"})
+	return r, nil
+}
+
+// watchError notes a failed watch: until the caches have been whole again
+// for a while, the rescheduler does not act on them.
+func (r *Rescheduler) watchError(ctx context.Context, rf *cache.Reflector, err error) {
+	r.mu.Lock()
+	r.apiTrouble = r.clock.Now()
+	r.mu.Unlock()
+	cache.DefaultWatchErrorHandler(ctx, rf, err)
+}
+
+// recovering reports whether a watch failed within d.
+func (r *Rescheduler) recovering(d time.Duration) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return !r.apiTrouble.IsZero() && r.clock.Since(r.apiTrouble) < d
+}
+
+// Run starts the informers and acts until ctx is done: a rescheduling cycle
+// every Interval and a node check every NodeCheckInterval.
+func (r *Rescheduler) Run(ctx context.Context) error {
+	r.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: r.client.CoreV1().Events("")})
+	defer r.broadcaster.Shutdown()
+	r.factory.Start(ctx.Done())
+	r.leaseFactory.Start(ctx.Done())
+	defer r.factory.Shutdown()
+	defer r.leaseFactory.Shutdown()
+	for _, f := range []informers.SharedInformerFactory{r.factory, r.leaseFactory} {
+		for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
+			if !ok {
+				return fmt.Errorf("rescheduler informers: %v did not sync: %w", typ, context.Cause(ctx))
+			}
+		}
+	}
+	r.m.Leader.Set(1)
+	defer r.m.Leader.Set(0)
+	r.log.InfoContext(ctx, "rescheduler acting", "interval", r.cfg.Interval, "threshold", r.cfg.Threshold,
+		"holdCycles", r.cfg.HoldCycles, "nodeDownAfter", r.cfg.NodeDownAfter, "dryRun", r.cfg.DryRun)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		every(ctx, r.clock, r.cfg.NodeCheckInterval, func() { r.CheckNodes(ctx) })
+	}()
+	every(ctx, r.clock, r.cfg.Interval, func() { r.Cycle(ctx) })
+	wg.Wait()
+	return nil
+}
+
+func every(ctx context.Context, clk clock.WithTicker, d time.Duration, f func()) {
+	t := clk.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+			f()
+		}
+	}
+}
+
+// Eviction is one eviction or deletion the rescheduler made (or, in dry-run,
+// would have made).
+type Eviction struct {
+	Pod    types.NamespacedName
+	Node   string
+	Reason string // ReasonReschedule, ReasonDelayViolation or ReasonNodeDown
+	// Message says why, for a person: the sites and RTTs involved.
+	Message string
+	DryRun  bool
+}
+
+// workload is the pods of one ReplicaSet or StatefulSet scheduled by ning.
+type workload struct {
+	uid       types.UID
+	namespace string
+	kind      string
+	name      string
+	pods      []*v1.Pod // all, bound or not
+}
+
+func (w *workload) String() string { return w.namespace + "/" + w.kind + "/" + w.name }
+
+// running are the bound pods that are not terminating.
+func (w *workload) running() []*v1.Pod {
+	var out []*v1.Pod
+	for _, p := range w.pods {
+		if p.Spec.NodeName != "" && p.DeletionTimestamp == nil && p.Status.Phase != v1.PodSucceeded && p.Status.Phase != v1.PodFailed {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ready counts the running pods that are Ready; unsettled is true when a
+// pod is pending, starting or terminating.
+func (w *workload) ready() (n int, unsettled bool) {
+	for _, p := range w.pods {
+		switch {
+		case p.DeletionTimestamp != nil, p.Spec.NodeName == "":
+			unsettled = true
+		case p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed:
+		case podReady(p):
+			n++
+		default:
+			unsettled = true
+		}
+	}
+	return n, unsettled
+}
+
+func podReady(p *v1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == v1.PodReady {
+			return c.Status == v1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// controllerOf returns the pod's ReplicaSet or StatefulSet owner.
+func controllerOf(p *v1.Pod) (kind, name string, uid types.UID, ok bool) {
+	for _, ref := range p.OwnerReferences {
+		if ref.Controller != nil && *ref.Controller && (ref.Kind == "ReplicaSet" || ref.Kind == "StatefulSet") {
+			return ref.Kind, ref.Name, ref.UID, true
+		}
+	}
+	return "", "", "", false
+}
+
+// workloads groups ning's pods by controller, sorted for a stable order.
+func (r *Rescheduler) workloads() ([]*workload, error) {
+	pods, err := r.pods.List(labels.Everything())
+	if err != nil {
+		return nil, fmt.Errorf("listing pods: %w", err)
+	}
+	byUID := map[types.UID]*workload{}
+	for _, p := range pods {
+		if p.Spec.SchedulerName != r.cfg.SchedulerName {
+			continue
+		}
+		kind, name, uid, ok := controllerOf(p)
+		if !ok {
+			continue // a bare pod is not replaced once evicted
+		}
+		w := byUID[uid]
+		if w == nil {
+			w = &workload{uid: uid, namespace: p.Namespace, kind: kind, name: name}
+			byUID[uid] = w
+		}
+		w.pods = append(w.pods, p)
+	}
+	out := make([]*workload, 0, len(byUID))
+	for _, w := range byUID {
+		out = append(out, w)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out, nil
+}
+
+// hold counts another cycle for key and reports whether it has now held
+// for HoldCycles; seen records which keys were touched this cycle.
+func (r *Rescheduler) hold(key string, seen map[string]bool) bool {
+	seen[key] = true
+	r.holds[key]++
+	return r.holds[key] >= r.cfg.HoldCycles
+}
