@@ -85,8 +85,8 @@ fuzz: ## run each fuzz target for FUZZTIME
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeScores$$' -fuzztime $(FUZZTIME) ./internal/source
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeExport$$' -fuzztime $(FUZZTIME) ./internal/discover
 
-demo: build ## until the embedded-cluster demo lands: plan the edge-city example
-	$(BIN) place -f examples/edge-city.yaml --replicas 4
+demo: ## all of ning on an embedded cluster: traffic shift and node loss, then a summary (about 45 s)
+	$(GO) run ./cmd/ning demo
 
 clean: ## remove build output
 	rm -rf bin

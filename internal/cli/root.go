@@ -27,5 +27,6 @@ Each component is a subcommand of this one binary.`,
 	root.AddCommand(newBenchCommand())
 	root.AddCommand(newDiscoverCommand())
 	root.AddCommand(newReschedulerCommand())
+	root.AddCommand(newDemoCommand())
 	return root
 }

@@ -38,6 +38,9 @@ type ConfigParams struct {
 	QPS int
 	// DefaultProfile adds kube-scheduler's default profile beside ning's.
 	DefaultProfile bool
+	// PerReplicaRPS, when positive, is TrafficLatency's perReplicaRPS: the
+	// traffic one replica serves.
+	PerReplicaRPS float64
 }
 
 // DefaultConfig renders ning's default KubeSchedulerConfiguration.

@@ -47,7 +47,25 @@ import (
 // output; otherwise only klog errors.
 const LogsEnv = "NING_TEST_LOGS"
 
-var quietOnce sync.Once
+var quietOnce, silenceOnce sync.Once
+
+// Silence stops klog from writing anything, errors included, unless
+// NING_TEST_LOGS=1: for commands (the demo) whose terminal output is theirs.
+// The embedded components' errors that matter surface through ning's own
+// checks and logs.
+func Silence() {
+	silenceOnce.Do(func() {
+		if os.Getenv(LogsEnv) == "1" {
+			return
+		}
+		fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+		klog.InitFlags(fs)
+		_ = fs.Set("logtostderr", "false")
+		_ = fs.Set("alsologtostderr", "false")
+		_ = fs.Set("stderrthreshold", "FATAL")
+		klog.SetOutput(io.Discard)
+	})
+}
 
 // quiet lowers klog's verbosity to 2 (ktesting's init sets 5) unless -v was
 // given, and silences klog's global output unless NING_TEST_LOGS=1.

@@ -86,16 +86,11 @@ func startReschedEnv(t *testing.T) *reschedEnv {
 	if err := testcluster.StartDisruptionController(ctx, cp.Config); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := scheduler.DefaultConfig(scheduler.ConfigParams{Kubeconfig: cp.Kubeconfig})
+	cfg, err := scheduler.DefaultConfig(scheduler.ConfigParams{Kubeconfig: cp.Kubeconfig, PerReplicaRPS: perReplicaRPS})
 	if err != nil {
 		t.Fatal(err)
 	}
-	withLimit := strings.Replace(cfg, "      - name: TrafficLatency\n        args:\n",
-		fmt.Sprintf("      - name: TrafficLatency\n        args:\n          perReplicaRPS: %d\n", perReplicaRPS), 1)
-	if withLimit == cfg {
-		t.Fatal("could not set perReplicaRPS in the scheduler configuration")
-	}
-	if _, err := scheduler.Start(ctx, cp.Dir, withLimit, store); err != nil {
+	if _, err := scheduler.Start(ctx, cp.Dir, cfg, store); err != nil {
 		t.Fatal(err)
 	}
 	rc := rescheduler.DefaultConfig()
