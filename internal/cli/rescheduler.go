@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -66,7 +65,8 @@ partitioned can leave two pods with one identity running. When more than half
 the nodes look down at once, nothing is deleted. A node that is back loses the
 taint.
 
-Only the replica holding the Lease --leader-elect-name acts. --dry-run logs
+Only the replica holding the Lease --leader-elect-name acts; a replica that
+loses it stops acting and campaigns again with fresh caches. --dry-run logs
 every eviction and deletion it would make, and makes none.`,
 		Example: `  ning rescheduler --kubeconfig ~/.kube/config --latency-file examples/edge-city.yaml --dry-run
   ning rescheduler --mqtt --broker tls://broker:8883 --mqtt-ca ca.pem --threshold 0.15 --hold-cycles 4`,
@@ -135,9 +135,13 @@ func runRescheduler(ctx context.Context, o reschedulerOptions) error {
 	if err != nil {
 		return err
 	}
-	r, err := rescheduler.New(client, store, o.cfg, m, log, clock.RealClock{})
-	if err != nil {
-		return err
+	// Each leadership term starts from fresh caches.
+	run := func(ctx context.Context) error {
+		r, err := rescheduler.New(client, store, o.cfg, m, log, clock.RealClock{})
+		if err != nil {
+			return err
+		}
+		return r.Run(ctx)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	if o.listen != "" {
@@ -151,7 +155,7 @@ func runRescheduler(ctx context.Context, o reschedulerOptions) error {
 	}
 	g.Go(func() error {
 		if !o.leaderElect {
-			return r.Run(gctx)
+			return run(gctx)
 		}
 		lc := o.leader
 		if lc.Namespace == "" {
@@ -159,9 +163,11 @@ func runRescheduler(ctx context.Context, o reschedulerOptions) error {
 		}
 		host, _ := os.Hostname()
 		lc.Identity = host + "_" + uuid.NewString()
-		var runErr error
-		err := rescheduler.Elect(gctx, client, lc, log, func(ctx context.Context) { runErr = r.Run(ctx) })
-		return errors.Join(err, runErr)
+		return rescheduler.Lead(gctx, client, lc, log, func(ctx context.Context) {
+			if err := run(ctx); err != nil {
+				log.Error("rescheduler", "err", err)
+			}
+		})
 	})
 	err = g.Wait()
 	if ctx.Err() != nil && err == nil {

@@ -167,7 +167,9 @@ func (b *budget) spend(w *workload) {
 func (r *Rescheduler) Cycle(ctx context.Context) []Eviction {
 	start := r.clock.Now()
 	defer func() { r.m.CycleDuration.Observe(r.clock.Since(start).Seconds()) }()
-	if r.recovering(r.cfg.Interval) {
+	// After an apiserver outage the caches may lag behind for a while
+	// (a reflector backs off): give them the node-down delay to catch up.
+	if r.recovering(max(r.cfg.NodeDownAfter, 2*r.cfg.Interval)) {
 		r.m.Decisions.WithLabelValues("api_recovering").Inc()
 		r.log.InfoContext(ctx, "apiserver watch failed recently; not acting on the caches this cycle")
 		return nil

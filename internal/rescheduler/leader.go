@@ -82,6 +82,24 @@ func Elect(ctx context.Context, client kubernetes.Interface, c LeaderConfig, log
 	return nil
 }
 
+// Lead campaigns for the Lease until ctx is done, and calls run for each
+// term it wins; a lost lease (after an apiserver outage longer than the renew
+// deadline, say) ends the term, and Lead campaigns again in the same
+// process. run must build its state afresh each term (a new Rescheduler,
+// new caches), so that nothing from before the loss is acted on.
+func Lead(ctx context.Context, client kubernetes.Interface, c LeaderConfig, log *slog.Logger, run func(context.Context)) error {
+	for {
+		err := Elect(ctx, client, c, log, run)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if !errors.Is(err, ErrLostLease) {
+			return err
+		}
+		log.Warn("lost the lease; campaigning again", "lease", c.Namespace+"/"+c.Name)
+	}
+}
+
 func orDefault(v, d time.Duration) time.Duration {
 	if v > 0 {
 		return v

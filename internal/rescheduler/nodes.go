@@ -62,13 +62,30 @@ func hasDownTaint(n *v1.Node) bool {
 // deletes the ning pods on them that a ReplicaSet will replace (forced when
 // the node is unreachable). A node that is back loses the taint. It returns
 // the deletions made.
+//
+// Its view of the Leases must be live: each check first makes a request to
+// the apiserver (a failure, or a failed watch, holds deletions back for
+// NodeDownAfter), and when no node's Lease has been seen renewed for
+// NodeDownAfter the view is taken to be stale, not every node dead.
 func (r *Rescheduler) CheckNodes(ctx context.Context) []Eviction {
+	if _, err := r.client.CoordinationV1().Leases(v1.NamespaceNodeLease).List(ctx, metav1.ListOptions{Limit: 1}); err != nil {
+		if ctx.Err() == nil {
+			r.noteAPITrouble()
+			r.log.WarnContext(ctx, "apiserver unreachable; not judging nodes", "err", err)
+		}
+		return nil
+	}
 	if r.recovering(r.cfg.NodeDownAfter) {
 		r.m.Decisions.WithLabelValues("api_recovering").Inc()
 		return nil
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if !r.leaseEvent.IsZero() && r.clock.Since(r.leaseEvent) >= r.cfg.NodeDownAfter {
+		r.m.Decisions.WithLabelValues("stale_view").Inc()
+		r.log.WarnContext(ctx, "no node Lease renewal seen for the node-down delay: taking the view as stale, judging no node", "since", r.clock.Since(r.leaseEvent).Round(time.Second))
+		return nil
+	}
 	nodes, err := r.nodes.List(labels.Everything())
 	if err != nil {
 		r.log.ErrorContext(ctx, "checking nodes", "err", err)

@@ -171,8 +171,11 @@ type Rescheduler struct {
 	handled map[types.UID]bool
 	// badLabels are pods whose malformed delay labels were counted.
 	badLabels map[types.UID]bool
-	// apiTrouble is the last time a watch on the apiserver failed.
+	// apiTrouble is the last time a watch on, or a request to, the
+	// apiserver failed.
 	apiTrouble time.Time
+	// leaseEvent is when the lease cache last saw any node's Lease change.
+	leaseEvent time.Time
 }
 
 type settle struct {
@@ -205,6 +208,12 @@ func New(client kubernetes.Interface, store Store, cfg Config, m *Metrics, log *
 		}
 	}
 	r.pods, r.nodes, r.leases = podInf.Lister(), nodeInf.Lister(), leaseInf.Lister()
+	if _, err := leaseInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { r.sawLease() },
+		UpdateFunc: func(any, any) { r.sawLease() },
+	}); err != nil {
+		return nil, fmt.Errorf("lease informer: %w", err)
+	}
 	r.broadcaster = record.NewBroadcaster()
 	r.recorder = r.broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "ning-rescheduler"})
 	return r, nil
@@ -219,7 +228,20 @@ func (r *Rescheduler) watchError(ctx context.Context, rf *cache.Reflector, err e
 	cache.DefaultWatchErrorHandler(ctx, rf, err)
 }
 
-// recovering reports whether a watch failed within d.
+func (r *Rescheduler) sawLease() {
+	r.mu.Lock()
+	r.leaseEvent = r.clock.Now()
+	r.mu.Unlock()
+}
+
+// noteAPITrouble records a failed request to the apiserver.
+func (r *Rescheduler) noteAPITrouble() {
+	r.mu.Lock()
+	r.apiTrouble = r.clock.Now()
+	r.mu.Unlock()
+}
+
+// recovering reports whether a watch or request failed within d.
 func (r *Rescheduler) recovering(d time.Duration) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -49,12 +49,24 @@ type reschedEnv struct {
 	instances []*instance
 }
 
+// reschedOptions shape the rescheduler replicas of a test environment.
+type reschedOptions struct {
+	replicas int
+	// lease is the leader election timing; the zero value takes 3 s, 2 s
+	// and 500 ms, quick for the tests.
+	lease rescheduler.LeaderConfig
+	edit  func(*rescheduler.Config)
+}
+
 // startReschedEnv runs the control plane, simulated kubelets on nodes a-0 ..
 // c-1, the ReplicaSet, Deployment and disruption controllers, ning's
 // scheduler and two rescheduler replicas under leader election.
 func startReschedEnv(t *testing.T) *reschedEnv {
+	return startReschedEnvOn(t, testcluster.Start(t), reschedOptions{replicas: 2})
+}
+
+func startReschedEnvOn(t *testing.T, cp *testcluster.ControlPlane, ro reschedOptions) *reschedEnv {
 	t.Helper()
-	cp := testcluster.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	store := topology.NewStore(topology.Config{}, clock.RealClock{})
@@ -95,23 +107,29 @@ func startReschedEnv(t *testing.T) *reschedEnv {
 	}
 	rc := rescheduler.DefaultConfig()
 	rc.Interval, rc.HoldCycles, rc.PerReplicaRPS = reschedInterval, 2, perReplicaRPS
-	for i := range 2 {
+	if ro.edit != nil {
+		ro.edit(&rc)
+	}
+	if ro.lease.LeaseDuration == 0 {
+		ro.lease = rescheduler.LeaderConfig{LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 500 * time.Millisecond}
+	}
+	for i := range ro.replicas {
 		in := &instance{reg: prometheus.NewRegistry(), done: make(chan error, 1)}
 		if in.m, err = rescheduler.NewMetrics(in.reg); err != nil {
 			t.Fatal(err)
 		}
 		ilog := log.With("component", fmt.Sprintf("rescheduler-%d", i))
-		r, err := rescheduler.New(e.c, store, rc, in.m, ilog, clock.RealClock{})
-		if err != nil {
-			t.Fatal(err)
-		}
 		ictx, icancel := context.WithCancel(ctx)
 		in.cancel = icancel
-		lc := rescheduler.LeaderConfig{Namespace: "kube-system", Name: "ning-rescheduler", Identity: fmt.Sprintf("replica-%d", i),
-			LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 500 * time.Millisecond}
+		lc := ro.lease
+		lc.Namespace, lc.Name, lc.Identity = "kube-system", "ning-rescheduler", fmt.Sprintf("replica-%d", i)
 		go func() {
-			in.done <- rescheduler.Elect(ictx, e.c, lc, ilog, func(ctx context.Context) {
-				if err := r.Run(ctx); err != nil {
+			in.done <- rescheduler.Lead(ictx, e.c, lc, ilog, func(ctx context.Context) {
+				r, err := rescheduler.New(e.c, store, rc, in.m, ilog, clock.RealClock{})
+				if err == nil {
+					err = r.Run(ctx)
+				}
+				if err != nil {
 					ilog.Error("rescheduler", "err", err)
 				}
 			})
