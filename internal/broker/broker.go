@@ -35,7 +35,15 @@ type Config struct {
 	CertFile, KeyFile, ClientCAFile string
 	// Inline enables the in-process client (Server().Subscribe/Publish).
 	Inline bool
+	// MaxPacketSize refuses larger packets (the sender is disconnected);
+	// zero means DefaultMaxPacketSize.
+	MaxPacketSize uint32
 }
+
+// DefaultMaxPacketSize bounds one MQTT packet: twice the sources' 1 MiB
+// payload limit, so an oversized report still reaches subscribers and is
+// counted there, while a flood of huge packets is refused at the door.
+const DefaultMaxPacketSize = 2 << 20
 
 // Broker is a running embedded broker.
 type Broker struct {
@@ -51,7 +59,15 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 	if len(cfg.Users) == 0 && !cfg.AllowAnonymous {
 		return nil, errors.New("no users configured: give a users file or --username/--password, or allow anonymous clients explicitly")
 	}
-	srv := mochi.New(&mochi.Options{Logger: log, InlineClient: cfg.Inline})
+	if cfg.MaxPacketSize == 0 {
+		cfg.MaxPacketSize = DefaultMaxPacketSize
+	}
+	caps := mochi.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = cfg.MaxPacketSize
+	srv := mochi.New(&mochi.Options{Logger: log, InlineClient: cfg.Inline, Capabilities: caps})
+	if err := srv.AddHook(new(sendQuotaHook), nil); err != nil {
+		return nil, fmt.Errorf("adding flow-control hook: %w", err)
+	}
 	if cfg.AllowAnonymous && len(cfg.Users) == 0 {
 		if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 			return nil, fmt.Errorf("adding auth hook: %w", err)
