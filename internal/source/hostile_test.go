@@ -167,9 +167,6 @@ func heapNow() uint64 {
 // broker's limit are refused at the door and never reach the subscriber, and
 // the heap stays bounded.
 func TestMQTTFlood(t *testing.T) {
-	if testing.Short() {
-		t.Skip("flood test skipped in -short")
-	}
 	p := newPipeline(t, Config{})
 	flooder := rawClient(t, p.broker.Addr(), "flooder")
 	ctx := t.Context()
