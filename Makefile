@@ -81,9 +81,12 @@ fuzz: ## run each fuzz target for FUZZTIME
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCSVMatrix$$' -fuzztime $(FUZZTIME) ./internal/topology
 	$(GO) test -run '^$$' -fuzz '^FuzzParseConstraints$$' -fuzztime $(FUZZTIME) ./internal/placement
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeLatencyReport$$' -fuzztime $(FUZZTIME) ./internal/source
+	$(GO) test -run '^$$' -fuzz '^FuzzHandleMQTT$$' -fuzztime $(FUZZTIME) ./internal/source
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCheckAll$$' -fuzztime $(FUZZTIME) ./internal/source
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeScores$$' -fuzztime $(FUZZTIME) ./internal/source
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeExport$$' -fuzztime $(FUZZTIME) ./internal/discover
+	$(GO) test -run '^$$' -fuzz '^FuzzFilterRequest$$' -fuzztime $(FUZZTIME) ./internal/extender
+	$(GO) test -run '^$$' -fuzz '^FuzzPrioritizeRequest$$' -fuzztime $(FUZZTIME) ./internal/extender
 
 demo: ## all of ning on an embedded cluster: traffic shift and node loss, then a summary (about 45 s)
 	$(GO) run ./cmd/ning demo

@@ -11,10 +11,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
+	"go.etcd.io/bbolt"
 )
 
 // DefaultListen is local: exposing the broker is a deliberate choice.
@@ -35,7 +39,19 @@ type Config struct {
 	CertFile, KeyFile, ClientCAFile string
 	// Inline enables the in-process client (Server().Subscribe/Publish).
 	Inline bool
+	// DataDir, when set, keeps sessions, subscriptions, in-flight and
+	// retained messages in DataDir/broker.db (bbolt), so a restarted broker
+	// still holds what arrives for a subscriber before it is back.
+	DataDir string
+	// MaxPacketSize refuses larger packets (the sender is disconnected);
+	// zero means DefaultMaxPacketSize.
+	MaxPacketSize uint32
 }
+
+// DefaultMaxPacketSize bounds one MQTT packet: twice the sources' 1 MiB
+// payload limit, so an oversized report still reaches subscribers and is
+// counted there, while a flood of huge packets is refused at the door.
+const DefaultMaxPacketSize = 2 << 20
 
 // Broker is a running embedded broker.
 type Broker struct {
@@ -51,7 +67,24 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 	if len(cfg.Users) == 0 && !cfg.AllowAnonymous {
 		return nil, errors.New("no users configured: give a users file or --username/--password, or allow anonymous clients explicitly")
 	}
-	srv := mochi.New(&mochi.Options{Logger: log, InlineClient: cfg.Inline})
+	if cfg.MaxPacketSize == 0 {
+		cfg.MaxPacketSize = DefaultMaxPacketSize
+	}
+	caps := mochi.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = cfg.MaxPacketSize
+	srv := mochi.New(&mochi.Options{Logger: log, InlineClient: cfg.Inline, Capabilities: caps})
+	if err := srv.AddHook(new(sendQuotaHook), nil); err != nil {
+		return nil, fmt.Errorf("adding flow-control hook: %w", err)
+	}
+	if cfg.DataDir != "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("broker data directory: %w", err)
+		}
+		opts := &bolt.Options{Path: filepath.Join(cfg.DataDir, "broker.db"), Options: &bbolt.Options{Timeout: 5 * time.Second}}
+		if err := srv.AddHook(new(bolt.Hook), opts); err != nil {
+			return nil, fmt.Errorf("opening the broker's store in %s: %w", cfg.DataDir, err)
+		}
+	}
 	if cfg.AllowAnonymous && len(cfg.Users) == 0 {
 		if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 			return nil, fmt.Errorf("adding auth hook: %w", err)
@@ -118,8 +151,12 @@ func (b *Broker) Addr() string { return b.ln.Address() }
 // Server is the mochi server, for in-process clients (Config.Inline).
 func (b *Broker) Server() *mochi.Server { return b.srv }
 
-// Close stops the broker and disconnects every client.
-func (b *Broker) Close() error { return b.srv.Close() }
+// Close disconnects every client, waits until the server finished with each
+// (a message it acknowledged is in the store), then stops the broker.
+func (b *Broker) Close() error {
+	b.ln.closeAndWait(5 * time.Second)
+	return b.srv.Close()
+}
 
 // ParseUsers reads a users file: one "username:password" a line; blank lines
 // and lines starting with # are ignored.

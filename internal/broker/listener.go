@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/mochi-mqtt/server/v2/listeners"
 )
@@ -25,6 +26,8 @@ type tcpListener struct {
 	ln     net.Listener
 	conns  map[net.Conn]struct{}
 	closed bool
+	// clients counts the connections whose client is still being served.
+	clients sync.WaitGroup
 }
 
 var _ listeners.Listener = (*tcpListener)(nil)
@@ -64,8 +67,10 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 			return
 		}
 		l.conns[c] = struct{}{}
+		l.clients.Add(1)
 		l.mu.Unlock()
 		go func() {
+			defer l.clients.Done()
 			if err := establish(l.id, c); err != nil {
 				l.log.Debug("client connection ended", "listener", l.id, "err", err)
 			}
@@ -99,5 +104,19 @@ func (l *tcpListener) Close(listeners.CloseFn) {
 	}
 	for c := range l.conns {
 		_ = c.Close()
+	}
+}
+
+// closeAndWait closes the listener and every connection, then waits (at most
+// timeout) until the server finished with each client, so that a message it
+// was handling reaches the store before the store closes.
+func (l *tcpListener) closeAndWait(timeout time.Duration) {
+	l.Close(nil)
+	done := make(chan struct{})
+	go func() { l.clients.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		l.log.Warn("clients still being served at shutdown", "listener", l.id, "waited", timeout)
 	}
 }

@@ -399,6 +399,30 @@ func TestDiscovererPrometheusBadDataKeepsDecision(t *testing.T) {
 			}
 		})
 	}
+	// Prometheus itself goes away mid-run: the query that worked fails as
+	// unreachable and the previous decision stands.
+	t.Run("prometheus killed", func(t *testing.T) {
+		src.set(good)
+		if err := prom.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		before := testutil.ToFloat64(m.Errors.WithLabelValues(ReasonPromUnreachable))
+		_, err := d.Step(ctx)
+		var de *DataError
+		if !errors.As(err, &de) || de.Reason != ReasonPromUnreachable {
+			t.Fatalf("step with Prometheus killed: error %v, want reason %s", err, ReasonPromUnreachable)
+		}
+		if after := testutil.ToFloat64(m.Errors.WithLabelValues(ReasonPromUnreachable)); after != before+1 {
+			t.Errorf("errors_total{reason=%s} %v -> %v", ReasonPromUnreachable, before, after)
+		}
+		if d.Last() != last {
+			t.Error("a Prometheus outage replaced the previous decision")
+		}
+		if n := len(managedJobs(ctx, t, cp.Client)); n != 1 {
+			t.Errorf("%d jobs, want still 1", n)
+		}
+		t.Logf("Prometheus killed: %v; decision kept (busiest %s)", err, d.Last().Decision.Busiest)
+	})
 	select {
 	case r := <-got:
 		t.Errorf("bad data published %v", r)

@@ -36,6 +36,7 @@ type Publisher struct {
 	log     *slog.Logger
 	done    chan struct{}
 	metrics publisherMetrics
+	conn    *connState
 }
 
 type publisherMetrics struct {
@@ -59,7 +60,8 @@ func NewPublisher(ctx context.Context, cfg Config, opts PublisherOptions, reg pr
 	if err != nil {
 		return nil, err
 	}
-	p := &Publisher{q: newQueue(opts.QueueSize), opts: opts, log: log, done: make(chan struct{})}
+	p := &Publisher{q: newQueue(opts.QueueSize), opts: opts, log: log, done: make(chan struct{}),
+		conn: &connState{log: log, broker: cfg.withDefaults().BrokerURL}}
 	p.metrics = publisherMetrics{
 		published: prometheus.NewCounter(prometheus.CounterOpts{Name: "ning_mqtt_published_total", Help: "Reports acknowledged by the broker."}),
 		dropped:   prometheus.NewCounter(prometheus.CounterOpts{Name: "ning_mqtt_dropped_total", Help: "Reports dropped because the publish queue was full (oldest first)."}),
@@ -75,6 +77,7 @@ func NewPublisher(ctx context.Context, cfg Config, opts PublisherOptions, reg pr
 	}
 	cc.OnConnectionUp = func(*autopaho.ConnectionManager, *paho.Connack) {
 		p.metrics.connected.Set(1)
+		p.conn.connected()
 		log.Info("connected to MQTT broker", "broker", cfg.withDefaults().BrokerURL)
 	}
 	cc.OnConnectionDown = func() bool {
@@ -82,7 +85,7 @@ func NewPublisher(ctx context.Context, cfg Config, opts PublisherOptions, reg pr
 		log.Warn("lost MQTT broker connection; queueing reports", "queued", p.q.len())
 		return true
 	}
-	cc.OnConnectError = func(err error) { log.Debug("MQTT connect attempt failed", "err", err) }
+	cc.OnConnectError = p.conn.failed
 	cc.CleanStartOnInitialConnection = true
 	cm, err := autopaho.NewConnection(ctx, cc)
 	if err != nil {
@@ -169,9 +172,16 @@ func (p *Publisher) Flush(ctx context.Context) error {
 		}
 		return errors.New("publisher stopped with reports still queued")
 	case <-ctx.Done():
+		if cerr := p.conn.LastError(); cerr != nil {
+			return fmt.Errorf("flushing %d queued reports: %w; not connected: %w", p.q.len(), ctx.Err(), cerr)
+		}
 		return fmt.Errorf("flushing %d queued reports: %w", p.q.len(), ctx.Err())
 	}
 }
+
+// LastError is the error of the last failed connection attempt (in words:
+// refused credentials say so), nil while connected.
+func (p *Publisher) LastError() error { return p.conn.LastError() }
 
 // Close flushes (bounded by ctx) and disconnects.
 func (p *Publisher) Close(ctx context.Context) error {

@@ -1,16 +1,22 @@
 package mqtt
 
 import (
+	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,4 +122,108 @@ func TestTLSConfigErrors(t *testing.T) {
 			t.Errorf("%s: err %v, want error %v", tt.name, err, tt.wantErr)
 		}
 	}
+}
+
+// TestCredentialsOverTLS runs a subscriber and a publisher against a broker
+// that requires TLS and a password: the right credentials carry a report end
+// to end; a wrong password, an unknown user and no credentials are refused,
+// and the error says it was the credentials.
+func TestCredentialsOverTLS(t *testing.T) {
+	cert, key := writeCert(t, t.TempDir())
+	b, err := broker.New(broker.Config{Listen: "127.0.0.1:0", Users: map[string]string{"probe": "s3cret", "scheduler": "pw2"},
+		CertFile: cert, KeyFile: key}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	url := "tls://" + b.Addr()
+	fast := func(user, pass string) Config {
+		return Config{BrokerURL: url, CAFile: cert, Username: user, Password: pass,
+			MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, ConnectTimeout: 2 * time.Second}
+	}
+
+	got := make(chan string, 4)
+	sub, err := NewSubscriber(t.Context(), fast("scheduler", "pw2"), SubscriberOptions{Topics: []string{TopicLatencyAll}},
+		func(topic string, _ []byte) { got <- topic }, prometheus.NewRegistry(), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close(context.Background())
+	waitFor(t, sub.Ready(), 10*time.Second)
+	pub, err := NewPublisher(t.Context(), fast("probe", "s3cret"), PublisherOptions{}, prometheus.NewRegistry(), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.PublishLatency(report(1)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case topic := <-got:
+		if topic != "ning/v1/latency/site-a" {
+			t.Errorf("topic %q", topic)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the report never reached the subscriber over TLS with credentials")
+	}
+	if err := pub.Close(t.Context()); err != nil {
+		t.Error(err)
+	}
+
+	for _, tt := range []struct{ name, user, pass, want string }{
+		{"wrong password", "probe", "guess", "bad user name or password"},
+		{"unknown user", "mallory", "s3cret", "bad user name or password"},
+		{"no credentials", "", "", "bad user name or password"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			log := slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			pub, err := NewPublisher(ctx, fast(tt.user, tt.pass), PublisherOptions{}, prometheus.NewRegistry(), log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := pub.PublishLatency(report(2)); err != nil {
+				t.Fatal(err)
+			}
+			fctx, fcancel := context.WithTimeout(ctx, time.Second)
+			defer fcancel()
+			err = pub.Flush(fctx)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("publish with %s: error %v, want it to say %q", tt.name, err, tt.want)
+			}
+			t.Logf("publisher: %v", err)
+			sub, err := NewSubscriber(ctx, fast(tt.user, tt.pass), SubscriberOptions{}, func(string, []byte) {}, prometheus.NewRegistry(), log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-sub.Ready():
+				t.Fatal("subscriber with bad credentials subscribed")
+			case <-time.After(500 * time.Millisecond):
+			}
+			if err := sub.LastError(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("subscriber's last error %v, want it to say %q", err, tt.want)
+			}
+			cancel()
+			// Each kind of failure is logged once at warning level, not once per retry.
+			if n := strings.Count(logs.String(), tt.want); n < 1 || n > 2 {
+				t.Errorf("%q logged %d times at warning level (one publisher and one subscriber):\n%s", tt.want, n, logs.String())
+			}
+		})
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }

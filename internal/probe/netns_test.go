@@ -68,6 +68,10 @@ func TestNetnsEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
 
+	// One timing test at a time across test binaries, and ahead of other
+	// work on the machine for a CPU: the delayer and the prober run in user
+	// space, and a starved one adds milliseconds to every round trip.
+	netemtest.LockForTiming(t)
 	lab, err := netemtest.NewLab(fmt.Sprintf("ning%d", os.Getpid()%100000))
 	if err != nil {
 		netemtest.Skip(t, "network-namespace test skipped: %v", err)

@@ -272,3 +272,31 @@ func TestMQTTSourceEndToEnd(t *testing.T) {
 	t.Logf("publish-to-store latency through the %s broker over %d reports: p50 %v p99 %v max %v",
 		kind, n, lat[n/2], lat[n*99/100], lat[n-1])
 }
+
+// FuzzHandleMQTT feeds any topic and payload to the MQTT source, as a broker
+// would: TrafficReports as well as LatencyReports. Whatever arrives, nothing
+// panics, and a message is either stored or counted as rejected.
+func FuzzHandleMQTT(f *testing.F) {
+	f.Add(mqtt.TopicLatencyPrefix+"dallas", marshal(f, goodReport()))
+	f.Add(mqtt.TopicTraffic, marshal(f, &ningv1.TrafficReport{Source: "prometheus", Time: timestamppb.New(now), WindowSeconds: 60,
+		Sites: []*ningv1.SiteTraffic{{Site: "dallas", RequestsPerSecond: 120}}}))
+	f.Add(mqtt.TopicTraffic, []byte{0x12, 0x80})
+	f.Add("ning/v1/latency/", []byte{})
+	f.Fuzz(func(t *testing.T, topic string, payload []byte) {
+		s, _, reg := newSource(t, Config{})
+		s.Handle(topic, payload)
+		var total float64
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				total += m.GetCounter().GetValue()
+			}
+		}
+		if total != 1 {
+			t.Fatalf("one message counted %v times (accepted + rejected)", total)
+		}
+	})
+}

@@ -43,6 +43,17 @@ func Binary() string {
 type Server struct {
 	// URL is http://127.0.0.1:PORT.
 	URL string
+	cmd *exec.Cmd
+}
+
+// Kill stops Prometheus at once (SIGKILL) and waits for it to exit: the
+// fault of a Prometheus that goes away mid-run.
+func (s *Server) Kill() error {
+	if err := s.cmd.Process.Kill(); err != nil {
+		return fmt.Errorf("killing prometheus: %w", err)
+	}
+	_ = s.cmd.Wait()
+	return nil
 }
 
 // Start runs Prometheus on 127.0.0.1 with a 1 s scrape interval against the
@@ -100,14 +111,14 @@ scrape_configs:
 	}
 	t.Cleanup(func() {
 		cancel()
-		_ = cmd.Wait()
+		_ = cmd.Wait() // after Kill, an error saying so
 		_ = logFile.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(logFile.Name())
 			t.Logf("prometheus log:\n%s", b)
 		}
 	})
-	s := &Server{URL: "http://" + addr}
+	s := &Server{URL: "http://" + addr, cmd: cmd}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(s.URL + "/-/ready")

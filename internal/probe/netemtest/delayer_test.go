@@ -75,6 +75,7 @@ func TestDelayerRoundTrip(t *testing.T) {
 	if os.Geteuid() != 0 {
 		Skip(t, "needs root: skipped")
 	}
+	LockForTiming(t)
 	lab, err := NewLab("ningdl")
 	if err != nil {
 		Skip(t, "skipped: %v", err)
