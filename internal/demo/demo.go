@@ -416,6 +416,14 @@ func start(ctx context.Context, session *testcluster.Session, o *Options, wg *sy
 	return c, nil
 }
 
+// say prints a line between live tables; the output is for a person, so
+// a failed write is not an error of the demo.
+func (c *Cluster) say(format string, args ...any) {
+	c.tableMu.Lock()
+	defer c.tableMu.Unlock()
+	_, _ = fmt.Fprintf(c.o.Out, format, args...)
+}
+
 func round1(v float64) float64 { return math.Round(v*10) / 10 }
 
 // deploy creates the sample workload twice, once for ning and once for the
@@ -538,7 +546,7 @@ func (c *Cluster) scenarioRun(ctx context.Context) (*Summary, error) {
 	}); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(o.Out, "ning demo: %d sites, %d nodes; deploying %s (%d replicas, ning-scheduler) and %s (default-scheduler)\n",
+	c.say("ning demo: %d sites, %d nodes; deploying %s (%d replicas, ning-scheduler) and %s (default-scheduler)\n",
 		len(c.Sites), len(c.siteOf), Workload, o.Replicas, DefaultWorkload)
 	if err := c.deploy(ctx); err != nil {
 		return nil, err
@@ -561,9 +569,7 @@ func (c *Cluster) scenarioRun(ctx context.Context) (*Summary, error) {
 	moved := 0.8 * t[s.ShiftFrom]
 	t[s.ShiftFrom] -= moved
 	t[s.ShiftTo] += moved
-	c.tableMu.Lock()
-	fmt.Fprintf(o.Out, "\n>>> shifting %.0f req/s of traffic from %s to %s\n\n", moved, s.ShiftFrom, s.ShiftTo)
-	c.tableMu.Unlock()
+	c.say("\n>>> shifting %.0f req/s of traffic from %s to %s\n\n", moved, s.ShiftFrom, s.ShiftTo)
 	evBefore := c.evictions()
 	shiftAt := time.Now()
 	c.scenario.set(t)
@@ -600,9 +606,7 @@ func (c *Cluster) scenarioRun(ctx context.Context) (*Summary, error) {
 		return s, err
 	}
 	s.LostNode = victim
-	c.tableMu.Lock()
-	fmt.Fprintf(o.Out, "\n>>> node %s stops (power off): no more heartbeats\n\n", victim)
-	c.tableMu.Unlock()
+	c.say("\n>>> node %s stops (power off): no more heartbeats\n\n", victim)
 	lostAt := time.Now()
 	c.sim.Stop(victim)
 	err = waitFor(ctx, "the replicas to run elsewhere", func() (bool, error) {

@@ -66,8 +66,9 @@ func PlainTable(ctx context.Context, w io.Writer, c *Cluster) error {
 			busiest = s
 		}
 	}
+	// A tabwriter buffers until Flush, which reports any write error.
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "%s\tRTT from %s\treq/s\t%s\t%s\t\n", "site", busiest, Workload, DefaultWorkload)
+	_, _ = fmt.Fprintf(tw, "%s\tRTT from %s\treq/s\t%s\t%s\t\n", "site", busiest, Workload, DefaultWorkload)
 	for _, s := range c.Sites {
 		rtt := "?"
 		if ms, ok := c.Store.RTT(busiest, s); ok {
@@ -76,14 +77,16 @@ func PlainTable(ctx context.Context, w io.Writer, c *Cluster) error {
 		if s == busiest {
 			rtt = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t\n", s, rtt, traffic[s], bar(ning[s]), bar(def[s]))
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t\n", s, rtt, traffic[s], bar(ning[s]), bar(def[s]))
 	}
-	fmt.Fprintf(tw, "weighted RTT\t\t\t%.2fms\t%.2fms\t\n", c.Cost(ning), c.Cost(def))
+	_, _ = fmt.Fprintf(tw, "weighted RTT\t\t\t%.2fms\t%.2fms\t\n", c.Cost(ning), c.Cost(def))
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	if d := lastDecision(ctx, c); d != "" {
-		fmt.Fprintf(w, "last decision: %s\n", d)
+		if _, err := fmt.Fprintf(w, "last decision: %s\n", d); err != nil {
+			return err
+		}
 	}
 	_, err = fmt.Fprintln(w)
 	return err
@@ -123,10 +126,10 @@ func lastDecision(ctx context.Context, c *Cluster) string {
 // Print writes the summary for a person.
 func (s *Summary) Print(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "\nning demo summary: %s, %d replicas, %.0f req/s per replica\n", s.Topology, s.Replicas, s.PerReplicaRPS)
-	fmt.Fprintf(tw, "weighted mean RTT\tbefore the shift\tafter the shift\t\n")
+	_, _ = fmt.Fprintf(tw, "\nning demo summary: %s, %d replicas, %.0f req/s per replica\n", s.Topology, s.Replicas, s.PerReplicaRPS)
+	_, _ = fmt.Fprintf(tw, "weighted mean RTT\tbefore the shift\tafter the shift\t\n")
 	row := func(name string, a, b float64, pa, pb map[string]int) {
-		fmt.Fprintf(tw, "%s\t%.2f ms\t%.2f ms\t  %s -> %s\n", name, a, b, compact(pa), compact(pb))
+		_, _ = fmt.Fprintf(tw, "%s\t%.2f ms\t%.2f ms\t  %s -> %s\n", name, a, b, compact(pa), compact(pb))
 	}
 	row("ning", s.Before.NingMs, s.After.NingMs, s.Before.Ning, s.After.Ning)
 	row("default kube-scheduler", s.Before.DefaultMs, s.After.DefaultMs, s.Before.Default, s.After.Default)
