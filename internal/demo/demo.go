@@ -152,24 +152,7 @@ func (c *Cluster) Traffic() map[string]float64 { return c.scenario.get() }
 // Placement counts the workload's running pods per site and how many of
 // them are Ready; terminating pods do not count.
 func (c *Cluster) Placement(ctx context.Context, name string) (perSite map[string]int, ready, total int, err error) {
-	list, err := c.Client.CoreV1().Pods(Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
-	if err != nil {
-		return nil, 0, 0, fmt.Errorf("listing %s pods: %w", name, err)
-	}
-	perSite = map[string]int{}
-	for _, p := range list.Items {
-		total++
-		if p.Spec.NodeName == "" || p.DeletionTimestamp != nil {
-			continue
-		}
-		perSite[c.siteOf[p.Spec.NodeName]]++
-		for _, cond := range p.Status.Conditions {
-			if cond.Type == v1.PodReady && cond.Status == v1.ConditionTrue {
-				ready++
-			}
-		}
-	}
-	return perSite, ready, total, nil
+	return testcluster.Placement(ctx, c.Client, Namespace, "app="+name, c.siteOf)
 }
 
 // Cost is the weighted mean RTT (ms) of a placement under the true RTTs and

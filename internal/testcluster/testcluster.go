@@ -25,6 +25,7 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/storage/storagebackend"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
@@ -253,4 +254,28 @@ func StartDisruptionController(ctx context.Context, cfg *rest.Config) error {
 	f.Start(ctx.Done())
 	go dc.Run(ctx)
 	return nil
+}
+
+// Placement counts the running pods (bound, not terminating) matching
+// selector in ns per site, with siteOf mapping node to site, and how many of
+// them are Ready; total counts every matching pod.
+func Placement(ctx context.Context, c kubernetes.Interface, ns, selector string, siteOf map[string]string) (perSite map[string]int, ready, total int, err error) {
+	list, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("listing pods %s in %s: %w", selector, ns, err)
+	}
+	perSite = map[string]int{}
+	for _, p := range list.Items {
+		total++
+		if p.Spec.NodeName == "" || p.DeletionTimestamp != nil {
+			continue
+		}
+		perSite[siteOf[p.Spec.NodeName]]++
+		for _, cond := range p.Status.Conditions {
+			if cond.Type == v1.PodReady && cond.Status == v1.ConditionTrue {
+				ready++
+			}
+		}
+	}
+	return perSite, ready, total, nil
 }

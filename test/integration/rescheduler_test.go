@@ -251,24 +251,7 @@ func (e *reschedEnv) createDeployment(t *testing.T, ns, name string, replicas in
 // placement counts a workload's running (bound, not terminating) pods per
 // site, and how many of them are Ready.
 func (e *reschedEnv) placement(ctx context.Context, ns, app string) (perSite map[string]int, ready, total int, err error) {
-	list, err := e.c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
-	if err != nil {
-		return nil, 0, 0, err
-	}
-	perSite = map[string]int{}
-	for _, p := range list.Items {
-		total++
-		if p.Spec.NodeName == "" || p.DeletionTimestamp != nil {
-			continue
-		}
-		perSite[e.site[p.Spec.NodeName]]++
-		for _, c := range p.Status.Conditions {
-			if c.Type == v1.PodReady && c.Status == v1.ConditionTrue {
-				ready++
-			}
-		}
-	}
-	return perSite, ready, total, nil
+	return testcluster.Placement(ctx, e.c, ns, "app="+app, e.site)
 }
 
 // waitPlacement waits until the workload runs exactly as want, all Ready.
