@@ -89,7 +89,7 @@ func runPlace(out io.Writer, o placeOptions) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", o.file, err)
 	}
-	p := ProblemFromSpec(spec, o.replicas, o.perReplicaRPS)
+	p := placement.FromSpec(spec, o.replicas, o.perReplicaRPS)
 	res, err := Place(p)
 	if err != nil {
 		return fmt.Errorf("%s: %w", o.file, err)
@@ -100,26 +100,6 @@ func runPlace(out io.Writer, o placeOptions) error {
 		return enc.Encode(res)
 	}
 	return writePlaceTable(out, p, res)
-}
-
-// ProblemFromSpec turns a topology file into a placement problem.
-func ProblemFromSpec(spec *topology.Spec, replicas int, perReplicaRPS float64) *placement.Problem {
-	p := &placement.Problem{
-		Sites:         spec.SiteNames(),
-		RTT:           spec.Matrix(),
-		Replicas:      replicas,
-		PerReplicaRPS: perReplicaRPS,
-	}
-	for _, s := range spec.Sites {
-		p.Traffic = append(p.Traffic, s.Traffic)
-		c := placement.Unlimited
-		if s.Capacity != nil {
-			c = *s.Capacity
-		}
-		p.Capacity = append(p.Capacity, c)
-		p.Min = append(p.Min, s.Min)
-	}
-	return p
 }
 
 // Place runs the planner, the exact optimum and the baselines on one problem.

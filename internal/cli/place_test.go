@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ning-edge/ning/internal/placement"
 	"github.com/ning-edge/ning/internal/topology"
 )
 
@@ -116,7 +117,7 @@ func TestExamplesPlanQuality(t *testing.T) {
 		}
 		for r := 1; r <= len(spec.Sites)+2; r++ {
 			for _, limited := range []bool{false, true} {
-				p := ProblemFromSpec(spec, r, 0)
+				p := placement.FromSpec(spec, r, 0)
 				if limited {
 					p.PerReplicaRPS = math.Ceil(1.2 * p.TotalTraffic() / float64(r))
 				}

@@ -196,35 +196,6 @@ func TestOptimalTooLarge(t *testing.T) {
 	}
 }
 
-// qualityInstances is the benchmark set for the planner's quality: random
-// problems of 2 to 10 sites, a third with a per-replica rate limit, a third
-// with per-site capacities.
-func qualityInstances(n int) []*Problem {
-	rng := rand.New(rand.NewPCG(2026, 11))
-	var out []*Problem
-	for len(out) < n {
-		sites := 2 + rng.IntN(9)
-		// Mostly fewer replicas than sites (the hard case); some with more.
-		o := RandomOptions{Sites: sites, Replicas: 1 + rng.IntN(sites+3)}
-		switch len(out) % 3 {
-		case 1:
-			o.PerReplicaShare = 0.05 + 0.3*rng.Float64()
-			o.Replicas = 1 + rng.IntN(8)
-		case 2:
-			o.Capacity = 1 + rng.IntN(4)
-		}
-		p := RandomProblem(rng, o)
-		if p.Validate() != nil {
-			continue
-		}
-		if _, err := Optimal(p); err != nil {
-			continue // beyond the exact limit: not a quality instance
-		}
-		out = append(out, p)
-	}
-	return out
-}
-
 // TestPlannerQuality is the foundation's acceptance check: over 1,000 random
 // instances the planner's mean gap to the exact optimum is under 2 % and it is
 // never worse than any baseline. Run with -v to see the figures.
@@ -235,7 +206,7 @@ func TestPlannerQuality(t *testing.T) {
 	}
 	var gaps, greedyGaps []float64
 	baseGaps := map[string][]float64{}
-	for k, p := range qualityInstances(n) {
+	for k, p := range QualityInstances(n) {
 		x, err := Plan(p)
 		if err != nil {
 			t.Fatal(err)

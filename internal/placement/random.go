@@ -59,3 +59,33 @@ func RandomProblem(rng *rand.Rand, o RandomOptions) *Problem {
 	}
 	return p
 }
+
+// QualityInstances is the benchmark set for the planner's quality: n random
+// problems of 2 to 10 sites, a third with a per-replica rate limit, a third
+// with per-site capacities, all within the exact optimum's reach. The same n
+// always gives the same set.
+func QualityInstances(n int) []*Problem {
+	rng := rand.New(rand.NewPCG(2026, 11))
+	var out []*Problem
+	for len(out) < n {
+		sites := 2 + rng.IntN(9)
+		// Mostly fewer replicas than sites (the hard case); some with more.
+		o := RandomOptions{Sites: sites, Replicas: 1 + rng.IntN(sites+3)}
+		switch len(out) % 3 {
+		case 1:
+			o.PerReplicaShare = 0.05 + 0.3*rng.Float64()
+			o.Replicas = 1 + rng.IntN(8)
+		case 2:
+			o.Capacity = 1 + rng.IntN(4)
+		}
+		p := RandomProblem(rng, o)
+		if p.Validate() != nil {
+			continue
+		}
+		if _, err := Optimal(p); err != nil {
+			continue // beyond the exact limit: not a quality instance
+		}
+		out = append(out, p)
+	}
+	return out
+}
