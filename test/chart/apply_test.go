@@ -127,18 +127,19 @@ func TestApply(t *testing.T) {
 		check                 func(*testing.T, []*unstructured.Unstructured)
 	}{
 		{"", namespace, "restricted", func(t *testing.T, objs []*unstructured.Unstructured) {
-			checkRBAC(ctx, t, c, defaultRBAC)
+			checkRBAC(ctx, t, c, namespace, defaultRBAC)
 			checkProbeJob(ctx, t, c, objs)
 			checkSchedulerRuns(ctx, t, c, objs)
 		}},
 		// Raw ICMP runs the prober as root with NET_RAW: the namespace must
 		// allow privileged pods.
 		{"testdata/external.yaml", "ning-edge", "privileged", func(t *testing.T, objs []*unstructured.Unstructured) {
-			checkRBAC(ctx, t, c, externalRBAC)
+			checkRBAC(ctx, t, c, "ning-edge", externalRBAC)
 			checkProbeJob(ctx, t, c, objs)
 			checkStockSchedulerConfig(t, objs)
 		}},
 		{"testdata/embedded-tls.yaml", "ning-tls", "restricted", func(t *testing.T, objs []*unstructured.Unstructured) {
+			checkRBAC(ctx, t, c, "ning-tls", cronJobRBAC)
 			checkProbeJob(ctx, t, c, objs)
 		}},
 	} {
@@ -336,8 +337,9 @@ var defaultRBAC = []access{
 	{sa: "ning-discover", verb: "create", group: "batch", resource: "jobs", ns: "default", want: false},
 	{sa: "ning-discover", verb: "list", resource: "pods", want: true},
 	{sa: "ning-discover", verb: "delete", resource: "pods", ns: namespace, want: false},
-	{sa: "ning-discover", verb: "get", group: "batch", resource: "cronjobs", ns: namespace, name: "ning-discover", want: true},
-	{sa: "ning-discover", verb: "get", group: "batch", resource: "cronjobs", ns: namespace, name: "other", want: false},
+	{sa: "ning-discover", verb: "get", group: "apps", resource: "deployments", ns: namespace, name: "ning-discover", want: true},
+	{sa: "ning-discover", verb: "get", group: "apps", resource: "deployments", ns: namespace, name: "other", want: false},
+	{sa: "ning-discover", verb: "get", group: "batch", resource: "cronjobs", ns: namespace, name: "ning-discover", want: false},
 	{sa: "ning-discover", verb: "create", resource: "pods", ns: namespace, want: false},
 	{sa: "ning-broker", verb: "list", resource: "nodes", want: false},
 	{sa: "ning-probe-job", verb: "list", resource: "nodes", want: false},
@@ -358,14 +360,20 @@ var externalRBAC = []access{
 	{sa: "edge-rescheduler", verb: "update", group: "coordination.k8s.io", resource: "leases", ns: "ning-edge", name: "edge-rescheduler", want: true},
 }
 
+// cronJobRBAC: with testdata/embedded-tls.yaml (discovery as a CronJob,
+// the rescheduler off).
+var cronJobRBAC = []access{
+	{sa: "ning-discover", verb: "get", group: "batch", resource: "cronjobs", ns: "ning-tls", name: "ning-discover", want: true},
+	{sa: "ning-discover", verb: "get", group: "apps", resource: "deployments", ns: "ning-tls", name: "ning-discover", want: false},
+	{sa: "ning-discover", verb: "create", group: "batch", resource: "jobs", ns: "ning-tls", want: true},
+	{sa: "ning-rescheduler", verb: "create", resource: "pods", sub: "eviction", ns: "default", want: false},
+}
+
 // checkRBAC asks the apiserver's RBAC authoriser, as each ServiceAccount.
-func checkRBAC(ctx context.Context, t *testing.T, c *cluster, cases []access) {
+// The ServiceAccounts live in ns, the release namespace.
+func checkRBAC(ctx context.Context, t *testing.T, c *cluster, ns string, cases []access) {
 	t.Helper()
 	for _, a := range cases {
-		ns := namespace
-		if strings.HasPrefix(a.sa, "edge-") {
-			ns = "ning-edge"
-		}
 		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 			User:   "system:serviceaccount:" + ns + ":" + a.sa,
 			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},

@@ -156,11 +156,11 @@ func TestRenderErrors(t *testing.T) {
 		want string
 	}{
 		{"no broker at all", "broker: {enabled: false}", "mqtt.url is empty and broker.enabled is false"},
-		{"otlp from a cronjob", "discovery: {source: otlp}", "discovery.source otlp receives pushes and needs discovery.mode continuous"},
+		{"otlp from a cronjob", "discovery: {mode: cronjob, source: otlp}", "discovery.source otlp receives pushes and needs discovery.mode continuous"},
 		{"unknown mode", "discovery: {mode: daemon}", `discovery.mode "daemon": want cronjob or continuous`},
 		{"unknown source", "discovery: {source: kafka, mode: continuous}", `discovery.source "kafka": want prometheus or otlp`},
 		{"unknown icmp", "prober: {icmp: magic}", `prober.icmp "magic": want unprivileged or raw`},
-		{"odd duration", "discovery: {wait: 1m30s}", `duration "1m30s": want whole seconds`},
+		{"odd duration", "discovery: {mode: cronjob, wait: 1m30s}", `duration "1m30s": want whole seconds`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v, err := chartutil.ReadValues([]byte(tc.vals))
