@@ -197,20 +197,26 @@ func plainManifests(t *testing.T) string {
 // TestManifestsUpToDate keeps deploy/manifests/ning.yaml equal to the chart
 // rendered with its defaults (make manifests rewrites it).
 func TestManifestsUpToDate(t *testing.T) {
-	want := plainManifests(t)
+	golden(t, manifestsFile, plainManifests(t), "make manifests")
+}
+
+// golden compares file with want, after rewriting it with -update; hint
+// names the command that regenerates it.
+func golden(t *testing.T, file, want, hint string) {
+	t.Helper()
 	if *update {
-		if err := os.MkdirAll(filepath.Dir(manifestsFile), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(manifestsFile, []byte(want), 0o644); err != nil {
+		if err := os.WriteFile(file, []byte(want), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got, err := os.ReadFile(manifestsFile)
+	got, err := os.ReadFile(file)
 	if err != nil {
-		t.Fatalf("%v (run make manifests)", err)
+		t.Fatalf("%v (run %s)", err, hint)
 	}
 	if diff := cmp.Diff(want, string(got)); diff != "" {
-		t.Fatalf("%s is out of date with the chart; run make manifests (-want +got):\n%s", manifestsFile, diff)
+		t.Fatalf("%s is out of date; run %s (-want +got):\n%s", file, hint, diff)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -85,20 +84,5 @@ func TestValuesDocumented(t *testing.T) {
 	for _, v := range vals {
 		fmt.Fprintf(&b, "| `%s` | `%s` | %s |\n", v.key, esc.Replace(v.def), esc.Replace(v.doc))
 	}
-	want := b.String()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(valuesDoc), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(valuesDoc, []byte(want), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := os.ReadFile(valuesDoc)
-	if err != nil {
-		t.Fatalf("%v (run make docs)", err)
-	}
-	if diff := cmp.Diff(want, string(got)); diff != "" {
-		t.Fatalf("%s is out of date; run make docs (-want +got):\n%s", valuesDoc, diff)
-	}
+	golden(t, valuesDoc, b.String(), "make docs")
 }
