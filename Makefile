@@ -8,6 +8,7 @@ SHELL     := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
 .PHONY: all build test test-integration test-quality lint verify bench demo fuzz clean help generate protoc-check test-mosquitto test-netns test-discover
+.PHONY: manifests docs test-chart image kind-up
 
 all: build
 
@@ -51,6 +52,8 @@ verify: protoc-check ## check that go.mod is tidy, the code is formatted and gen
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	  $(MAKE) --no-print-directory GENOUT="$$tmp" generate >/dev/null && \
 	  diff -ru $(PROTO_PKG) "$$tmp/$(PROTO_PKG)" --exclude='*.proto' && echo "generated code is current"
+	$(GO) test -count=1 -run 'TestManifestsUpToDate|TestValuesDocumented' ./test/chart
+	$(GO) test -count=1 -run 'TestFlagsReference' ./internal/cli
 
 # Protobuf: protoc from the system (apt-get install -y protobuf-compiler),
 # protoc-gen-go built from the google.golang.org/protobuf version in go.mod, so
@@ -114,3 +117,25 @@ test-discover: ## traffic discovery against a real Prometheus (fails, not skips,
 	@test -x "$(PROMETHEUS)" || { echo "prometheus not found: apt-get install -y prometheus"; exit 1; }
 	NING_PROMETHEUS=$(PROMETHEUS) $(GO) test -count=1 -v -run 'TestPrometheus|TestDiscoverer|TestProbeJob|TestOTLP|TestDiscover' \
 	  ./internal/discover ./internal/cli 2>&1 | grep -E '^(=== RUN|\s*---|ok|FAIL|PASS)|req/s|rates'
+
+# The Helm chart (deploy/helm/ning), the plain manifests rendered from it and
+# the generated reference docs. Helm is the Go module (helm.sh/helm/v3, pinned
+# in go.mod): no helm binary needed.
+manifests: ## render deploy/manifests/ning.yaml from the Helm chart
+	$(GO) test -count=1 -run 'TestManifestsUpToDate' ./test/chart -update
+
+docs: manifests ## regenerate docs/reference (every command's flags, the chart's values)
+	$(GO) test -count=1 -run 'TestValuesDocumented' ./test/chart -update
+	$(GO) test -count=1 -run 'TestFlagsReference' ./internal/cli -update-docs
+
+test-chart: ## helm lint and template, every object applied to a real apiserver (also part of make test)
+	$(GO) test -count=1 -v ./test/chart 2>&1 | grep -E '^(=== RUN|\s*--- |ok|FAIL|PASS|panic)|_test.go:'
+
+# Container image: needs Docker or Podman (BuildKit); not run in CI.
+DOCKER ?= docker
+IMAGE  ?= ghcr.io/ning-edge/ning:dev
+image: ## build the container image IMAGE (static binary on distroless/static, nonroot)
+	$(DOCKER) build --build-arg VERSION=$(lastword $(subst :, ,$(IMAGE))) -t $(IMAGE) .
+
+kind-up: ## kind cluster with zones, Traefik, Prometheus and ning (needs docker, kind, kubectl, helm; not run in CI)
+	IMAGE=$(IMAGE) deploy/kind/up.sh

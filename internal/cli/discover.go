@@ -47,6 +47,7 @@ type discoverOptions struct {
 	owner                    string
 	serviceAccount           string
 	probeArgs                []string
+	jobTemplate              string
 	once, dryRun             bool
 	wait, interval           time.Duration
 	output, listen           string
@@ -116,6 +117,7 @@ decides every --interval and serves /healthz and /metrics on --listen.
 	f.IntVar(&o.keepJobs, "keep-jobs", discover.DefaultKeepJobs, "finished probe Jobs to keep; older ones are deleted")
 	f.StringVar(&o.owner, "owner", "", "KIND/NAME in --namespace (cronjob, deployment or job) that owns the probe Jobs, so deleting it deletes them")
 	f.StringVar(&o.serviceAccount, "service-account", "", "service account of the probe pods")
+	f.StringVar(&o.jobTemplate, "job-template", "", "YAML file with the probe pod's template (core/v1 PodTemplateSpec: security context, volumes, env, resources); ning sets the affinity, arguments and labels")
 	f.StringArrayVar(&o.probeArgs, "probe-arg", nil, "extra argument for 'ning probe' (repeatable), e.g. --probe-arg=--mqtt-ca=/etc/ning/ca.pem")
 	f.BoolVar(&o.once, "once", false, "take one decision and exit")
 	f.DurationVar(&o.wait, "wait", 2*time.Minute, "with --once, how long to wait for the rate window to fill")
@@ -248,6 +250,15 @@ func runDiscover(ctx context.Context, out io.Writer, o discoverOptions) error {
 	}
 	jobOpts := discover.JobOptions{Namespace: o.namespace, Image: o.image, SiteLabel: o.siteLabel, Broker: o.mqtt.url,
 		ExtraArgs: o.probeArgs, ServiceAccount: o.serviceAccount, TTL: o.jobTTL, Period: o.jobPeriod, Keep: o.keepJobs}
+	if o.jobTemplate != "" {
+		data, err := os.ReadFile(o.jobTemplate)
+		if err != nil {
+			return fmt.Errorf("--job-template: %w", err)
+		}
+		if jobOpts.Template, err = discover.ParsePodTemplate(data); err != nil {
+			return fmt.Errorf("--job-template %s: %w", o.jobTemplate, err)
+		}
+	}
 	if o.owner != "" {
 		if jobOpts.Owner, err = resolveOwner(ctx, client, o.namespace, o.owner); err != nil {
 			return err

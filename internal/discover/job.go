@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
 )
 
 // Labels on every probe Job discovery creates.
@@ -54,6 +55,10 @@ type JobOptions struct {
 	Owner *metav1.OwnerReference
 	// Keep is how many finished probe Jobs to keep; older ones are deleted.
 	Keep int
+	// Template, when set, is the pod template the Job starts from (security
+	// context, volumes, environment, resources, tolerations): see
+	// ParsePodTemplate for what ning sets on top of it.
+	Template *v1.PodTemplateSpec
 }
 
 func (o JobOptions) withDefaults() JobOptions {
@@ -157,17 +162,86 @@ func BuildProbeJob(d Decision, c *Cluster, o JobOptions) (*batchv1.Job, string) 
 					}},
 					Containers: []v1.Container{{
 						Name: "probe", Image: o.Image, Args: args,
-						Env:             []v1.EnvVar{{Name: "NODE_NAME", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}}},
+						Env:             []v1.EnvVar{nodeNameEnv},
 						SecurityContext: &v1.SecurityContext{Capabilities: &v1.Capabilities{Add: []v1.Capability{"NET_RAW"}}},
 					}},
 				},
 			},
 		},
 	}
+	if o.Template != nil {
+		job.Spec.Template = fromTemplate(*o.Template, job.Spec.Template)
+	}
 	if o.Owner != nil {
 		job.OwnerReferences = []metav1.OwnerReference{*o.Owner}
 	}
 	return job, ""
+}
+
+var nodeNameEnv = v1.EnvVar{Name: "NODE_NAME", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}}
+
+// fromTemplate lays ning's part of the probe pod (own) over a copy of the
+// user's template: ning's labels and annotations win, the restart policy is
+// Never, the node affinity's required terms are ning's (the template's other
+// affinity stays), the service account is ning's when one was given, and the
+// first container gets ning's name, arguments and NODE_NAME, and ning's image
+// unless the template names one. Everything else (security contexts,
+// volumes, environment, resources, tolerations, sysctls) is the template's.
+func fromTemplate(tmpl, own v1.PodTemplateSpec) v1.PodTemplateSpec {
+	t := *tmpl.DeepCopy()
+	if t.Labels == nil {
+		t.Labels = map[string]string{}
+	}
+	for k, v := range own.Labels {
+		t.Labels[k] = v
+	}
+	if t.Annotations == nil {
+		t.Annotations = map[string]string{}
+	}
+	for k, v := range own.Annotations {
+		t.Annotations[k] = v
+	}
+	t.Spec.RestartPolicy = v1.RestartPolicyNever
+	if own.Spec.ServiceAccountName != "" {
+		t.Spec.ServiceAccountName = own.Spec.ServiceAccountName
+	}
+	if t.Spec.Affinity == nil {
+		t.Spec.Affinity = &v1.Affinity{}
+	}
+	if t.Spec.Affinity.NodeAffinity == nil {
+		t.Spec.Affinity.NodeAffinity = &v1.NodeAffinity{}
+	}
+	t.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution = own.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution
+	if len(t.Spec.Containers) == 0 {
+		t.Spec.Containers = []v1.Container{{}}
+	}
+	c := &t.Spec.Containers[0]
+	mine := own.Spec.Containers[0]
+	c.Name, c.Args = mine.Name, mine.Args
+	if c.Image == "" {
+		c.Image = mine.Image
+	}
+	env := []v1.EnvVar{nodeNameEnv}
+	for _, e := range c.Env {
+		if e.Name != nodeNameEnv.Name {
+			env = append(env, e)
+		}
+	}
+	c.Env = env
+	return t
+}
+
+// ParsePodTemplate reads a probe pod template (a core/v1 PodTemplateSpec in
+// YAML or JSON: metadata and spec) strictly: an unknown field is an error.
+func ParsePodTemplate(data []byte) (*v1.PodTemplateSpec, error) {
+	var t v1.PodTemplateSpec
+	if err := yaml.UnmarshalStrict(data, &t); err != nil {
+		return nil, fmt.Errorf("probe pod template: %w", err)
+	}
+	if len(t.Spec.Containers) > 1 {
+		return nil, fmt.Errorf("probe pod template: %d containers; want at most one (the prober)", len(t.Spec.Containers))
+	}
+	return &t, nil
 }
 
 // EnsureJob creates job unless a probe Job for the same site is still

@@ -1,0 +1,57 @@
+{{/* ning's scheduler profile (internal/scheduler/default-config.yaml) with the
+election Lease in the release namespace and the plugin arguments from the values. */}}
+{{- define "ning.schedulerConfig" -}}
+{{- $p := .Values.scheduler.plugins -}}
+{{- $name := printf "%s-scheduler" (include "ning.fullname" .) -}}
+apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+leaderElection:
+  leaderElect: {{ .Values.scheduler.leaderElect }}
+  resourceName: {{ $name }}
+  resourceNamespace: {{ .Release.Namespace }}
+clientConnection:
+  kubeconfig: ""
+profiles:
+  - schedulerName: {{ .Values.scheduler.schedulerName }}
+    plugins:
+      multiPoint:
+        enabled:
+          - name: NetworkLatency
+          - name: TrafficLatency
+            weight: {{ $p.trafficLatencyWeight }}
+          - name: NodeLoad
+            weight: {{ $p.nodeLoadWeight }}
+          - name: CloudFallback
+            weight: {{ $p.cloudFallbackWeight }}
+      preScore:
+        disabled:
+          - name: PodTopologySpread
+      score:
+        disabled:
+          - name: PodTopologySpread
+      {{- if not .Values.scheduler.preemption }}
+      postFilter:
+        disabled:
+          - name: DefaultPreemption
+      {{- end }}
+    pluginConfig:
+      - name: NetworkLatency
+        args:
+          siteLabel: {{ .Values.siteLabel }}
+          unknownRTT: {{ $p.unknownRTT }}
+      - name: TrafficLatency
+        args:
+          siteLabel: {{ .Values.siteLabel }}
+          {{- if $p.perReplicaRPS }}
+          perReplicaRPS: {{ $p.perReplicaRPS }}
+          {{- end }}
+      - name: NodeLoad
+        args:
+          cpuFilter: {{ $p.cpuFilter }}
+          cpuPenaltyFrom: {{ $p.cpuPenaltyFrom }}
+          penalty: {{ $p.penalty }}
+      - name: CloudFallback
+        args:
+          cloudLabel: {{ $p.cloudLabel }}
+          cloudValue: {{ $p.cloudValue }}
+{{- end -}}
