@@ -76,7 +76,10 @@ generate: protoc-check $(PROTOC_GEN_GO) ## regenerate the protobuf Go code in ap
 	$(PROTOC) -I $(PROTO_DIR) --plugin=protoc-gen-go=$(PROTOC_GEN_GO) \
 	  --go_out=$(GENOUT) --go_opt=module=github.com/ning-edge/ning $(PROTOS)
 
-bench: ## run the benchmarks
+bench: ## write bench/report.md and plots: throughput, extender, quality, planner time, demo (about 10 min)
+	$(GO) run ./cmd/ning bench report --dir bench
+
+bench-go: ## the Go benchmarks (planner, handlers)
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
 
 fuzz: ## run each fuzz target for FUZZTIME

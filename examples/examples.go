@@ -8,3 +8,8 @@ import _ "embed"
 //
 //go:embed edge-city.yaml
 var EdgeCity []byte
+
+// Continental is examples/continental.yaml.
+//
+//go:embed continental.yaml
+var Continental []byte

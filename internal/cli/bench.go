@@ -20,6 +20,7 @@ func newBenchCommand() *cobra.Command {
 	}
 	cmd.AddCommand(newBenchSchedulerCommand())
 	cmd.AddCommand(newBenchExtenderCommand())
+	cmd.AddCommand(newBenchReportCommand())
 	return cmd
 }
 

@@ -1,0 +1,98 @@
+package benchreport
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Markdown renders the report.
+func (r *Report) Markdown() string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("# ning benchmark report\n\n")
+	w("Made by `%s` on %s.\n\nMachine: %s.\n\n", r.Command, r.Date, r.Machine)
+	w("Every figure below comes from this one run. Throughput is measured side by side in one process and\n")
+	w("reported as a ratio; the machine is shared and noisy, so compare ratios, not absolute rates.\n\n")
+
+	w("## Headline\n\n| what | figure |\n|---|---|\n")
+	for _, t := range r.Throughput {
+		w("| scheduling throughput, %d nodes | default %.1f pods/s, ning %.1f pods/s (ning/default %.3f) |\n",
+			t.Nodes, t.Default.PodsPerSecond, t.Ning.PodsPerSecond, t.Ratio)
+	}
+	if e := r.Extender; e != nil {
+		w("| extender throughput, %d nodes (nodeCacheCapable) | %.1f pods/s, plugins %.1f pods/s (extender/plugins %.3f) |\n",
+			e.Nodes, e.Extender.PodsPerSecond, e.Plugins.PodsPerSecond, e.Ratio)
+	}
+	if q := r.Quality; q != nil {
+		m, worst := meanMax(q.Gaps["ning"])
+		w("| planner vs exact optimum, %d random instances | mean gap %.3f %%, worst %.3f %% |\n", q.Instances, m, worst)
+	}
+	if d := r.Demo; d != nil {
+		w("| demo, after the traffic shift (weighted mean RTT) | ning %.2f ms, default scheduler %.2f ms, optimum %.2f ms |\n",
+			d.After.NingMs, d.After.DefaultMs, d.After.OptimumMs)
+		w("| demo, convergence after the shift | %.1f s, %.0f evictions (converged: %v) |\n", d.ConvergeSec, d.Evictions, d.Converged)
+		w("| demo, recovery after node loss | %.1f s (node down after %.0f s; Kubernetes' default toleration 300 s) |\n", d.RecoverSec, d.NodeDownAfter)
+	}
+	w("\n")
+
+	if len(r.Throughput) > 0 {
+		w("## Scheduling throughput\n\n")
+		w("Real kube-scheduler (v1.34.1) against the in-process kube-apiserver, nodes without kubelets as in upstream's\n")
+		w("scheduler_perf; the same pods (ReplicaSets of 50, a fifth with a `delay_<site>` label) scheduled by each\n")
+		w("profile in turn, two rounds alternating the order. Also `ning bench scheduler`.\n\n")
+		w("| nodes | sites | pods | default pods/s | ning pods/s | ning/default |\n|---:|---:|---:|---:|---:|---:|\n")
+		for _, t := range r.Throughput {
+			w("| %d | %d | %d | %.1f | %.1f | %.3f |\n", t.Nodes, t.Sites, t.Pods, t.Default.PodsPerSecond, t.Ning.PodsPerSecond, t.Ratio)
+		}
+		w("\n")
+	}
+	if e := r.Extender; e != nil {
+		w("## Extender throughput\n\n")
+		w("The stock kube-scheduler calling `ning extender` over HTTP (filter and prioritize, nodeCacheCapable) against\n")
+		w("ning's plugins, same pods, same run. Also `ning bench extender`.\n\n")
+		w("| nodes | pods | extender pods/s | plugins pods/s | extender/plugins |\n|---:|---:|---:|---:|---:|\n")
+		w("| %d | %d | %.1f | %.1f | %.3f |\n\n", e.Nodes, e.Pods, e.Extender.PodsPerSecond, e.Plugins.PodsPerSecond, e.Ratio)
+	}
+	if q := r.Quality; q != nil {
+		w("## Placement quality\n\n")
+		w("Traffic-weighted mean RTT of each method's placement, as a gap to the exact optimum (enumeration), over %d\n", q.Instances)
+		w("random edge topologies (2-10 sites; a third with a per-replica rate limit, a third with site capacities) and\n")
+		w("over the example topologies for every replica count up to sites + 2, with and without a rate limit.\n\n")
+		w("| method | random: mean gap | random: worst | examples: mean gap | examples: worst |\n|---|---:|---:|---:|---:|\n")
+		for _, name := range Methods {
+			m, worst := meanMax(q.Gaps[name])
+			em, ew := meanMax(q.Examples[name])
+			w("| %s | %.3f %% | %.3f %% | %.3f %% | %.3f %% |\n", name, m, worst, em, ew)
+		}
+		w("\n![gap distribution](quality-gaps.svg)\n\n")
+	}
+	if len(r.Planner) > 0 {
+		w("## Planner time against cluster size\n\n")
+		w("`placement.Plan` on random topologies, replicas = sites / 2, median of three.\n\n")
+		w("| sites | replicas | rate limit | ms |\n|---:|---:|---|---:|\n")
+		for _, t := range r.Planner {
+			w("| %d | %d | %v | %.2f |\n", t.Sites, t.Replicas, t.Limited, t.Millis)
+		}
+		w("\n![planner time](planner-time.svg)\n\n")
+	}
+	if d := r.Demo; d != nil {
+		w("## Convergence and recovery (`ning demo`)\n\n")
+		w("The demo's scenario on the edge-city topology: %d replicas, traffic shifted from %s to %s, then node %s powered off.\n\n",
+			d.Replicas, d.ShiftFrom, d.ShiftTo, d.LostNode)
+		w("| weighted mean RTT | before the shift | after the shift |\n|---|---:|---:|\n")
+		w("| ning | %.2f ms | %.2f ms |\n| default kube-scheduler | %.2f ms | %.2f ms |\n| exact optimum | %.2f ms | %.2f ms |\n\n",
+			d.Before.NingMs, d.After.NingMs, d.Before.DefaultMs, d.After.DefaultMs, d.Before.OptimumMs, d.After.OptimumMs)
+		w("Converged %.1f s after the shift with %.0f evictions; recovered %.1f s after the node loss (node down after %.0f s).\n\n",
+			d.ConvergeSec, d.Evictions, d.RecoverSec, d.NodeDownAfter)
+	}
+	w("## Probe accuracy\n\n")
+	w("Measured against configured RTT and loss over emulated WAN links between network namespaces needs root:\n")
+	w("`make test-netns` (run by CI as root) prints it; see the README's prober section for the last figures.\n\n")
+	if len(r.Errors) > 0 {
+		w("## Sections that failed\n\n")
+		for _, e := range r.Errors {
+			w("- %s\n", e)
+		}
+	}
+	return b.String()
+}

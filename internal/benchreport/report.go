@@ -1,0 +1,261 @@
+// Package benchreport writes `make bench`'s evidence in one run: scheduling
+// throughput (default vs ning, and the extender), placement quality against
+// the exact optimum and the baselines, planner time against cluster size,
+// and the demo's convergence and recovery, as bench/report.md with SVG plots.
+// Every figure carries the machine, the command and the date.
+package benchreport
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ning-edge/ning/examples"
+	"github.com/ning-edge/ning/internal/bench"
+	"github.com/ning-edge/ning/internal/demo"
+	"github.com/ning-edge/ning/internal/placement"
+	"github.com/ning-edge/ning/internal/topology"
+)
+
+// Options say what to run.
+type Options struct {
+	// Dir receives report.md and the plots.
+	Dir string
+	// Command is how the report was made, printed beside every figure.
+	Command string
+	// Quick shrinks every measurement (for tests of the report itself).
+	Quick bool
+	// Skip names sections not to run: throughput, extender, quality,
+	// planner, demo.
+	Skip map[string]bool
+	Log  *slog.Logger
+}
+
+// Report is everything measured.
+type Report struct {
+	Date, Machine, Command string
+	Throughput             []*bench.SchedulerResult
+	Extender               *bench.ExtenderResult
+	Quality                *Quality
+	Planner                []PlannerTime
+	Demo                   *demo.Summary
+	Errors                 []string
+}
+
+// Run measures and writes the report.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("report directory: %w", err)
+	}
+	r := &Report{Date: time.Now().UTC().Format("2006-01-02 15:04 MST"), Machine: machine(), Command: o.Command}
+	fail := func(section string, err error) {
+		o.Log.Error("bench section failed", "section", section, "err", err)
+		r.Errors = append(r.Errors, fmt.Sprintf("%s: %v", section, err))
+	}
+	if !o.Skip["quality"] {
+		o.Log.Info("placement quality")
+		r.Quality = measureQuality(o.Quick)
+		if err := plotGaps(filepath.Join(o.Dir, "quality-gaps.svg"), r.Quality); err != nil {
+			fail("quality plot", err)
+		}
+	}
+	if !o.Skip["planner"] {
+		o.Log.Info("planner time")
+		r.Planner = measurePlanner(o.Quick)
+		if err := plotPlanner(filepath.Join(o.Dir, "planner-time.svg"), r.Planner); err != nil {
+			fail("planner plot", err)
+		}
+	}
+	if !o.Skip["throughput"] {
+		sizes := []struct{ nodes, pods, sites int }{{1000, 1000, 20}, {5000, 2000, 50}}
+		if o.Quick {
+			sizes = sizes[:1]
+			sizes[0] = struct{ nodes, pods, sites int }{100, 100, 10}
+		}
+		for _, s := range sizes {
+			o.Log.Info("scheduler throughput", "nodes", s.nodes)
+			res, err := bench.RunScheduler(ctx, bench.SchedulerOptions{Nodes: s.nodes, Pods: s.pods, Sites: s.sites, Rounds: 2, Seed: 1, Log: o.Log})
+			if err != nil {
+				fail(fmt.Sprintf("throughput at %d nodes", s.nodes), err)
+				continue
+			}
+			r.Throughput = append(r.Throughput, res)
+		}
+	}
+	if !o.Skip["extender"] {
+		nodes, pods := 1000, 1000
+		if o.Quick {
+			nodes, pods = 100, 100
+		}
+		o.Log.Info("extender throughput", "nodes", nodes)
+		res, err := bench.RunExtender(ctx, bench.SchedulerOptions{Nodes: nodes, Pods: pods, Sites: 20, Rounds: 2, Seed: 1, Log: o.Log})
+		if err != nil {
+			fail("extender throughput", err)
+		} else {
+			r.Extender = res
+		}
+	}
+	if !o.Skip["demo"] {
+		o.Log.Info("demo: traffic shift and node loss")
+		spec, err := topology.ParseSpec(examples.EdgeCity)
+		if err == nil {
+			r.Demo, err = demo.Run(ctx, demo.Options{Spec: spec, SpecName: "edge-city", Seed: 1, Log: o.Log})
+		}
+		if err != nil {
+			fail("demo", err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(o.Dir, "report.md"), []byte(r.Markdown()), 0o644); err != nil {
+		return r, fmt.Errorf("writing the report: %w", err)
+	}
+	return r, nil
+}
+
+// machine describes this computer: CPU model, cores, memory, OS, Go.
+func machine() string {
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "model name") {
+				if _, v, ok := strings.Cut(line, ":"); ok {
+					cpu = strings.TrimSpace(v)
+				}
+				break
+			}
+		}
+	}
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb float64
+		if _, err := fmt.Sscanf(string(b), "MemTotal: %f kB", &kb); err == nil {
+			mem = fmt.Sprintf(", %.0f GiB", kb/(1<<20))
+		}
+	}
+	kernel := ""
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		kernel = " " + strings.TrimSpace(string(b))
+	}
+	return fmt.Sprintf("%s, %d cores%s, %s%s, %s", cpu, runtime.NumCPU(), mem, runtime.GOOS, kernel, runtime.Version())
+}
+
+// Quality is the planner against the exact optimum and the baselines.
+type Quality struct {
+	Instances int
+	// Gaps are percent above the optimum, per method, one per instance.
+	Gaps map[string][]float64
+	// Examples are the example topologies' gaps, per method.
+	Examples map[string][]float64
+}
+
+// Methods in the order the report lists them.
+var Methods = []string{"ning", "spread", "busiest-nearest", "seed-extender"}
+
+func measureQuality(quick bool) *Quality {
+	n := 1000
+	if quick {
+		n = 50
+	}
+	q := &Quality{Instances: n, Gaps: map[string][]float64{}, Examples: map[string][]float64{}}
+	add := func(into map[string][]float64, p *placement.Problem) {
+		opt, err := placement.Optimal(p)
+		if err != nil {
+			return
+		}
+		o := p.Cost(opt)
+		x, err := placement.Plan(p)
+		if err != nil {
+			return
+		}
+		into["ning"] = append(into["ning"], gap(p.Cost(x), o))
+		for name, b := range placement.Baselines(p) {
+			into[name] = append(into[name], gap(p.Cost(b), o))
+		}
+	}
+	for _, p := range placement.QualityInstances(n) {
+		add(q.Gaps, p)
+	}
+	for _, data := range [][]byte{examples.EdgeCity, examples.Continental} {
+		spec, err := topology.ParseSpec(data)
+		if err != nil {
+			continue
+		}
+		for r := 1; r <= len(spec.Sites)+2; r++ {
+			for _, limited := range []bool{false, true} {
+				p := placement.FromSpec(spec, r, 0)
+				if limited {
+					p.PerReplicaRPS = math.Ceil(1.2 * p.TotalTraffic() / float64(r))
+				}
+				if p.Validate() == nil {
+					add(q.Examples, p)
+				}
+			}
+		}
+	}
+	return q
+}
+
+func gap(cost, opt float64) float64 {
+	if opt <= 0 {
+		if cost <= 1e-9 {
+			return 0
+		}
+		return 100
+	}
+	return math.Max(0, 100*(cost-opt)/opt)
+}
+
+func meanMax(v []float64) (mean, worst float64) {
+	for _, x := range v {
+		mean += x
+		worst = math.Max(worst, x)
+	}
+	if len(v) > 0 {
+		mean /= float64(len(v))
+	}
+	return mean, worst
+}
+
+// PlannerTime is Plan's time at one size.
+type PlannerTime struct {
+	Sites, Replicas int
+	Limited         bool
+	Millis          float64
+}
+
+func measurePlanner(quick bool) []PlannerTime {
+	sizes := []int{10, 20, 50, 100, 200, 500, 1000}
+	if quick {
+		sizes = []int{10, 50}
+	}
+	var out []PlannerTime
+	for _, n := range sizes {
+		for _, limited := range []bool{false, true} {
+			o := placement.RandomOptions{Sites: n, Replicas: max(1, n/2)}
+			if limited {
+				o.PerReplicaShare = 3.0 / float64(o.Replicas)
+			}
+			var times []float64
+			for seed := range uint64(3) {
+				p := placement.RandomProblem(randFor(seed, n), o)
+				start := time.Now()
+				if _, err := placement.Plan(p); err != nil {
+					continue
+				}
+				times = append(times, float64(time.Since(start).Microseconds())/1000)
+			}
+			if len(times) == 0 {
+				continue
+			}
+			sort.Float64s(times)
+			out = append(out, PlannerTime{Sites: n, Replicas: o.Replicas, Limited: limited, Millis: times[len(times)/2]})
+		}
+	}
+	return out
+}

@@ -1,0 +1,78 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ning-edge/ning/internal/benchreport"
+	"github.com/ning-edge/ning/internal/testcluster"
+)
+
+func newBenchReportCommand() *cobra.Command {
+	var dir, logLevel string
+	var quick bool
+	var skip []string
+	cmd := &cobra.Command{
+		Use:   "report [--dir bench]",
+		Short: "Write bench/report.md and its plots from one run of every measurement",
+		Long: `report runs, in this process and one after the other: scheduling throughput of
+the default profile against ning's at 1,000 and 5,000 nodes, the extender's at
+1,000 nodes (each as ning bench scheduler / extender do, two rounds); the
+planner against the exact optimum and the baselines over 1,000 random
+instances and the example topologies; the planner's time from 10 to 1,000
+sites; and the demo's scenario (convergence after a traffic shift, recovery
+after a node loss). It writes report.md, quality-gaps.svg and planner-time.svg
+to --dir, each figure with the machine, the command and the date. It takes
+about 10 minutes; --skip leaves sections out, --quick shrinks them (for
+checking the report itself, not for figures).`,
+		Example: `  ning bench report --dir bench
+  ning bench report --dir /tmp/r --skip throughput,extender`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			log, err := newLogger(logLevel)
+			if err != nil {
+				return err
+			}
+			o := benchreport.Options{Dir: dir, Quick: quick, Skip: map[string]bool{}, Log: log,
+				Command: "ning bench report --dir " + dir}
+			known := map[string]bool{"throughput": true, "extender": true, "quality": true, "planner": true, "demo": true}
+			for _, s := range skip {
+				s = strings.TrimSpace(s)
+				if !known[s] {
+					return fmt.Errorf("--skip %q: want throughput, extender, quality, planner or demo", s)
+				}
+				o.Skip[s] = true
+				o.Command += " --skip " + s
+			}
+			if quick {
+				o.Command += " --quick"
+			}
+			if logLevel != "debug" {
+				testcluster.Silence()
+			}
+			r, err := benchreport.Run(ctx, o)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "wrote %s\n", filepath.Join(dir, "report.md"))
+			if err == nil && len(r.Errors) > 0 {
+				err = fmt.Errorf("%d sections failed: %s", len(r.Errors), strings.Join(r.Errors, "; "))
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dir, "dir", "bench", "directory for report.md and the plots")
+	f.BoolVar(&quick, "quick", false, "small sizes, for checking the report, not for figures")
+	f.StringSliceVar(&skip, "skip", nil, "sections to leave out: throughput, extender, quality, planner, demo")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error (to stderr)")
+	return cmd
+}
