@@ -81,7 +81,7 @@ func TestExtenderKeepsConnections(t *testing.T) {
 		if len(passed)+len(failed)+len(unresolvable) != nodes || len(passed) == 0 || len(unresolvable) == 0 {
 			t.Fatalf("filter: %d passed, %d failed, %d unresolvable of %d nodes", len(passed), len(failed), len(unresolvable), nodes)
 		}
-		scores, _, err := client.Prioritize(pod, passed)
+		scores, _, err := client.Prioritize(pod, passed) //nolint:misspell // the API's verb
 		if err != nil {
 			t.Fatalf("prioritize: %v", err) //nolint:misspell // the API's verb
 		}
