@@ -59,6 +59,8 @@ type ExtenderResult struct {
 	Nodes int `json:"nodes"`
 	Pods  int `json:"pods"`
 	Sites int `json:"sites"`
+	// SpreadScoring says the stock profile kept PodTopologySpread's scoring.
+	SpreadScoring bool `json:"spreadScoring"`
 	// Extender is the stock kube-scheduler (default profile) calling `ning
 	// extender` over HTTP with nodeCacheCapable.
 	Extender ProfileResult `json:"extender"`
@@ -73,7 +75,8 @@ const stockProfile = "default-scheduler"
 
 // RunExtender starts a control plane and N nodes, a `ning extender` on
 // loopback, the stock kube-scheduler configured to call it
-// (nodeCacheCapable, as deploy/extender-config.yaml) and ning's scheduler
+// (nodeCacheCapable, as deploy/extender-config.yaml; o.SpreadScoring keeps
+// the whole default profile) and ning's scheduler
 // (its plugins); then schedules the same P pods through each in turn, timed
 // from the release of their scheduling gates to the last binding.
 func RunExtender(ctx context.Context, o SchedulerOptions) (res *ExtenderResult, err error) {
@@ -106,6 +109,7 @@ func RunExtender(ctx context.Context, o SchedulerOptions) (res *ExtenderResult, 
 	}
 	stockCfg, err := extender.SchedulerConfig(extender.SchedulerConfigParams{
 		Kubeconfig: c.cp.Kubeconfig, QPS: 5000, URL: "http://" + ln.Addr().String(), NodeCacheCapable: true,
+		SpreadScoring: o.SpreadScoring,
 	})
 	if err != nil {
 		return nil, err
@@ -118,7 +122,7 @@ func RunExtender(ctx context.Context, o SchedulerOptions) (res *ExtenderResult, 
 	if err != nil {
 		return nil, err
 	}
-	res = &ExtenderResult{Nodes: o.Nodes, Pods: o.Pods, Sites: o.Sites,
+	res = &ExtenderResult{Nodes: o.Nodes, Pods: o.Pods, Sites: o.Sites, SpreadScoring: o.SpreadScoring,
 		Extender: r[stockProfile], Plugins: r[scheduler.ProfileName]}
 	res.Ratio = res.Extender.PodsPerSecond / res.Plugins.PodsPerSecond
 	return res, nil

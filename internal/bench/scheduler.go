@@ -36,6 +36,10 @@ type SchedulerOptions struct {
 	Rounds int
 	Seed   uint64
 	Log    *slog.Logger
+	// SpreadScoring (extender benchmark only) keeps PodTopologySpread's
+	// scoring in the stock scheduler's profile: the whole default profile
+	// instead of deploy/extender-config.yaml's.
+	SpreadScoring bool
 }
 
 // ProfileResult is one profile's throughput.

@@ -119,8 +119,9 @@ func newBenchExtenderCommand() *cobra.Command {
 		Short: "Scheduling throughput: stock scheduler + ning extender vs ning's plugins, in one run",
 		Long: `extender starts a real kube-apiserver in this process (embedded etcd), creates N
 nodes spread over S sites, a ning extender on loopback, the stock kube-scheduler
-calling it (default profile, nodeCacheCapable, as deploy/extender-config.yaml)
-and ning's scheduler (its plugins). The same P pods (as in bench scheduler) are
+calling it (nodeCacheCapable, as deploy/extender-config.yaml: the default
+profile without PodTopologySpread's scoring, as ning's own profile; with
+--spread-scoring the whole default profile) and ning's scheduler (its plugins). The same P pods (as in bench scheduler) are
 scheduled by each in turn, from the release of their scheduling gates to the
 last binding. It prints pods/s for each and the ratio (extender / plugins).`,
 		Example: `  ning bench extender --nodes 1000 --pods 1000 --sites 20
@@ -131,7 +132,7 @@ last binding. It prints pods/s for each and the ratio (extender / plugins).`,
 				return bench.RunExtender(ctx, o)
 			}, func(w *errWriter, r any) {
 				res := r.(*bench.ExtenderResult)
-				w.printf("nodes %d, sites %d, pods %d\n", res.Nodes, res.Sites, res.Pods)
+				w.printf("nodes %d, sites %d, pods %d, stock profile with spread scoring: %t\n", res.Nodes, res.Sites, res.Pods, res.SpreadScoring)
 				w.printf("stock scheduler + ning extender  %8.1f pods/s  (%.2f s)\n", res.Extender.PodsPerSecond, res.Extender.Seconds)
 				w.printf("ning plugins                     %8.1f pods/s  (%.2f s)\n", res.Plugins.PodsPerSecond, res.Plugins.Seconds)
 				w.printf("ratio (extender/plugins) %.3f\n", res.Ratio)
@@ -139,5 +140,7 @@ last binding. It prints pods/s for each and the ratio (extender / plugins).`,
 		},
 	}
 	b.addFlags(cmd, "scheduler")
+	cmd.Flags().BoolVar(&b.o.SpreadScoring, "spread-scoring", false,
+		"keep PodTopologySpread's scoring in the stock scheduler's profile (the whole default profile)")
 	return cmd
 }

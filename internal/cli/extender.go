@@ -20,7 +20,7 @@ import (
 )
 
 func newExtenderCommand() *cobra.Command {
-	o := &schedulerOptions{}
+	sources := &sourceFlags{}
 	var (
 		listen, kubeconfig, logLevel string
 		cfg                          extender.Config
@@ -31,7 +31,7 @@ func newExtenderCommand() *cobra.Command {
 	)
 	def := placement.DefaultLoadPolicy()
 	cmd := &cobra.Command{
-		Use:   "extender --listen ADDR [--kubeconfig FILE] [--latency-file FILE] [--mqtt ...]",
+		Use:   "extender --listen ADDR [--kubeconfig FILE] [--latency-file FILE] [--mqtt ...] [--goldpinger-url URL] [--scores-url URL ...]",
 		Short: "Serve ning's placement to a stock kube-scheduler through the extender API",
 		Long: `extender serves the kube-scheduler extender API (k8s.io/kube-scheduler/extender/v1)
 for clusters that keep the stock kube-scheduler: POST /filter applies delay_<from>
@@ -41,9 +41,10 @@ same code as ning's scheduler plugins. GET /healthz, GET /metrics.
 
 Nodes and pods come from informers (--kubeconfig, or in-cluster): the node cache
 serves nodeCacheCapable requests, the pods give each workload's replicas per
-site. RTT, traffic and load come from --latency-file and, with --mqtt, from
-prober and discovery reports. deploy/extender-config.yaml configures
-kube-scheduler to call it.`,
+site. RTT, traffic and load come from the same sources as ning scheduler's:
+--latency-file on its own, --mqtt (prober and discovery reports), a
+Goldpinger's /check_all (--goldpinger-url) and probers' /scores (--scores-url).
+deploy/extender-config.yaml configures kube-scheduler to call it.`,
 		Example: `  ning extender --listen :8888 --kubeconfig ~/.kube/config --latency-file examples/edge-city.yaml
   ning extender --listen :8443 --tls-cert tls.crt --tls-key tls.key --mqtt --broker tls://broker:8883 --mqtt-ca ca.pem`,
 		Args: cobra.NoArgs,
@@ -52,13 +53,15 @@ kube-scheduler to call it.`,
 			if err != nil {
 				return err
 			}
-			if o.alpha <= 0 || o.alpha > 1 {
-				return fmt.Errorf("--ewma-alpha %v: want a value in (0, 1]", o.alpha)
+			if err := sources.validate(); err != nil {
+				return err
 			}
-			if o.ttl <= 0 {
-				return fmt.Errorf("--data-ttl %v: want a positive duration", o.ttl)
+			storeCfg, err := sources.storeConfig()
+			if err != nil {
+				return err
 			}
-			cfg.TrafficLatency.SiteLabel = cfg.NetworkLatency.SiteLabel
+			cfg.NetworkLatency.SiteLabel = sources.siteLabel
+			cfg.TrafficLatency.SiteLabel = sources.siteLabel
 			cfg.NetworkLatency.UnknownRTT = placement.UnknownRTTPolicy(unknownRTT)
 			cfg.NodeLoad.CPUFilter, cfg.NodeLoad.CPUPenaltyFrom, cfg.NodeLoad.Penalty = &cpuFilter, &cpuPenaltyFrom, &penalty
 			cfg.SetDefaults()
@@ -76,11 +79,11 @@ kube-scheduler to call it.`,
 			}
 			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			store := topology.NewStore(topology.Config{Alpha: o.alpha, TTL: o.ttl}, clock.RealClock{})
-			if err := feedStore(ctx, store, o, log); err != nil {
+			store := topology.NewStore(storeCfg, clock.RealClock{})
+			// The sources register their metrics there; serve them too.
+			if err := sources.start(ctx, store, client, legacyregistry.Registerer(), log); err != nil {
 				return err
 			}
-			// The MQTT source registers its metrics there; serve them too.
 			run.Gatherers = []prometheus.Gatherer{legacyregistry.DefaultGatherer}
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
@@ -92,12 +95,7 @@ kube-scheduler to call it.`,
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", ":8888", "address to serve the extender API on")
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster)")
-	f.StringVar(&o.latencyFile, "latency-file", "", "static RTTs (and traffic) from a topology YAML or CSV matrix")
-	f.BoolVar(&o.mqttEnabled, "mqtt", false, "subscribe to latency and traffic reports on the MQTT broker")
-	o.mqtt.add(f)
-	f.DurationVar(&o.ttl, "data-ttl", topology.DefaultTTL, "how long a measured RTT, load or traffic figure stays valid")
-	f.Float64Var(&o.alpha, "ewma-alpha", topology.DefaultAlpha, "weight of a new RTT or CPU observation in the moving average (0..1]")
-	f.StringVar(&cfg.NetworkLatency.SiteLabel, "site-label", topology.DefaultSiteLabel, "node label whose value names a node's site")
+	sources.add(f)
 	f.StringVar(&unknownRTT, "unknown-rtt", string(placement.FailClosed), "a delay constraint with an unknown RTT: FailClosed or FailOpen")
 	f.Float64Var(&cfg.TrafficLatency.PerReplicaRPS, "per-replica-rps", 0, "requests/s one replica serves (0: no limit)")
 	f.Float64Var(&cpuFilter, "cpu-filter", def.CPUFilter, "filter out nodes at or above this CPU utilisation (0..1)")

@@ -26,7 +26,7 @@ type reschedulerOptions struct {
 	listen      string
 	leaderElect bool
 	leader      rescheduler.LeaderConfig
-	sources     schedulerOptions
+	sources     sourceFlags
 	logLevel    string
 }
 
@@ -93,18 +93,13 @@ every eviction and deletion it would make, and makes none.`,
 	f.BoolVar(&c.AllowStatefulSetForce, "allow-statefulset-force", false, "also force-delete StatefulSet pods on down nodes (split-brain risk; see --help)")
 	f.BoolVar(&c.DryRun, "dry-run", false, "log evictions and deletions instead of making them")
 	f.StringVar(&c.SchedulerName, "scheduler-name", c.SchedulerName, "manage pods with this spec.schedulerName")
-	f.StringVar(&c.SiteLabel, "site-label", c.SiteLabel, "node label whose value names the site")
 	f.Float64Var(&c.PerReplicaRPS, "per-replica-rps", 0, "traffic one replica serves, as in TrafficLatencyArgs (0: no limit)")
 	f.StringVar(&o.listen, "listen", ":10262", "address for /healthz and /metrics (empty: none)")
 	f.BoolVar(&o.leaderElect, "leader-elect", true, "act only while holding the Lease, so that one replica acts at a time")
 	f.StringVar(&o.leader.Namespace, "leader-elect-namespace", "", "namespace of the Lease (default: $POD_NAMESPACE, else kube-system)")
 	f.StringVar(&o.leader.Name, "leader-elect-name", "ning-rescheduler", "name of the Lease")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	f.StringVar(&o.sources.latencyFile, "latency-file", "", "static RTTs (and traffic) from a topology YAML or CSV matrix")
-	f.BoolVar(&o.sources.mqttEnabled, "mqtt", false, "subscribe to latency and traffic reports on the MQTT broker")
-	o.sources.mqtt.add(f)
-	f.DurationVar(&o.sources.ttl, "data-ttl", topology.DefaultTTL, "how long a measured RTT or traffic figure stays valid")
-	f.Float64Var(&o.sources.alpha, "ewma-alpha", topology.DefaultAlpha, "weight of a new RTT observation in the moving average (0..1]")
+	o.sources.add(f)
 	return cmd
 }
 
@@ -113,21 +108,23 @@ func runRescheduler(ctx context.Context, o reschedulerOptions) error {
 	if err != nil {
 		return err
 	}
+	o.cfg.SiteLabel = o.sources.siteLabel
 	if err := o.cfg.Validate(); err != nil {
 		return fmt.Errorf("rescheduler flags: %w", err)
 	}
-	if o.sources.alpha <= 0 || o.sources.alpha > 1 {
-		return fmt.Errorf("--ewma-alpha %v: want a value in (0, 1]", o.sources.alpha)
+	if err := o.sources.validate(); err != nil {
+		return err
 	}
-	if o.sources.ttl <= 0 {
-		return fmt.Errorf("--data-ttl %v: want a positive duration", o.sources.ttl)
+	storeCfg, err := o.sources.storeConfig()
+	if err != nil {
+		return err
 	}
 	client, err := kubeClient(o.kubeconfig)
 	if err != nil {
 		return err
 	}
-	store := topology.NewStore(topology.Config{Alpha: o.sources.alpha, TTL: o.sources.ttl}, clock.RealClock{})
-	if err := feedStore(ctx, store, &o.sources, log); err != nil {
+	store := topology.NewStore(storeCfg, clock.RealClock{})
+	if err := o.sources.start(ctx, store, client, legacyregistry.Registerer(), log); err != nil {
 		return err
 	}
 	reg := prometheus.NewRegistry()

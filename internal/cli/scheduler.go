@@ -11,25 +11,15 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/component-base/metrics/legacyregistry"
 	schedapp "k8s.io/kubernetes/cmd/kube-scheduler/app"
 	"k8s.io/utils/clock"
 
-	"github.com/ning-edge/ning/internal/mqtt"
 	"github.com/ning-edge/ning/internal/schedmetrics"
 	"github.com/ning-edge/ning/internal/scheduler"
-	"github.com/ning-edge/ning/internal/source"
 	"github.com/ning-edge/ning/internal/topology"
 )
-
-// schedulerOptions are ning's flags beside kube-scheduler's own.
-type schedulerOptions struct {
-	latencyFile string
-	mqttEnabled bool
-	mqtt        mqttFlags
-	ttl         time.Duration
-	alpha       float64
-}
 
 // newSchedulerCommand is kube-scheduler's own command (every standard flag,
 // --config taking a KubeSchedulerConfiguration) with ning's plugins registered
@@ -47,18 +37,17 @@ kube-scheduler flag. Without --config it runs ning's default profile
 --kubeconfig to reach the cluster.
 
 RTT, traffic and load come from --latency-file (a topology YAML or CSV matrix,
-static) and, with --mqtt, from prober and discovery reports over MQTT.`
+static), with --mqtt from prober and discovery reports over MQTT, and from
+polling a Goldpinger (--goldpinger-url) and probers' /scores (--scores-url),
+whose node addresses are mapped to sites through the Kubernetes API
+(--kubeconfig, $KUBECONFIG or in-cluster; --site-label).`
 	cmd.Example = `  ning scheduler --kubeconfig ~/.kube/config --latency-file examples/edge-city.yaml
   ning scheduler --config deploy/scheduler-config.yaml --mqtt --broker tls://broker:8883 --mqtt-ca ca.pem`
-	o := &schedulerOptions{}
+	sources := &sourceFlags{}
 	// ning's flags go in their own set so that the help, which kube-scheduler
 	// prints by named flag sets, can list them too.
 	f := pflag.NewFlagSet("ning", pflag.ContinueOnError)
-	f.StringVar(&o.latencyFile, "latency-file", "", "static RTTs (and traffic) from a topology YAML or CSV matrix")
-	f.BoolVar(&o.mqttEnabled, "mqtt", false, "subscribe to latency and traffic reports on the MQTT broker")
-	o.mqtt.add(f)
-	f.DurationVar(&o.ttl, "data-ttl", topology.DefaultTTL, "how long a measured RTT, load or traffic figure stays valid")
-	f.Float64Var(&o.alpha, "ewma-alpha", topology.DefaultAlpha, "weight of a new RTT or CPU observation in the moving average (0..1]")
+	sources.add(f)
 	cmd.Flags().AddFlagSet(f)
 	help, usage := cmd.HelpFunc(), cmd.UsageFunc()
 	cmd.SetHelpFunc(func(c *cobra.Command, args []string) {
@@ -75,16 +64,30 @@ static) and, with --mqtt, from prober and discovery reports over MQTT.`
 
 	run := cmd.RunE
 	cmd.RunE = func(c *cobra.Command, args []string) error {
-		if o.alpha <= 0 || o.alpha > 1 {
-			return fmt.Errorf("--ewma-alpha %v: want a value in (0, 1]", o.alpha)
+		if err := sources.validate(); err != nil {
+			return err
 		}
-		if o.ttl <= 0 {
-			return fmt.Errorf("--data-ttl %v: want a positive duration", o.ttl)
+		storeCfg, err := sources.storeConfig()
+		if err != nil {
+			return err
 		}
-		store.SetConfig(topology.Config{Alpha: o.alpha, TTL: o.ttl})
+		store.SetConfig(storeCfg)
 		log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 		ctx := context.Background()
-		if err := feedStore(ctx, store, o, log); err != nil {
+		var client kubernetes.Interface
+		if sources.polled() {
+			// kube-scheduler builds its own client later, from --config or
+			// --kubeconfig; the polled sources' node informer uses
+			// --kubeconfig, $KUBECONFIG or the in-cluster configuration.
+			kubeconfig := ""
+			if fl := c.Flags().Lookup("kubeconfig"); fl != nil {
+				kubeconfig = fl.Value.String()
+			}
+			if client, err = kubeClient(kubeconfig); err != nil {
+				return err
+			}
+		}
+		if err := sources.start(ctx, store, client, legacyregistry.Registerer(), log); err != nil {
 			return err
 		}
 		if !c.Flags().Changed("config") {
@@ -100,42 +103,6 @@ static) and, with --mqtt, from prober and discovery reports over MQTT.`
 		return run(c, args)
 	}
 	return cmd
-}
-
-// feedStore loads the static file and starts the MQTT source.
-func feedStore(ctx context.Context, store *topology.Store, o *schedulerOptions, log *slog.Logger) error {
-	if o.latencyFile == "" && !o.mqttEnabled {
-		log.Warn("no latency source: give --latency-file or --mqtt; until data arrives ning's plugins score neutrally")
-	}
-	if o.latencyFile != "" {
-		data, err := os.ReadFile(o.latencyFile)
-		if err != nil {
-			return fmt.Errorf("--latency-file: %w", err)
-		}
-		spec, err := topology.ParseFile(o.latencyFile, data)
-		if err != nil {
-			return fmt.Errorf("--latency-file %s: %w", o.latencyFile, err)
-		}
-		if err := store.LoadSpec(spec); err != nil {
-			return fmt.Errorf("--latency-file %s: %w", o.latencyFile, err)
-		}
-		log.Info("loaded static latency", "file", o.latencyFile, "sites", len(spec.Sites))
-	}
-	if !o.mqttEnabled {
-		return nil
-	}
-	cfg, err := o.mqtt.config()
-	if err != nil {
-		return err
-	}
-	src, err := source.NewMQTT(store, source.Config{}, clock.RealClock{}, legacyregistry.Registerer(), log)
-	if err != nil {
-		return err
-	}
-	if _, err := mqtt.NewSubscriber(ctx, cfg, mqtt.SubscriberOptions{}, src.Handle, legacyregistry.Registerer(), log); err != nil {
-		return fmt.Errorf("MQTT subscriber: %w", err)
-	}
-	return nil
 }
 
 func writeDefaultSchedulerConfig(c *cobra.Command) (string, error) {

@@ -182,10 +182,11 @@ func (x *Extender) candidates(args *extenderv1.ExtenderArgs) ([]candidate, bool,
 		out := make([]candidate, len(names))
 		for i, name := range names {
 			n, err := x.nodes.Get(name)
-			if apierrors.IsNotFound(err) || name == "" {
-				return nil, true, badRequest("unknown_node", "node %q is not in the extender's node cache (not yet seen, or deleted)", name)
-			}
-			if err != nil {
+			if err != nil || name == "" {
+				// Checked only on failure: apierrors.IsNotFound allocates.
+				if err == nil || apierrors.IsNotFound(err) {
+					return nil, true, badRequest("unknown_node", "node %q is not in the extender's node cache (not yet seen, or deleted)", name)
+				}
 				return nil, true, badRequest("unknown_node", "looking up node %q: %v", name, err)
 			}
 			out[i] = candidate{node: n, site: topology.SiteOf(n.Name, n.Labels, label)}
@@ -268,6 +269,9 @@ func (x *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) (*
 	} else {
 		list = &v1.NodeList{Items: make([]v1.Node, 0, len(cands))}
 	}
+	// Counted per request, not per node: a pod with a delay constraint
+	// can reject most of a thousand nodes.
+	var filtered struct{ label, delayFrom, delay, load int }
 	for i, c := range cands {
 		name := c.node.Name
 		switch {
@@ -280,16 +284,21 @@ func (x *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) (*
 			continue
 		case rejectAll != "" && unresolvable:
 			res.FailedAndUnresolvableNodes[name] = rejectAll
-			x.metrics.Filtered.WithLabelValues("label").Inc()
+			filtered.label++
 		case rejectAll != "":
 			res.FailedNodes[name] = rejectAll
-			x.metrics.Filtered.WithLabelValues("delay_from").Inc()
+			filtered.delayFrom++
 		case verdict != nil && !verdict[c.site].OK:
 			res.FailedAndUnresolvableNodes[name] = verdict[c.site].Reason
-			x.metrics.Filtered.WithLabelValues("delay").Inc()
+			filtered.delay++
 		default:
 			res.FailedNodes[name] = loadReason[i]
-			x.metrics.Filtered.WithLabelValues("load").Inc()
+			filtered.load++
+		}
+	}
+	for reason, n := range map[string]int{"label": filtered.label, "delay_from": filtered.delayFrom, "delay": filtered.delay, "load": filtered.load} {
+		if n > 0 {
+			x.metrics.Filtered.WithLabelValues(reason).Add(float64(n))
 		}
 	}
 	if byName {

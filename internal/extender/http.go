@@ -66,10 +66,7 @@ func (x *Extender) verb(name string, limit int64, f func(context.Context, *exten
 			var out any
 			out, err = f(r.Context(), args)
 			if err == nil {
-				w.Header().Set("Content-Type", "application/json")
-				if err := json.NewEncoder(w).Encode(out); err != nil {
-					x.log.DebugContext(r.Context(), "writing the response", "verb", name, "err", err)
-				}
+				x.writeJSON(w, r, name, out)
 				return
 			}
 		}
@@ -86,6 +83,30 @@ func (x *Extender) verb(name string, limit int64, f func(context.Context, *exten
 			http.Error(w, name+": "+err.Error(), http.StatusBadRequest)
 		}
 	})
+}
+
+// writeJSON writes out as JSON with a Content-Length. kube-scheduler's
+// extender client decodes one JSON value and closes the body without reading
+// on to its end; a chunked response (anything over net/http's 2 kB buffer, so
+// every answer over a few hundred node names) then still has its last chunk
+// unread, and Go's transport closes the connection instead of reusing it: one
+// new TCP connection per pod. With a Content-Length the client sees the end
+// of the body with the last byte it reads, and keeps the connection alive.
+func (x *Extender) writeJSON(w http.ResponseWriter, r *http.Request, verb string, out any) {
+	b, err := json.Marshal(out)
+	if err != nil {
+		// Only a bug can get here: the results are plain structs.
+		x.log.ErrorContext(r.Context(), "encoding the response", "verb", verb, "err", err)
+		http.Error(w, "encoding the response: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	b = append(b, '\n')
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	if _, err := w.Write(b); err != nil {
+		x.log.DebugContext(r.Context(), "writing the response", "verb", verb, "err", err)
+	}
 }
 
 // DecodeArgs reads one ExtenderArgs JSON document (as kube-scheduler sends

@@ -20,6 +20,10 @@ type SchedulerConfigParams struct {
 	QPS int
 	// SchedulerName names the (default) profile; empty means default-scheduler.
 	SchedulerName string
+	// SpreadScoring keeps PodTopologySpread's PreScore and Score, i.e. the
+	// whole default profile. By default they are disabled, as in ning's
+	// profile, so that both place pods alike.
+	SpreadScoring bool
 	// URL is the extender's URL prefix, e.g. http://ning-extender:8888.
 	URL string
 	// Weight multiplies the extender's 0..10 score (then x 10); 0 means 100.

@@ -162,7 +162,7 @@ func GoldpingerObservations(c *CheckAll, sites Sites, at time.Time) (samples []t
 // Goldpinger polls a Goldpinger's /check_all and feeds the store.
 type Goldpinger struct {
 	http  HTTPConfig
-	sites Sites
+	sites func() Sites
 	store *topology.Store
 	clock clock.PassiveClock
 	p     *poller
@@ -171,10 +171,15 @@ type Goldpinger struct {
 // NewGoldpinger returns a source for the Goldpinger at cfg.URL (its
 // /check_all); sites maps pod and host IPs to sites.
 func NewGoldpinger(store *topology.Store, cfg HTTPConfig, sites Sites, clk clock.PassiveClock, m *Metrics, log *slog.Logger) *Goldpinger {
-	g := &Goldpinger{http: cfg.withDefaults(), sites: sites, store: store, clock: clk}
+	g := &Goldpinger{http: cfg.withDefaults(), sites: func() Sites { return sites }, store: store, clock: clk}
 	g.p = &poller{name: "goldpinger", interval: g.http.Interval, metrics: m, log: log, poll: g.poll}
 	return g
 }
+
+// FollowSites makes every later poll map addresses with what sites returns
+// then, instead of the fixed Sites given to NewGoldpinger: nodes that join
+// the cluster afterwards are placed. Call it before Run.
+func (g *Goldpinger) FollowSites(sites func() Sites) { g.sites = sites }
 
 // Poll fetches and stores once; a rejection is counted and returned.
 func (g *Goldpinger) Poll(ctx context.Context) error { return g.p.once(ctx) }
@@ -191,7 +196,7 @@ func (g *Goldpinger) poll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	samples, unmapped, err := GoldpingerObservations(c, g.sites, g.clock.Now())
+	samples, unmapped, err := GoldpingerObservations(c, g.sites(), g.clock.Now())
 	if err != nil {
 		return err
 	}

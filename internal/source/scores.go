@@ -95,7 +95,7 @@ func ScoresObservations(scores []probe.Score, sites Sites, at time.Time) (sample
 // prober's MQTT reports carry.
 type Scores struct {
 	http  HTTPConfig
-	sites Sites
+	sites func() Sites
 	store *topology.Store
 	clock clock.PassiveClock
 	p     *poller
@@ -103,10 +103,14 @@ type Scores struct {
 
 // NewScores returns a source for the prober /scores at cfg.URL.
 func NewScores(store *topology.Store, cfg HTTPConfig, sites Sites, clk clock.PassiveClock, m *Metrics, log *slog.Logger) *Scores {
-	s := &Scores{http: cfg.withDefaults(), sites: sites, store: store, clock: clk}
+	s := &Scores{http: cfg.withDefaults(), sites: func() Sites { return sites }, store: store, clock: clk}
 	s.p = &poller{name: "scores", interval: s.http.Interval, metrics: m, log: log, poll: s.poll}
 	return s
 }
+
+// FollowSites makes every later poll map host names and addresses with what
+// sites returns then, as Goldpinger.FollowSites. Call it before Run.
+func (s *Scores) FollowSites(sites func() Sites) { s.sites = sites }
 
 // Poll fetches and stores once; a rejection is counted and returned.
 func (s *Scores) Poll(ctx context.Context) error { return s.p.once(ctx) }
@@ -123,7 +127,7 @@ func (s *Scores) poll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	samples, unmapped, err := ScoresObservations(scores, s.sites, s.clock.Now())
+	samples, unmapped, err := ScoresObservations(scores, s.sites(), s.clock.Now())
 	if err != nil {
 		return err
 	}

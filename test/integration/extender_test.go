@@ -25,8 +25,9 @@ import (
 // startExtenderEnv starts a control plane with the usual nodes, a `ning
 // extender` on 127.0.0.1:0 reading the test topology, and two stock
 // kube-schedulers (the default profile plus the extender, from
-// extender.SchedulerConfig): "default-scheduler" with nodeCacheCapable, and
-// "full-nodes" sending whole Node objects.
+// extender.SchedulerConfig): "default-scheduler" with nodeCacheCapable, as
+// deploy/extender-config.yaml, and "full-nodes" sending whole Node objects
+// and keeping the whole default profile (PodTopologySpread's scoring too).
 func startExtenderEnv(t *testing.T) *env {
 	t.Helper()
 	cp := testcluster.Start(t)
@@ -66,7 +67,7 @@ func startExtenderEnv(t *testing.T) *env {
 	}{{"default-scheduler", true}, {"full-nodes", false}} {
 		cfg, err := extender.SchedulerConfig(extender.SchedulerConfigParams{
 			Kubeconfig: cp.Kubeconfig, SchedulerName: mode.name, URL: "http://" + ln.Addr().String(),
-			NodeCacheCapable: mode.byNames,
+			NodeCacheCapable: mode.byNames, SpreadScoring: !mode.byNames,
 		})
 		if err != nil {
 			t.Fatal(err)
