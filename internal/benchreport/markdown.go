@@ -86,8 +86,14 @@ func (r *Report) Markdown() string {
 			d.ConvergeSec, d.Evictions, d.RecoverSec, d.NodeDownAfter)
 	}
 	w("## Probe accuracy\n\n")
-	w("Measured against configured RTT and loss over emulated WAN links between network namespaces needs root:\n")
-	w("`make test-netns` (run by CI as root) prints it; see the README's prober section for the last figures.\n\n")
+	if r.ProbeAccuracy != "" {
+		w("`ning probe`'s methods over emulated WAN links between network namespaces (veth pairs, an NFQUEUE\n")
+		w("delay/jitter/loss emulator: this kernel has no netem), measured against configured, from `TestNetnsEndToEnd`\n")
+		w("in the same `make bench` run, as root:\n\n```\n%s```\n\n", r.ProbeAccuracy)
+	} else {
+		w("Not measured in this run: it needs root (network namespaces). `make bench` as root, or `make test-netns`,\n")
+		w("measures it.\n\n")
+	}
 	if len(r.Errors) > 0 {
 		w("## Sections that failed\n\n")
 		for _, e := range r.Errors {

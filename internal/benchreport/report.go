@@ -35,6 +35,10 @@ type Options struct {
 	// Skip names sections not to run: throughput, extender, quality,
 	// planner, demo.
 	Skip map[string]bool
+	// ProbeAccuracy, when set, is a file holding the measured-vs-configured
+	// table of the network-namespace probe test (make bench writes it when
+	// run as root).
+	ProbeAccuracy string
 	Log  *slog.Logger
 }
 
@@ -46,6 +50,7 @@ type Report struct {
 	Quality                *Quality
 	Planner                []PlannerTime
 	Demo                   *demo.Summary
+	ProbeAccuracy          string
 	Errors                 []string
 }
 
@@ -110,6 +115,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		if err != nil {
 			fail("demo", err)
+		}
+	}
+	if o.ProbeAccuracy != "" {
+		b, err := os.ReadFile(o.ProbeAccuracy)
+		if err != nil {
+			fail("probe accuracy", err)
+		} else {
+			r.ProbeAccuracy = string(b)
 		}
 	}
 	if err := os.WriteFile(filepath.Join(o.Dir, "report.md"), []byte(r.Markdown()), 0o644); err != nil {

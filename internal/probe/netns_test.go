@@ -217,6 +217,12 @@ func TestNetnsEndToEnd(t *testing.T) {
 			fmt.Sprintf("%.0f %%", 100*r.cfgLoss), 100*r.loss, r.sent-r.received, r.sent)
 	}
 	t.Log("\n" + b.String())
+	// make bench puts this table in bench/report.md.
+	if file := os.Getenv("NING_NETNS_REPORT"); file != "" {
+		if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
+			t.Errorf("NING_NETNS_REPORT: %v", err)
+		}
+	}
 
 	// Fallback: no echo server on UDP port 8, so every target falls back to TCP.
 	t.Run("udp-falls-back-to-tcp", func(t *testing.T) {

@@ -1,0 +1,55 @@
+package benchreport
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestReportWithoutCluster writes the report's cluster-free sections and
+// checks the figures and plots are there and honest about what was not run.
+func TestReportWithoutCluster(t *testing.T) {
+	dir := t.TempDir()
+	acc := filepath.Join(dir, "acc.txt")
+	if err := os.WriteFile(acc, []byte("udp_echo b 10 ms 10.84 ms\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(t.Context(), Options{Dir: dir, Command: "test", Quick: true, ProbeAccuracy: acc,
+		Skip: map[string]bool{"throughput": true, "extender": true, "demo": true}, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Errors) > 0 {
+		t.Fatalf("sections failed: %v", r.Errors)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Made by `test`", "Machine: ", "| ning | 0.000 %", "## Planner time", "udp_echo b 10 ms 10.84 ms",
+		"![gap distribution](quality-gaps.svg)"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	for _, bad := range []string{"## Scheduling throughput", "## Convergence"} {
+		if strings.Contains(string(md), bad) {
+			t.Errorf("report has %q for a section that did not run", bad)
+		}
+	}
+	for _, svg := range []string{"quality-gaps.svg", "planner-time.svg"} {
+		b, err := os.ReadFile(filepath.Join(dir, svg))
+		if err != nil || !strings.Contains(string(b), "<svg") {
+			t.Errorf("%s: not an SVG (%v)", svg, err)
+		}
+	}
+	// Every baseline is worse than ning on average: the comparison is live.
+	ning, _ := meanMax(r.Quality.Gaps["ning"])
+	for _, name := range Methods[1:] {
+		if m, _ := meanMax(r.Quality.Gaps[name]); m <= ning {
+			t.Errorf("baseline %s mean gap %.3f%% is not above ning's %.3f%%", name, m, ning)
+		}
+	}
+}
