@@ -48,7 +48,7 @@ func (r *Report) Markdown() string {
 	}
 	if e := r.Extender; e != nil {
 		w("## Extender throughput\n\n")
-		w("The stock kube-scheduler calling `ning extender` over HTTP (filter and prioritize, nodeCacheCapable) against\n")
+		w("The stock kube-scheduler calling `ning extender` over HTTP (filter and score calls, nodeCacheCapable) against\n")
 		w("ning's plugins, same pods, same run. Also `ning bench extender`.\n\n")
 		w("| nodes | pods | extender pods/s | plugins pods/s | extender/plugins |\n|---:|---:|---:|---:|---:|\n")
 		w("| %d | %d | %.1f | %.1f | %.3f |\n\n", e.Nodes, e.Pods, e.Extender.PodsPerSecond, e.Plugins.PodsPerSecond, e.Ratio)

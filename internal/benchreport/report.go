@@ -39,7 +39,7 @@ type Options struct {
 	// table of the network-namespace probe test (make bench writes it when
 	// run as root).
 	ProbeAccuracy string
-	Log  *slog.Logger
+	Log           *slog.Logger
 }
 
 // Report is everything measured.
