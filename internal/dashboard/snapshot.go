@@ -42,9 +42,17 @@ type Snapshot struct {
 	// Decisions are ning's recent Events, newest first.
 	Decisions []Decision `json:"decisions"`
 	// Updates says when the store last received each kind of data.
-	Updates topology.Updates `json:"updates"`
+	Updates Updates `json:"updates"`
 	// Error says why the snapshot is empty, if it is for a failure.
 	Error string `json:"error,omitempty"`
+}
+
+// Updates says when the store last received each kind of data; the zero
+// time is never.
+type Updates struct {
+	RTT     time.Time `json:"rtt"`
+	Traffic time.Time `json:"traffic"`
+	Load    time.Time `json:"load"`
 }
 
 // Site is one site.
@@ -267,7 +275,8 @@ func build(in inputs, store Store) Snapshot {
 	if in.decisions >= 0 && len(s.Decisions) > in.decisions {
 		s.Decisions = s.Decisions[:in.decisions]
 	}
-	s.Updates = store.LastUpdates()
+	u := store.LastUpdates()
+	s.Updates = Updates{RTT: u.RTT, Traffic: u.Traffic, Load: u.Load}
 	return s
 }
 
