@@ -26,9 +26,9 @@ const (
 	// requireChromiumEnv=1 fails the test instead of skipping it when there
 	// is no browser (make test-dashboard sets it).
 	requireChromiumEnv = "NING_REQUIRE_CHROMIUM"
-	// artifactsEnv names a directory for the screenshot (default: a
+	// artefactsEnv names a directory for the screenshot (default: a
 	// temporary directory, logged).
-	artifactsEnv = "NING_ARTIFACTS"
+	artefactsEnv = "NING_ARTEFACTS"
 )
 
 func chromium(t *testing.T) string {
@@ -117,7 +117,7 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("the chart has %d lines, want one per site with replicas in the history (4)", n)
 	}
 
-	dir := os.Getenv(artifactsEnv)
+	dir := os.Getenv(artefactsEnv)
 	if dir == "" {
 		dir = t.TempDir()
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {

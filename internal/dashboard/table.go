@@ -26,16 +26,14 @@ func WriteTable(w io.Writer, s Snapshot, workload string) error {
 		b.WriteString("not synced: the cluster has not been listed yet\n")
 	}
 	fmt.Fprintf(&b, "data age: RTT %s, traffic %s\n", age(s.Time, s.Updates.RTT), age(s.Time, s.Updates.Traffic))
-	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	rttHead := "RTT FROM BUSIEST"
 	if s.Busiest != "" {
 		rttHead = "RTT FROM " + s.Busiest
 	}
-	head := []string{"SITE", "NODES", rttHead, "TRAFFIC"}
+	rows := [][]string{{"SITE", "NODES", rttHead, "TRAFFIC"}}
 	for i := range s.Workloads {
-		head = append(head, s.Workloads[i].Key())
+		rows[0] = append(rows[0], s.Workloads[i].Key())
 	}
-	fmt.Fprintln(tw, strings.Join(head, "\t"))
 	from := -1
 	for i := range s.Sites {
 		if s.Sites[i].Name == s.Busiest {
@@ -53,10 +51,10 @@ func WriteTable(w io.Writer, s Snapshot, workload string) error {
 		for i := range s.Workloads {
 			row = append(row, fmt.Sprint(s.Workloads[i].Replicas[st.Name]))
 		}
-		fmt.Fprintln(tw, strings.Join(row, "\t"))
+		rows = append(rows, row)
 	}
-	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("writing the table: %w", err)
+	if err := columns(&b, rows); err != nil {
+		return err
 	}
 	if len(s.Sites) == 0 {
 		b.WriteString("(no sites: no nodes and no topology data)\n")
@@ -68,18 +66,17 @@ func WriteTable(w io.Writer, s Snapshot, workload string) error {
 	if len(s.Workloads) == 0 {
 		b.WriteString("no ning-scheduled workloads\n")
 	} else {
-		tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "WORKLOAD\tKIND\tREPLICAS\tPENDING\tWEIGHTED RTT")
+		rows = [][]string{{"WORKLOAD", "KIND", "REPLICAS", "PENDING", "WEIGHTED RTT"}}
 		for i := range s.Workloads {
 			wl := &s.Workloads[i]
 			kind := wl.Kind
 			if wl.Deployment != "" {
 				kind = "Deployment"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", wl.Key(), kind, wl.Total(), wl.Pending, ms(wl.WeightedRTTMs))
+			rows = append(rows, []string{wl.Key(), kind, fmt.Sprint(wl.Total()), fmt.Sprint(wl.Pending), ms(wl.WeightedRTTMs)})
 		}
-		if err := tw.Flush(); err != nil {
-			return fmt.Errorf("writing the table: %w", err)
+		if err := columns(&b, rows); err != nil {
+			return err
 		}
 	}
 	shown := false
@@ -94,6 +91,20 @@ func WriteTable(w io.Writer, s Snapshot, workload string) error {
 		fmt.Fprintf(&b, "last decision: %s\n", decisionLine(s.Time, &s.Decisions[0]))
 	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("writing the table: %w", err)
+	}
+	return nil
+}
+
+// columns writes rows as aligned columns.
+func columns(w io.Writer, rows [][]string) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, r := range rows {
+		if _, err := io.WriteString(tw, strings.Join(r, "\t")+"\n"); err != nil {
+			return fmt.Errorf("writing the table: %w", err)
+		}
+	}
+	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("writing the table: %w", err)
 	}
 	return nil
