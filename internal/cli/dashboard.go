@@ -150,6 +150,7 @@ listed), GET /metrics. RTT and traffic come from the scheduler's sources:
 	fs.IntVar(&opts.History, "history", dashboard.DefaultHistory, "samples of replicas per site to keep")
 	fs.DurationVar(&opts.Interval, "interval", dashboard.DefaultInterval, "time between samples of replicas per site")
 	fs.IntVar(&opts.Decisions, "decisions", dashboard.DefaultDecisions, "recent decisions to show")
+	fs.Float64Var(&opts.PerReplicaRPS, "per-replica-rps", 0, "requests/s one replica serves, for the weighted mean RTT (0: no limit)")
 	return cmd
 }
 
@@ -158,6 +159,7 @@ func newStatusCommand() *cobra.Command {
 		f               viewFlags
 		output, wl      string
 		timeout, settle time.Duration
+		perReplica      float64
 	)
 	cmd := &cobra.Command{
 		Use:   "status [--kubeconfig FILE] [-o table|json] [--workload NAMESPACE/NAME] [--latency-file FILE] [--mqtt ...]",
@@ -189,7 +191,7 @@ arrive. -o json prints the dashboard's snapshot (GET /api/snapshot).`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			s, err := statusSnapshot(ctx, &f, timeout, settle)
+			s, err := statusSnapshot(ctx, &f, dashboard.Options{PerReplicaRPS: perReplica}, timeout, settle)
 			if err != nil {
 				return err
 			}
@@ -202,14 +204,15 @@ arrive. -o json prints the dashboard's snapshot (GET /api/snapshot).`,
 	fs.StringVar(&wl, "workload", "", "show only this workload (namespace/name)")
 	fs.DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the cluster to be listed")
 	fs.DurationVar(&settle, "mqtt-wait", 3*time.Second, "with --mqtt, how long to collect reports before printing")
+	fs.Float64Var(&perReplica, "per-replica-rps", 0, "requests/s one replica serves, for the weighted mean RTT (0: no limit)")
 	return cmd
 }
 
 // statusSnapshot lists the cluster once and returns its snapshot.
-func statusSnapshot(ctx context.Context, f *viewFlags, timeout, settle time.Duration) (dashboard.Snapshot, error) {
+func statusSnapshot(ctx context.Context, f *viewFlags, o dashboard.Options, timeout, settle time.Duration) (dashboard.Snapshot, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	c, _, err := f.collector(ctx, dashboard.Options{})
+	c, _, err := f.collector(ctx, o)
 	if err != nil {
 		return dashboard.Snapshot{}, err
 	}

@@ -162,6 +162,7 @@ func TestStatusFlagErrors(t *testing.T) {
 		{[]string{"status", "--kubeconfig", kubeconfig, "--log-level", "loud"}, "--log-level"},
 		{[]string{"status", "--kubeconfig", kubeconfig, "--timeout", "300ms"}, "not listed within --timeout 300ms"},
 		{[]string{"dashboard", "--kubeconfig", kubeconfig, "--history", "-1"}, "history -1"},
+		{[]string{"status", "--kubeconfig", kubeconfig, "--per-replica-rps", "NaN"}, "per-replica rate NaN"},
 		{[]string{"dashboard", "--kubeconfig", kubeconfig, "--listen", "256.0.0.1:80"}, "--listen"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

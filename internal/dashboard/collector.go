@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,9 @@ type Options struct {
 	Interval time.Duration
 	// Decisions is how many recent decisions a snapshot lists (DefaultDecisions).
 	Decisions int
+	// PerReplicaRPS is how much traffic one replica serves when the weighted
+	// mean RTT is computed, as the scheduler's per-replica rate; 0 means no limit.
+	PerReplicaRPS float64
 	// Clock drives the sampling and stamps snapshots (the real clock).
 	Clock clock.WithTicker
 }
@@ -52,6 +56,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Interval < 0 {
 		return o, fmt.Errorf("interval %v: want a positive duration", o.Interval)
+	}
+	if math.IsNaN(o.PerReplicaRPS) || math.IsInf(o.PerReplicaRPS, 0) || o.PerReplicaRPS < 0 {
+		return o, fmt.Errorf("per-replica rate %v: want a finite number of 0 or more", o.PerReplicaRPS)
 	}
 	if o.Decisions < 0 {
 		return o, fmt.Errorf("decisions %d: want a positive number", o.Decisions)
@@ -220,7 +227,7 @@ func (c *Collector) current() (Snapshot, error) {
 			mine = append(mine, p)
 		}
 	}
-	return build(inputs{nodes: nodes, pods: mine, events: events, siteLabel: c.opts.SiteLabel, decisions: c.opts.Decisions}, c.store), nil
+	return build(inputs{nodes: nodes, pods: mine, events: events, siteLabel: c.opts.SiteLabel, decisions: c.opts.Decisions, perReplica: c.opts.PerReplicaRPS}, c.store), nil
 }
 
 // sample records the replicas per site now.

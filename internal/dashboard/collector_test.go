@@ -22,6 +22,7 @@ func TestNewCollectorRejectsBadOptions(t *testing.T) {
 		{Options{History: -1}, "history -1"},
 		{Options{Interval: -time.Second}, "interval -1s"},
 		{Options{Decisions: -3}, "decisions -3"},
+		{Options{PerReplicaRPS: -1}, "per-replica rate -1"},
 	} {
 		if _, err := NewCollector(client, store, c.o); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("NewCollector(%+v): want an error with %q, got %v", c.o, c.want, err)

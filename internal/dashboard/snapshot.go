@@ -84,7 +84,8 @@ type Workload struct {
 	Replicas map[string]int `json:"replicas"`
 	Pending  int            `json:"pending"`
 	// WeightedRTTMs is the traffic-weighted mean RTT of this placement, each
-	// site's traffic going to its nearest replica (placement.Problem.Cost); nil
+	// site's traffic going to its nearest replica with spare capacity
+	// (placement.Problem.Cost, with Options.PerReplicaRPS); nil
 	// without replicas, without traffic, or when some traffic has no replica
 	// at a known RTT.
 	WeightedRTTMs *float64 `json:"weightedRttMs"`
@@ -169,11 +170,12 @@ type Store interface {
 
 // inputs is everything a snapshot is built from.
 type inputs struct {
-	nodes     []*v1.Node
-	pods      []*v1.Pod // ning-scheduled pods only
-	events    []*v1.Event
-	siteLabel string
-	decisions int // how many to keep
+	nodes      []*v1.Node
+	pods       []*v1.Pod // ning-scheduled pods only
+	events     []*v1.Event
+	siteLabel  string
+	decisions  int     // how many to keep
+	perReplica float64 // Options.PerReplicaRPS
 }
 
 // build computes a snapshot (without Time, Synced and History) from the
@@ -258,7 +260,7 @@ func build(in inputs, store Store) Snapshot {
 		s.Sites = append(s.Sites, *perSite[name])
 	}
 	for _, w := range byUID {
-		w.WeightedRTTMs = weightedRTT(w.Replicas, s.Sites, s.RTTMs)
+		w.WeightedRTTMs = weightedRTT(w.Replicas, s.Sites, s.RTTMs, in.perReplica)
 		w.LastDecision = lastDecision(w, s.Decisions, podWorkload)
 		s.Workloads = append(s.Workloads, *w)
 	}
@@ -308,12 +310,13 @@ func newWorkload(p *v1.Pod) *Workload {
 // weightedRTT is the traffic-weighted mean RTT of a placement, or nil when it
 // cannot be told: no replica, no traffic, or traffic with no replica at a
 // known RTT (placement.Problem.Cost would charge it a penalty, not an RTT).
-func weightedRTT(replicas map[string]int, sites []Site, rtt [][]*float64) *float64 {
+func weightedRTT(replicas map[string]int, sites []Site, rtt [][]*float64, perReplicaRPS float64) *float64 {
 	p := placement.Problem{
-		Sites:    make([]string, len(sites)),
-		Traffic:  make([]float64, len(sites)),
-		Capacity: make([]int, len(sites)),
-		RTT:      make([][]float64, len(sites)),
+		PerReplicaRPS: perReplicaRPS,
+		Sites:         make([]string, len(sites)),
+		Traffic:       make([]float64, len(sites)),
+		Capacity:      make([]int, len(sites)),
+		RTT:           make([][]float64, len(sites)),
 	}
 	x := make(placement.Placement, len(sites))
 	for i, st := range sites {

@@ -86,6 +86,22 @@ func TestBuildWorkloads(t *testing.T) {
 	}
 }
 
+// TestBuildWeightedRTTPerReplicaLimit: with 30 req/s per replica, web's
+// replicas serve 90 req/s in dallas and 30 in toronto, 120 of the 125 req/s
+// entering, so each is overloaded by 125/120: dallas serves 93.75, toronto
+// 31.25. The cheapest routing keeps dallas's 93.75 at home, sends its other
+// 6.25 req/s 34 ms to toronto and austin's 5 req/s 40 ms to toronto (412.5)
+// rather than austin's to dallas at 8 ms and 11.25 of dallas's to toronto
+// (422.5): 412.5 / 125 = 3.3 ms.
+func TestBuildWeightedRTTPerReplicaLimit(t *testing.T) {
+	in := fixtureInputs()
+	in.perReplica = 30
+	web := build(in, fixtureStore(t)).Workloads[1]
+	if web.WeightedRTTMs == nil || math.Abs(*web.WeightedRTTMs-3.3) > 1e-6 {
+		t.Errorf("web's weighted RTT with 30 req/s per replica = %v, want 3.3", web.WeightedRTTMs)
+	}
+}
+
 func TestBuildDecisions(t *testing.T) {
 	s := fixture(t)
 	var got []string
