@@ -28,5 +28,7 @@ Each component is a subcommand of this one binary.`,
 	root.AddCommand(newDiscoverCommand())
 	root.AddCommand(newReschedulerCommand())
 	root.AddCommand(newDemoCommand())
+	root.AddCommand(newDashboardCommand())
+	root.AddCommand(newStatusCommand())
 	return root
 }

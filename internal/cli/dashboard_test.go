@@ -1,0 +1,175 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ning-edge/ning/internal/dashboard"
+	"github.com/ning-edge/ning/internal/testcluster"
+)
+
+// statusFixture is a control plane with sites a and b, one bound ning pod in
+// b, a NingPlacement Event on it, and a topology file with the RTT and traffic.
+func statusFixture(t *testing.T) (cp *testcluster.ControlPlane, topo string) {
+	t.Helper()
+	ctx := t.Context()
+	cp = testcluster.Start(t)
+	for _, n := range []testcluster.Node{{Name: "a-0", Site: "a"}, {Name: "b-0", Site: "b"}} {
+		if _, err := testcluster.CreateReadyNode(ctx, cp.Client, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pod := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: "default"},
+		Spec: v1.PodSpec{SchedulerName: dashboard.DefaultSchedulerName, NodeName: "b-0",
+			Containers: []v1.Container{{Name: "app", Image: "registry.invalid/app:1"}}},
+	}
+	if _, err := cp.Client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	now := metav1.Now()
+	ev := &v1.Event{
+		ObjectMeta:     metav1.ObjectMeta{Name: "web-0.placement", Namespace: "default"},
+		InvolvedObject: v1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "web-0"},
+		Reason:         "NingPlacement", Message: "Placed in site b (node b-0)", Type: v1.EventTypeNormal,
+		FirstTimestamp: now, LastTimestamp: now, Count: 1,
+	}
+	if _, err := cp.Client.CoreV1().Events("default").Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	topo = filepath.Join(t.TempDir(), "topology.yaml")
+	spec := "sites:\n  - {name: a, traffic: 90}\n  - {name: b, traffic: 10}\nlatencyMs:\n  a: {b: 12}\n"
+	if err := os.WriteFile(topo, []byte(spec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cp, topo
+}
+
+// TestStatusAndDashboard runs `ning status` (table, JSON, one workload) and
+// `ning dashboard` against a real apiserver.
+func TestStatusAndDashboard(t *testing.T) {
+	cp, topo := statusFixture(t)
+	base := []string{"status", "--kubeconfig", cp.Kubeconfig, "--latency-file", topo, "--log-level", "warn"}
+
+	out, err := runCLI(t, base...)
+	if err != nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"SITE  NODES  RTT FROM a  TRAFFIC     default/web-0",
+		"a     1/1    0.00 ms     90.0 req/s  0",
+		"b     1/1    12.00 ms    10.0 req/s  1",
+		// a's 90 req/s go 12 ms to b: 90*12/100.
+		"default/web-0  Pod   1         0        10.80 ms",
+		"last decision for default/web-0: ",
+		"NingPlacement default/web-0: Placed in site b (node b-0)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+
+	out, err = runCLI(t, append(base, "-o", "json", "--workload", "default/web-0")...)
+	if err != nil {
+		t.Fatalf("status -o json: %v\n%s", err, out)
+	}
+	var s dashboard.Snapshot
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatalf("status -o json: %v\n%s", err, out)
+	}
+	if !s.Synced || len(s.Sites) != 2 || len(s.Workloads) != 1 || s.Workloads[0].Replicas["b"] != 1 || len(s.Decisions) != 1 {
+		t.Errorf("status -o json: %+v", s)
+	}
+
+	if _, err := runCLI(t, append(base, "--workload", "default/api")...); err == nil ||
+		!strings.Contains(err.Error(), "workload default/api not found; known: default/web-0") {
+		t.Errorf("status --workload default/api: %v", err)
+	}
+
+	// The dashboard serves the page, /api/snapshot, /healthz and /metrics.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		root := NewRoot()
+		root.SetOut(io.Discard)
+		root.SetArgs([]string{"dashboard", "--kubeconfig", cp.Kubeconfig, "--latency-file", topo, "--listen", addr, "--log-level", "warn"})
+		done <- root.ExecuteContext(ctx)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if code, err := get(ctx, "http://"+addr+"/healthz"); err == nil && code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the dashboard's /healthz is not ok after 20s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	page := fetch(t, "http://"+addr+"/")
+	for _, want := range []string{`<table id="heatmap"`, `data-site="a"`, `data-site="b"`, `title="a → b: 12.00 ms"`, "NingPlacement"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the dashboard page lacks %q", want)
+		}
+	}
+	if body := fetch(t, "http://"+addr+"/api/snapshot"); !strings.Contains(body, `"busiest": "a"`) {
+		t.Errorf("/api/snapshot: %.500s", body)
+	}
+	if body := fetch(t, "http://"+addr+"/metrics"); !strings.Contains(body, "go_goroutines") {
+		t.Errorf("/metrics: %.300s", body)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("dashboard after cancel: %v", err)
+	}
+}
+
+// TestStatusFlagErrors: bad flags fail with a message naming the flag.
+func TestStatusFlagErrors(t *testing.T) {
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	// A valid file for a server that is not there: loading it succeeds.
+	cfg := "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n" +
+		"users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n"
+	if err := os.WriteFile(kubeconfig, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"status", "-o", "yaml"}, `-o "yaml": want table or json`},
+		{[]string{"status", "--timeout", "0s"}, "--timeout 0s"},
+		{[]string{"status", "--mqtt-wait", "-1s"}, "--mqtt-wait -1s"},
+		{[]string{"status", "--kubeconfig", filepath.Join(t.TempDir(), "missing")}, "--kubeconfig"},
+		{[]string{"status", "--kubeconfig", kubeconfig, "--ewma-alpha", "2"}, "--ewma-alpha 2"},
+		{[]string{"status", "--kubeconfig", kubeconfig, "--latency-file", filepath.Join(t.TempDir(), "none.yaml")}, "--latency-file"},
+		{[]string{"status", "--kubeconfig", kubeconfig, "--log-level", "loud"}, "--log-level"},
+		{[]string{"status", "--kubeconfig", kubeconfig, "--timeout", "300ms"}, "not listed within --timeout 300ms"},
+		{[]string{"dashboard", "--kubeconfig", kubeconfig, "--history", "-1"}, "history -1"},
+		{[]string{"status", "--kubeconfig", kubeconfig, "--per-replica-rps", "NaN"}, "per-replica rate NaN"},
+		{[]string{"dashboard", "--kubeconfig", kubeconfig, "--listen", "256.0.0.1:80"}, "--listen"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			_, err := runCLI(t, tc.args...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}

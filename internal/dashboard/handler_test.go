@@ -1,0 +1,159 @@
+package dashboard
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+
+	"k8s.io/utils/ptr"
+)
+
+type fixed Snapshot
+
+func (f fixed) Snapshot() Snapshot { return Snapshot(f) }
+
+func serve(t *testing.T, s Snapshot, method, target string) (*http.Response, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	Handler(fixed(s)).ServeHTTP(rec, httptest.NewRequest(method, target, nil))
+	res := rec.Result()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, string(b)
+}
+
+func TestPage(t *testing.T) {
+	res, body := serve(t, fixture(t), http.MethodGet, "/")
+	if res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET /: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+	}
+	if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") {
+		t.Errorf("Content-Security-Policy = %q", csp)
+	}
+	for _, want := range []string{
+		`<script src="static/dashboard.js">`,
+		`data-refresh-ms="2000"`,
+		`<table id="heatmap"`,
+		`busiest site: <strong id="busiest">dallas</strong>`,
+		`title="dallas → toronto: 34.00 ms">34.0</td>`,
+		// Unknown is shown as unknown, in grey, never as 0.
+		`<td class="rtt unknown" style="background: #d0d0d0" title="edge-x → dallas: unknown">?</td>`,
+		`<tr class="workload" data-workload="shop/web">`,
+		`0.32 ms`,
+		`NingReschedule`,
+		`<polyline class="series" data-site="dallas"`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	for _, site := range []string{"austin", "dallas", "edge-x", "paris", "toronto"} {
+		if !strings.Contains(body, `<tr class="site" data-site="`+site+`">`) {
+			t.Errorf("site %s missing from the sites table", site)
+		}
+	}
+	// 5 sites: a 5 x 5 heatmap.
+	if n := strings.Count(body, `<td class="rtt`); n != 25 {
+		t.Errorf("heatmap has %d cells, want 25", n)
+	}
+	// The lowest RTT between two sites is green, the highest red.
+	if !strings.Contains(body, `style="background: `+heatColour(8, 8, 95)+`" title="dallas → austin`) ||
+		heatColour(8, 8, 95) != "#85e085" || heatColour(95, 8, 95) != "#e08585" {
+		t.Errorf("heat colours: low %s, high %s", heatColour(8, 8, 95), heatColour(95, 8, 95))
+	}
+}
+
+func TestFragmentIsOnlyTheContent(t *testing.T) {
+	_, body := serve(t, fixture(t), http.MethodGet, "/?fragment=1")
+	if strings.Contains(body, "<html") || strings.Contains(body, "<script") {
+		t.Errorf("the fragment holds the whole page")
+	}
+	if !strings.Contains(body, `<table id="heatmap"`) {
+		t.Errorf("the fragment lacks the heatmap")
+	}
+}
+
+func TestPageEscapesNames(t *testing.T) {
+	s := fixture(t)
+	evil := `<script>alert(1)</script>`
+	s.Sites[0].Name = evil
+	s.Decisions[0].Message = `"><img src=x onerror=alert(1)>`
+	_, body := serve(t, s, http.MethodGet, "/")
+	if strings.Contains(body, evil) || strings.Contains(body, "<img src=x") {
+		t.Errorf("a site name or message reached the page unescaped")
+	}
+	if !strings.Contains(body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+		t.Errorf("the escaped site name is missing")
+	}
+}
+
+func TestPageWithoutData(t *testing.T) {
+	res, body := serve(t, Snapshot{}, http.MethodGet, "/")
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET / on an empty snapshot: %d", res.StatusCode)
+	}
+	for _, want := range []string{"not synced", "No sites", "No RTT data", "Collecting samples (0 so far)", "No pod with schedulerName", "No decisions yet"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the empty page lacks %q", want)
+		}
+	}
+}
+
+func TestSnapshotJSON(t *testing.T) {
+	res, body := serve(t, fixture(t), http.MethodGet, "/api/snapshot")
+	if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("GET /api/snapshot: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+	}
+	var got Snapshot
+	if err := json.Unmarshal([]byte(body), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Sites) != 5 || got.Busiest != "dallas" || len(got.Workloads) != 2 || len(got.History) != 12 {
+		t.Errorf("decoded snapshot: %d sites, busiest %q, %d workloads, %d samples", len(got.Sites), got.Busiest, len(got.Workloads), len(got.History))
+	}
+	// Unknown RTTs are null, not 0 (edge-x is index 2, dallas 1).
+	if got.RTTMs[2][1] != nil || got.RTTMs[1][2] != nil || got.RTTMs[1][4] == nil || *got.RTTMs[1][4] != 34 {
+		t.Errorf("RTT row dallas: %v", got.RTTMs[1])
+	}
+	if !regexp.MustCompile(`"rttMs": \[\s*\[\s*0,\s*8,\s*null`).MatchString(body) {
+		t.Errorf("want unknown as null in the JSON matrix: %.300s", body[strings.Index(body, `"rttMs"`):])
+	}
+
+	_, body = serve(t, fixture(t), http.MethodGet, "/api/snapshot?workload=shop/web")
+	if err := json.Unmarshal([]byte(body), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Workloads) != 1 || got.Workloads[0].WeightedRTTMs == nil || *got.Workloads[0].WeightedRTTMs != ptr.Deref(fixture(t).Workloads[1].WeightedRTTMs, -1) {
+		t.Errorf("?workload=shop/web: %+v", got.Workloads)
+	}
+}
+
+func TestHTTPErrors(t *testing.T) {
+	for _, c := range []struct {
+		method, target string
+		code           int
+		body           string
+	}{
+		{http.MethodGet, "/api/snapshot?workload=nope", http.StatusBadRequest, "want namespace/name"},
+		{http.MethodGet, "/api/snapshot?workload=a/b", http.StatusBadRequest, "a/b not found"},
+		{http.MethodPost, "/", http.StatusMethodNotAllowed, ""},
+		{http.MethodPost, "/api/snapshot", http.StatusMethodNotAllowed, ""},
+		{http.MethodGet, "/nope", http.StatusNotFound, ""},
+		{http.MethodGet, "/static/nope.js", http.StatusNotFound, ""},
+	} {
+		res, body := serve(t, fixture(t), c.method, c.target)
+		if res.StatusCode != c.code || !strings.Contains(body, c.body) {
+			t.Errorf("%s %s: %d %q, want %d with %q", c.method, c.target, res.StatusCode, body, c.code, c.body)
+		}
+	}
+	res, body := serve(t, fixture(t), http.MethodGet, "/static/dashboard.js")
+	if res.StatusCode != http.StatusOK || !strings.Contains(body, `fetch("?fragment=1"`) {
+		t.Errorf("GET /static/dashboard.js: %d", res.StatusCode)
+	}
+}
