@@ -106,8 +106,9 @@ test-mosquitto: ## run the MQTT transport tests against a real Mosquitto on 127.
 	  kill $$pid; grep -E '^(=== RUN|\s*---|ok|FAIL|PASS)|latency|broker:' $$tmp/test.log; \
 	  [ $$rc = 0 ] || tail -50 $$tmp/test.log; rm -rf $$tmp; exit $$rc
 
-test-netns: ## as root: ning probe across emulated WAN links (NFQUEUE delayer), every method, measured vs configured (skips without root, ip or iptables)
+test-netns: ## as root: ning probe across emulated WAN links (NFQUEUE delayer), every method, measured vs configured; a partitioned site through store, scheduler and rescheduler (skips without root, ip or iptables)
 	$(GO) test -count=1 -v -timeout 5m -run 'TestDelayerRoundTrip|TestNetnsEndToEnd' ./internal/probe/netemtest ./internal/probe
+	$(GO) test -count=1 -v -timeout 5m -run 'TestPartitionedSite' ./test/integration 2>&1 | grep -E '^(=== RUN|\s*--- |ok|FAIL|PASS|panic)|partition_test.go'
 
 PROMETHEUS ?= $(shell command -v prometheus 2>/dev/null || echo /usr/bin/prometheus)
 test-discover: ## traffic discovery against a real Prometheus (fails, not skips, without apt-get install -y prometheus)

@@ -55,6 +55,7 @@ type Lab struct {
 	mu         sync.Mutex
 	namespaces []string
 	nextQueue  map[string]uint16
+	devs       map[string][]string // namespace name -> its veths
 	links      int
 	cancels    []context.CancelFunc
 	wg         sync.WaitGroup
@@ -67,7 +68,7 @@ func NewLab(prefix string) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Lab{ip: ip, iptables: ipt, prefix: prefix, nextQueue: map[string]uint16{}}, nil
+	return &Lab{ip: ip, iptables: ipt, prefix: prefix, nextQueue: map[string]uint16{}, devs: map[string][]string{}}, nil
 }
 
 // Namespace returns the full name of a lab namespace.
@@ -127,6 +128,10 @@ func (l *Lab) Link(ctx context.Context, a, b string, rtt Shape) (addrA, addrB st
 			return "", "", err
 		}
 	}
+	l.mu.Lock()
+	l.devs[a] = append(l.devs[a], vA)
+	l.devs[b] = append(l.devs[b], vB)
+	l.mu.Unlock()
 	half := Half(rtt)
 	for _, end := range []struct{ ns, dev string }{{nsA, vA}, {nsB, vB}} {
 		if err := l.shape(ctx, end.ns, end.dev, half, uint64(n)); err != nil {
@@ -134,6 +139,28 @@ func (l *Lab) Link(ctx context.Context, a, b string, rtt Shape) (addrA, addrB st
 		}
 	}
 	return addrA, addrB, nil
+}
+
+// SetLinks sets every veth of namespace name up or down: down partitions
+// the site (its peers lose carrier, nothing crosses in either direction),
+// up heals it. The delayers keep running.
+func (l *Lab) SetLinks(ctx context.Context, name string, up bool) error {
+	state := "down"
+	if up {
+		state = "up"
+	}
+	l.mu.Lock()
+	devs := append([]string(nil), l.devs[name]...)
+	l.mu.Unlock()
+	if len(devs) == 0 {
+		return fmt.Errorf("namespace %s has no links", name)
+	}
+	for _, dev := range devs {
+		if err := l.run(ctx, l.ip, "-n", l.Namespace(name), "link", "set", dev, state); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // shape starts a delayer on a fresh queue in ns, then sends dev's egress to it
