@@ -52,7 +52,14 @@ func TestProbeHostileClients(t *testing.T) {
 		Cut: defaultCut,
 	})
 	cancel()
-	for _, ch := range []chan error{probeDone, brokerDone} {
+	waitStopped(t, probeDone, brokerDone)
+}
+
+// waitStopped waits for each command's result and fails the test on an
+// error or a command still running after 10 s.
+func waitStopped(t *testing.T, done ...chan error) {
+	t.Helper()
+	for _, ch := range done {
 		select {
 		case err := <-ch:
 			if err != nil {

@@ -56,7 +56,7 @@ func TestHostileClients(t *testing.T) {
 		JSON:      "/filter",
 		BodyLimit: 64 << 10,
 		WrongMethods: []hostiletest.Request{
-			{Method: "GET", Path: "/filter"}, {Method: "PUT", Path: "/prioritize", Body: ok}, {Method: "POST", Path: "/healthz"},
+			{Method: "GET", Path: "/filter"}, {Method: "PUT", Path: "/" + verbPrioritize, Body: ok}, {Method: "POST", Path: "/healthz"},
 		},
 		Cut: 3 * time.Second,
 	})

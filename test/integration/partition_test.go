@@ -78,15 +78,7 @@ const (
 // It needs root, iproute2, iptables (with nfnetlink_queue) and the go tool;
 // without them it skips with a message (a failure with NING_REQUIRE_NETNS=1).
 func TestPartitionedSite(t *testing.T) {
-	if os.Geteuid() != 0 {
-		netemtest.Skip(t, "partitioned-site test needs root (network namespaces): skipped")
-	}
-	if _, _, err := netemtest.Tools(); err != nil {
-		netemtest.Skip(t, "partitioned-site test skipped: %v", err)
-	}
-	if _, err := exec.LookPath("go"); err != nil {
-		netemtest.Skip(t, "partitioned-site test builds the ning binary and needs the go tool: skipped")
-	}
+	netemtest.RequireBuildLab(t, "partitioned-site test")
 	bin := buildNing(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()

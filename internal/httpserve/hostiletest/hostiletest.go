@@ -165,12 +165,8 @@ func expectOK(t *testing.T, tg Target, when string) {
 func send(t *testing.T, addr, method, path string, headers map[string]string, body io.Reader, n int64, limit time.Duration) Outcome {
 	t.Helper()
 	start := time.Now()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatalf("dialling %s: %v", addr, err)
-	}
+	c := dial(t, addr, start.Add(limit+5*time.Second))
 	defer func() { _ = c.Close() }()
-	_ = c.SetDeadline(start.Add(limit + 5*time.Second))
 	var hdr bytes.Buffer
 	fmt.Fprintf(&hdr, "%s %s HTTP/1.1\r\nHost: hostile\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n", method, path, n)
 	for k, v := range headers {
@@ -196,6 +192,17 @@ func send(t *testing.T, addr, method, path string, headers map[string]string, bo
 		}
 	}
 	return o
+}
+
+// dial connects to addr; reads and writes fail after deadline.
+func dial(t *testing.T, addr string, deadline time.Time) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dialling %s: %v", addr, err)
+	}
+	_ = c.SetDeadline(deadline)
+	return c
 }
 
 // readAnswer reads a status line, or notes a cut.
@@ -236,12 +243,8 @@ func slowBody(t *testing.T, addr, path string, limit time.Duration) Outcome {
 func trickle(t *testing.T, addr, head string, next func(int) string, limit time.Duration) Outcome {
 	t.Helper()
 	start := time.Now()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatalf("dialling %s: %v", addr, err)
-	}
+	c := dial(t, addr, start.Add(limit+5*time.Second))
 	defer func() { _ = c.Close() }()
-	_ = c.SetReadDeadline(start.Add(limit + 5*time.Second))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {

@@ -32,6 +32,26 @@ func Skip(t interface {
 	t.Skipf(format, args...)
 }
 
+// RequireBuildLab skips t (or fails it when RequireEnv is set) unless this
+// process can build a Lab and the ning binary: root, ip, iptables and the go
+// tool. what names the test in the message.
+func RequireBuildLab(t interface {
+	Helper()
+	Skipf(format string, args ...any)
+	Fatalf(format string, args ...any)
+}, what string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Skip(t, "%s needs root (network namespaces): skipped", what)
+	}
+	if _, _, err := Tools(); err != nil {
+		Skip(t, "%s skipped: %v", what, err)
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		Skip(t, "%s builds the ning binary and needs the go tool: skipped", what)
+	}
+}
+
 // Tools returns the paths of ip and iptables, or an error naming what is
 // missing (a test skips with it).
 func Tools() (ip, iptables string, err error) {
