@@ -109,13 +109,14 @@ test-mosquitto: ## run the MQTT transport tests against a real Mosquitto on 127.
 	  printf 'listener 18830 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\n' > $$tmp/mosquitto.conf && \
 	  $(MOSQUITTO) -c $$tmp/mosquitto.conf > $$tmp/mosquitto.log 2>&1 & pid=$$!; \
 	  sleep 0.5; \
-	  NING_MQTT_URL=mqtt://127.0.0.1:18830 $(GO) test -race -count=1 -v -run 'TestPublishSubscribeRoundTrip|TestMQTTSourceEndToEnd|TestPublisherMosquittoRestart' \
+	  NING_MQTT_URL=mqtt://127.0.0.1:18830 $(GO) test -race -count=1 -v -run 'TestPublishSubscribeRoundTrip|TestMQTTSourceEndToEnd|TestPublisherMosquittoRestart|TestMosquittoPasswordFile' \
 	    ./internal/mqtt ./internal/source > $$tmp/test.log 2>&1; rc=$$?; \
 	  kill $$pid; grep -E '^(=== RUN|\s*---|ok|FAIL|PASS)|latency|broker:' $$tmp/test.log; \
 	  [ $$rc = 0 ] || tail -50 $$tmp/test.log; rm -rf $$tmp; exit $$rc
 
-test-netns: ## as root: ning probe across emulated WAN links (NFQUEUE delayer), every method, measured vs configured (skips without root, ip or iptables)
+test-netns: ## as root: ning probe across emulated WAN links (NFQUEUE delayer), every method, measured vs configured; a partitioned site through store, scheduler and rescheduler (skips without root, ip or iptables)
 	$(GO) test -count=1 -v -timeout 5m -run 'TestDelayerRoundTrip|TestNetnsEndToEnd' ./internal/probe/netemtest ./internal/probe
+	$(GO) test -count=1 -v -timeout 5m -run 'TestPartitionedSite' ./test/integration 2>&1 | grep -E '^(=== RUN|\s*--- |ok|FAIL|PASS|panic)|partition_test.go'
 
 PROMETHEUS ?= $(shell command -v prometheus 2>/dev/null || echo /usr/bin/prometheus)
 test-discover: ## traffic discovery against a real Prometheus (fails, not skips, without apt-get install -y prometheus)

@@ -18,6 +18,7 @@ type brokerOptions struct {
 	listen, usersFile, username, passwordFile string
 	allowAnonymous                            bool
 	cert, key, clientCA                       string
+	dataDir                                   string
 	logLevel                                  string
 }
 
@@ -30,9 +31,15 @@ func newBrokerCommand() *cobra.Command {
 and the demo. Clients must authenticate (a users file of username:password
 lines, or --username with --password-file) unless --allow-anonymous is given.
 --tls-cert/--tls-key enable TLS; --tls-client-ca also requires client
-certificates. It listens on 127.0.0.1 unless told otherwise.`,
+certificates. It listens on 127.0.0.1 unless told otherwise.
+
+Without --data-dir the broker keeps everything in memory: a restart loses
+sessions, subscriptions and retained reports. With --data-dir it keeps them in
+DIR/broker.db, so subscribers reconnecting after a restart still get what was
+published for them meanwhile.`,
 		Example: `  ning broker --allow-anonymous
-  ning broker --listen 0.0.0.0:8883 --users-file users --tls-cert tls.crt --tls-key tls.key`,
+  ning broker --listen 0.0.0.0:8883 --users-file users --tls-cert tls.crt --tls-key tls.key
+  ning broker --users-file users --data-dir /var/lib/ning-broker`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -49,12 +56,13 @@ certificates. It listens on 127.0.0.1 unless told otherwise.`,
 	f.StringVar(&o.cert, "tls-cert", "", "server certificate (enables TLS)")
 	f.StringVar(&o.key, "tls-key", "", "server key")
 	f.StringVar(&o.clientCA, "tls-client-ca", "", "CA that client certificates must chain to (requires them)")
+	f.StringVar(&o.dataDir, "data-dir", "", "directory for sessions, subscriptions and retained messages (DIR/broker.db; empty: memory only)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
 
 func (o brokerOptions) config() (broker.Config, error) {
-	cfg := broker.Config{Listen: o.listen, AllowAnonymous: o.allowAnonymous, CertFile: o.cert, KeyFile: o.key, ClientCAFile: o.clientCA}
+	cfg := broker.Config{Listen: o.listen, AllowAnonymous: o.allowAnonymous, CertFile: o.cert, KeyFile: o.key, ClientCAFile: o.clientCA, DataDir: o.dataDir}
 	users := map[string]string{}
 	if o.usersFile != "" {
 		data, err := os.ReadFile(o.usersFile)
@@ -95,7 +103,7 @@ func runBroker(ctx context.Context, o brokerOptions) error {
 	if err := b.Start(); err != nil {
 		return err
 	}
-	log.Info("broker listening", "addr", b.Addr(), "tls", cfg.CertFile != "", "users", len(cfg.Users))
+	log.Info("broker listening", "addr", b.Addr(), "tls", cfg.CertFile != "", "users", len(cfg.Users), "dataDir", cfg.DataDir)
 	<-ctx.Done()
 	return b.Close()
 }

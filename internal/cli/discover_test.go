@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ning-edge/ning/internal/discover/promtest"
+	"github.com/ning-edge/ning/internal/httpserve/hostiletest"
 	"github.com/ning-edge/ning/internal/testcluster"
 )
 
@@ -128,6 +129,13 @@ func TestDiscoverDryRunJSON(t *testing.T) {
 	if code, err := get(ctx, "http://"+addr+"/healthz"); err != nil || code != http.StatusOK {
 		t.Errorf("/healthz: %d %v", code, err)
 	}
+	// Hostile clients against the endpoints as the command serves them
+	// (default timeouts: 5 s for headers, 10 s for a request).
+	hostiletest.Run(t, hostiletest.Target{
+		Addr: addr, OK: hostiletest.Request{Method: "GET", Path: "/healthz"},
+		WrongMethods: []hostiletest.Request{{Method: "POST", Path: "/healthz", Body: "{}"}, {Method: "DELETE", Path: "/metrics"}},
+		Cut:          defaultCut,
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("continuous discover: %v", err)

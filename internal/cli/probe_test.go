@@ -169,16 +169,7 @@ func TestProbeBrokerEndToEnd(t *testing.T) {
 	}
 	_ = sub.Close(ctx)
 	cancel()
-	for _, ch := range []chan error{probeDone, brokerDone} {
-		select {
-		case err := <-ch:
-			if err != nil {
-				t.Error(err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("command did not stop")
-		}
-	}
+	waitStopped(t, probeDone, brokerDone)
 }
 
 // TestProbeOncePublish is the Job mode: one round, printed and published,

@@ -22,8 +22,9 @@ import (
 type Options struct {
 	// CertFile and KeyFile, both set, serve HTTPS.
 	CertFile, KeyFile string
-	// ReadTimeout, WriteTimeout and IdleTimeout; zero takes 10 s, 10 s, 120 s.
-	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout; zero
+	// takes 5 s, 10 s, 10 s, 120 s.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 }
 
 // Serve serves h on ln until ctx is done, then shuts down gracefully. name
@@ -34,7 +35,7 @@ func Serve(ctx context.Context, name string, ln net.Listener, h http.Handler, o 
 	}
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
+		ReadHeaderTimeout: orDuration(o.ReadHeaderTimeout, 5*time.Second),
 		ReadTimeout:       orDuration(o.ReadTimeout, 10*time.Second),
 		WriteTimeout:      orDuration(o.WriteTimeout, 10*time.Second),
 		IdleTimeout:       orDuration(o.IdleTimeout, 120*time.Second),

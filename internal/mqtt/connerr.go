@@ -32,7 +32,9 @@ func ExplainConnectError(err error) error {
 	case reasonBadCredentials, reasonV3BadCredentials:
 		what = "the broker refused the user name or password (bad user name or password): check --mqtt-username and --mqtt-password-file"
 	case reasonNotAuthorized, reasonV3NotAuthorized:
-		what = "the broker refused the connection as not authorised: check the credentials and the broker's ACL"
+		// Mosquitto 2 answers a wrong user name or password (and a missing
+		// one when anonymous clients are refused) with this code, not 0x86.
+		what = "the broker refused the connection as not authorised (Mosquitto's answer to a wrong or missing user name or password): check --mqtt-username and --mqtt-password-file, then the broker's ACL"
 	case reasonBadAuthentication:
 		what = "the broker refused the authentication method"
 	case reasonClientIDNotValid:

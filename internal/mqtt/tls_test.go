@@ -77,8 +77,15 @@ func TestPublishMutualTLSWithPassword(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	pub, err := NewPublisher(t.Context(), Config{BrokerURL: "tls://" + b.Addr(), CAFile: cert, CertFile: cert, KeyFile: key,
-		Username: "probe", Password: "pw"}, PublisherOptions{}, prometheus.NewRegistry(), testLogger(t))
+	publishOne(t, Config{BrokerURL: "tls://" + b.Addr(), CAFile: cert, CertFile: cert, KeyFile: key,
+		Username: "probe", Password: "pw"}, got)
+}
+
+// publishOne publishes report(1) with cfg, waits for its topic to arrive on
+// got and closes the publisher.
+func publishOne(t *testing.T, cfg Config, got <-chan string) {
+	t.Helper()
+	pub, err := NewPublisher(t.Context(), cfg, PublisherOptions{}, prometheus.NewRegistry(), testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +98,7 @@ func TestPublishMutualTLSWithPassword(t *testing.T) {
 			t.Errorf("topic %q", topic)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("nothing arrived over TLS")
+		t.Fatalf("the report never arrived from %s", cfg.BrokerURL)
 	}
 	if err := pub.Close(t.Context()); err != nil {
 		t.Error(err)
@@ -145,44 +152,43 @@ func TestCredentialsOverTLS(t *testing.T) {
 			MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, ConnectTimeout: 2 * time.Second}
 	}
 
+	testCredentials(t, fast, "bad user name or password")
+}
+
+// testCredentials runs against a broker that knows the users probe (password
+// s3cret) and scheduler (pw2): a subscriber as scheduler gets what a
+// publisher as probe sends, and testRefusedCredentials passes with want.
+func testCredentials(t *testing.T, cfg func(user, pass string) Config, want string) {
+	t.Helper()
 	got := make(chan string, 4)
-	sub, err := NewSubscriber(t.Context(), fast("scheduler", "pw2"), SubscriberOptions{Topics: []string{TopicLatencyAll}},
+	sub, err := NewSubscriber(t.Context(), cfg("scheduler", "pw2"), SubscriberOptions{Topics: []string{TopicLatencyAll}},
 		func(topic string, _ []byte) { got <- topic }, prometheus.NewRegistry(), testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sub.Close(context.Background())
 	waitFor(t, sub.Ready(), 10*time.Second)
-	pub, err := NewPublisher(t.Context(), fast("probe", "s3cret"), PublisherOptions{}, prometheus.NewRegistry(), testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pub.PublishLatency(report(1)); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case topic := <-got:
-		if topic != "ning/v1/latency/site-a" {
-			t.Errorf("topic %q", topic)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the report never reached the subscriber over TLS with credentials")
-	}
-	if err := pub.Close(t.Context()); err != nil {
-		t.Error(err)
-	}
+	publishOne(t, cfg("probe", "s3cret"), got)
+	testRefusedCredentials(t, cfg, "probe", "s3cret", want)
+}
 
-	for _, tt := range []struct{ name, user, pass, want string }{
-		{"wrong password", "probe", "guess", "bad user name or password"},
-		{"unknown user", "mallory", "s3cret", "bad user name or password"},
-		{"no credentials", "", "", "bad user name or password"},
+// testRefusedCredentials checks that a broker requiring a password refuses a
+// wrong password for user, an unknown user (with user's password) and no
+// credentials, to a publisher and to a subscriber, and that both errors say
+// want; cfg builds a client configuration for a user and password.
+func testRefusedCredentials(t *testing.T, cfg func(user, pass string) Config, user, pass, want string) {
+	t.Helper()
+	for _, tt := range []struct{ name, user, pass string }{
+		{"wrong password", user, pass + "-guess"},
+		{"unknown user", "mallory", pass},
+		{"no credentials", "", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs bytes.Buffer
 			log := slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
-			pub, err := NewPublisher(ctx, fast(tt.user, tt.pass), PublisherOptions{}, prometheus.NewRegistry(), log)
+			pub, err := NewPublisher(ctx, cfg(tt.user, tt.pass), PublisherOptions{}, prometheus.NewRegistry(), log)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -192,11 +198,11 @@ func TestCredentialsOverTLS(t *testing.T) {
 			fctx, fcancel := context.WithTimeout(ctx, time.Second)
 			defer fcancel()
 			err = pub.Flush(fctx)
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("publish with %s: error %v, want it to say %q", tt.name, err, tt.want)
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("publish with %s: error %v, want it to say %q", tt.name, err, want)
 			}
 			t.Logf("publisher: %v", err)
-			sub, err := NewSubscriber(ctx, fast(tt.user, tt.pass), SubscriberOptions{}, func(string, []byte) {}, prometheus.NewRegistry(), log)
+			sub, err := NewSubscriber(ctx, cfg(tt.user, tt.pass), SubscriberOptions{}, func(string, []byte) {}, prometheus.NewRegistry(), log)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -205,13 +211,13 @@ func TestCredentialsOverTLS(t *testing.T) {
 				t.Fatal("subscriber with bad credentials subscribed")
 			case <-time.After(500 * time.Millisecond):
 			}
-			if err := sub.LastError(); err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("subscriber's last error %v, want it to say %q", err, tt.want)
+			if err := sub.LastError(); err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("subscriber's last error %v, want it to say %q", err, want)
 			}
 			cancel()
 			// Each kind of failure is logged once at warning level, not once per retry.
-			if n := strings.Count(logs.String(), tt.want); n < 1 || n > 2 {
-				t.Errorf("%q logged %d times at warning level (one publisher and one subscriber):\n%s", tt.want, n, logs.String())
+			if n := strings.Count(logs.String(), want); n < 1 || n > 2 {
+				t.Errorf("%q logged %d times at warning level (one publisher and one subscriber):\n%s", want, n, logs.String())
 			}
 		})
 	}

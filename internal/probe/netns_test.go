@@ -52,15 +52,7 @@ func TestNetnsEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("network-namespace test skipped in -short")
 	}
-	if os.Geteuid() != 0 {
-		netemtest.Skip(t, "network-namespace test needs root: skipped")
-	}
-	if _, _, err := netemtest.Tools(); err != nil {
-		netemtest.Skip(t, "network-namespace test skipped: %v", err)
-	}
-	if _, err := exec.LookPath("go"); err != nil {
-		netemtest.Skip(t, "network-namespace test builds the ning binary and needs the go tool: skipped")
-	}
+	netemtest.RequireBuildLab(t, "network-namespace test")
 	bin := filepath.Join(t.TempDir(), "ning")
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/ning").CombinedOutput(); err != nil {
 		t.Fatalf("building ning: %v\n%s", err, out)

@@ -56,6 +56,9 @@ type reschedOptions struct {
 	// and 500 ms, quick for the tests.
 	lease rescheduler.LeaderConfig
 	edit  func(*rescheduler.Config)
+	// store, when set, is the scheduler's and rescheduler's store as it is;
+	// by default a static one (a-b 10 ms, b-c 10 ms, a-c 20 ms, traffic at a).
+	store *topology.Store
 }
 
 // startReschedEnv runs the control plane, simulated kubelets on nodes a-0 ..
@@ -69,16 +72,19 @@ func startReschedEnvOn(t *testing.T, cp *testcluster.ControlPlane, ro reschedOpt
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	store := topology.NewStore(topology.Config{}, clock.RealClock{})
-	for _, l := range []struct {
-		a, b string
-		ms   float64
-	}{{"a", "b", 10}, {"b", "c", 10}, {"a", "c", 20}} {
-		if err := store.SetStaticRTT(l.a, l.b, l.ms); err != nil {
-			t.Fatal(err)
+	store := ro.store
+	if store == nil {
+		store = topology.NewStore(topology.Config{}, clock.RealClock{})
+		for _, l := range []struct {
+			a, b string
+			ms   float64
+		}{{"a", "b", 10}, {"b", "c", 10}, {"a", "c", 20}} {
+			if err := store.SetStaticRTT(l.a, l.b, l.ms); err != nil {
+				t.Fatal(err)
+			}
 		}
+		setTraffic(t, store, map[string]float64{"a": 100})
 	}
-	setTraffic(t, store, map[string]float64{"a": 100})
 	e := &reschedEnv{env: &env{cp: cp, c: cp.Client, store: store, ctx: ctx, site: map[string]string{}}}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	e.sim = nodesim.New(cp.Client, nodesim.Options{RenewInterval: time.Second}, log.With("component", "nodesim"))
@@ -219,21 +225,7 @@ func (e *reschedEnv) leader(t *testing.T) (lead, other *instance) {
 
 func (e *reschedEnv) createDeployment(t *testing.T, ns, name string, replicas int32, labels map[string]string, minAvailable int) {
 	t.Helper()
-	podLabels := map[string]string{"app": name}
-	for k, v := range labels {
-		podLabels[k] = v
-	}
-	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To(replicas),
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
-			Template: v1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: podLabels}, Spec: podSpec()},
-		},
-	}
-	if _, err := e.c.AppsV1().Deployments(ns).Create(e.ctx, d, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.createDeploymentEdit(t, ns, name, replicas, labels, nil)
 	if minAvailable > 0 {
 		pdb := &policyv1.PodDisruptionBudget{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
@@ -245,6 +237,31 @@ func (e *reschedEnv) createDeployment(t *testing.T, ns, name string, replicas in
 		if _, err := e.c.PolicyV1().PodDisruptionBudgets(ns).Create(e.ctx, pdb, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// createDeploymentEdit creates a Deployment of pods labelled app=name and
+// labels, with podSpec() changed by edit (when not nil).
+func (e *reschedEnv) createDeploymentEdit(t *testing.T, ns, name string, replicas int32, labels map[string]string, edit func(*v1.PodSpec)) {
+	t.Helper()
+	podLabels := map[string]string{"app": name}
+	for k, v := range labels {
+		podLabels[k] = v
+	}
+	spec := podSpec()
+	if edit != nil {
+		edit(&spec)
+	}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+			Template: v1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: podLabels}, Spec: spec},
+		},
+	}
+	if _, err := e.c.AppsV1().Deployments(ns).Create(e.ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }
 

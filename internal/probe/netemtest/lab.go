@@ -32,6 +32,26 @@ func Skip(t interface {
 	t.Skipf(format, args...)
 }
 
+// RequireBuildLab skips t (or fails it when RequireEnv is set) unless this
+// process can build a Lab and the ning binary: root, ip, iptables and the go
+// tool. what names the test in the message.
+func RequireBuildLab(t interface {
+	Helper()
+	Skipf(format string, args ...any)
+	Fatalf(format string, args ...any)
+}, what string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Skip(t, "%s needs root (network namespaces): skipped", what)
+	}
+	if _, _, err := Tools(); err != nil {
+		Skip(t, "%s skipped: %v", what, err)
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		Skip(t, "%s builds the ning binary and needs the go tool: skipped", what)
+	}
+}
+
 // Tools returns the paths of ip and iptables, or an error naming what is
 // missing (a test skips with it).
 func Tools() (ip, iptables string, err error) {
@@ -55,6 +75,7 @@ type Lab struct {
 	mu         sync.Mutex
 	namespaces []string
 	nextQueue  map[string]uint16
+	devs       map[string][]string // namespace name -> its veths
 	links      int
 	cancels    []context.CancelFunc
 	wg         sync.WaitGroup
@@ -67,7 +88,7 @@ func NewLab(prefix string) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Lab{ip: ip, iptables: ipt, prefix: prefix, nextQueue: map[string]uint16{}}, nil
+	return &Lab{ip: ip, iptables: ipt, prefix: prefix, nextQueue: map[string]uint16{}, devs: map[string][]string{}}, nil
 }
 
 // Namespace returns the full name of a lab namespace.
@@ -127,6 +148,10 @@ func (l *Lab) Link(ctx context.Context, a, b string, rtt Shape) (addrA, addrB st
 			return "", "", err
 		}
 	}
+	l.mu.Lock()
+	l.devs[a] = append(l.devs[a], vA)
+	l.devs[b] = append(l.devs[b], vB)
+	l.mu.Unlock()
 	half := Half(rtt)
 	for _, end := range []struct{ ns, dev string }{{nsA, vA}, {nsB, vB}} {
 		if err := l.shape(ctx, end.ns, end.dev, half, uint64(n)); err != nil {
@@ -134,6 +159,28 @@ func (l *Lab) Link(ctx context.Context, a, b string, rtt Shape) (addrA, addrB st
 		}
 	}
 	return addrA, addrB, nil
+}
+
+// SetLinks sets every veth of namespace name up or down: down partitions
+// the site (its peers lose carrier, nothing crosses in either direction),
+// up heals it. The delayers keep running.
+func (l *Lab) SetLinks(ctx context.Context, name string, up bool) error {
+	state := "down"
+	if up {
+		state = "up"
+	}
+	l.mu.Lock()
+	devs := append([]string(nil), l.devs[name]...)
+	l.mu.Unlock()
+	if len(devs) == 0 {
+		return fmt.Errorf("namespace %s has no links", name)
+	}
+	for _, dev := range devs {
+		if err := l.run(ctx, l.ip, "-n", l.Namespace(name), "link", "set", dev, state); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // shape starts a delayer on a fresh queue in ns, then sends dev's egress to it
