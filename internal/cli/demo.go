@@ -1,26 +1,35 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/ning-edge/ning/examples"
+	"github.com/ning-edge/ning/internal/dashboard"
 	"github.com/ning-edge/ning/internal/demo"
+	"github.com/ning-edge/ning/internal/httpserve"
 	"github.com/ning-edge/ning/internal/testcluster"
 	"github.com/ning-edge/ning/internal/topology"
 )
 
 type demoOptions struct {
-	file     string
-	o        demo.Options
-	output   string
-	logLevel string
+	file      string
+	o         demo.Options
+	output    string
+	logLevel  string
+	dashboard string
 }
 
 func newDemoCommand() *cobra.Command {
@@ -39,7 +48,9 @@ and ning's real scheduler and rescheduler.
 The scenario: deploy a sample workload twice (ning-scheduler, and
 default-scheduler for comparison), shift most traffic from the busiest site to
 the farthest site with traffic, then power off the node running most of ning's
-replicas. A live table prints while it runs; at the end a summary gives the
+replicas. A live table prints while it runs, and the dashboard (ning dashboard's page:
+RTT heatmap, traffic, replicas over time, decisions) is served on
+--dashboard; at the end a summary gives the
 weighted mean RTT of ning's placement, the default scheduler's and the exact
 optimum's, the time to converge after the shift and to recover after the node
 loss. It runs as a normal user and leaves no processes, ports or files.`,
@@ -74,7 +85,17 @@ loss. It runs as a normal user and leaves no processes, ports or files.`,
 			if d.output == "text" {
 				d.o.Out = out
 			}
+			served := make(chan struct{})
+			close(served)
+			if d.dashboard != "" {
+				d.o.OnReady = func(ctx context.Context, c *demo.Cluster) error {
+					var err error
+					served, err = serveDemoDashboard(ctx, c, d.dashboard, d.o.PerReplicaRPS, cmd.ErrOrStderr(), log)
+					return err
+				}
+			}
 			sum, err := demo.Run(ctx, d.o)
+			<-served
 			if sum != nil {
 				if d.output == "json" {
 					enc := json.NewEncoder(out)
@@ -103,5 +124,45 @@ loss. It runs as a normal user and leaves no processes, ports or files.`,
 	f.Uint64Var(&d.o.Seed, "seed", 1, "seed of the simulated noise")
 	f.StringVarP(&d.output, "output", "o", "text", "text (live table and summary) or json (summary only)")
 	f.StringVar(&d.logLevel, "log-level", "warn", "debug, info, warn or error (to stderr)")
+	f.StringVar(&d.dashboard, "dashboard", "127.0.0.1:8080", "serve the dashboard on this address while the demo runs (a free port if it is taken; empty: none)")
 	return cmd
+}
+
+// serveDemoDashboard serves the dashboard on addr (or, if it is taken, on a
+// free port) until ctx ends; the returned channel closes when it has stopped.
+func serveDemoDashboard(ctx context.Context, c *demo.Cluster, addr string, perReplicaRPS float64, msg io.Writer, log *slog.Logger) (chan struct{}, error) {
+	col, err := dashboard.NewCollector(c.Client, c.Store, dashboard.Options{PerReplicaRPS: perReplicaRPS})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		host, _, _ := net.SplitHostPort(addr)
+		if ln, err = net.Listen("tcp", net.JoinHostPort(host, "0")); err != nil {
+			return nil, fmt.Errorf("--dashboard: %w", err)
+		}
+	}
+	mux := httpserve.OpsMux(prometheus.NewRegistry(), col.Healthy)
+	mux.Handle("/", dashboard.Handler(col))
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := col.Run(ctx); err != nil {
+			log.Warn("dashboard collector", "err", err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := httpserve.Serve(ctx, "dashboard", ln, mux, httpserve.Options{}, log); err != nil {
+			log.Warn("dashboard server", "err", err)
+		}
+	}()
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	_, _ = fmt.Fprintf(msg, "dashboard: http://%s/ (while the demo runs)\n", ln.Addr())
+	return done, nil
 }
