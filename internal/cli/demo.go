@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -122,5 +123,27 @@ or a tool it fails at once, naming what is missing.`,
 	f.BoolVar(&d.o.Netns, "netns", false, "real probers measuring RTT between network namespaces, one per site, over links delayed as the topology says (root; see above)")
 	f.StringVarP(&d.output, "output", "o", "text", "text (live table and summary) or json (summary only)")
 	f.StringVar(&d.logLevel, "log-level", "warn", "debug, info, warn or error (to stderr)")
+	cmd.AddCommand(newDemoNetnsLabCommand())
 	return cmd
+}
+
+// newDemoNetnsLabCommand is the helper process of `ning demo --netns`: it
+// builds the site namespaces and runs the real probers, driven over stdin
+// and stdout by the demo (netns.Serve). It is not for people.
+func newDemoNetnsLabCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:    "netns-lab",
+		Short:  "the helper process of ning demo --netns (not for direct use)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		// The demo reports the helper's error (its "error" reply).
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+			return netns.Serve(ctx, cmd.InOrStdin(), cmd.OutOrStdout(), log)
+		},
+	}
 }

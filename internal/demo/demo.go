@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -82,6 +83,10 @@ type Options struct {
 	// emulated delay is the topology's RTT (package netns). It needs root,
 	// iproute2, iptables and the kernel's NFQUEUE.
 	Netns bool
+	// NetnsBinary is the ning binary whose `ning demo netns-lab` runs the
+	// namespaces and probers in a process of their own; default this
+	// executable.
+	NetnsBinary string
 	// OnReady, when set, is called once the cluster runs (the dashboard
 	// starts here).
 	OnReady func(ctx context.Context, c *Cluster) error
@@ -286,12 +291,21 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 	defer session.Close()
 	// The network namespaces come first: a missing prerequisite fails
 	// before the control plane starts.
-	var lab *netns.Lab
+	var lab *netns.Helper
 	if o.Netns {
-		sites, rtt := o.Spec.SiteNames(), o.Spec.Matrix()
-		if lab, err = netns.Build(ctx, netns.Config{Sites: sites, RTT: rtt, Log: o.Log.With("component", "netns")}); err != nil {
+		if err := netns.Check(); err != nil {
 			return nil, err
 		}
+		bin := o.NetnsBinary
+		if bin == "" {
+			if bin, err = os.Executable(); err != nil {
+				return nil, fmt.Errorf("--netns: finding the ning binary for the helper: %w", err)
+			}
+		}
+		if lab, err = netns.StartHelper(ctx, bin, o.Spec.SiteNames(), o.Spec.Matrix(), o.Log.With("component", "netns")); err != nil {
+			return nil, err
+		}
+		o.Log.Info("network namespaces up", "sites", len(o.Spec.Sites), "links", lab.Links())
 		defer func() {
 			if cerr := lab.Close(); cerr != nil {
 				err = errors.Join(err, cerr)
@@ -327,7 +341,7 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 }
 
 // start brings up the cluster and every ning component.
-func start(ctx context.Context, session *testcluster.Session, o *Options, lab *netns.Lab, wg *sync.WaitGroup) (c *Cluster, err error) {
+func start(ctx context.Context, session *testcluster.Session, o *Options, lab *netns.Helper, wg *sync.WaitGroup) (c *Cluster, err error) {
 	log := o.Log
 	defer func() {
 		if r := recover(); r != nil {
@@ -410,11 +424,20 @@ func start(ctx context.Context, session *testcluster.Session, o *Options, lab *n
 		return nil, err
 	}
 
-	// Probers, one per site, publishing to the broker: real ones inside the
-	// site namespaces with --netns (their MQTT clients stay in this
-	// namespace, beside the broker), simulated ones otherwise.
+	// Probers, one per site, publishing to the broker: with --netns real
+	// ones in the helper process, inside the site namespaces (their MQTT
+	// clients stay in the root namespace, where the broker listens on
+	// 127.0.0.1); simulated ones otherwise.
 	rng := rand.New(rand.NewPCG(o.Seed, 1))
+	if lab != nil {
+		if err := lab.Probe(brokerURL); err != nil {
+			return nil, err
+		}
+	}
 	for i, s := range c.Sites {
+		if lab != nil {
+			break
+		}
 		targets := map[string]float64{}
 		for j, t := range c.Sites {
 			if j != i && !math.IsInf(c.RTT[i][j], 1) {
@@ -426,14 +449,6 @@ func start(ctx context.Context, session *testcluster.Session, o *Options, lab *n
 			return nil, fmt.Errorf("prober %s: %w", s, err)
 		}
 		session.Cleanup(func() { _ = pub.Close(context.Background()) })
-		if lab != nil {
-			go1(func() {
-				if err := lab.Run(ctx, s, pub); err != nil {
-					log.Error("netns prober", "site", s, "err", err)
-				}
-			})
-			continue
-		}
 		p := &prober{site: s, node: s + "-0", targets: targets, pub: pub, period: time.Second,
 			rng: rand.New(rand.NewPCG(rng.Uint64(), uint64(i))), log: log}
 		go1(func() { p.run(ctx) })
