@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -46,6 +47,7 @@ const helperNice = -10
 type request struct {
 	Sites []string    `json:"sites"`
 	RTT   [][]float64 `json:"rttMs"`
+	Owner int         `json:"owner"`
 }
 
 // Helper is the running helper process, seen from the demo.
@@ -60,7 +62,7 @@ type Helper struct {
 // the lab is built. Its warnings are logged to log. Close it to remove the
 // lab. ctx ending stops the helper (SIGTERM, then SIGKILL after 20 s).
 func StartHelper(ctx context.Context, bin string, sites []string, rtt [][]float64, log *slog.Logger) (h *Helper, err error) {
-	req := request{Sites: sites, RTT: make([][]float64, len(rtt))}
+	req := request{Sites: sites, RTT: make([][]float64, len(rtt)), Owner: os.Getpid()}
 	for i, row := range rtt {
 		req.RTT[i] = make([]float64, len(row))
 		for j, v := range row {
@@ -215,7 +217,7 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer, log *slog.Logger) (
 			}
 		}
 	}
-	lab, err := Build(ctx, Config{Sites: req.Sites, RTT: req.RTT, Log: log})
+	lab, err := Build(ctx, Config{Sites: req.Sites, RTT: req.RTT, Owner: req.Owner, Log: log})
 	if err != nil {
 		return fail(err)
 	}

@@ -44,6 +44,10 @@ const MaxSites = 22
 // process id follows, so a later run can tell a killed run's leftovers.
 const namespacePrefix = "ning-demo-"
 
+// NamespacePrefix starts the names of the namespaces of the demo whose
+// process id is owner.
+func NamespacePrefix(owner int) string { return fmt.Sprintf("%s%d-", namespacePrefix, owner) }
+
 // Config describes the lab.
 type Config struct {
 	// Sites and RTT (ms; +Inf: no link) in the same order, as
@@ -58,7 +62,11 @@ type Config struct {
 	Probe probe.Options
 	// Period between rounds; default 1 s (plus up to 20 % jitter).
 	Period time.Duration
-	Log    *slog.Logger
+	// Owner is the process id in the namespaces' names
+	// (ning-demo-OWNER-SITE): the demo's, also when a helper process builds
+	// them. Default this process.
+	Owner int
+	Log   *slog.Logger
 }
 
 func (c *Config) defaults() error {
@@ -104,6 +112,9 @@ func (c *Config) defaults() error {
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
+	if c.Owner <= 0 {
+		c.Owner = os.Getpid()
+	}
 	return nil
 }
 
@@ -138,7 +149,7 @@ func Build(ctx context.Context, cfg Config) (l *Lab, err error) {
 		return nil, err
 	}
 	removeStale(ctx, cfg.Log)
-	nl, err := netemtest.NewLab(fmt.Sprintf("%s%d-", namespacePrefix, os.Getpid()))
+	nl, err := netemtest.NewLab(NamespacePrefix(cfg.Owner))
 	if err != nil {
 		return nil, fmt.Errorf("--netns: %w", err)
 	}
@@ -246,7 +257,7 @@ func removeStale(ctx context.Context, log *slog.Logger) {
 	for _, p := range paths {
 		name := filepath.Base(p)
 		pid, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(name, namespacePrefix), "-", 2)[0])
-		if err != nil || pid == os.Getpid() {
+		if err != nil || pid == os.Getpid() || pid == os.Getppid() {
 			continue
 		}
 		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
