@@ -120,7 +120,7 @@ or a tool it fails at once, naming what is missing.`,
 	f.DurationVar(&d.o.NodeDownAfter, "node-down-after", 20*time.Second, "the rescheduler's node-down delay")
 	f.DurationVar(&d.o.TableEvery, "table-every", 5*time.Second, "how often the live table prints")
 	f.Uint64Var(&d.o.Seed, "seed", 1, "seed of the simulated noise")
-	f.BoolVar(&d.o.Netns, "netns", false, "real probers measuring RTT between network namespaces, one per site, over links delayed as the topology says (root; see above)")
+	f.BoolVar(&d.o.Netns, "netns", false, "real probers measuring RTT between network namespaces, one per site, over links delayed as the topology says (root; needs ip, iptables and NFQUEUE)")
 	f.StringVarP(&d.output, "output", "o", "text", "text (live table and summary) or json (summary only)")
 	f.StringVar(&d.logLevel, "log-level", "warn", "debug, info, warn or error (to stderr)")
 	cmd.AddCommand(newDemoNetnsLabCommand())
