@@ -35,7 +35,7 @@ test: ## vet; unit tests (with -race where possible); integration tests; planner
 	$(MAKE) test-quality
 
 test-integration: ## the real scheduler, controllers and apiserver together, and the ning binary
-	$(GO) test -count=1 -v -skip 'TestPartitionedSite' ./test/... 2>&1 | grep -E '^(=== RUN|\s*--- |ok|FAIL|PASS|panic)|_test.go:'
+	$(GO) test -count=1 -v -skip 'TestPartitionedSite|TestDemoNetns' ./test/... 2>&1 | grep -E '^(=== RUN|\s*--- |ok|FAIL|PASS|panic)|_test.go:'
 
 
 test-quality: ## planner vs exact optimum over 1,000 random instances and the examples (prints the gaps)
@@ -114,9 +114,10 @@ test-mosquitto: ## run the MQTT transport tests against a real Mosquitto on 127.
 	  kill $$pid; grep -E '^(=== RUN|\s*---|ok|FAIL|PASS)|latency|broker:' $$tmp/test.log; \
 	  [ $$rc = 0 ] || tail -50 $$tmp/test.log; rm -rf $$tmp; exit $$rc
 
-test-netns: ## as root: ning probe across emulated WAN links (NFQUEUE delayer), every method, measured vs configured; a partitioned site through store, scheduler and rescheduler (skips without root, ip or iptables)
+test-netns: ## as root: ning probe across emulated WAN links (NFQUEUE delayer), every method, measured vs configured; a partitioned site through store, scheduler and rescheduler; ning demo --netns (skips without root, ip or iptables)
 	$(GO) test -count=1 -v -timeout 5m -run 'TestDelayerRoundTrip|TestNetnsEndToEnd' ./internal/probe/netemtest ./internal/probe
-	$(GO) test -count=1 -v -timeout 5m -run 'TestPartitionedSite' ./test/integration 2>&1 | grep -E '^(=== RUN|\s*--- |ok|FAIL|PASS|panic)|partition_test.go'
+	$(GO) test -count=1 -v -timeout 5m -run 'TestNetnsProbersThroughBroker' ./internal/demo/netns
+	$(GO) test -count=1 -v -timeout 8m -run 'TestPartitionedSite|TestDemoNetns' ./test/integration 2>&1 | grep -E '^(=== RUN|\s*--- |ok|FAIL|PASS|panic)|_test.go:'
 
 PROMETHEUS ?= $(shell command -v prometheus 2>/dev/null || echo /usr/bin/prometheus)
 test-discover: ## traffic discovery against a real Prometheus (fails, not skips, without apt-get install -y prometheus)

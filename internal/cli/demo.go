@@ -19,6 +19,7 @@ import (
 	"github.com/ning-edge/ning/examples"
 	"github.com/ning-edge/ning/internal/dashboard"
 	"github.com/ning-edge/ning/internal/demo"
+	"github.com/ning-edge/ning/internal/demo/netns"
 	"github.com/ning-edge/ning/internal/httpserve"
 	"github.com/ning-edge/ning/internal/testcluster"
 	"github.com/ning-edge/ning/internal/topology"
@@ -53,9 +54,21 @@ RTT heatmap, traffic, replicas over time, decisions) is served on
 --dashboard; at the end a summary gives the
 weighted mean RTT of ning's placement, the default scheduler's and the exact
 optimum's, the time to converge after the shift and to recover after the node
-loss. It runs as a normal user and leaves no processes, ports or files.`,
+loss, and how far the measured RTTs are from the topology's. It runs as a
+normal user and leaves no processes, ports or files.
+
+--netns (root; iproute2, iptables and the kernel's NFQUEUE) measures real RTTs
+instead of simulating them: one network namespace per site, a veth link
+between every pair of sites whose delay (a userspace NFQUEUE delayer; this
+kernel may have no sch_netem) reproduces the topology's RTT, and in each
+namespace the real prober of ning probe (ICMP echo) measuring the other sites
+and publishing to the embedded broker. The namespaces, links and delayers are
+removed when the demo ends, also on Ctrl-C or an error; namespaces left by a
+demo that was killed outright are removed by the next --netns run. Without root
+or a tool it fails at once, naming what is missing.`,
 		Example: `  ning demo
-  ning demo -f examples/continental.yaml --replicas 8 -o json`,
+  ning demo -f examples/continental.yaml --replicas 8 -o json
+  sudo ning demo --netns`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -76,6 +89,11 @@ loss. It runs as a normal user and leaves no processes, ports or files.`,
 			}
 			if d.o.Spec, err = topology.ParseFile(name, data); err != nil {
 				return fmt.Errorf("topology %s: %w", name, err)
+			}
+			if d.o.Netns {
+				if err := netns.Check(); err != nil {
+					return fmt.Errorf("demo: %w", err)
+				}
 			}
 			if d.logLevel != "debug" {
 				testcluster.Silence()
@@ -122,10 +140,33 @@ loss. It runs as a normal user and leaves no processes, ports or files.`,
 	f.DurationVar(&d.o.NodeDownAfter, "node-down-after", 20*time.Second, "the rescheduler's node-down delay")
 	f.DurationVar(&d.o.TableEvery, "table-every", 5*time.Second, "how often the live table prints")
 	f.Uint64Var(&d.o.Seed, "seed", 1, "seed of the simulated noise")
+	f.BoolVar(&d.o.Netns, "netns", false, "real probers measuring RTT between network namespaces, one per site, over links delayed as the topology says (root; needs ip, iptables and NFQUEUE)")
 	f.StringVarP(&d.output, "output", "o", "text", "text (live table and summary) or json (summary only)")
 	f.StringVar(&d.logLevel, "log-level", "warn", "debug, info, warn or error (to stderr)")
 	f.StringVar(&d.dashboard, "dashboard", "127.0.0.1:8080", "serve the dashboard on this address while the demo runs (a free port if it is taken; empty: none)")
+	cmd.AddCommand(newDemoNetnsLabCommand())
 	return cmd
+}
+
+// newDemoNetnsLabCommand is the helper process of `ning demo --netns`: it
+// builds the site namespaces and runs the real probers, driven over stdin
+// and stdout by the demo (netns.Serve). It is not for people.
+func newDemoNetnsLabCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:    "netns-lab",
+		Short:  "the helper process of ning demo --netns (not for direct use)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		// The demo reports the helper's error (its "error" reply).
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+			return netns.Serve(ctx, cmd.InOrStdin(), cmd.OutOrStdout(), log)
+		},
+	}
 }
 
 // serveDemoDashboard serves the dashboard on addr (or, if it is taken, on a

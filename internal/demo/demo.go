@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -31,6 +32,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/ning-edge/ning/internal/broker"
+	"github.com/ning-edge/ning/internal/demo/netns"
 	"github.com/ning-edge/ning/internal/discover"
 	"github.com/ning-edge/ning/internal/mqtt"
 	"github.com/ning-edge/ning/internal/nodesim"
@@ -76,6 +78,15 @@ type Options struct {
 	Table func(ctx context.Context, w io.Writer, c *Cluster) error
 	// TableEvery is how often the live table prints; default 5 s.
 	TableEvery time.Duration
+	// Netns replaces the simulated probers with real ones that measure the
+	// RTT between network namespaces, one per site, joined by links whose
+	// emulated delay is the topology's RTT (package netns). It needs root,
+	// iproute2, iptables and the kernel's NFQUEUE.
+	Netns bool
+	// NetnsBinary is the ning binary whose `ning demo netns-lab` runs the
+	// namespaces and probers in a process of their own; default this
+	// executable.
+	NetnsBinary string
 	// OnReady, when set, is called once the cluster runs (the dashboard
 	// starts here).
 	OnReady func(ctx context.Context, c *Cluster) error
@@ -216,7 +227,56 @@ type Summary struct {
 	Recovered     bool           `json:"recovered"`
 	NodeDownAfter float64        `json:"nodeDownAfterSeconds"`
 	Final         map[string]int `json:"finalPlacement"`
-	TotalSec      float64        `json:"totalSeconds"`
+	// Probes compares the RTTs in the store at the end with the topology's.
+	Probes   *RTTAccuracy `json:"measuredRTT,omitempty"`
+	TotalSec float64      `json:"totalSeconds"`
+}
+
+// RTTAccuracy is how far the store's RTTs (the EWMA of the probers' means)
+// are from the topology's, over every ordered pair of sites measured.
+type RTTAccuracy struct {
+	// Probers is "simulated" or "netns".
+	Probers       string  `json:"probers"`
+	Pairs         int     `json:"pairs"`
+	MeanDiffMs    float64 `json:"meanDiffMs"`
+	MeanAbsDiffMs float64 `json:"meanAbsDiffMs"`
+	MaxAbsDiffMs  float64 `json:"maxAbsDiffMs"`
+	// Worst is the pair furthest off, as "from -> to".
+	Worst           string  `json:"worstPair"`
+	WorstMeasuredMs float64 `json:"worstMeasuredMs"`
+	WorstTopologyMs float64 `json:"worstTopologyMs"`
+}
+
+// rttAccuracy compares the store with the topology; nil when nothing was
+// measured.
+func (c *Cluster) rttAccuracy() *RTTAccuracy {
+	a := &RTTAccuracy{Probers: "simulated"}
+	if c.o.Netns {
+		a.Probers = "netns"
+	}
+	var sum, sumAbs float64
+	for i, from := range c.Sites {
+		for j, to := range c.Sites {
+			l, ok := c.Store.Link(from, to)
+			if i == j || !ok || !c.Store.Fresh(l) || math.IsInf(c.RTT[i][j], 1) {
+				continue
+			}
+			d := l.RTTMs - c.RTT[i][j]
+			a.Pairs++
+			sum += d
+			sumAbs += math.Abs(d)
+			if math.Abs(d) > a.MaxAbsDiffMs {
+				a.MaxAbsDiffMs, a.Worst = math.Abs(d), from+" -> "+to
+				a.WorstMeasuredMs, a.WorstTopologyMs = round2(l.RTTMs), c.RTT[i][j]
+			}
+		}
+	}
+	if a.Pairs == 0 {
+		return nil
+	}
+	a.MeanDiffMs, a.MeanAbsDiffMs = round2(sum/float64(a.Pairs)), round2(sumAbs/float64(a.Pairs))
+	a.MaxAbsDiffMs = round2(a.MaxAbsDiffMs)
+	return a
 }
 
 // Run runs the demo until it is done or ctx ends, and returns the summary.
@@ -229,12 +289,36 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 	defer cancel()
 	session := testcluster.NewSession("demo", o.Log)
 	defer session.Close()
+	// The network namespaces come first: a missing prerequisite fails
+	// before the control plane starts.
+	var lab *netns.Helper
+	if o.Netns {
+		if err := netns.Check(); err != nil {
+			return nil, err
+		}
+		bin := o.NetnsBinary
+		if bin == "" {
+			if bin, err = os.Executable(); err != nil {
+				return nil, fmt.Errorf("--netns: finding the ning binary for the helper: %w", err)
+			}
+		}
+		if lab, err = netns.StartHelper(ctx, bin, o.Spec.SiteNames(), o.Spec.Matrix(), o.Log.With("component", "netns")); err != nil {
+			return nil, err
+		}
+		o.Log.Info("network namespaces up", "sites", len(o.Spec.Sites), "links", lab.Links())
+		defer func() {
+			if cerr := lab.Close(); cerr != nil {
+				err = errors.Join(err, cerr)
+			}
+		}()
+	}
 	var wg sync.WaitGroup
-	// Everything started below stops before the session's cleanups run.
+	// Everything started below stops before the session's cleanups run
+	// and before the namespaces go.
 	runCtx, stop := context.WithCancel(ctx)
 	defer wg.Wait()
 	defer stop()
-	c, err := start(runCtx, session, &o, &wg)
+	c, err := start(runCtx, session, &o, lab, &wg)
 	if err != nil {
 		return nil, err
 	}
@@ -250,13 +334,14 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 	}()
 	sum, err = c.scenarioRun(runCtx)
 	if sum != nil {
+		sum.Probes = c.rttAccuracy()
 		sum.TotalSec = round1(time.Since(began).Seconds())
 	}
 	return sum, err
 }
 
 // start brings up the cluster and every ning component.
-func start(ctx context.Context, session *testcluster.Session, o *Options, wg *sync.WaitGroup) (c *Cluster, err error) {
+func start(ctx context.Context, session *testcluster.Session, o *Options, lab *netns.Helper, wg *sync.WaitGroup) (c *Cluster, err error) {
 	log := o.Log
 	defer func() {
 		if r := recover(); r != nil {
@@ -339,9 +424,20 @@ func start(ctx context.Context, session *testcluster.Session, o *Options, wg *sy
 		return nil, err
 	}
 
-	// Probers, one per site, publishing to the broker.
+	// Probers, one per site, publishing to the broker: with --netns real
+	// ones in the helper process, inside the site namespaces (their MQTT
+	// clients stay in the root namespace, where the broker listens on
+	// 127.0.0.1); simulated ones otherwise.
 	rng := rand.New(rand.NewPCG(o.Seed, 1))
+	if lab != nil {
+		if err := lab.Probe(brokerURL); err != nil {
+			return nil, err
+		}
+	}
 	for i, s := range c.Sites {
+		if lab != nil {
+			break
+		}
 		targets := map[string]float64{}
 		for j, t := range c.Sites {
 			if j != i && !math.IsInf(c.RTT[i][j], 1) {

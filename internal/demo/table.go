@@ -145,8 +145,17 @@ func (s *Summary) Print(w io.Writer) error {
 	if !s.Recovered {
 		rec = "not recovered in time"
 	}
-	_, err := fmt.Fprintf(w, "traffic shift %s -> %s: converged in %s\nnode %s lost: recovered in %s\ntotal %.0f s\n",
-		s.ShiftFrom, s.ShiftTo, conv, s.LostNode, rec, s.TotalSec)
+	if _, err := fmt.Fprintf(w, "traffic shift %s -> %s: converged in %s\nnode %s lost: recovered in %s\n",
+		s.ShiftFrom, s.ShiftTo, conv, s.LostNode, rec); err != nil {
+		return err
+	}
+	if p := s.Probes; p != nil {
+		if _, err := fmt.Fprintf(w, "measured RTT (%s probers) vs topology: %d pairs, mean %+.2f ms, mean |diff| %.2f ms, worst %s %.2f ms for %.0f ms\n",
+			p.Probers, p.Pairs, p.MeanDiffMs, p.MeanAbsDiffMs, p.Worst, p.WorstMeasuredMs, p.WorstTopologyMs); err != nil {
+			return err
+		}
+	}
+	_, err := fmt.Fprintf(w, "total %.0f s\n", s.TotalSec)
 	return err
 }
 

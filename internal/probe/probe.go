@@ -284,6 +284,10 @@ type Prober struct {
 	// the Kubernetes API).
 	Discover func(ctx context.Context) ([]Target, error)
 	Options  Options
+	// Measure, when set, measures one target in place of the package's
+	// Measure (`ning demo --netns` wraps it to open the probe's sockets
+	// inside a site's network namespace).
+	Measure func(ctx context.Context, t Target, o Options) *ningv1.TargetResult
 	// Load, when set, adds this node's load to each report.
 	Load    *LoadReader
 	Clock   clock.PassiveClock
@@ -306,13 +310,17 @@ func (p *Prober) Round(ctx context.Context) (*ningv1.LatencyReport, error) {
 			p.Targets = ts
 		}
 	}
+	measure := p.Measure
+	if measure == nil {
+		measure = Measure
+	}
 	results := make([]*ningv1.TargetResult, len(p.Targets))
 	var wg sync.WaitGroup
 	for i, t := range p.Targets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = Measure(ctx, t, p.Options)
+			results[i] = measure(ctx, t, p.Options)
 		}()
 	}
 	wg.Wait()
