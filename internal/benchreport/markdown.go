@@ -68,7 +68,9 @@ func (r *Report) Markdown() string {
 	}
 	if len(r.Planner) > 0 {
 		w("## Planner time against cluster size\n\n")
-		w("`placement.Plan` on random topologies, replicas = sites / 2, median of three.\n\n")
+		w("`placement.Plan` on random topologies, replicas = sites / 2, median of three (one run for the rate-limited\n")
+		w("planner above 100 sites; it is not timed beyond %d sites, where it takes minutes: its transport and move search\n", MaxLimitedSites)
+		w("grow steeply with the number of sites).\n\n")
 		w("| sites | replicas | rate limit | ms |\n|---:|---:|---|---:|\n")
 		for _, t := range r.Planner {
 			w("| %d | %d | %v | %.2f |\n", t.Sites, t.Replicas, t.Limited, t.Millis)

@@ -57,7 +57,7 @@ func plotGaps(file string, q *Quality) error {
 // log-log axes, with and without a per-replica rate limit.
 func plotPlanner(file string, times []PlannerTime) error {
 	p := plot.New()
-	p.Title.Text = "Planner time (replicas = sites / 2, median of 3)"
+	p.Title.Text = "Planner time (replicas = sites / 2)"
 	p.X.Label.Text = "sites"
 	p.Y.Label.Text = "milliseconds"
 	p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
