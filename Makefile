@@ -77,9 +77,12 @@ generate: protoc-check $(PROTOC_GEN_GO) ## regenerate the protobuf Go code in ap
 	  --go_out=$(GENOUT) --go_opt=module=github.com/ning-edge/ning $(PROTOS)
 
 bench: ## write bench/report.md and plots: throughput, extender, quality, planner time, demo, probe accuracy as root (about 12 min)
-	@mkdir -p bench; rm -f bench/probe-accuracy.txt
-	@if [ "$$(id -u)" = 0 ]; then NING_NETNS_REPORT=$(CURDIR)/bench/probe-accuracy.txt $(GO) test -count=1 -run 'TestNetnsEndToEnd' ./internal/probe || echo "probe accuracy not measured: the netns test failed"; fi
-	$(GO) run ./cmd/ning bench report --dir bench $$([ -f bench/probe-accuracy.txt ] && echo --probe-accuracy bench/probe-accuracy.txt)
+	@mkdir -p bench; rm -f bench/probe-accuracy.txt bench/probe-accuracy.failed
+	@if [ "$$(id -u)" = 0 ]; then NING_NETNS_REPORT=$(CURDIR)/bench/probe-accuracy.txt $(GO) test -count=1 -run 'TestNetnsEndToEnd' ./internal/probe \
+	  || { echo "the netns probe test failed its tolerance: the report says so"; touch bench/probe-accuracy.failed; }; fi
+	$(GO) run ./cmd/ning bench report --dir bench $$([ -f bench/probe-accuracy.txt ] && echo --probe-accuracy bench/probe-accuracy.txt) \
+	  $$([ -f bench/probe-accuracy.failed ] && echo --probe-accuracy-failed)
+	@rm -f bench/probe-accuracy.failed
 
 bench-go: ## the Go benchmarks (planner, handlers)
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...

@@ -51,6 +51,7 @@ type Report struct {
 	Planner                []PlannerTime
 	Demo                   *demo.Summary
 	ProbeAccuracy          string
+	ProbeAccuracyFailed    bool
 	Errors                 []string
 }
 
@@ -122,7 +123,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		if err != nil {
 			fail("probe accuracy", err)
 		} else {
-			r.ProbeAccuracy = string(b)
+			r.ProbeAccuracy, r.ProbeAccuracyFailed = string(b), o.ProbeAccuracyFailed
 		}
 	}
 	if err := os.WriteFile(filepath.Join(o.Dir, "report.md"), []byte(r.Markdown()), 0o644); err != nil {

@@ -16,7 +16,7 @@ func TestReportWithoutCluster(t *testing.T) {
 	if err := os.WriteFile(acc, []byte("udp_echo b 10 ms 10.84 ms\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r, err := Run(t.Context(), Options{Dir: dir, Command: "test", Quick: true, ProbeAccuracy: acc,
+	r, err := Run(t.Context(), Options{Dir: dir, Command: "test", Quick: true, ProbeAccuracy: acc, ProbeAccuracyFailed: true,
 		Skip: map[string]bool{"throughput": true, "extender": true, "demo": true}, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +29,7 @@ func TestReportWithoutCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"Made by `test`", "Machine: ", "| ning | 0.000 %", "## Planner time", "udp_echo b 10 ms 10.84 ms",
-		"![gap distribution](quality-gaps.svg)"} {
+		"![gap distribution](quality-gaps.svg)", "the test failed its tolerance"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}

@@ -16,7 +16,7 @@ import (
 
 func newBenchReportCommand() *cobra.Command {
 	var dir, logLevel, probeAccuracy string
-	var quick bool
+	var quick, probeFailed bool
 	var skip []string
 	cmd := &cobra.Command{
 		Use:   "report [--dir bench]",
@@ -41,7 +41,7 @@ checking the report itself, not for figures).`,
 			if err != nil {
 				return err
 			}
-			o := benchreport.Options{Dir: dir, Quick: quick, Skip: map[string]bool{}, Log: log, ProbeAccuracy: probeAccuracy,
+			o := benchreport.Options{Dir: dir, Quick: quick, Skip: map[string]bool{}, Log: log, ProbeAccuracy: probeAccuracy, ProbeAccuracyFailed: probeFailed,
 				Command: "ning bench report --dir " + dir}
 			known := map[string]bool{"throughput": true, "extender": true, "quality": true, "planner": true, "demo": true}
 			for _, s := range skip {
@@ -74,6 +74,7 @@ checking the report itself, not for figures).`,
 	f.BoolVar(&quick, "quick", false, "small sizes, for checking the report, not for figures")
 	f.StringSliceVar(&skip, "skip", nil, "sections to leave out: throughput, extender, quality, planner, demo")
 	f.StringVar(&probeAccuracy, "probe-accuracy", "", "file with the network-namespace probe accuracy table to include (make bench writes it as root)")
+	f.BoolVar(&probeFailed, "probe-accuracy-failed", false, "the test behind --probe-accuracy failed its tolerance: say so in the report")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error (to stderr)")
 	return cmd
 }

@@ -689,22 +689,8 @@ func (c *Cluster) scenarioRun(ctx context.Context) (*Summary, error) {
 	lostAt := time.Now()
 	c.sim.Stop(victim)
 	err = waitFor(ctx, "the replicas to run elsewhere", func() (bool, error) {
-		list, err := c.Client.CoreV1().Pods(Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + Workload})
-		if err != nil {
-			return false, err
-		}
-		ready := 0
-		for _, p := range list.Items {
-			if p.Spec.NodeName == victim {
-				return false, nil
-			}
-			for _, cond := range p.Status.Conditions {
-				if cond.Type == v1.PodReady && cond.Status == v1.ConditionTrue {
-					ready++
-				}
-			}
-		}
-		return ready == o.Replicas, nil
+		ready, onNode, err := testcluster.ReadyAway(ctx, c.Client, Namespace, "app="+Workload, victim)
+		return !onNode && ready == o.Replicas, err
 	})
 	s.Recovered = err == nil
 	s.RecoverSec = round1(time.Since(lostAt).Seconds())

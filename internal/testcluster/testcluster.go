@@ -279,3 +279,24 @@ func Placement(ctx context.Context, c kubernetes.Interface, ns, selector string,
 	}
 	return perSite, ready, total, nil
 }
+
+// ReadyAway counts the Ready pods matching selector in ns and reports
+// whether any of them (Ready or not) is still bound to node: a workload has
+// recovered from losing node when none is and all are Ready.
+func ReadyAway(ctx context.Context, c kubernetes.Interface, ns, selector, node string) (ready int, onNode bool, err error) {
+	list, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return 0, false, fmt.Errorf("listing pods %s in %s: %w", selector, ns, err)
+	}
+	for _, p := range list.Items {
+		if p.Spec.NodeName == node {
+			onNode = true
+		}
+		for _, cond := range p.Status.Conditions {
+			if cond.Type == v1.PodReady && cond.Status == v1.ConditionTrue {
+				ready++
+			}
+		}
+	}
+	return ready, onNode, nil
+}

@@ -491,22 +491,8 @@ func TestRescheduler(t *testing.T) {
 		t0 := time.Now()
 		e.sim.Stop(victim)
 		err = wait.PollUntilContextTimeout(e.ctx, 100*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
-			list, err := e.c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
-			if err != nil {
-				return false, err
-			}
-			ready := 0
-			for _, p := range list.Items {
-				if p.Spec.NodeName == victim {
-					return false, nil
-				}
-				for _, c := range p.Status.Conditions {
-					if c.Type == v1.PodReady && c.Status == v1.ConditionTrue {
-						ready++
-					}
-				}
-			}
-			return ready == 4, nil
+			ready, onNode, err := testcluster.ReadyAway(ctx, e.c, ns, "app=web", victim)
+			return !onNode && ready == 4, err
 		})
 		if err != nil {
 			t.Fatalf("web not running elsewhere after %s stopped: %v", victim, err)
