@@ -39,7 +39,10 @@ type Options struct {
 	// table of the network-namespace probe test (make bench writes it when
 	// run as root).
 	ProbeAccuracy string
-	Log           *slog.Logger
+	// ProbeAccuracyFailed says the test behind ProbeAccuracy failed its
+	// tolerance in this run; the report says so beside the table.
+	ProbeAccuracyFailed bool
+	Log                 *slog.Logger
 }
 
 // Report is everything measured.
