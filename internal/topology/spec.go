@@ -186,6 +186,7 @@ func ParseCSVMatrix(data []byte) (*Spec, error) {
 	cols := make(map[string]int, len(names))
 	for i, name := range names {
 		name = strings.TrimSpace(name)
+		names[i] = name // the rows and the square check use the trimmed name
 		if err := validSiteName(name); err != nil {
 			return nil, fmt.Errorf("matrix file: line 1, column %d: %w", i+2, err)
 		}
