@@ -74,8 +74,6 @@ type Options struct {
 	Seed uint64
 	// Out receives the live table and the summary.
 	Out io.Writer
-	// Table, when set, prints the live table; nil prints a plain one.
-	Table func(ctx context.Context, w io.Writer, c *Cluster) error
 	// TableEvery is how often the live table prints; default 5 s.
 	TableEvery time.Duration
 	// Netns replaces the simulated probers with real ones that measure the
@@ -144,8 +142,6 @@ func (o *Options) defaults() error {
 type Cluster struct {
 	Client kubernetes.Interface
 	Store  *topology.Store
-	// Kubeconfig reaches the embedded apiserver.
-	Kubeconfig string
 	// Sites in topology order, their true RTT matrix and the scenario.
 	Sites    []string
 	RTT      [][]float64
@@ -156,9 +152,6 @@ type Cluster struct {
 	resched  *rescheduler.Metrics
 	tableMu  sync.Mutex
 }
-
-// Traffic is the traffic the scenario sends to each site now.
-func (c *Cluster) Traffic() map[string]float64 { return c.scenario.get() }
 
 // Placement counts the workload's running pods per site and how many of
 // them are Ready; terminating pods do not count.
@@ -351,7 +344,7 @@ func start(ctx context.Context, session *testcluster.Session, o *Options, lab *n
 	t0 := time.Now()
 	cp := testcluster.Start(session)
 	log.Info("control plane up", "seconds", round1(time.Since(t0).Seconds()))
-	c = &Cluster{Client: cp.Client, Kubeconfig: cp.Kubeconfig, Sites: o.Spec.SiteNames(), RTT: o.Spec.Matrix(),
+	c = &Cluster{Client: cp.Client, Sites: o.Spec.SiteNames(), RTT: o.Spec.Matrix(),
 		scenario: &scenario{}, o: o, siteOf: map[string]string{}}
 	initial := map[string]float64{}
 	for _, s := range o.Spec.Sites {

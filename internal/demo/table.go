@@ -39,18 +39,14 @@ func (c *Cluster) liveTable(ctx context.Context) {
 func (c *Cluster) printTable(ctx context.Context) {
 	c.tableMu.Lock()
 	defer c.tableMu.Unlock()
-	print := c.o.Table
-	if print == nil {
-		print = PlainTable
-	}
-	if err := print(ctx, c.o.Out, c); err != nil && ctx.Err() == nil {
+	if err := plainTable(ctx, c.o.Out, c); err != nil && ctx.Err() == nil {
 		c.o.Log.Warn("live table", "err", err)
 	}
 }
 
-// PlainTable prints sites, the measured RTT from the busiest site, traffic,
+// plainTable prints sites, the measured RTT from the busiest site, traffic,
 // replicas per site of both workloads, and ning's last decision.
-func PlainTable(ctx context.Context, w io.Writer, c *Cluster) error {
+func plainTable(ctx context.Context, w io.Writer, c *Cluster) error {
 	ning, _, _, err := c.Placement(ctx, Workload)
 	if err != nil {
 		return err

@@ -112,9 +112,8 @@ type Simulator struct {
 	queue  workqueue.TypedDelayingInterface[string]
 	pods   cache.Indexer
 
-	mu      sync.Mutex
-	nodes   map[string]bool // name -> live
-	started chan struct{}
+	mu    sync.Mutex
+	nodes map[string]bool // name -> live
 }
 
 // New returns a simulator; add nodes with AddNode and start it with Run.
@@ -125,7 +124,7 @@ func New(client kubernetes.Interface, o Options, log *slog.Logger) *Simulator {
 	if o.RenewInterval <= 0 {
 		o.RenewInterval = 2 * time.Second
 	}
-	return &Simulator{client: client, o: o, log: log, nodes: map[string]bool{}, started: make(chan struct{}),
+	return &Simulator{client: client, o: o, log: log, nodes: map[string]bool{},
 		queue: workqueue.NewTypedDelayingQueue[string]()}
 }
 
@@ -213,7 +212,6 @@ func (s *Simulator) Run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 		return fmt.Errorf("node simulator: pod cache did not sync: %w", context.Cause(ctx))
 	}
-	close(s.started)
 	go func() {
 		<-ctx.Done()
 		s.queue.ShutDown()
@@ -229,9 +227,6 @@ func (s *Simulator) Run(ctx context.Context) error {
 	}
 	return nil
 }
-
-// Started is closed once Run's caches have synced.
-func (s *Simulator) Started() <-chan struct{} { return s.started }
 
 func (s *Simulator) podsOn(node string) []any {
 	if s.pods == nil {

@@ -116,7 +116,7 @@ func (c *cluster) apply(ctx context.Context, u *unstructured.Unstructured) error
 // rendered template, and the scheduler configuration, run by ning's scheduler.
 func TestApply(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a kube-apiserver")
+		t.Skip("starts a kube-apiserver: skipped in -short (make test-integration and make test-chart run it)")
 	}
 	c := startCluster(t)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -34,19 +34,7 @@ func startExtenderEnv(t *testing.T) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	e := &env{cp: cp, c: cp.Client, store: staticStore(t, testRTT, testTraffic), ctx: ctx, site: map[string]string{}}
-	for _, site := range []string{"a", "b", "c"} {
-		for i := range 2 {
-			name := fmt.Sprintf("%s-%d", site, i)
-			if _, err := testcluster.CreateReadyNode(ctx, e.c, testcluster.Node{Name: name, Site: site}); err != nil {
-				t.Fatal(err)
-			}
-			e.site[name] = site
-		}
-	}
-	if _, err := testcluster.CreateReadyNode(ctx, e.c, testcluster.Node{Name: "cloud-0", Site: "cloud", Labels: map[string]string{"kubernetes.io/role": "cloud"}}); err != nil {
-		t.Fatal(err)
-	}
-	e.site["cloud-0"] = "cloud"
+	e.createNodes(t)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

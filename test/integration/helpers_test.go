@@ -38,19 +38,7 @@ func startEnv(t *testing.T, store *topology.Store, controllers bool) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	e := &env{cp: cp, c: cp.Client, store: store, ctx: ctx, site: map[string]string{}}
-	for _, site := range []string{"a", "b", "c"} {
-		for i := range 2 {
-			name := fmt.Sprintf("%s-%d", site, i)
-			if _, err := testcluster.CreateReadyNode(ctx, e.c, testcluster.Node{Name: name, Site: site}); err != nil {
-				t.Fatal(err)
-			}
-			e.site[name] = site
-		}
-	}
-	if _, err := testcluster.CreateReadyNode(ctx, e.c, testcluster.Node{Name: "cloud-0", Site: "cloud", Labels: map[string]string{"kubernetes.io/role": "cloud"}}); err != nil {
-		t.Fatal(err)
-	}
-	e.site["cloud-0"] = "cloud"
+	e.createNodes(t)
 	if controllers {
 		if err := testcluster.StartWorkloadControllers(ctx, e.c); err != nil {
 			t.Fatal(err)
@@ -64,6 +52,25 @@ func startEnv(t *testing.T, store *topology.Store, controllers bool) *env {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// createNodes creates nodes a-0 .. c-1 (two per site) and the cloud node
+// cloud-0, Ready, and records their sites.
+func (e *env) createNodes(t *testing.T) {
+	t.Helper()
+	for _, site := range []string{"a", "b", "c"} {
+		for i := range 2 {
+			name := fmt.Sprintf("%s-%d", site, i)
+			if _, err := testcluster.CreateReadyNode(e.ctx, e.c, testcluster.Node{Name: name, Site: site}); err != nil {
+				t.Fatal(err)
+			}
+			e.site[name] = site
+		}
+	}
+	if _, err := testcluster.CreateReadyNode(e.ctx, e.c, testcluster.Node{Name: "cloud-0", Site: "cloud", Labels: map[string]string{"kubernetes.io/role": "cloud"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.site["cloud-0"] = "cloud"
 }
 
 func staticStore(t *testing.T, rtt map[[2]string]float64, traffic map[string]float64) *topology.Store {
