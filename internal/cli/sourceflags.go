@@ -153,11 +153,7 @@ func (f *sourceFlags) start(ctx context.Context, store *topology.Store, client k
 	if err != nil {
 		return err
 	}
-	type poller interface {
-		FollowSites(func() source.Sites)
-		Run(context.Context) error
-	}
-	var pollers []poller
+	var pollers []*source.Poller
 	if f.goldpingerURL != "" {
 		pollers = append(pollers, source.NewGoldpinger(store, f.httpConfig(f.goldpingerURL), source.Sites{}, clock.RealClock{}, m, log))
 	}

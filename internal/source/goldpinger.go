@@ -2,7 +2,6 @@ package source
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -159,49 +158,17 @@ func GoldpingerObservations(c *CheckAll, sites Sites, at time.Time) (samples []t
 	return samples, unmapped, nil
 }
 
-// Goldpinger polls a Goldpinger's /check_all and feeds the store.
-type Goldpinger struct {
-	http  HTTPConfig
-	sites func() Sites
-	store *topology.Store
-	clock clock.PassiveClock
-	p     *poller
-}
-
 // NewGoldpinger returns a source for the Goldpinger at cfg.URL (its
 // /check_all); sites maps pod and host IPs to sites.
-func NewGoldpinger(store *topology.Store, cfg HTTPConfig, sites Sites, clk clock.PassiveClock, m *Metrics, log *slog.Logger) *Goldpinger {
-	g := &Goldpinger{http: cfg.withDefaults(), sites: func() Sites { return sites }, store: store, clock: clk}
-	g.p = &poller{name: "goldpinger", interval: g.http.Interval, metrics: m, log: log, poll: g.poll}
-	return g
-}
-
-// FollowSites makes every later poll map addresses with what sites returns
-// then, instead of the fixed Sites given to NewGoldpinger: nodes that join
-// the cluster afterwards are placed. Call it before Run.
-func (g *Goldpinger) FollowSites(sites func() Sites) { g.sites = sites }
-
-// Poll fetches and stores once; a rejection is counted and returned.
-func (g *Goldpinger) Poll(ctx context.Context) error { return g.p.once(ctx) }
-
-// Run polls every interval until ctx ends.
-func (g *Goldpinger) Run(ctx context.Context) error { return g.p.run(ctx) }
-
-func (g *Goldpinger) poll(ctx context.Context) error {
-	body, err := fetch(ctx, g.http)
-	if err != nil {
-		return err
+func NewGoldpinger(store *topology.Store, cfg HTTPConfig, sites Sites, clk clock.PassiveClock, m *Metrics, log *slog.Logger) *Poller {
+	observe := func(body []byte, maxBytes int, sites Sites, at time.Time) ([]topology.RTTSample, int, error) {
+		c, err := DecodeCheckAll(body, maxBytes)
+		if err != nil {
+			return nil, 0, err
+		}
+		return GoldpingerObservations(c, sites, at)
 	}
-	c, err := DecodeCheckAll(body, g.http.MaxBytes)
-	if err != nil {
-		return err
-	}
-	samples, unmapped, err := GoldpingerObservations(c, g.sites(), g.clock.Now())
-	if err != nil {
-		return err
-	}
-	g.p.metrics.unmapped.WithLabelValues("goldpinger").Add(float64(unmapped))
-	return storeSamples(g.store, samples)
+	return newPoller("goldpinger", observe, store, cfg, sites, clk, m, log)
 }
 
 // storeSamples writes samples, all or (as far as can be checked first) none.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/utils/clock"
 
 	"github.com/ning-edge/ning/internal/topology"
 )
@@ -78,18 +79,36 @@ func fetch(ctx context.Context, c HTTPConfig) ([]byte, error) {
 	return body, nil
 }
 
-// poller runs poll every interval until ctx ends; each failure is counted by
-// its reason and logged, and the loop goes on.
-type poller struct {
-	name     string
-	interval time.Duration
-	metrics  *Metrics
-	log      *slog.Logger
-	poll     func(ctx context.Context) error
+// Poller fetches one HTTP endpoint every interval, reads the RTTs in the
+// answer and writes them to the store, all or none. Each failed poll is
+// counted by its reason and logged, and the loop goes on. NewGoldpinger and
+// NewScores make one.
+type Poller struct {
+	name    string
+	http    HTTPConfig
+	sites   func() Sites
+	store   *topology.Store
+	clock   clock.PassiveClock
+	metrics *Metrics
+	log     *slog.Logger
+	observe observeFunc
 }
 
-// once polls one time and counts the outcome.
-func (p *poller) once(ctx context.Context) error {
+// observeFunc decodes a body of at most maxBytes and returns its samples,
+// mapped to sites, and how many peers it could not map.
+type observeFunc func(body []byte, maxBytes int, sites Sites, at time.Time) ([]topology.RTTSample, int, error)
+
+func newPoller(name string, observe observeFunc, store *topology.Store, cfg HTTPConfig, sites Sites, clk clock.PassiveClock, m *Metrics, log *slog.Logger) *Poller {
+	return &Poller{name: name, http: cfg.withDefaults(), sites: func() Sites { return sites }, store: store, clock: clk, metrics: m, log: log, observe: observe}
+}
+
+// FollowSites makes every later poll map peers with what sites returns then,
+// instead of the fixed Sites given to the constructor: nodes that join the
+// cluster afterwards are placed. Call it before Run.
+func (p *Poller) FollowSites(sites func() Sites) { p.sites = sites }
+
+// Poll fetches and stores once; a rejection is counted and returned.
+func (p *Poller) Poll(ctx context.Context) error {
 	err := p.poll(ctx)
 	if err == nil {
 		p.metrics.accepted.WithLabelValues(p.name).Inc()
@@ -104,11 +123,12 @@ func (p *poller) once(ctx context.Context) error {
 	return fmt.Errorf("%s: %w", p.name, err)
 }
 
-func (p *poller) run(ctx context.Context) error {
-	t := time.NewTicker(p.interval)
+// Run polls every interval until ctx ends; it returns nil.
+func (p *Poller) Run(ctx context.Context) error {
+	t := time.NewTicker(p.http.Interval)
 	defer t.Stop()
 	for {
-		if err := p.once(ctx); err != nil && ctx.Err() == nil {
+		if err := p.Poll(ctx); err != nil && ctx.Err() == nil {
 			p.log.Warn("poll rejected", "source", p.name, "err", err)
 		}
 		select {
@@ -117,6 +137,19 @@ func (p *poller) run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+func (p *Poller) poll(ctx context.Context) error {
+	body, err := fetch(ctx, p.http)
+	if err != nil {
+		return err
+	}
+	samples, unmapped, err := p.observe(body, p.http.MaxBytes, p.sites(), p.clock.Now())
+	if err != nil {
+		return err
+	}
+	p.metrics.unmapped.WithLabelValues(p.name).Add(float64(unmapped))
+	return storeSamples(p.store, samples)
 }
 
 // Sites maps what other systems call a peer (a node name, a node's IP) to

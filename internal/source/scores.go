@@ -1,7 +1,6 @@
 package source
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"math"
@@ -90,47 +89,16 @@ func ScoresObservations(scores []probe.Score, sites Sites, at time.Time) (sample
 	return samples, unmapped, nil
 }
 
-// Scores polls a prober's /scores and feeds the store with RTTs. The CPU
-// figure is not used: it comes without the node's pressure, which the
-// prober's MQTT reports carry.
-type Scores struct {
-	http  HTTPConfig
-	sites func() Sites
-	store *topology.Store
-	clock clock.PassiveClock
-	p     *poller
-}
-
-// NewScores returns a source for the prober /scores at cfg.URL.
-func NewScores(store *topology.Store, cfg HTTPConfig, sites Sites, clk clock.PassiveClock, m *Metrics, log *slog.Logger) *Scores {
-	s := &Scores{http: cfg.withDefaults(), sites: func() Sites { return sites }, store: store, clock: clk}
-	s.p = &poller{name: "scores", interval: s.http.Interval, metrics: m, log: log, poll: s.poll}
-	return s
-}
-
-// FollowSites makes every later poll map host names and addresses with what
-// sites returns then, as Goldpinger.FollowSites. Call it before Run.
-func (s *Scores) FollowSites(sites func() Sites) { s.sites = sites }
-
-// Poll fetches and stores once; a rejection is counted and returned.
-func (s *Scores) Poll(ctx context.Context) error { return s.p.once(ctx) }
-
-// Run polls every interval until ctx ends.
-func (s *Scores) Run(ctx context.Context) error { return s.p.run(ctx) }
-
-func (s *Scores) poll(ctx context.Context) error {
-	body, err := fetch(ctx, s.http)
-	if err != nil {
-		return err
+// NewScores returns a source for the prober /scores at cfg.URL. It reads the
+// RTTs; the CPU figure is not used: it comes without the node's pressure,
+// which the prober's MQTT reports carry.
+func NewScores(store *topology.Store, cfg HTTPConfig, sites Sites, clk clock.PassiveClock, m *Metrics, log *slog.Logger) *Poller {
+	observe := func(body []byte, maxBytes int, sites Sites, at time.Time) ([]topology.RTTSample, int, error) {
+		scores, err := DecodeScores(body, maxBytes)
+		if err != nil {
+			return nil, 0, err
+		}
+		return ScoresObservations(scores, sites, at)
 	}
-	scores, err := DecodeScores(body, s.http.MaxBytes)
-	if err != nil {
-		return err
-	}
-	samples, unmapped, err := ScoresObservations(scores, s.sites(), s.clock.Now())
-	if err != nil {
-		return err
-	}
-	s.p.metrics.unmapped.WithLabelValues("scores").Add(float64(unmapped))
-	return storeSamples(s.store, samples)
+	return newPoller("scores", observe, store, cfg, sites, clk, m, log)
 }
