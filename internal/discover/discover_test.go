@@ -21,6 +21,7 @@ import (
 
 	ningv1 "github.com/ning-edge/ning/api/proto/ning/v1"
 	"github.com/ning-edge/ning/internal/broker"
+	"github.com/ning-edge/ning/internal/broker/brokertest"
 	"github.com/ning-edge/ning/internal/discover/promtest"
 	"github.com/ning-edge/ning/internal/mqtt"
 	"github.com/ning-edge/ning/internal/testcluster"
@@ -307,14 +308,7 @@ func TestDiscovererPrometheusBadDataKeepsDecision(t *testing.T) {
 	prom := promtest.Start(t, gw)
 	cp := setupCluster(ctx, t)
 
-	b, err := broker.New(broker.Config{Listen: "127.0.0.1:0", AllowAnonymous: true}, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	b := brokertest.Start(t, broker.Config{Listen: "127.0.0.1:0", AllowAnonymous: true}, testLogger(t))
 	mcfg := mqtt.Config{BrokerURL: "mqtt://" + b.Addr()}
 	pctx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ning-edge/ning/internal/broker"
+	"github.com/ning-edge/ning/internal/broker/brokertest"
 )
 
 func writeCert(t *testing.T, dir string) (certFile, keyFile string) {
@@ -137,15 +138,8 @@ func TestTLSConfigErrors(t *testing.T) {
 // and the error says it was the credentials.
 func TestCredentialsOverTLS(t *testing.T) {
 	cert, key := writeCert(t, t.TempDir())
-	b, err := broker.New(broker.Config{Listen: "127.0.0.1:0", Users: map[string]string{"probe": "s3cret", "scheduler": "pw2"},
+	b := brokertest.Start(t, broker.Config{Listen: "127.0.0.1:0", Users: map[string]string{"probe": "s3cret", "scheduler": "pw2"},
 		CertFile: cert, KeyFile: key}, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
 	url := "tls://" + b.Addr()
 	fast := func(user, pass string) Config {
 		return Config{BrokerURL: url, CAFile: cert, Username: user, Password: pass,

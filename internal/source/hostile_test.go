@@ -19,6 +19,7 @@ import (
 
 	ningv1 "github.com/ning-edge/ning/api/proto/ning/v1"
 	"github.com/ning-edge/ning/internal/broker"
+	"github.com/ning-edge/ning/internal/broker/brokertest"
 	"github.com/ning-edge/ning/internal/mqtt"
 	"github.com/ning-edge/ning/internal/topology"
 )
@@ -66,14 +67,7 @@ type pipeline struct {
 
 func newPipeline(t *testing.T, cfg Config) *pipeline {
 	t.Helper()
-	b, err := broker.New(broker.Config{Listen: "127.0.0.1:0", AllowAnonymous: true}, discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	b := brokertest.Start(t, broker.Config{Listen: "127.0.0.1:0", AllowAnonymous: true}, discard())
 	p := &pipeline{broker: b, reg: prometheus.NewRegistry()}
 	p.store = topology.NewStore(topology.Config{}, clock.RealClock{})
 	src, err := NewMQTT(p.store, cfg, clock.RealClock{}, p.reg, discard())

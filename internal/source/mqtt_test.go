@@ -20,6 +20,7 @@ import (
 
 	ningv1 "github.com/ning-edge/ning/api/proto/ning/v1"
 	"github.com/ning-edge/ning/internal/broker"
+	"github.com/ning-edge/ning/internal/broker/brokertest"
 	"github.com/ning-edge/ning/internal/mqtt"
 	"github.com/ning-edge/ning/internal/topology"
 )
@@ -210,14 +211,7 @@ func TestMQTTSourceEndToEnd(t *testing.T) {
 	url := os.Getenv("NING_MQTT_URL")
 	kind := "external (NING_MQTT_URL)"
 	if url == "" {
-		b, err := broker.New(broker.Config{Listen: "127.0.0.1:0", AllowAnonymous: true}, discard())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer b.Close()
+		b := brokertest.Start(t, broker.Config{Listen: "127.0.0.1:0", AllowAnonymous: true}, discard())
 		url, kind = "mqtt://"+b.Addr(), "embedded"
 	}
 	ctx, cancel := context.WithCancel(t.Context())

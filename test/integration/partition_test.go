@@ -22,6 +22,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/ning-edge/ning/internal/broker"
+	"github.com/ning-edge/ning/internal/broker/brokertest"
 	"github.com/ning-edge/ning/internal/mqtt"
 	"github.com/ning-edge/ning/internal/nodesim"
 	"github.com/ning-edge/ning/internal/placement"
@@ -113,14 +114,7 @@ func TestPartitionedSite(t *testing.T) {
 	brokerIP := controlLink(ctx, t, lab, "a")
 
 	// The broker in this process, on the control link; the prober in a.
-	b, err := broker.New(broker.Config{Listen: brokerIP + ":0", AllowAnonymous: true}, log.With("component", "broker"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	b := brokertest.Start(t, broker.Config{Listen: brokerIP + ":0", AllowAnonymous: true}, log.With("component", "broker"))
 	url := "mqtt://" + b.Addr()
 	store := topology.NewStore(topology.Config{TTL: partitionTTL}, clock.RealClock{})
 	srcReg := prometheus.NewRegistry()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ning-edge/ning/examples"
 	"github.com/ning-edge/ning/internal/broker"
+	"github.com/ning-edge/ning/internal/broker/brokertest"
 	"github.com/ning-edge/ning/internal/mqtt"
 	"github.com/ning-edge/ning/internal/probe/netemtest"
 	"github.com/ning-edge/ning/internal/source"
@@ -58,14 +59,7 @@ func TestNetnsProbersThroughBroker(t *testing.T) {
 	netemtest.LockForTiming(t)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-	b, err := broker.New(broker.Config{Listen: "127.0.0.1:0", AllowAnonymous: true}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	b := brokertest.Start(t, broker.Config{Listen: "127.0.0.1:0", AllowAnonymous: true}, log)
 	url := "mqtt://" + b.Addr()
 	store := topology.NewStore(topology.Config{}, clock.RealClock{})
 	src, err := source.NewMQTT(store, source.Config{}, clock.RealClock{}, prometheus.NewRegistry(), log)
