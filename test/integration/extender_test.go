@@ -69,33 +69,13 @@ func startExtenderEnv(t *testing.T) *env {
 
 // TestExtender runs the stock kube-scheduler with ning's extender, in both
 // nodeCacheCapable modes, and checks that pods land where ning's latency data
-// says: the same cases as TestScheduler's plugins.
+// says: the same cases as TestScheduler's plugins (runPlacementCases).
 func TestExtender(t *testing.T) {
 	e := startExtenderEnv(t)
 	for _, scheduler := range []string{"default-scheduler", "full-nodes"} {
 		stock := func(p *v1.Pod) { p.Spec.SchedulerName = scheduler }
 		t.Run(scheduler, func(t *testing.T) {
-			t.Run("no constraint goes where the traffic is", func(t *testing.T) {
-				ns := e.namespace(t)
-				e.createPod(t, ns, "p", nil, stock)
-				if got := e.waitSite(t, ns, "p"); got != "a" {
-					t.Fatalf("site = %s, want a", got)
-				}
-			})
-			t.Run("delay from a site", func(t *testing.T) {
-				ns := e.namespace(t)
-				e.createPod(t, ns, "p", map[string]string{"delay_c": "15"}, stock)
-				if got := e.waitSite(t, ns, "p"); got != "c" {
-					t.Fatalf("site = %s, want c (the only site within 15 ms of c)", got)
-				}
-			})
-			t.Run("delay from a node", func(t *testing.T) {
-				ns := e.namespace(t)
-				e.createPod(t, ns, "p", map[string]string{"delay_c-0": "35"}, stock)
-				if got := e.waitSite(t, ns, "p"); got != "b" {
-					t.Fatalf("site = %s, want b (within 35 ms of c, nearest the traffic)", got)
-				}
-			})
+			runPlacementCases(t, e, stock)
 			t.Run("unsatisfiable stays pending with the reason", func(t *testing.T) {
 				ns := e.namespace(t)
 				e.createPod(t, ns, "p", map[string]string{"delay_a": "12", "delay_c": "12"}, stock)
