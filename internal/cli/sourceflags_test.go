@@ -21,13 +21,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 
 	ningv1 "github.com/ning-edge/ning/api/proto/ning/v1"
 	"github.com/ning-edge/ning/internal/broker"
+	"github.com/ning-edge/ning/internal/broker/brokertest"
 	"github.com/ning-edge/ning/internal/mqtt"
 	"github.com/ning-edge/ning/internal/probe"
+	"github.com/ning-edge/ning/internal/testcluster"
 	"github.com/ning-edge/ning/internal/topology"
 )
 
@@ -74,14 +76,7 @@ func TestSourceFlagsFeedStore(t *testing.T) {
 	}})
 	prober := httptest.NewServer(scores)
 	defer prober.Close()
-	b, err := broker.New(broker.Config{Listen: "127.0.0.1:0", AllowAnonymous: true, Inline: true}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := brokertest.Start(t, broker.Config{Listen: "127.0.0.1:0", AllowAnonymous: true, Inline: true}, log)
 	report, err := proto.Marshal(&ningv1.LatencyReport{SourceSite: "b", SourceNode: "b-1", Time: timestamppb.Now(),
 		Method:  ningv1.ProbeMethod_PROBE_METHOD_ICMP_RAW,
 		Targets: []*ningv1.TargetResult{{Site: "c", Node: "c-1", Sent: 2, Received: 2, RttMs: []float64{24, 26}, MinMs: 24, AvgMs: 25, MaxMs: 26}}})
@@ -100,8 +95,12 @@ func TestSourceFlagsFeedStore(t *testing.T) {
 		"--poll-interval", "20ms", "--site-label", "zone", "--data-ttl", "1h"}); err != nil {
 		t.Fatal(err)
 	}
-	client := fake.NewClientset(sourceNode("a-1", "a", "10.0.0.1"), sourceNode("b-1", "b", "10.0.1.1"),
-		sourceNode("c-1", "c", "10.0.2.1"))
+	client := testcluster.Start(t).Client
+	for _, n := range []*v1.Node{sourceNode("a-1", "a", "10.0.0.1"), sourceNode("b-1", "b", "10.0.1.1"), sourceNode("c-1", "c", "10.0.2.1")} {
+		if _, err := client.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cfg, err := f.storeConfig()
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +165,7 @@ func TestSourceFlagsRejectBadAnswers(t *testing.T) {
 	}
 	store := topology.NewStore(topology.Config{}, clock.RealClock{})
 	reg := prometheus.NewRegistry()
-	if err := f.start(ctx, store, fake.NewClientset(), reg, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+	if err := f.start(ctx, store, testcluster.Start(t).Client, reg, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
 		t.Fatal(err)
 	}
 	err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 20*time.Second, true, func(context.Context) (bool, error) {
@@ -224,9 +223,14 @@ func TestSourceFlagsErrors(t *testing.T) {
 			if err := fs.Parse(tt.args); err != nil {
 				t.Fatal(err)
 			}
-			var client kubernetes.Interface = fake.NewClientset()
-			if tt.nilAPI {
-				client = nil
+			// Each error comes before the API is used: no apiserver is there.
+			var client kubernetes.Interface
+			if !tt.nilAPI {
+				c, err := kubernetes.NewForConfig(&rest.Config{Host: "http://127.0.0.1:1"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				client = c
 			}
 			store := topology.NewStore(topology.Config{}, clock.RealClock{})
 			err := f.start(t.Context(), store, client, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -7,14 +7,29 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/ning-edge/ning/internal/testcluster"
 )
 
+// unreachable is a real clientset for an apiserver that is not there: for
+// tests in which the collector must not, or cannot, reach one.
+func unreachable(t *testing.T) kubernetes.Interface {
+	t.Helper()
+	c, err := kubernetes.NewForConfig(&rest.Config{Host: "http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func TestNewCollectorRejectsBadOptions(t *testing.T) {
-	client, store := fake.NewClientset(), fixtureStore(t)
+	client, store := unreachable(t), fixtureStore(t)
 	for _, c := range []struct {
 		o    Options
 		want string
@@ -36,7 +51,7 @@ func TestNewCollectorRejectsBadOptions(t *testing.T) {
 	}
 }
 
-// TestCollectorHistory runs a collector over a fake clientset and a fake
+// TestCollectorHistory runs a collector over a real apiserver and a fake
 // clock: samples are taken every interval, the ring keeps the newest
 // History of them in order, and pods of other schedulers are left out.
 func TestCollectorHistory(t *testing.T) {
@@ -45,7 +60,18 @@ func TestCollectorHistory(t *testing.T) {
 	in := fixtureInputs()
 	other := podOf("shop", "other", "", "", "toronto-1")
 	other.Spec.SchedulerName = "default-scheduler"
-	client := fake.NewClientset(in.nodes[0], in.nodes[2], other)
+	client := testcluster.Start(t).Client
+	if _, err := client.CoreV1().Namespaces().Create(ctx, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*v1.Node{in.nodes[0], in.nodes[2]} {
+		if _, err := client.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := client.CoreV1().Pods("shop").Create(ctx, other, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	clk := clocktesting.NewFakeClock(t0)
 	c, err := NewCollector(client, fixtureStore(t), Options{History: 3, Interval: time.Second, Clock: clk})
 	if err != nil {
@@ -107,7 +133,7 @@ func TestCollectorHistory(t *testing.T) {
 func TestRunFailsWhenNeverSynced(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	c, err := NewCollector(fake.NewClientset(), fixtureStore(t), Options{})
+	c, err := NewCollector(unreachable(t), fixtureStore(t), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

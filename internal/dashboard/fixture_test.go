@@ -34,8 +34,9 @@ func node(name, site string, isReady bool) *v1.Node {
 func podOf(ns, name, rs, hash, nodeName string) *v1.Pod {
 	p := &v1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID("uid-" + name), Labels: map[string]string{}},
-		Spec:       v1.PodSpec{SchedulerName: DefaultSchedulerName, NodeName: nodeName},
-		Status:     v1.PodStatus{Phase: v1.PodRunning},
+		Spec: v1.PodSpec{SchedulerName: DefaultSchedulerName, NodeName: nodeName,
+			Containers: []v1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}},
+		Status: v1.PodStatus{Phase: v1.PodRunning},
 	}
 	if rs != "" {
 		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs, UID: types.UID("uid-" + rs), Controller: ptr.To(true)}}

@@ -22,12 +22,13 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/kubernetes"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 
 	configv1alpha1 "github.com/ning-edge/ning/api/config/v1alpha1"
+	"github.com/ning-edge/ning/internal/testcluster"
 	"github.com/ning-edge/ning/internal/topology"
 )
 
@@ -56,7 +57,31 @@ func testNodes() []runtime.Object {
 }
 
 func makePod(name string, labels map[string]string) *v1.Pod {
-	return &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID("uid-" + name), Labels: labels}}
+	return &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID("uid-" + name), Labels: labels},
+		Spec: v1.PodSpec{Containers: []v1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}}}
+}
+
+// startCluster starts a real kube-apiserver (embedded etcd) holding objs,
+// nodes and pods, and returns a client for it.
+func startCluster(t testing.TB, objs ...runtime.Object) kubernetes.Interface {
+	t.Helper()
+	cp := testcluster.Start(t)
+	ctx := context.Background()
+	for _, o := range objs {
+		var err error
+		switch o := o.(type) {
+		case *v1.Node:
+			_, err = cp.Client.CoreV1().Nodes().Create(ctx, o, metav1.CreateOptions{})
+		case *v1.Pod:
+			_, err = cp.Client.CoreV1().Pods(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+		default:
+			err = fmt.Errorf("startCluster: no support for %T", o)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cp.Client
 }
 
 type testEnv struct {
@@ -66,7 +91,7 @@ type testEnv struct {
 	h     http.Handler
 }
 
-// newEnv starts an extender over a fake clientset holding objs, with the test
+// newEnv starts an extender over a real apiserver holding objs, with the test
 // topology in its store, and waits until its index has every node and bound pod.
 func newEnv(t testing.TB, objs ...runtime.Object) *testEnv {
 	t.Helper()
@@ -81,8 +106,7 @@ func newEnv(t testing.TB, objs ...runtime.Object) *testEnv {
 			t.Fatal(err)
 		}
 	}
-	client := fake.NewClientset(objs...)
-	f := informers.NewSharedInformerFactory(client, 0)
+	f := informers.NewSharedInformerFactory(startCluster(t, objs...), 0)
 	reg := prometheus.NewRegistry()
 	m, err := NewMetrics(reg)
 	if err != nil {

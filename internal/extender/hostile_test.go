@@ -11,7 +11,6 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/clock"
 
 	"github.com/ning-edge/ning/internal/httpserve"
@@ -34,10 +33,11 @@ func TestHostileClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	client := startCluster(t, testNodes()...)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, ln, fake.NewClientset(testNodes()...), store, RunOptions{
+		done <- Run(ctx, ln, client, store, RunOptions{
 			MaxBodyBytes: 64 << 10,
 			Server:       httpserve.Options{ReadHeaderTimeout: 300 * time.Millisecond, ReadTimeout: time.Second},
 		}, slog.New(slog.NewTextHandler(io.Discard, nil)))

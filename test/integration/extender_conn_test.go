@@ -14,15 +14,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes/fake"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler"
 	schedapi "k8s.io/kubernetes/pkg/scheduler/apis/config"
 	schedframework "k8s.io/kubernetes/pkg/scheduler/framework"
 
 	"github.com/ning-edge/ning/internal/extender"
+	"github.com/ning-edge/ning/internal/testcluster"
 )
 
 // TestExtenderKeepsConnections calls the extender with kube-scheduler's own
@@ -33,17 +32,19 @@ import (
 // new connection for every pod.
 func TestExtenderKeepsConnections(t *testing.T) {
 	const nodes = 500
-	objs := make([]runtime.Object, 0, nodes)
+	cp := testcluster.Start(t)
 	infos := make([]fwk.NodeInfo, 0, nodes)
 	for i := range nodes {
 		n := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("node-%04d", i),
 			Labels: map[string]string{"topology.kubernetes.io/zone": []string{"a", "b", "c"}[i%3]}}}
-		objs = append(objs, n)
+		if _, err := cp.Client.CoreV1().Nodes().Create(context.Background(), n, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 		ni := schedframework.NewNodeInfo()
 		ni.SetNode(n)
 		infos = append(infos, ni)
 	}
-	f := informers.NewSharedInformerFactory(fake.NewClientset(objs...), 0)
+	f := informers.NewSharedInformerFactory(cp.Client, 0)
 	m, err := extender.NewMetrics(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
