@@ -109,13 +109,13 @@ clean: ## remove build output
 MOSQUITTO ?= mosquitto
 test-mosquitto: ## run the MQTT transport tests against a real Mosquitto on 127.0.0.1:18830
 	@command -v $(MOSQUITTO) >/dev/null || { echo "mosquitto not found: apt-get install -y mosquitto"; exit 1; }
-	@tmp=$$(mktemp -d) && \
-	  printf 'listener 18830 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\n' > $$tmp/mosquitto.conf && \
+	@tmp=$$(mktemp -d); \
+	  printf 'listener 18830 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\n' > $$tmp/mosquitto.conf; \
 	  $(MOSQUITTO) -c $$tmp/mosquitto.conf > $$tmp/mosquitto.log 2>&1 & pid=$$!; \
 	  sleep 0.5; \
 	  NING_MQTT_URL=mqtt://127.0.0.1:18830 $(GO) test -race -count=1 -v -run 'TestPublishSubscribeRoundTrip|TestMQTTSourceEndToEnd|TestPublisherMosquittoRestart|TestMosquittoPasswordFile' \
 	    ./internal/mqtt ./internal/source > $$tmp/test.log 2>&1; rc=$$?; \
-	  kill $$pid; grep -E '^(=== RUN|\s*---|ok|FAIL|PASS)|latency|broker:' $$tmp/test.log; \
+	  kill $$pid; wait $$pid 2>/dev/null; grep -E '^(=== RUN|\s*---|ok|FAIL|PASS)|latency|broker:' $$tmp/test.log; \
 	  [ $$rc = 0 ] || tail -50 $$tmp/test.log; rm -rf $$tmp; exit $$rc
 
 test-netns: ## as root: ning probe across emulated WAN links (NFQUEUE delayer), every method, measured vs configured; a partitioned site through store, scheduler and rescheduler; ning demo --netns (skips without root, ip or iptables)
