@@ -16,7 +16,7 @@ import (
 	testingclock "k8s.io/utils/clock/testing"
 )
 
-var updateCorpus = flag.Bool("update-corpus", false, "rewrite testdata/fuzz/FuzzDecodeExport from the seed requests")
+var updateCorpus = flag.Bool("update-corpus", false, "rewrite testdata/fuzz/FuzzOTLPExport from the seed requests")
 
 // seedRequests are well-formed and wrong-typed exports for the fuzz corpus.
 func seedRequests() []*collectormetrics.ExportMetricsServiceRequest {
@@ -33,9 +33,9 @@ func seedRequests() []*collectormetrics.ExportMetricsServiceRequest {
 // TestWriteFuzzCorpus regenerates the checked-in corpus with -update-corpus.
 func TestWriteFuzzCorpus(t *testing.T) {
 	if !*updateCorpus {
-		t.Skip("run with -update-corpus to rewrite testdata/fuzz/FuzzDecodeExport")
+		t.Skip("run with -update-corpus to rewrite testdata/fuzz/FuzzOTLPExport")
 	}
-	dir := filepath.Join("testdata", "fuzz", "FuzzDecodeExport")
+	dir := filepath.Join("testdata", "fuzz", "FuzzOTLPExport")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -51,9 +51,11 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	}
 }
 
-// FuzzDecodeExport feeds arbitrary bytes through decoding, ingestion and
-// rate computation: nothing may panic, and no rate may be NaN or negative.
-func FuzzDecodeExport(f *testing.F) {
+// FuzzOTLPExport feeds arbitrary bytes through what the gRPC server does with
+// a request (its proto codec's proto.Unmarshal, then OTLP.Export) and rate
+// computation: nothing may panic, a rejection is reported back in
+// partial_success, and no rate may be NaN or negative.
+func FuzzOTLPExport(f *testing.F) {
 	for _, r := range seedRequests() {
 		b, err := proto.Marshal(r)
 		if err != nil {
@@ -64,14 +66,18 @@ func FuzzDecodeExport(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		req, err := DecodeExport(b)
-		if err != nil {
+		req := &collectormetrics.ExportMetricsServiceRequest{}
+		if err := proto.Unmarshal(b, req); err != nil {
 			return
 		}
 		clk := testingclock.NewFakePassiveClock(t0.Add(20 * time.Second))
 		r := NewOTLP(OTLPOptions{Clock: clk})
-		if n, _ := r.Ingest(req); n < 0 {
-			t.Fatalf("rejected %d points", n)
+		resp, err := r.Export(context.Background(), req)
+		if err != nil {
+			t.Fatalf("Export: %v", err)
+		}
+		if ps := resp.GetPartialSuccess(); ps != nil && (ps.GetRejectedDataPoints() <= 0 || ps.GetErrorMessage() == "") {
+			t.Fatalf("partial_success without a count or a reason: %v", ps)
 		}
 		for _, at := range []time.Duration{0, 20 * time.Second, time.Hour} {
 			s, err := r.Sample(context.Background(), t0.Add(at))

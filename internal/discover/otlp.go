@@ -15,7 +15,6 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/proto"
 	"k8s.io/utils/clock"
 )
 
@@ -103,18 +102,6 @@ func (r *OTLP) Export(_ context.Context, req *collectormetrics.ExportMetricsServ
 		resp.PartialSuccess = &collectormetrics.ExportMetricsPartialSuccess{RejectedDataPoints: rejected, ErrorMessage: msg}
 	}
 	return resp, nil
-}
-
-// DecodeExport decodes an ExportMetricsServiceRequest from its protobuf bytes.
-func DecodeExport(b []byte) (*collectormetrics.ExportMetricsServiceRequest, error) {
-	if len(b) > MaxOTLPRequestBytes {
-		return nil, &DataError{Reason: ReasonOTLPUndecodable, Detail: fmt.Sprintf("request of %d bytes is over the %d byte limit", len(b), MaxOTLPRequestBytes)}
-	}
-	req := &collectormetrics.ExportMetricsServiceRequest{}
-	if err := proto.Unmarshal(b, req); err != nil {
-		return nil, &DataError{Reason: ReasonOTLPUndecodable, Detail: "decoding ExportMetricsServiceRequest", Err: err}
-	}
-	return req, nil
 }
 
 // Ingest takes the configured counter's points from a request and returns
