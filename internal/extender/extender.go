@@ -14,9 +14,6 @@ import (
 	"log/slog"
 	"math"
 	"sort"
-	"strings"
-	"sync"
-	"time"
 
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -38,7 +35,7 @@ type Store interface {
 	placement.RTTLookup
 	Matrix(sites []string) [][]float64
 	Traffic() map[string]float64
-	Version() uint64
+	RTTVersion() uint64
 	Load(node string) (topology.Load, bool)
 }
 
@@ -98,17 +95,7 @@ type Extender struct {
 	metrics *Metrics
 	log     *slog.Logger
 
-	mu    sync.Mutex
-	cache matrixCache
-}
-
-// matrixCache keeps the RTT matrix of the last site set for a second, as the
-// TrafficLatency plugin does.
-type matrixCache struct {
-	key     string
-	version uint64
-	built   time.Time
-	rtt     [][]float64
+	rtt topology.MatrixCache
 }
 
 // New builds an extender fed by the factory's node and pod informers (it
@@ -523,15 +510,7 @@ func contains(s []string, v string) bool {
 }
 
 func (x *Extender) matrix(sites []string) [][]float64 {
-	key := strings.Join(sites, "\x00")
-	v := x.store.Version()
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.cache.key == key && x.cache.version == v && time.Since(x.cache.built) < time.Second {
-		return x.cache.rtt
-	}
-	x.cache = matrixCache{key: key, version: v, built: time.Now(), rtt: x.store.Matrix(sites)}
-	return x.cache.rtt
+	return x.rtt.Matrix(x.store, sites)
 }
 
 // errRequest reports whether err is a RequestError.

@@ -125,7 +125,9 @@ type Store struct {
 	loads   map[string]*Load
 	traffic map[string]trafficEntry
 	version uint64
-	last    Updates
+	// rttVersion counts RTT changes only (MatrixCache keys on it).
+	rttVersion uint64
+	last       Updates
 }
 
 // Updates says when each kind of data last changed in a store.
@@ -172,6 +174,14 @@ func (s *Store) Version() uint64 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.version
+}
+
+// RTTVersion increases with every change to the RTTs (measured or static),
+// not with load or traffic reports.
+func (s *Store) RTTVersion() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.rttVersion
 }
 
 func (s *Store) checkTime(at time.Time) error {
@@ -254,6 +264,7 @@ func (s *Store) ObserveRTT(m RTTSample) error {
 	}
 	s.last.RTT = s.clock.Now()
 	s.version++
+	s.rttVersion++
 	return nil
 }
 
@@ -274,6 +285,7 @@ func (s *Store) SetStaticRTT(from, to string, ms float64) error {
 	s.static[[2]string{from, to}] = ms
 	s.last.RTT = s.clock.Now()
 	s.version++
+	s.rttVersion++
 	return nil
 }
 

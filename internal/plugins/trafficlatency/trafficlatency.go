@@ -8,9 +8,7 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"strings"
 	"sync"
-	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -36,7 +34,7 @@ const stateKey fwk.StateKey = "PreScore" + Name
 type Store interface {
 	Matrix(sites []string) [][]float64
 	Traffic() map[string]float64
-	Version() uint64
+	RTTVersion() uint64
 }
 
 // Plugin scores nodes by the marginal traffic-weighted RTT gain of their site.
@@ -48,17 +46,7 @@ type Plugin struct {
 	metrics *schedmetrics.Metrics
 	warned  sync.Once
 
-	mu    sync.Mutex
-	cache matrixCache
-}
-
-// matrixCache keeps the RTT matrix of the last site set for a second, so that
-// a burst of pods does not rebuild it for each one.
-type matrixCache struct {
-	key     string
-	version uint64
-	built   time.Time
-	rtt     [][]float64
+	rtt topology.MatrixCache
 }
 
 var (
@@ -173,15 +161,7 @@ func RawScores(g placement.Gains, current placement.Placement) []int64 {
 }
 
 func (p *Plugin) matrix(sites []string) [][]float64 {
-	key := strings.Join(sites, "\x00")
-	v := p.store.Version()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cache.key == key && p.cache.version == v && time.Since(p.cache.built) < time.Second {
-		return p.cache.rtt
-	}
-	p.cache = matrixCache{key: key, version: v, built: time.Now(), rtt: p.store.Matrix(sites)}
-	return p.cache.rtt
+	return p.rtt.Matrix(p.store, sites)
 }
 
 func (p *Plugin) siteOf(n *v1.Node) string {
