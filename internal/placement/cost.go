@@ -46,11 +46,13 @@ func (p *Problem) nearest(x Placement, i int) float64 {
 
 // nearestAll returns, per traffic site, the distance to the nearest site with a
 // replica; with no replica anywhere it is UnknownRTTPenaltyMs, as in Cost.
+// Sites without traffic get UnknownRTTPenaltyMs: callers weigh by traffic.
 func (p *Problem) nearestAll(x Placement) []float64 {
 	near := make([]float64, len(x))
+	placed := x.Total() > 0
 	for i := range near {
 		near[i] = UnknownRTTPenaltyMs
-		if x.Total() > 0 {
+		if placed && p.Traffic[i] > 0 {
 			near[i] = p.nearest(x, i)
 		}
 	}

@@ -38,13 +38,17 @@ func MarginalGains(p *Problem, current Placement) Gains {
 		return g
 	}
 	near := p.nearestAll(current)
+	var busy []int // the sites with traffic: often far fewer than all
+	for i, wi := range p.Traffic {
+		if wi > 0 {
+			busy = append(busy, i)
+		}
+	}
 	for j := 0; j < n; j++ {
 		total := 0.0
-		for i, wi := range p.Traffic {
-			if wi > 0 {
-				if d := p.dist(i, j); d < near[i] {
-					total += wi * (near[i] - d)
-				}
+		for _, i := range busy {
+			if d := p.dist(i, j); d < near[i] {
+				total += p.Traffic[i] * (near[i] - d)
 			}
 		}
 		g.Gain[j] = total / w
