@@ -438,9 +438,10 @@ func (s *Store) Load(node string) (Load, bool) {
 func (s *Store) FreshLoads() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	cutoff := s.clock.Now().Add(-s.cfg.TTL) // one clock read, not one a node
 	n := 0
 	for _, l := range s.loads {
-		if s.clock.Since(l.Updated) <= s.cfg.TTL {
+		if !l.Updated.Before(cutoff) {
 			n++
 		}
 	}

@@ -202,3 +202,21 @@ func TestSiteOf(t *testing.T) {
 		t.Errorf("unlabelled node must be its own site, got %q", got)
 	}
 }
+
+func TestFreshLoadsCountsWithinTTL(t *testing.T) {
+	s, clk := newTestStore() // TTL one minute
+	for node, at := range map[string]time.Time{"a-1": t0, "b-1": t0.Add(-30 * time.Second), "c-1": t0.Add(-50 * time.Second)} {
+		if err := s.ObserveLoad(node, Load{CPU: 0.5, Updated: at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		after time.Duration
+		want  int
+	}{{0, 3}, {10 * time.Second, 3}, {10*time.Second + 1, 2}, {31 * time.Second, 1}, {time.Minute, 1}, {time.Minute + 1, 0}} {
+		clk.SetTime(t0.Add(c.after))
+		if got := s.FreshLoads(); got != c.want {
+			t.Errorf("%v after t0: %d fresh loads, want %d", c.after, got, c.want)
+		}
+	}
+}
