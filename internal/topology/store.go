@@ -127,8 +127,14 @@ type Store struct {
 	version uint64
 	// rttVersion counts RTT changes only (MatrixCache keys on it).
 	rttVersion uint64
+	// loadWrites counts load reports; every loadSweepEvery of them drops the
+	// loads of nodes that stopped reporting (gone from the cluster).
+	loadWrites uint64
 	last       Updates
 }
+
+// loadSweepEvery is how many load reports pass between sweeps of stale loads.
+const loadSweepEvery = 1024
 
 // Updates says when each kind of data last changed in a store.
 type Updates struct {
@@ -420,6 +426,14 @@ func (s *Store) ObserveLoad(node string, l Load) error {
 	}
 	s.last.Load = s.clock.Now()
 	s.version++
+	if s.loadWrites++; s.loadWrites%loadSweepEvery == 0 {
+		cutoff := s.clock.Now().Add(-s.cfg.TTL)
+		for n, l := range s.loads {
+			if l.Updated.Before(cutoff) { // Load would not return it anyway
+				delete(s.loads, n)
+			}
+		}
+	}
 	return nil
 }
 

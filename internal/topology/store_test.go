@@ -2,6 +2,7 @@ package topology
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -218,5 +219,28 @@ func TestFreshLoadsCountsWithinTTL(t *testing.T) {
 		if got := s.FreshLoads(); got != c.want {
 			t.Errorf("%v after t0: %d fresh loads, want %d", c.after, got, c.want)
 		}
+	}
+}
+
+func TestStaleLoadsAreDropped(t *testing.T) {
+	s, clk := newTestStore() // TTL one minute
+	if err := s.ObserveLoad("gone-1", Load{CPU: 0.5, Updated: t0}); err != nil {
+		t.Fatal(err)
+	}
+	clk.SetTime(t0.Add(2 * time.Minute))
+	for i := range loadSweepEvery {
+		if err := s.ObserveLoad(fmt.Sprintf("n-%d", i%10), Load{CPU: 0.5, Updated: clk.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.mu.RLock()
+	_, kept := s.loads["gone-1"]
+	n := len(s.loads)
+	s.mu.RUnlock()
+	if kept || n != 10 {
+		t.Errorf("after a sweep: gone-1 kept %v, %d loads; want it dropped and 10 left", kept, n)
+	}
+	if got := s.FreshLoads(); got != 10 {
+		t.Errorf("FreshLoads = %d, want 10", got)
 	}
 }
