@@ -161,12 +161,12 @@ func GoldpingerObservations(c *CheckAll, sites Sites, at time.Time) (samples []t
 // NewGoldpinger returns a source for the Goldpinger at cfg.URL (its
 // /check_all); sites maps pod and host IPs to sites.
 func NewGoldpinger(store *topology.Store, cfg HTTPConfig, sites Sites, clk clock.PassiveClock, m *Metrics, log *slog.Logger) *Poller {
-	observe := func(body []byte, maxBytes int, sites Sites, at time.Time) ([]topology.RTTSample, int, error) {
+	observe := func(body []byte, maxBytes int, peers Sites, at time.Time) ([]topology.RTTSample, int, error) {
 		c, err := DecodeCheckAll(body, maxBytes)
 		if err != nil {
 			return nil, 0, err
 		}
-		return GoldpingerObservations(c, sites, at)
+		return GoldpingerObservations(c, peers, at)
 	}
 	return newPoller("goldpinger", observe, store, cfg, sites, clk, m, log)
 }

@@ -93,12 +93,12 @@ func ScoresObservations(scores []probe.Score, sites Sites, at time.Time) (sample
 // RTTs; the CPU figure is not used: it comes without the node's pressure,
 // which the prober's MQTT reports carry.
 func NewScores(store *topology.Store, cfg HTTPConfig, sites Sites, clk clock.PassiveClock, m *Metrics, log *slog.Logger) *Poller {
-	observe := func(body []byte, maxBytes int, sites Sites, at time.Time) ([]topology.RTTSample, int, error) {
+	observe := func(body []byte, maxBytes int, peers Sites, at time.Time) ([]topology.RTTSample, int, error) {
 		scores, err := DecodeScores(body, maxBytes)
 		if err != nil {
 			return nil, 0, err
 		}
-		return ScoresObservations(scores, sites, at)
+		return ScoresObservations(scores, peers, at)
 	}
 	return newPoller("scores", observe, store, cfg, sites, clk, m, log)
 }
