@@ -3,8 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -98,20 +96,9 @@ func TestStatusAndDashboard(t *testing.T) {
 	}
 
 	// The dashboard serves the page, /api/snapshot, /healthz and /metrics.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
+	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() {
-		root := NewRoot()
-		root.SetOut(io.Discard)
-		root.SetArgs([]string{"dashboard", "--kubeconfig", cp.Kubeconfig, "--latency-file", topo, "--listen", addr, "--log-level", "warn"})
-		done <- root.ExecuteContext(ctx)
-	}()
+	done := startCLI(ctx, "dashboard", "--kubeconfig", cp.Kubeconfig, "--latency-file", topo, "--listen", addr, "--log-level", "warn")
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if code, err := get(ctx, "http://"+addr+"/healthz"); err == nil && code == http.StatusOK {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -100,21 +99,10 @@ func TestDiscoverDryRunJSON(t *testing.T) {
 	}
 
 	// Continuous mode serves /healthz and /metrics.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
+	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		root := NewRoot()
-		root.SetOut(io.Discard)
-		root.SetArgs([]string{"discover", "--dry-run", "--interval", "500ms", "--listen", addr,
-			"--kubeconfig", cp.Kubeconfig, "--prometheus-url", promURL, "--query", discoverTestQuery, "--log-level", "warn"})
-		done <- root.ExecuteContext(ctx)
-	}()
+	done := startCLI(ctx, "discover", "--dry-run", "--interval", "500ms", "--listen", addr,
+		"--kubeconfig", cp.Kubeconfig, "--prometheus-url", promURL, "--query", discoverTestQuery, "--log-level", "warn")
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		body := fetch(t, "http://"+addr+"/metrics")

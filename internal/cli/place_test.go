@@ -2,7 +2,9 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -22,6 +24,19 @@ func runCLI(t *testing.T, args ...string) (string, error) {
 	root.SetArgs(args)
 	err := root.Execute()
 	return out.String(), err
+}
+
+// startCLI runs ning with args in the background until ctx ends; the
+// channel gets what the command returned.
+func startCLI(ctx context.Context, args ...string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		root := NewRoot()
+		root.SetOut(io.Discard)
+		root.SetArgs(args)
+		done <- root.ExecuteContext(ctx)
+	}()
+	return done
 }
 
 func TestPlaceJSON(t *testing.T) {
