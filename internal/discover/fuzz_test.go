@@ -2,11 +2,6 @@ package discover
 
 import (
 	"context"
-	"flag"
-	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -16,9 +11,7 @@ import (
 	testingclock "k8s.io/utils/clock/testing"
 )
 
-var updateCorpus = flag.Bool("update-corpus", false, "rewrite testdata/fuzz/FuzzOTLPExport from the seed requests")
-
-// seedRequests are well-formed and wrong-typed exports for the fuzz corpus.
+// seedRequests are well-formed and wrong-typed exports: the fuzz seeds.
 func seedRequests() []*collectormetrics.ExportMetricsServiceRequest {
 	gauge := &metricspb.Metric{Name: DefaultOTLPMetric, Data: &metricspb.Metric_Gauge{Gauge: &metricspb.Gauge{DataPoints: []*metricspb.NumberDataPoint{{TimeUnixNano: ns(1)}}}}}
 	return []*collectormetrics.ExportMetricsServiceRequest{
@@ -27,27 +20,6 @@ func seedRequests() []*collectormetrics.ExportMetricsServiceRequest {
 		request("n1", cum, true, pt{10, 0, 100}, pt{20, 15, 5}),
 		request("n1", cum, false, pt{1, 0, 1}),
 		exportOf("n1", gauge),
-	}
-}
-
-// TestWriteFuzzCorpus regenerates the checked-in corpus with -update-corpus.
-func TestWriteFuzzCorpus(t *testing.T) {
-	if !*updateCorpus {
-		t.Skip("run with -update-corpus to rewrite testdata/fuzz/FuzzOTLPExport")
-	}
-	dir := filepath.Join("testdata", "fuzz", "FuzzOTLPExport")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for i, r := range seedRequests() {
-		b, err := proto.Marshal(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body := fmt.Sprintf("go test fuzz v1\n[]byte(%s)\n", strconv.Quote(string(b)))
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%d", i)), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
 	}
 }
 
