@@ -50,7 +50,7 @@ const (
 // (with the kernel's nfnetlink_queue); without them it skips with a message.
 func TestNetnsEndToEnd(t *testing.T) {
 	if testing.Short() {
-		t.Skip("network-namespace test skipped in -short")
+		t.Skip("network-namespace test skipped in -short (make test-netns runs it, as root)")
 	}
 	netemtest.RequireBuildLab(t, "network-namespace test")
 	bin := filepath.Join(t.TempDir(), "ning")

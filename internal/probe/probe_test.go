@@ -399,7 +399,7 @@ func delayEcho(t *testing.T, delay time.Duration, dropEvery int) int {
 
 func TestUDPEchoMeasuresConfiguredDelay(t *testing.T) {
 	if testing.Short() {
-		t.Skip("timing test; skipped in -short")
+		t.Skip("timing test: skipped in -short (make test-netns runs it)")
 	}
 	tests := []struct {
 		delay     time.Duration

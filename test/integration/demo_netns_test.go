@@ -37,7 +37,7 @@ const (
 // when NING_REQUIRE_NETNS=1, as in make test-netns).
 func TestDemoNetns(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs the demo twice (about 70 s): skipped in -short")
+		t.Skip("runs the demo twice (about 70 s): skipped in -short (make test-netns runs it, as root)")
 	}
 	if err := netns.Check(); err != nil {
 		netemtest.Skip(t, "demo --netns skipped: %v", err)

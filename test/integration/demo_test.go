@@ -19,7 +19,7 @@ import (
 // the node loss is healed well before Kubernetes' 300 s toleration.
 func TestDemo(t *testing.T) {
 	if testing.Short() {
-		t.Skip("the demo takes about a minute: skipped in -short")
+		t.Skip("the demo takes about a minute: skipped in -short (make test-integration runs it)")
 	}
 	spec, err := topology.ParseSpec(examples.EdgeCity)
 	if err != nil {

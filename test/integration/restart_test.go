@@ -21,7 +21,7 @@ import (
 // traffic shift moves pods.
 func TestAPIServerRestart(t *testing.T) {
 	if testing.Short() {
-		t.Skip("restarts the apiserver: skipped in -short")
+		t.Skip("restarts the apiserver: skipped in -short (make test-integration runs it)")
 	}
 	const down = 8 * time.Second
 	r := testcluster.StartRestartable(t)

@@ -45,7 +45,7 @@ const (
 // when NING_REQUIRE_NETNS=1).
 func TestNetnsProbersThroughBroker(t *testing.T) {
 	if testing.Short() {
-		t.Skip("network-namespace test skipped in -short")
+		t.Skip("network-namespace test skipped in -short (make test-netns runs it, as root)")
 	}
 	if err := Check(); err != nil {
 		netemtest.Skip(t, "network-namespace test skipped: %v", err)

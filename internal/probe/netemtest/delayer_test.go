@@ -70,7 +70,7 @@ func TestShapeValidateAndHalf(t *testing.T) {
 // across it from inside the namespaces. Root only.
 func TestDelayerRoundTrip(t *testing.T) {
 	if testing.Short() {
-		t.Skip("skipped in -short")
+		t.Skip("delayer timing test: skipped in -short (make test-netns runs it)")
 	}
 	if os.Geteuid() != 0 {
 		Skip(t, "needs root: skipped")
