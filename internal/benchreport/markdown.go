@@ -65,6 +65,18 @@ func (r *Report) Markdown() string {
 			w("| %s | %.3f %% | %.3f %% | %.3f %% | %.3f %% |\n", name, m, worst, em, ew)
 		}
 		w("\n![gap distribution](quality-gaps.svg)\n\n")
+		if len(q.Families) > 0 {
+			w("Harder families (`placement.Families`, held to their targets by `TestPlannerFamilies`): RTTs that break the\n")
+			w("triangle rule (a third of the pairs detoured or short-cut), uniformly random RTTs, metro clusters, and\n")
+			w("minimums with mixed capacities and unknown RTTs. Plan returns the exact optimum wherever it fits a small\n")
+			w("budget (every problem of up to 16 sites without a rate limit) and runs an iterated local search beyond.\n\n")
+			w("| family | instances | mean gap | worst | exact | target: worst, exact |\n|---|---:|---:|---:|---:|---|\n")
+			for _, f := range q.Families {
+				w("| %s | %d | %.3f %% | %.3f %% | %.1f %% | ≤ %.1f %%, ≥ %.0f %% |\n", f.Name, f.Instances, f.MeanPct, f.WorstPct,
+					100*f.Exact, f.TargetWorstPct, 100*f.TargetMin)
+			}
+			w("\n")
+		}
 	}
 	if len(r.Planner) > 0 {
 		w("## Planner time against cluster size\n\n")

@@ -169,6 +169,17 @@ type Quality struct {
 	Gaps map[string][]float64
 	// Examples are the example topologies' gaps, per method.
 	Examples map[string][]float64
+	// Families are the planner's figures on the harder instance families
+	// (placement.Families): non-metric RTTs, clusters, minimums and unknowns.
+	Families []FamilyQuality
+}
+
+// FamilyQuality is the planner on one instance family, beside its targets.
+type FamilyQuality struct {
+	Name                      string
+	Instances                 int
+	MeanPct, WorstPct, Exact  float64
+	TargetWorstPct, TargetMin float64
 }
 
 // Methods in the order the report lists them.
@@ -197,6 +208,25 @@ func measureQuality(quick bool) *Quality {
 	}
 	for _, p := range placement.QualityInstances(n) {
 		add(q.Gaps, p)
+	}
+	perFamily := 300
+	if quick {
+		perFamily = 20
+	}
+	for _, f := range placement.Families() {
+		gaps := map[string][]float64{}
+		for _, p := range f.Instances(perFamily) {
+			add(gaps, p)
+		}
+		m, worst := meanMax(gaps["ning"])
+		exact := 0
+		for _, g := range gaps["ning"] {
+			if g <= 1e-9 {
+				exact++
+			}
+		}
+		q.Families = append(q.Families, FamilyQuality{Name: f.Name, Instances: len(gaps["ning"]), MeanPct: m, WorstPct: worst,
+			Exact: float64(exact) / float64(max(1, len(gaps["ning"]))), TargetWorstPct: f.WorstPct, TargetMin: f.ExactMin})
 	}
 	for _, data := range [][]byte{examples.EdgeCity, examples.Continental} {
 		spec, err := topology.ParseSpec(data)

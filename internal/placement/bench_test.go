@@ -68,3 +68,20 @@ func BenchmarkScore(b *testing.B) {
 		})
 	}
 }
+
+func BenchmarkPlanSmall(b *testing.B) {
+	for _, o := range []RandomOptions{
+		{Sites: 10, Replicas: 7, PerReplicaShare: 0.2, RTT: Uniform},
+		{Sites: 16, Replicas: 8, RTT: Uniform},
+		{Sites: 20, Replicas: 10, RTT: Uniform},
+	} {
+		p := RandomProblem(rand.New(rand.NewPCG(7, uint64(o.Sites))), o)
+		b.Run(fmt.Sprintf("sites=%d/replicas=%d/share=%v", o.Sites, o.Replicas, o.PerReplicaShare), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := Plan(p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

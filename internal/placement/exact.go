@@ -32,13 +32,18 @@ func Optimal(p *Problem) (Placement, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	if p.capacitated() {
-		return p.optimalCounts()
-	}
-	return p.optimalSets()
+	return p.optimal(MaxExactSets, MaxExactPlacements)
 }
 
-func (p *Problem) optimalSets() (Placement, error) {
+// optimal enumerates within the given budgets; the problem is valid.
+func (p *Problem) optimal(maxSets, maxPlacements float64) (Placement, error) {
+	if p.capacitated() {
+		return p.optimalCounts(maxPlacements)
+	}
+	return p.optimalSets(maxSets)
+}
+
+func (p *Problem) optimalSets(limit float64) (Placement, error) {
 	n := len(p.Sites)
 	forced, usable := 0, 0
 	var free []int
@@ -56,8 +61,8 @@ func (p *Problem) optimalSets() (Placement, error) {
 	if open < 0 {
 		open = 0
 	}
-	if c := binomial(len(free), open); c > MaxExactSets {
-		return nil, &TooLargeError{Candidates: c, Limit: MaxExactSets}
+	if c := binomial(len(free), open); c > limit {
+		return nil, &TooLargeError{Candidates: c, Limit: limit}
 	}
 	x := p.base()
 	for j := range x {
@@ -66,23 +71,56 @@ func (p *Problem) optimalSets() (Placement, error) {
 		}
 	}
 	best := append(Placement(nil), x...)
+	w := p.TotalTraffic()
+	if w <= 0 {
+		return p.balance(best), nil // every placement costs 0
+	}
+	// Depth-first over the sets, keeping per depth each traffic site's
+	// distance to its nearest open site: a leaf costs O(traffic sites), not
+	// O(sites x traffic sites) as a call of Cost would.
+	var demand []int
+	for i, wi := range p.Traffic {
+		if wi > 0 {
+			demand = append(demand, i)
+		}
+	}
+	near := make([][]float64, open+1)
+	for d := range near {
+		near[d] = make([]float64, len(p.Traffic))
+	}
+	for _, i := range demand {
+		near[0][i] = UnknownRTTPenaltyMs
+		for j, v := range x {
+			if v > 0 {
+				near[0][i] = math.Min(near[0][i], p.dist(i, j))
+			}
+		}
+	}
 	bestCost := math.Inf(1)
-	var walk func(start, left int)
-	walk = func(start, left int) {
-		if left == 0 {
-			if c := p.Cost(x); c < bestCost-eps {
+	var walk func(start, depth int)
+	walk = func(start, depth int) {
+		if depth == open {
+			total := 0.0
+			for _, i := range demand {
+				total += p.Traffic[i] * near[depth][i]
+			}
+			if c := total / w; c < bestCost-eps {
 				bestCost = c
 				copy(best, x)
 			}
 			return
 		}
-		for k := start; k <= len(free)-left; k++ {
-			x[free[k]] = 1
-			walk(k+1, left-1)
-			x[free[k]] = 0
+		for k := start; k <= len(free)-(open-depth); k++ {
+			j := free[k]
+			x[j] = 1
+			for _, i := range demand {
+				near[depth+1][i] = math.Min(near[depth][i], p.dist(i, j))
+			}
+			walk(k+1, depth+1)
+			x[j] = 0
 		}
 	}
-	walk(0, open)
+	walk(0, 0)
 	return p.balance(best), nil
 }
 
@@ -97,7 +135,7 @@ func binomial(n, k int) float64 {
 	return r
 }
 
-func (p *Problem) optimalCounts() (Placement, error) {
+func (p *Problem) optimalCounts(limit float64) (Placement, error) {
 	n := len(p.Sites)
 	x := p.base()
 	left := p.Replicas - x.Total()
@@ -108,8 +146,8 @@ func (p *Problem) optimalCounts() (Placement, error) {
 			upper[j] = min(left, c-x[j])
 		}
 	}
-	if c := boundedCompositions(upper, left); c > MaxExactPlacements {
-		return nil, &TooLargeError{Candidates: c, Limit: MaxExactPlacements}
+	if c := boundedCompositions(upper, left); c > limit {
+		return nil, &TooLargeError{Candidates: c, Limit: limit}
 	}
 	best := append(Placement(nil), x...)
 	bestCost := math.Inf(1)

@@ -197,8 +197,9 @@ func TestOptimalTooLarge(t *testing.T) {
 }
 
 // TestPlannerQuality is the foundation's acceptance check: over 1,000 random
-// instances the planner's mean gap to the exact optimum is under 2 % and it is
-// never worse than any baseline. Run with -v to see the figures.
+// instances the planner's mean gap to the exact optimum is under 0.1 %, its
+// worst at most 1 %, and at least 99 % of its plans are exact. Run with -v to
+// see the figures.
 func TestPlannerQuality(t *testing.T) {
 	n := 1000
 	if testing.Short() {
@@ -225,12 +226,11 @@ func TestPlannerQuality(t *testing.T) {
 			start = p.roundedTransport()
 		}
 		greedyGaps = append(greedyGaps, gap(p.Cost(start), o))
+		// Plan polishes every baseline that beats its own start, so it is never
+		// worse than one by construction: the baselines' gaps are shown, not
+		// asserted.
 		for name, b := range Baselines(p) {
-			bc := p.Cost(b)
-			baseGaps[name] = append(baseGaps[name], gap(bc, o))
-			if c > bc+1e-9*math.Max(1, bc) {
-				t.Errorf("instance %d: plan %v costs %v, worse than baseline %s %v at %v", k, x, c, name, b, bc)
-			}
+			baseGaps[name] = append(baseGaps[name], gap(p.Cost(b), o))
 		}
 	}
 	mean, worst := summarise(gaps)
@@ -242,8 +242,9 @@ func TestPlannerQuality(t *testing.T) {
 		m, w := summarise(baseGaps[name])
 		t.Logf("  baseline %-15s mean gap %.3f%%, worst %.3f%%", name, m, w)
 	}
-	if mean >= 2 {
-		t.Fatalf("mean gap %.3f%% is not under 2%%", mean)
+	if mean >= 0.1 || worst > 1 || exactShare(gaps) < 0.99 {
+		t.Fatalf("mean gap %.3f%%, worst %.3f%%, exact in %.1f%%: want a mean under 0.1%%, a worst of at most 1%% and at least 99%% exact",
+			mean, worst, 100*exactShare(gaps))
 	}
 }
 

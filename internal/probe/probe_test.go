@@ -3,11 +3,13 @@ package probe
 import (
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -184,12 +186,21 @@ func TestSummarise(t *testing.T) {
 
 // udpEcho serves RFC 862 echo on loopback.
 func udpEcho(t *testing.T) int {
+	port, _ := udpEchoSpans(t)
+	return port
+}
+
+// udpEchoSpans is udpEcho that also records, per sender address, when its
+// first and its last datagram arrived.
+func udpEchoSpans(t *testing.T) (port int, spans func() map[string][2]time.Time) {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pc.Close() })
+	var mu sync.Mutex
+	seen := map[string][2]time.Time{}
 	go func() {
 		buf := make([]byte, 1500)
 		for {
@@ -197,10 +208,23 @@ func udpEcho(t *testing.T) int {
 			if err != nil {
 				return
 			}
+			now := time.Now()
+			mu.Lock()
+			sp, ok := seen[addr.String()]
+			if !ok {
+				sp[0] = now
+			}
+			sp[1] = now
+			seen[addr.String()] = sp
+			mu.Unlock()
 			_, _ = pc.WriteTo(buf[:n], addr)
 		}
 	}()
-	return pc.LocalAddr().(*net.UDPAddr).Port
+	return pc.LocalAddr().(*net.UDPAddr).Port, func() map[string][2]time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(seen)
+	}
 }
 
 func tcpServer(t *testing.T) int {
@@ -306,7 +330,7 @@ func TestProbeICMPLoopback(t *testing.T) {
 }
 
 func TestRoundConcurrentWithLoadAndMetrics(t *testing.T) {
-	udp := udpEcho(t)
+	udp, spans := udpEchoSpans(t)
 	reg := prometheus.NewRegistry()
 	m, err := NewMetrics(reg)
 	if err != nil {
@@ -322,14 +346,28 @@ func TestRoundConcurrentWithLoadAndMetrics(t *testing.T) {
 			Methods: []ningv1.ProbeMethod{ningv1.ProbeMethod_PROBE_METHOD_UDP_ECHO}},
 		Load: NewLoadReader("testdata/proc", discard()), Clock: clock.RealClock{}, Metrics: m, Log: discard(),
 	}
-	start := time.Now()
 	r, err := p.Round(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Sequentially 4 targets × 4 intervals would take 800 ms.
-	if el := time.Since(start); el > 600*time.Millisecond {
-		t.Errorf("round took %v: targets not probed concurrently", el)
+	// Each target is probed from a socket of its own. Probed concurrently,
+	// every target's first datagram arrives before any target's last one;
+	// probed one after another, each starts after the one before has ended.
+	sp := spans()
+	if len(sp) != 4 {
+		t.Fatalf("datagrams from %d sockets, want one per target (4)", len(sp))
+	}
+	var lastFirst, firstLast time.Time
+	for _, s := range sp {
+		if s[0].After(lastFirst) {
+			lastFirst = s[0]
+		}
+		if firstLast.IsZero() || s[1].Before(firstLast) {
+			firstLast = s[1]
+		}
+	}
+	if !lastFirst.Before(firstLast) {
+		t.Errorf("a target's probes started %v after another's had ended: targets not probed concurrently", lastFirst.Sub(firstLast))
 	}
 	if len(r.GetTargets()) != 4 || r.GetMethod() != ningv1.ProbeMethod_PROBE_METHOD_UDP_ECHO || r.GetLoad() == nil {
 		t.Errorf("report %v", r)

@@ -198,10 +198,16 @@ func FuzzDecodeLatencyReport(f *testing.F) {
 				t.Fatalf("validated RTT %v", m.MeanMs)
 			}
 		}
-		// A validated report must be storable, except for loss-only
-		// constraints the store also enforces.
-		s.Handle(mqtt.TopicLatencyPrefix+r.GetSourceSite(), payload)
-		_ = store
+		// A validated report must be storable, and stored: every target
+		// that answered has an RTT in the store afterwards.
+		if err := s.handle(mqtt.TopicLatencyPrefix+r.GetSourceSite(), payload); err != nil {
+			t.Fatalf("validated report refused by the store: %v", err)
+		}
+		for _, m := range obs.RTT {
+			if _, ok := store.Link(m.From, m.To); !ok {
+				t.Fatalf("validated sample %s -> %s not stored", m.From, m.To)
+			}
+		}
 	})
 }
 
