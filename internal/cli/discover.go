@@ -21,7 +21,6 @@ import (
 	"golang.org/x/sync/errgroup"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ning-edge/ning/internal/discover"
 	"github.com/ning-edge/ning/internal/httpserve"
@@ -106,7 +105,7 @@ decides every --interval and serves /healthz and /metrics on --listen.
 	f.StringVar(&o.otlpMetric, "otlp-metric", discover.DefaultOTLPMetric, "counter to read from OTLP pushes")
 	f.StringVar(&o.otlpNodeAttr, "otlp-node-attribute", discover.DefaultNodeAttr, "resource (or point) attribute naming the node")
 	f.StringArrayVar(&o.otlpMatch, "otlp-match", []string{"entrypoint=web"}, "point attribute KEY=VALUE a point must carry (repeatable; empty string: none)")
-	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, else in-cluster)")
+	addKubeconfigFlag(f, &o.kubeconfig)
 	f.StringVar(&o.gatewaySelector, "gateway-selector", discover.DefaultGatewaySelector, "label selector of the gateway pods")
 	f.StringVar(&o.gatewayNamespace, "gateway-namespace", "", "namespace of the gateway pods (default: all)")
 	f.StringVar(&o.siteLabel, "site-label", topology.DefaultSiteLabel, "node label whose value names the site")
@@ -129,22 +128,6 @@ decides every --interval and serves /healthz and /metrics on --listen.
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	o.mqtt.add(f)
 	return cmd
-}
-
-// kubeClient builds a clientset from --kubeconfig, else $KUBECONFIG or
-// ~/.kube/config, else the in-cluster configuration.
-func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = kubeconfig
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client config: %w", err)
-	}
-	c, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
-	}
-	return c, nil
 }
 
 // resolveOwner turns KIND/NAME into an owner reference (not a controller

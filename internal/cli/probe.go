@@ -108,7 +108,7 @@ on ning/v1/latency/<site> (QoS 1, retained) and serves /healthz, /metrics and
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.BoolVar(&o.fromAPI, "targets-from-api", false, "probe the cluster's nodes (one per site), listed from the Kubernetes API every round")
 	f.BoolVar(&o.allNodes, "all-nodes", false, "with --targets-from-api, probe every node, not one per site")
-	f.StringVar(&o.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig for --targets-from-api (default $KUBECONFIG, else in-cluster)")
+	addKubeconfigFlag(f, &o.kubeconfig) // read with --targets-from-api
 	f.StringVar(&o.siteLabel, "site-label", topology.DefaultSiteLabel, "node label naming a node's site")
 	o.mqtt.add(f)
 	return cmd

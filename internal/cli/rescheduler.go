@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -11,7 +12,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/utils/clock"
 
@@ -79,7 +79,7 @@ every eviction and deletion it would make, and makes none.`,
 	}
 	f := cmd.Flags()
 	c := &o.cfg
-	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, else in-cluster)")
+	addKubeconfigFlag(f, &o.kubeconfig)
 	f.DurationVar(&c.Interval, "interval", c.Interval, "time between rescheduling cycles")
 	f.Float64Var(&c.Threshold, "threshold", c.Threshold, "relative drop in weighted RTT the plan must promise before acting (0.1 = 10 %)")
 	f.Float64Var(&c.MinGainMs, "min-gain-ms", c.MinGainMs, "smallest drop in weighted RTT, in ms, worth a move")
@@ -103,7 +103,7 @@ every eviction and deletion it would make, and makes none.`,
 	return cmd
 }
 
-func runRescheduler(ctx context.Context, o reschedulerOptions) error {
+func runRescheduler(ctx context.Context, o reschedulerOptions) (err error) {
 	log, err := newLogger(o.logLevel)
 	if err != nil {
 		return err
@@ -124,9 +124,11 @@ func runRescheduler(ctx context.Context, o reschedulerOptions) error {
 		return err
 	}
 	store := topology.NewStore(storeCfg, clock.RealClock{})
-	if err := o.sources.start(ctx, store, client, legacyregistry.Registerer(), log); err != nil {
+	stopSources, err := o.sources.start(ctx, store, client, legacyregistry.Registerer(), log)
+	if err != nil {
 		return err
 	}
+	defer func() { err = errors.Join(err, stopSources()) }()
 	reg := prometheus.NewRegistry()
 	m, err := rescheduler.NewMetrics(reg)
 	if err != nil {
@@ -140,17 +142,15 @@ func runRescheduler(ctx context.Context, o reschedulerOptions) error {
 		}
 		return r.Run(ctx)
 	}
-	g, gctx := errgroup.WithContext(ctx)
+	var ln net.Listener
 	if o.listen != "" {
-		ln, err := net.Listen("tcp", o.listen)
-		if err != nil {
-			return fmt.Errorf("--listen: %w", err)
+		if ln, err = httpserve.Listen("listen", o.listen); err != nil {
+			return err
 		}
 		log.Info("serving /healthz and /metrics", "addr", ln.Addr().String())
-		mux := httpserve.OpsMux(prometheus.Gatherers{reg, legacyregistry.DefaultGatherer}, nil)
-		g.Go(func() error { return httpserve.Serve(gctx, "rescheduler", ln, mux, httpserve.Options{}, log) })
 	}
-	g.Go(func() error {
+	mux := httpserve.OpsMux(prometheus.Gatherers{reg, legacyregistry.DefaultGatherer}, nil)
+	err = httpserve.RunWith(ctx, "rescheduler", ln, mux, httpserve.Options{}, log, func(gctx context.Context) error {
 		if !o.leaderElect {
 			return run(gctx)
 		}
@@ -166,7 +166,6 @@ func runRescheduler(ctx context.Context, o reschedulerOptions) error {
 			}
 		})
 	})
-	err = g.Wait()
 	if ctx.Err() != nil && err == nil {
 		log.Info("rescheduler stopped")
 	}
