@@ -120,7 +120,7 @@ func (f *sourceFlags) start(ctx context.Context, store *topology.Store, client k
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var closers []func(context.Context) error
-	stop = func() error {
+	stopAll := func() error {
 		cancel()
 		wg.Wait()
 		cctx, done := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -133,8 +133,7 @@ func (f *sourceFlags) start(ctx context.Context, store *topology.Store, client k
 	}
 	defer func() {
 		if err != nil {
-			err = errors.Join(err, stop())
-			stop = nil
+			err = errors.Join(err, stopAll())
 		}
 	}()
 	if err := f.validate(); err != nil {
@@ -169,7 +168,7 @@ func (f *sourceFlags) start(ctx context.Context, store *topology.Store, client k
 		closers = append(closers, sub.Close)
 	}
 	if !f.polled() {
-		return stop, nil
+		return stopAll, nil
 	}
 	if client == nil {
 		return nil, errors.New("--goldpinger-url and --scores-url need the Kubernetes API (to map node addresses to sites)")
@@ -194,7 +193,7 @@ func (f *sourceFlags) start(ctx context.Context, store *topology.Store, client k
 		})
 	}
 	log.Info("polling latency sources", "goldpinger", f.goldpingerURL, "scores", f.scoresURLs, "interval", f.pollInterval)
-	return stop, nil
+	return stopAll, nil
 }
 
 func (f *sourceFlags) httpConfig(u string) source.HTTPConfig {
