@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/google/uuid"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/utils/clock"
@@ -129,43 +127,23 @@ func runRescheduler(ctx context.Context, o reschedulerOptions) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, stopSources()) }()
-	reg := prometheus.NewRegistry()
-	m, err := rescheduler.NewMetrics(reg)
-	if err != nil {
-		return err
-	}
-	// Each leadership term starts from fresh caches.
-	run := func(ctx context.Context) error {
-		r, err := rescheduler.New(client, store, o.cfg, m, log, clock.RealClock{})
-		if err != nil {
-			return err
-		}
-		return r.Run(ctx)
-	}
-	var ln net.Listener
+	c := rescheduler.RunConfig{Client: client, Store: store, Config: o.cfg, Extra: legacyregistry.DefaultGatherer, Log: log}
 	if o.listen != "" {
-		if ln, err = httpserve.Listen("listen", o.listen); err != nil {
+		if c.Listener, err = httpserve.Listen("listen", o.listen); err != nil {
 			return err
 		}
-		log.Info("serving /healthz and /metrics", "addr", ln.Addr().String())
+		log.Info("serving /healthz and /metrics", "addr", c.Listener.Addr().String())
 	}
-	mux := httpserve.OpsMux(prometheus.Gatherers{reg, legacyregistry.DefaultGatherer}, nil)
-	err = httpserve.RunWith(ctx, "rescheduler", ln, mux, httpserve.Options{}, log, func(gctx context.Context) error {
-		if !o.leaderElect {
-			return run(gctx)
-		}
+	if o.leaderElect {
 		lc := o.leader
 		if lc.Namespace == "" {
 			lc.Namespace = envOr("POD_NAMESPACE", "kube-system")
 		}
 		host, _ := os.Hostname()
 		lc.Identity = host + "_" + uuid.NewString()
-		return rescheduler.Lead(gctx, client, lc, log, func(ctx context.Context) {
-			if err := run(ctx); err != nil {
-				log.Error("rescheduler", "err", err)
-			}
-		})
-	})
+		c.Leader = &lc
+	}
+	err = rescheduler.Run(ctx, c)
 	if ctx.Err() != nil && err == nil {
 		log.Info("rescheduler stopped")
 	}
