@@ -373,10 +373,7 @@ func start(ctx context.Context, g *errgroup.Group, cp *devcluster.Cluster, o *Op
 	if err := b.Start(); err != nil {
 		return nil, err
 	}
-	g.Go(func() error {
-		<-ctx.Done()
-		return b.Close()
-	})
+	g.Go(func() error { return b.Run(ctx) })
 	brokerURL := "mqtt://" + b.Addr()
 	c.Store = topology.NewStore(topology.Config{}, clock.RealClock{})
 	src, err := source.NewMQTT(c.Store, source.Config{}, clock.RealClock{}, reg, log.With("component", "source"))
