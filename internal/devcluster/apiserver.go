@@ -47,8 +47,8 @@ type APIServer struct {
 
 // StartAPIServer runs the real kube-apiserver (k8s.io/kubernetes/cmd/kube-apiserver/app)
 // on a free loopback port, storing in the etcd of storage, with its
-// certificates and keys in dir, until Stop or until ctx ends. flags are
-// kube-apiserver flags. It returns once /healthz answers ok and the default
+// certificates and keys in dir, until Stop (ctx bounds only the start).
+// flags are kube-apiserver flags. It returns once /healthz answers ok and the default
 // namespace exists. This is what upstream's test server does, without its
 // testing.TB: errors are returned, never fatal.
 func StartAPIServer(ctx context.Context, dir string, storage *storagebackend.Config, flags []string) (*APIServer, error) {
@@ -156,8 +156,7 @@ func (a *APIServer) waitReady(ctx context.Context) error {
 		default:
 		}
 		status := 0
-		a := client.CoreV1().RESTClient().Get().AbsPath("/healthz").Do(ctx)
-		a.StatusCode(&status)
+		client.CoreV1().RESTClient().Get().AbsPath("/healthz").Do(ctx).StatusCode(&status)
 		if status != 200 {
 			last = fmt.Errorf("/healthz: status %d", status)
 			return false, nil

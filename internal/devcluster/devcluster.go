@@ -61,8 +61,9 @@ type Cluster struct {
 	err     error
 }
 
-// Start launches embedded etcd and an in-process kube-apiserver; Stop (or
-// the end of ctx, for the apiserver) stops them.
+// Start launches embedded etcd and an in-process kube-apiserver; Stop stops
+// them (ctx bounds only the start, so that what runs on the cluster can
+// stop before it does).
 func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	log := o.Log
 	if log == nil {
