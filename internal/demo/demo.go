@@ -338,17 +338,17 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 			defer stop()
 			var serr error
 			sum, serr = c.scenarioRun(gctx)
+			if sum != nil {
+				// Measured when the scenario ends, before the components stop.
+				sum.Probes = c.rttAccuracy()
+				sum.TotalSec = round1(time.Since(began).Seconds())
+			}
 			return serr
 		})
 	} else {
 		stop()
 	}
-	err = errors.Join(err, g.Wait())
-	if sum != nil {
-		sum.Probes = c.rttAccuracy()
-		sum.TotalSec = round1(time.Since(began).Seconds())
-	}
-	return sum, err
+	return sum, errors.Join(err, g.Wait())
 }
 
 // start builds every ning component on the cluster and runs each in g.
