@@ -348,7 +348,8 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 	} else {
 		stop()
 	}
-	return sum, errors.Join(err, g.Wait())
+	err = errors.Join(err, g.Wait()) // sum is written by the scenario's goroutine
+	return sum, err
 }
 
 // start builds every ning component on the cluster and runs each in g.
