@@ -2,24 +2,26 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
-	"github.com/ning-edge/ning/internal/testcluster"
+	"github.com/ning-edge/ning/internal/devcluster"
+	"github.com/ning-edge/ning/internal/nodesim"
 	"github.com/ning-edge/ning/internal/topology"
 )
 
 // cluster is what both benchmarks run on: a control plane, ready nodes
 // spread over sites, and a store holding a random edge topology for them.
 type cluster struct {
-	session *testcluster.Session
-	cp      *testcluster.ControlPlane
-	sites   []string
-	store   *topology.Store
+	cp    *devcluster.Cluster
+	sites []string
+	store *topology.Store
 }
 
 // setUp checks and defaults the options, then builds the cluster. The caller
-// closes c.session.
+// calls c.close.
 func setUp(ctx context.Context, o *SchedulerOptions) (c *cluster, err error) {
 	if o.Nodes <= 0 || o.Pods <= 0 || o.Sites <= 0 || o.Sites > o.Nodes {
 		return nil, fmt.Errorf("want nodes >= sites >= 1 and pods >= 1, got %d nodes, %d sites, %d pods", o.Nodes, o.Sites, o.Pods)
@@ -30,18 +32,18 @@ func setUp(ctx context.Context, o *SchedulerOptions) (c *cluster, err error) {
 	if o.Rounds <= 0 {
 		o.Rounds = 1
 	}
-	c = &cluster{session: testcluster.NewSession("bench", o.Log)}
+	start := time.Now()
+	cp, err := devcluster.Start(ctx, devcluster.Options{Log: o.Log})
+	if err != nil {
+		return nil, fmt.Errorf("control plane: %w", err)
+	}
+	c = &cluster{cp: cp}
 	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("control plane: %v", r)
-		}
 		if err != nil {
-			c.session.Close()
+			err = errors.Join(err, cp.Stop())
 			c = nil
 		}
 	}()
-	start := time.Now()
-	c.cp = testcluster.Start(c.session)
 	o.Log.Info("control plane up", "seconds", time.Since(start).Seconds())
 	c.sites = make([]string, o.Sites)
 	for i := range c.sites {
@@ -49,7 +51,7 @@ func setUp(ctx context.Context, o *SchedulerOptions) (c *cluster, err error) {
 	}
 	start = time.Now()
 	if err := parallel(ctx, o.Nodes, 32, func(ctx context.Context, i int) error {
-		_, err := testcluster.CreateReadyNode(ctx, c.cp.Client, testcluster.Node{Name: fmt.Sprintf("node-%05d", i), Site: c.sites[i%o.Sites]})
+		_, err := nodesim.CreateReadyNode(ctx, c.cp.Client, nodesim.Node{Name: fmt.Sprintf("node-%05d", i), Site: c.sites[i%o.Sites]})
 		return err
 	}); err != nil {
 		return nil, err
@@ -59,6 +61,15 @@ func setUp(ctx context.Context, o *SchedulerOptions) (c *cluster, err error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// close stops what runs on the cluster (cancel), then the cluster; a
+// failure to stop it is logged, as the measurement is done by then.
+func (c *cluster) close(cancel context.CancelFunc, log *slog.Logger) {
+	cancel()
+	if err := c.cp.Stop(); err != nil {
+		log.Warn("stopping the control plane", "err", err)
+	}
 }
 
 // compare schedules the same pods through each of two schedulers (by

@@ -86,7 +86,7 @@ func RunExtender(ctx context.Context, o SchedulerOptions) (res *ExtenderResult, 
 	if err != nil {
 		return nil, err
 	}
-	defer c.session.Close()
+	defer c.close(cancel, o.Log)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("extender listener: %w", err)
@@ -114,7 +114,7 @@ func RunExtender(ctx context.Context, o SchedulerOptions) (res *ExtenderResult, 
 	if err != nil {
 		return nil, err
 	}
-	if err := StartStockScheduler(ctx, c.session.TempDir(), stockCfg); err != nil {
+	if err := StartStockScheduler(ctx, c.cp.Dir, stockCfg); err != nil {
 		return nil, err
 	}
 

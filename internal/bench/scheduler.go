@@ -71,7 +71,7 @@ func RunScheduler(ctx context.Context, o SchedulerOptions) (*SchedulerResult, er
 	if err != nil {
 		return nil, err
 	}
-	defer c.session.Close()
+	defer c.close(cancel, o.Log)
 	cfg, err := scheduler.DefaultConfig(scheduler.ConfigParams{Kubeconfig: c.cp.Kubeconfig, QPS: 5000, DefaultProfile: true})
 	if err != nil {
 		return nil, err

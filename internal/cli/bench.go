@@ -40,7 +40,7 @@ func (b *benchRun) addFlags(cmd *cobra.Command, what string) {
 	f.IntVar(&b.o.Rounds, "rounds", 1, "measurements per "+what+" (the order alternates)")
 	f.Uint64Var(&b.o.Seed, "seed", 1, "seed of the random topology")
 	f.StringVarP(&b.output, "output", "o", "table", "output format: table or json")
-	f.StringVar(&b.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&b.logLevel, "log-level", "warn", "log level: debug, info, warn or error (the embedded control plane's and kube-scheduler's klog output included)")
 	f.StringVar(&b.cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run (control plane included) to this file")
 }
 

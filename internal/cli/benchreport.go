@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ning-edge/ning/internal/benchreport"
-	"github.com/ning-edge/ning/internal/testcluster"
 )
 
 func newBenchReportCommand() *cobra.Command {
@@ -55,9 +54,6 @@ checking the report itself, not for figures).`,
 			if quick {
 				o.Command += " --quick"
 			}
-			if logLevel != "debug" {
-				testcluster.Silence()
-			}
 			r, err := benchreport.Run(ctx, o)
 			if err != nil {
 				return err
@@ -75,6 +71,6 @@ checking the report itself, not for figures).`,
 	f.StringSliceVar(&skip, "skip", nil, "sections to leave out: throughput, extender, quality, planner, demo")
 	f.StringVar(&probeAccuracy, "probe-accuracy", "", "file with the network-namespace probe accuracy table to include (make bench writes it as root)")
 	f.BoolVar(&probeFailed, "probe-accuracy-failed", false, "the test behind --probe-accuracy failed its tolerance: say so in the report")
-	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error (to stderr)")
+	f.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error (to stderr; the embedded control plane's klog output included)")
 	return cmd
 }

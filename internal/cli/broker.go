@@ -104,6 +104,5 @@ func runBroker(ctx context.Context, o brokerOptions) error {
 		return err
 	}
 	log.Info("broker listening", "addr", b.Addr(), "tls", cfg.CertFile != "", "users", len(cfg.Users), "dataDir", cfg.DataDir)
-	<-ctx.Done()
-	return b.Close()
+	return b.Run(ctx)
 }

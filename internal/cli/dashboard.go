@@ -3,10 +3,10 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -14,9 +14,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"golang.org/x/sync/errgroup"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/utils/clock"
 
@@ -35,45 +32,38 @@ type viewFlags struct {
 }
 
 func (f *viewFlags) add(fs *pflag.FlagSet) {
-	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config or in-cluster)")
+	addKubeconfigFlag(fs, &f.kubeconfig)
 	f.source.add(fs)
 	fs.StringVar(&f.schedulerName, "scheduler-name", dashboard.DefaultSchedulerName, "show the pods with this spec.schedulerName")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 }
 
-// collector builds the logger, the client, the store and the collector.
-func (f *viewFlags) collector(ctx context.Context, o dashboard.Options) (*dashboard.Collector, *slog.Logger, error) {
-	log, err := newLogger(f.logLevel)
-	if err != nil {
-		return nil, nil, err
+// collector builds the logger, the client, the store fed by the sources and
+// the collector; stop stops the sources.
+func (f *viewFlags) collector(ctx context.Context, o dashboard.Options) (c *dashboard.Collector, log *slog.Logger, stop func() error, err error) {
+	if log, err = newLogger(f.logLevel); err != nil {
+		return nil, nil, nil, err
 	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = f.kubeconfig
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	client, err := kubeClient(f.kubeconfig)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--kubeconfig: %w", err)
-	}
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, nil, fmt.Errorf("kubernetes client: %w", err)
+		return nil, nil, nil, err
 	}
 	if err := f.source.validate(); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	storeCfg, err := f.source.storeConfig()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	store := topology.NewStore(storeCfg, clock.RealClock{})
-	if err := f.source.start(ctx, store, client, legacyregistry.Registerer(), log); err != nil {
-		return nil, nil, err
-	}
 	o.SiteLabel, o.SchedulerName = f.source.siteLabel, f.schedulerName
-	c, err := dashboard.NewCollector(client, store, o)
-	if err != nil {
-		return nil, nil, err
+	if c, err = dashboard.NewCollector(client, store, o); err != nil {
+		return nil, nil, nil, err
 	}
-	return c, log, nil
+	if stop, err = f.source.start(ctx, store, client, legacyregistry.Registerer(), log); err != nil {
+		return nil, nil, nil, err
+	}
+	return c, log, stop, nil
 }
 
 func newDashboardCommand() *cobra.Command {
@@ -107,21 +97,18 @@ listed), GET /metrics. RTT and traffic come from the scheduler's sources:
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			c, log, err := f.collector(ctx, opts)
+			c, log, stopSources, err := f.collector(ctx, opts)
 			if err != nil {
 				return err
 			}
-			ln, err := net.Listen("tcp", listen)
+			ln, err := httpserve.Listen("listen", listen)
 			if err != nil {
-				return fmt.Errorf("--listen: %w", err)
+				return errors.Join(err, stopSources())
 			}
 			mux := httpserve.OpsMux(legacyregistry.DefaultGatherer, c.Healthy)
 			mux.Handle("/", dashboard.Handler(c))
 			log.Info("serving the dashboard", "url", "http://"+ln.Addr().String()+"/")
-			g, gctx := errgroup.WithContext(ctx)
-			g.Go(func() error { return c.Run(gctx) })
-			g.Go(func() error { return httpserve.Serve(gctx, "dashboard", ln, mux, httpserve.Options{}, log) })
-			return g.Wait()
+			return errors.Join(httpserve.RunWith(ctx, "dashboard", ln, mux, httpserve.Options{}, log, c.Run), stopSources())
 		},
 	}
 	fs := cmd.Flags()
@@ -192,10 +179,11 @@ arrive. -o json prints the dashboard's snapshot (GET /api/snapshot).`,
 func statusSnapshot(ctx context.Context, f *viewFlags, o dashboard.Options, timeout, settle time.Duration) (dashboard.Snapshot, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	c, _, err := f.collector(ctx, o)
+	c, _, stopSources, err := f.collector(ctx, o)
 	if err != nil {
 		return dashboard.Snapshot{}, err
 	}
+	defer func() { _ = stopSources() }() // the snapshot is taken; a failed close changes nothing in it
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 	wait, cancelWait := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("the cluster was not listed within --timeout %v", timeout))

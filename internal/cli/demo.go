@@ -1,36 +1,27 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/ning-edge/ning/examples"
-	"github.com/ning-edge/ning/internal/dashboard"
 	"github.com/ning-edge/ning/internal/demo"
 	"github.com/ning-edge/ning/internal/demo/netns"
-	"github.com/ning-edge/ning/internal/httpserve"
-	"github.com/ning-edge/ning/internal/testcluster"
+	"github.com/ning-edge/ning/internal/logging"
 	"github.com/ning-edge/ning/internal/topology"
 )
 
 type demoOptions struct {
-	file      string
-	o         demo.Options
-	output    string
-	logLevel  string
-	dashboard string
+	file     string
+	o        demo.Options
+	output   string
+	logLevel string
 }
 
 func newDemoCommand() *cobra.Command {
@@ -95,25 +86,13 @@ or a tool it fails at once, naming what is missing.`,
 					return fmt.Errorf("demo: %w", err)
 				}
 			}
-			if d.logLevel != "debug" {
-				testcluster.Silence()
-			}
 			d.o.SpecName, d.o.Log = name, log
 			out := cmd.OutOrStdout()
 			if d.output == "text" {
 				d.o.Out = out
 			}
-			served := make(chan struct{})
-			close(served)
-			if d.dashboard != "" {
-				d.o.OnReady = func(ctx context.Context, c *demo.Cluster) error {
-					var err error
-					served, err = serveDemoDashboard(ctx, c, d.dashboard, d.o.PerReplicaRPS, cmd.ErrOrStderr(), log)
-					return err
-				}
-			}
+			d.o.Messages = cmd.ErrOrStderr()
 			sum, err := demo.Run(ctx, d.o)
-			<-served
 			if sum != nil {
 				if d.output == "json" {
 					enc := json.NewEncoder(out)
@@ -143,7 +122,7 @@ or a tool it fails at once, naming what is missing.`,
 	f.BoolVar(&d.o.Netns, "netns", false, "real probers measuring RTT between network namespaces, one per site, over links delayed as the topology says (root; needs ip, iptables and NFQUEUE)")
 	f.StringVarP(&d.output, "output", "o", "text", "text (live table and summary) or json (summary only)")
 	f.StringVar(&d.logLevel, "log-level", "warn", "debug, info, warn or error (to stderr)")
-	f.StringVar(&d.dashboard, "dashboard", "127.0.0.1:8080", "serve the dashboard on this address while the demo runs (a free port if it is taken; empty: none)")
+	f.StringVar(&d.o.Dashboard, "dashboard", "127.0.0.1:8080", "serve the dashboard on this address while the demo runs (a free port if it is taken; empty: none)")
 	cmd.AddCommand(newDemoNetnsLabCommand())
 	return cmd
 }
@@ -163,47 +142,11 @@ func newDemoNetnsLabCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+			log, err := logging.Setup(cmd.ErrOrStderr(), "warn")
+			if err != nil {
+				return err
+			}
 			return netns.Serve(ctx, cmd.InOrStdin(), cmd.OutOrStdout(), log)
 		},
 	}
-}
-
-// serveDemoDashboard serves the dashboard on addr (or, if it is taken, on a
-// free port) until ctx ends; the returned channel closes when it has stopped.
-func serveDemoDashboard(ctx context.Context, c *demo.Cluster, addr string, perReplicaRPS float64, msg io.Writer, log *slog.Logger) (chan struct{}, error) {
-	col, err := dashboard.NewCollector(c.Client, c.Store, dashboard.Options{PerReplicaRPS: perReplicaRPS})
-	if err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		host, _, _ := net.SplitHostPort(addr)
-		if ln, err = net.Listen("tcp", net.JoinHostPort(host, "0")); err != nil {
-			return nil, fmt.Errorf("--dashboard: %w", err)
-		}
-	}
-	mux := httpserve.OpsMux(prometheus.NewRegistry(), col.Healthy)
-	mux.Handle("/", dashboard.Handler(col))
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		if err := col.Run(ctx); err != nil {
-			log.Warn("dashboard collector", "err", err)
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		if err := httpserve.Serve(ctx, "dashboard", ln, mux, httpserve.Options{}, log); err != nil {
-			log.Warn("dashboard server", "err", err)
-		}
-	}()
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
-	_, _ = fmt.Fprintf(msg, "dashboard: http://%s/ (while the demo runs)\n", ln.Addr())
-	return done, nil
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"sort"
@@ -15,16 +14,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ning-edge/ning/internal/discover"
-	"github.com/ning-edge/ning/internal/httpserve"
 	"github.com/ning-edge/ning/internal/mqtt"
 	"github.com/ning-edge/ning/internal/topology"
 )
@@ -106,7 +98,7 @@ decides every --interval and serves /healthz and /metrics on --listen.
 	f.StringVar(&o.otlpMetric, "otlp-metric", discover.DefaultOTLPMetric, "counter to read from OTLP pushes")
 	f.StringVar(&o.otlpNodeAttr, "otlp-node-attribute", discover.DefaultNodeAttr, "resource (or point) attribute naming the node")
 	f.StringArrayVar(&o.otlpMatch, "otlp-match", []string{"entrypoint=web"}, "point attribute KEY=VALUE a point must carry (repeatable; empty string: none)")
-	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, else in-cluster)")
+	addKubeconfigFlag(f, &o.kubeconfig)
 	f.StringVar(&o.gatewaySelector, "gateway-selector", discover.DefaultGatewaySelector, "label selector of the gateway pods")
 	f.StringVar(&o.gatewayNamespace, "gateway-namespace", "", "namespace of the gateway pods (default: all)")
 	f.StringVar(&o.siteLabel, "site-label", topology.DefaultSiteLabel, "node label whose value names the site")
@@ -129,53 +121,6 @@ decides every --interval and serves /healthz and /metrics on --listen.
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	o.mqtt.add(f)
 	return cmd
-}
-
-// kubeClient builds a clientset from --kubeconfig, else $KUBECONFIG or
-// ~/.kube/config, else the in-cluster configuration.
-func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = kubeconfig
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client config: %w", err)
-	}
-	c, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
-	}
-	return c, nil
-}
-
-// resolveOwner turns KIND/NAME into an owner reference (not a controller
-// reference, so a CronJob does not count the probe Jobs as its own runs).
-func resolveOwner(ctx context.Context, c kubernetes.Interface, ns, spec string) (*metav1.OwnerReference, error) {
-	kind, name, ok := strings.Cut(spec, "/")
-	if !ok || name == "" {
-		return nil, fmt.Errorf("--owner %q: want KIND/NAME, e.g. cronjob/ning-discover", spec)
-	}
-	var (
-		meta       metav1.Object
-		apiVersion string
-		err        error
-	)
-	switch strings.ToLower(kind) {
-	case "cronjob":
-		apiVersion, kind = "batch/v1", "CronJob"
-		meta, err = c.BatchV1().CronJobs(ns).Get(ctx, name, metav1.GetOptions{})
-	case "job":
-		apiVersion, kind = "batch/v1", "Job"
-		meta, err = c.BatchV1().Jobs(ns).Get(ctx, name, metav1.GetOptions{})
-	case "deployment":
-		apiVersion, kind = "apps/v1", "Deployment"
-		meta, err = c.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
-	default:
-		return nil, fmt.Errorf("--owner %q: kind must be cronjob, job or deployment", spec)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("--owner %s: %w", spec, err)
-	}
-	return &metav1.OwnerReference{APIVersion: apiVersion, Kind: kind, Name: meta.GetName(), UID: meta.GetUID()}, nil
 }
 
 func parseMatch(kvs []string) (map[string]string, error) {
@@ -220,111 +165,31 @@ func runDiscover(ctx context.Context, out io.Writer, o discoverOptions) error {
 	if err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics, err := discover.NewMetrics(reg)
-	if err != nil {
-		return err
-	}
-	runCtx, cancelRun := context.WithCancel(ctx)
-	defer cancelRun()
-	g, gctx := errgroup.WithContext(runCtx)
-	var src discover.Source
-	switch o.source {
-	case "prometheus":
-		src, err = discover.NewPrometheus(discover.PrometheusOptions{URL: o.promURL, Query: o.query, NodeLabel: o.nodeLabel, Window: o.window})
-		if err != nil {
-			return fmt.Errorf("--query: %w", err)
-		}
-	case "otlp":
-		recv := discover.NewOTLP(discover.OTLPOptions{Metric: o.otlpMetric, NodeAttr: o.otlpNodeAttr, Match: match, Window: o.window, Report: metrics.Reporter(log)})
-		ln, err := net.Listen("tcp", o.otlpListen)
-		if err != nil {
-			return fmt.Errorf("--otlp-listen: %w", err)
-		}
-		log.Info("receiving OTLP metrics", "addr", ln.Addr().String(), "metric", o.otlpMetric)
-		g.Go(func() error { return discover.ServeOTLP(gctx, ln, recv) })
-		src = recv
-	default:
-		return fmt.Errorf("--source %q: want prometheus or otlp", o.source)
-	}
-	jobOpts := discover.JobOptions{Namespace: o.namespace, Image: o.image, SiteLabel: o.siteLabel, Broker: o.mqtt.url,
-		ExtraArgs: o.probeArgs, ServiceAccount: o.serviceAccount, TTL: o.jobTTL, Period: o.jobPeriod, Keep: o.keepJobs}
+	c := discover.RunConfig{Client: client, Source: o.source,
+		Prometheus: discover.PrometheusOptions{URL: o.promURL, Query: o.query, NodeLabel: o.nodeLabel, Window: o.window},
+		OTLP:       discover.OTLPOptions{Metric: o.otlpMetric, NodeAttr: o.otlpNodeAttr, Match: match, Window: o.window},
+		OTLPListen: o.otlpListen,
+		Job: discover.JobOptions{Namespace: o.namespace, Image: o.image, SiteLabel: o.siteLabel, Broker: o.mqtt.url,
+			ExtraArgs: o.probeArgs, ServiceAccount: o.serviceAccount, TTL: o.jobTTL, Period: o.jobPeriod, Keep: o.keepJobs},
+		Owner:   o.owner,
+		Cluster: discover.ClusterOptions{GatewaySelector: o.gatewaySelector, GatewayNamespace: o.gatewayNamespace, SiteLabel: o.siteLabel},
+		DryRun:  o.dryRun, QueueSize: o.queueSize, Once: o.once, Wait: o.wait, Interval: o.interval, Listen: o.listen,
+		OnResult: func(r *discover.Result) error { return printDecision(out, o.output, r) }, Log: log}
 	if o.jobTemplate != "" {
 		data, err := os.ReadFile(o.jobTemplate)
 		if err != nil {
 			return fmt.Errorf("--job-template: %w", err)
 		}
-		if jobOpts.Template, err = discover.ParsePodTemplate(data); err != nil {
+		if c.Job.Template, err = discover.ParsePodTemplate(data); err != nil {
 			return fmt.Errorf("--job-template %s: %w", o.jobTemplate, err)
 		}
 	}
-	if o.owner != "" {
-		if jobOpts.Owner, err = resolveOwner(ctx, client, o.namespace, o.owner); err != nil {
-			return err
-		}
-	}
-	cfg := discover.Config{Client: client, Source: src, Job: jobOpts, DryRun: o.dryRun, Log: log, Metrics: metrics,
-		Cluster: discover.ClusterOptions{GatewaySelector: o.gatewaySelector, GatewayNamespace: o.gatewayNamespace, SiteLabel: o.siteLabel}}
-	var pub *mqtt.Publisher
-	pubCtx, pubCancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer pubCancel()
 	if !o.dryRun {
-		mc, err := o.mqtt.config()
-		if err != nil {
+		if c.MQTT, err = o.mqtt.config(); err != nil {
 			return err
 		}
-		if pub, err = mqtt.NewPublisher(pubCtx, mc, mqtt.PublisherOptions{QueueSize: o.queueSize}, reg, log); err != nil {
-			return err
-		}
-		cfg.Publisher = pub
 	}
-	closePub := func() error {
-		if pub == nil {
-			return nil
-		}
-		cctx, cancel := context.WithTimeout(pubCtx, 10*time.Second)
-		defer cancel()
-		return pub.Close(cctx)
-	}
-	d, err := discover.New(cfg)
-	if err != nil {
-		return err
-	}
-	print := func(r *discover.Result) error { return printDecision(out, o.output, r) }
-
-	if o.once {
-		res, err := d.Once(gctx, o.wait, time.Second)
-		cancelRun() // stops the OTLP receiver
-		werr := g.Wait()
-		if res != nil {
-			if perr := print(res); perr != nil {
-				err = errors.Join(err, perr)
-			}
-		}
-		return errors.Join(err, werr, closePub())
-	}
-
-	started := time.Now()
-	if o.listen != "" {
-		ln, err := net.Listen("tcp", o.listen)
-		if err != nil {
-			return fmt.Errorf("--listen: %w", err)
-		}
-		log.Info("serving /healthz and /metrics", "addr", ln.Addr().String())
-		g.Go(func() error {
-			mux := httpserve.OpsMux(reg, func() error { return d.Healthy(started, o.interval) })
-			return httpserve.Serve(gctx, "discover", ln, mux, httpserve.Options{}, log)
-		})
-	}
-	g.Go(func() error {
-		return d.Run(gctx, o.interval, func(r *discover.Result) {
-			if err := print(r); err != nil {
-				log.Warn("printing decision", "err", err)
-			}
-		})
-	})
-	return errors.Join(g.Wait(), closePub())
+	return discover.Run(ctx, c)
 }
 
 func printDecision(out io.Writer, format string, r *discover.Result) error {

@@ -1,20 +1,18 @@
 package cli
 
 import (
-	"fmt"
-	"net"
+	"errors"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/utils/clock"
 
 	"github.com/ning-edge/ning/internal/extender"
+	"github.com/ning-edge/ning/internal/httpserve"
 	"github.com/ning-edge/ning/internal/placement"
 	"github.com/ning-edge/ning/internal/topology"
 )
@@ -39,7 +37,7 @@ constraints and load thresholds, POST /prioritize scores nodes 0..10 by the
 traffic-weighted RTT gain of their site, their load and cloud fallback, from the
 same code as ning's scheduler plugins. GET /healthz, GET /metrics.
 
-Nodes and pods come from informers (--kubeconfig, or in-cluster): the node cache
+Nodes and pods come from informers (--kubeconfig, $KUBECONFIG, ~/.kube/config or in-cluster): the node cache
 serves nodeCacheCapable requests, the pods give each workload's replicas per
 site. RTT, traffic and load come from the same sources as ning scheduler's:
 --latency-file on its own, --mqtt (prober and discovery reports), a
@@ -69,32 +67,29 @@ deploy/extender-config.yaml configures kube-scheduler to call it.`,
 				return err
 			}
 			run.Config = cfg
-			restCfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+			client, err := kubeClient(kubeconfig)
 			if err != nil {
-				return fmt.Errorf("--kubeconfig: %w", err)
-			}
-			client, err := kubernetes.NewForConfig(restCfg)
-			if err != nil {
-				return fmt.Errorf("kubernetes client: %w", err)
+				return err
 			}
 			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			store := topology.NewStore(storeCfg, clock.RealClock{})
 			// The sources register their metrics there; serve them too.
-			if err := sources.start(ctx, store, client, legacyregistry.Registerer(), log); err != nil {
+			stopSources, err := sources.start(ctx, store, client, legacyregistry.Registerer(), log)
+			if err != nil {
 				return err
 			}
 			run.Gatherers = []prometheus.Gatherer{legacyregistry.DefaultGatherer}
-			ln, err := net.Listen("tcp", listen)
+			ln, err := httpserve.Listen("listen", listen)
 			if err != nil {
-				return fmt.Errorf("--listen: %w", err)
+				return errors.Join(err, stopSources())
 			}
-			return extender.Run(ctx, ln, client, store, run, log)
+			return errors.Join(extender.Run(ctx, ln, client, store, run, log), stopSources())
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", ":8888", "address to serve the extender API on")
-	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster)")
+	addKubeconfigFlag(f, &kubeconfig)
 	sources.add(f)
 	f.StringVar(&unknownRTT, "unknown-rtt", string(placement.FailClosed), "a delay constraint with an unknown RTT: FailClosed or FailOpen")
 	f.Float64Var(&cfg.TrafficLatency.PerReplicaRPS, "per-replica-rps", 0, "requests/s one replica serves (0: no limit)")

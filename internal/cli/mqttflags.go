@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/ning-edge/ning/internal/logging"
 	"github.com/ning-edge/ning/internal/mqtt"
 )
 
@@ -41,10 +42,8 @@ func (f *mqttFlags) config() (mqtt.Config, error) {
 	return c, nil
 }
 
+// newLogger is the command's logger at --log-level, klog included
+// (logging.Setup).
 func newLogger(level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+	return logging.Setup(os.Stderr, level)
 }

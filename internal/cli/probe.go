@@ -5,21 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
-	"google.golang.org/protobuf/encoding/protojson"
-	"k8s.io/utils/clock"
 
-	ningv1 "github.com/ning-edge/ning/api/proto/ning/v1"
-	"github.com/ning-edge/ning/internal/httpserve"
 	"github.com/ning-edge/ning/internal/mqtt"
 	"github.com/ning-edge/ning/internal/probe"
 	"github.com/ning-edge/ning/internal/topology"
@@ -108,7 +100,7 @@ on ning/v1/latency/<site> (QoS 1, retained) and serves /healthz, /metrics and
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.BoolVar(&o.fromAPI, "targets-from-api", false, "probe the cluster's nodes (one per site), listed from the Kubernetes API every round")
 	f.BoolVar(&o.allNodes, "all-nodes", false, "with --targets-from-api, probe every node, not one per site")
-	f.StringVar(&o.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig for --targets-from-api (default $KUBECONFIG, else in-cluster)")
+	addKubeconfigFlag(f, &o.kubeconfig) // read with --targets-from-api
 	f.StringVar(&o.siteLabel, "site-label", topology.DefaultSiteLabel, "node label naming a node's site")
 	o.mqtt.add(f)
 	return cmd
@@ -171,100 +163,26 @@ func runProbe(ctx context.Context, out io.Writer, o probeOptions) error {
 	if err != nil {
 		return err
 	}
-	var disc *probe.Discovery
+	methods, err := probe.ParseMethods(o.methods)
+	if err != nil {
+		return fmt.Errorf("--methods: %w", err)
+	}
+	var mc mqtt.Config
+	if !o.once || o.publish {
+		if mc, err = o.mqtt.config(); err != nil {
+			return err
+		}
+	}
+	c := probe.Config{Site: o.site, Node: o.node, Targets: targets, ProcRoot: o.procRoot,
+		Options: probe.Options{Count: o.count, Interval: o.interval, Timeout: o.timeout, Methods: methods, UDPPort: o.udpPort, TCPPort: o.tcpPort},
+		Once:    o.once, Publish: o.publish, Out: out, Period: o.period, Jitter: o.jitter,
+		MQTT: mc, QueueSize: o.queueSize, Listen: o.listen, Log: log}
 	if o.fromAPI {
 		client, err := kubeClient(o.kubeconfig)
 		if err != nil {
 			return err
 		}
-		disc = &probe.Discovery{Client: client, SiteLabel: o.siteLabel, AllNodes: o.allNodes, Self: o.node, SelfSite: o.site, Log: log}
-		if o.site == "" {
-			if o.site, err = disc.Site(ctx, o.node); err != nil {
-				return fmt.Errorf("--site not given: %w", err)
-			}
-			disc.SelfSite = o.site
-		}
+		c.Discovery = &probe.Discovery{Client: client, SiteLabel: o.siteLabel, AllNodes: o.allNodes, Self: o.node, SelfSite: o.site, Log: log}
 	}
-	if _, err := mqtt.LatencyTopic(o.site); err != nil {
-		return fmt.Errorf("--site: %w", err)
-	}
-	methods, err := probe.ParseMethods(o.methods)
-	if err != nil {
-		return fmt.Errorf("--methods: %w", err)
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics, err := probe.NewMetrics(reg)
-	if err != nil {
-		return err
-	}
-	p := &probe.Prober{
-		Site: o.site, Node: o.node, Targets: targets,
-		Options: probe.Options{Count: o.count, Interval: o.interval, Timeout: o.timeout, Methods: methods, UDPPort: o.udpPort, TCPPort: o.tcpPort},
-		Load:    probe.NewLoadReader(o.procRoot, log), Clock: clock.RealClock{}, Metrics: metrics, Log: log,
-	}
-	if disc != nil {
-		p.Discover = disc.Targets
-	}
-	var r *ningv1.LatencyReport
-	if o.once {
-		// Prime the CPU counters so the report carries a real utilisation.
-		if _, err := p.Load.Read(); err != nil {
-			log.Warn("reading node load", "err", err)
-		}
-		r, err = p.Round(ctx)
-		if err != nil {
-			return err
-		}
-		b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("encoding report: %w", err)
-		}
-		if _, err := fmt.Fprintln(out, string(b)); err != nil {
-			return err
-		}
-		if !o.publish {
-			return nil
-		}
-	}
-
-	cfg, err := o.mqtt.config()
-	if err != nil {
-		return err
-	}
-	// The publisher outlives ctx (a signal) so Close can flush what is queued.
-	pubCtx, pubCancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer pubCancel()
-	pub, err := mqtt.NewPublisher(pubCtx, cfg, mqtt.PublisherOptions{QueueSize: o.queueSize}, reg, log)
-	if err != nil {
-		return err
-	}
-	closePub := func() error {
-		cctx, cancel := context.WithTimeout(pubCtx, 10*time.Second)
-		defer cancel()
-		return pub.Close(cctx)
-	}
-	if o.once {
-		return errors.Join(pub.PublishLatency(r), closePub())
-	}
-	scores := probe.NewScores(o.node, 0.3)
-	loop := &probe.Loop{Prober: p, Publisher: pub, Scores: scores, Period: o.period, Jitter: o.jitter, Log: log}
-	started := time.Now()
-	roundTime := time.Duration(o.count-1)*o.interval + o.timeout*time.Duration(len(methods))
-	g, gctx := errgroup.WithContext(ctx)
-	if o.listen != "" {
-		ln, err := net.Listen("tcp", o.listen)
-		if err != nil {
-			return fmt.Errorf("--listen: %w", err)
-		}
-		log.Info("serving /healthz, /metrics, /scores", "addr", ln.Addr().String())
-		g.Go(func() error {
-			mux := httpserve.OpsMux(reg, func() error { return loop.Healthy(started, roundTime) })
-			mux.Handle("GET /scores", scores)
-			return httpserve.Serve(gctx, "probe", ln, mux, httpserve.Options{}, log)
-		})
-	}
-	g.Go(func() error { return loop.Run(gctx) })
-	err = g.Wait()
-	return errors.Join(err, closePub())
+	return probe.Run(ctx, c)
 }

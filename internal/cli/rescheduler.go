@@ -2,16 +2,14 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/google/uuid"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/utils/clock"
 
@@ -79,7 +77,7 @@ every eviction and deletion it would make, and makes none.`,
 	}
 	f := cmd.Flags()
 	c := &o.cfg
-	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, else in-cluster)")
+	addKubeconfigFlag(f, &o.kubeconfig)
 	f.DurationVar(&c.Interval, "interval", c.Interval, "time between rescheduling cycles")
 	f.Float64Var(&c.Threshold, "threshold", c.Threshold, "relative drop in weighted RTT the plan must promise before acting (0.1 = 10 %)")
 	f.Float64Var(&c.MinGainMs, "min-gain-ms", c.MinGainMs, "smallest drop in weighted RTT, in ms, worth a move")
@@ -103,7 +101,7 @@ every eviction and deletion it would make, and makes none.`,
 	return cmd
 }
 
-func runRescheduler(ctx context.Context, o reschedulerOptions) error {
+func runRescheduler(ctx context.Context, o reschedulerOptions) (err error) {
 	log, err := newLogger(o.logLevel)
 	if err != nil {
 		return err
@@ -124,49 +122,28 @@ func runRescheduler(ctx context.Context, o reschedulerOptions) error {
 		return err
 	}
 	store := topology.NewStore(storeCfg, clock.RealClock{})
-	if err := o.sources.start(ctx, store, client, legacyregistry.Registerer(), log); err != nil {
-		return err
-	}
-	reg := prometheus.NewRegistry()
-	m, err := rescheduler.NewMetrics(reg)
+	stopSources, err := o.sources.start(ctx, store, client, legacyregistry.Registerer(), log)
 	if err != nil {
 		return err
 	}
-	// Each leadership term starts from fresh caches.
-	run := func(ctx context.Context) error {
-		r, err := rescheduler.New(client, store, o.cfg, m, log, clock.RealClock{})
-		if err != nil {
+	defer func() { err = errors.Join(err, stopSources()) }()
+	c := rescheduler.RunConfig{Client: client, Store: store, Config: o.cfg, Extra: legacyregistry.DefaultGatherer, Log: log}
+	if o.listen != "" {
+		if c.Listener, err = httpserve.Listen("listen", o.listen); err != nil {
 			return err
 		}
-		return r.Run(ctx)
+		log.Info("serving /healthz and /metrics", "addr", c.Listener.Addr().String())
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	if o.listen != "" {
-		ln, err := net.Listen("tcp", o.listen)
-		if err != nil {
-			return fmt.Errorf("--listen: %w", err)
-		}
-		log.Info("serving /healthz and /metrics", "addr", ln.Addr().String())
-		mux := httpserve.OpsMux(prometheus.Gatherers{reg, legacyregistry.DefaultGatherer}, nil)
-		g.Go(func() error { return httpserve.Serve(gctx, "rescheduler", ln, mux, httpserve.Options{}, log) })
-	}
-	g.Go(func() error {
-		if !o.leaderElect {
-			return run(gctx)
-		}
+	if o.leaderElect {
 		lc := o.leader
 		if lc.Namespace == "" {
 			lc.Namespace = envOr("POD_NAMESPACE", "kube-system")
 		}
 		host, _ := os.Hostname()
 		lc.Identity = host + "_" + uuid.NewString()
-		return rescheduler.Lead(gctx, client, lc, log, func(ctx context.Context) {
-			if err := run(ctx); err != nil {
-				log.Error("rescheduler", "err", err)
-			}
-		})
-	})
-	err = g.Wait()
+		c.Leader = &lc
+	}
+	err = rescheduler.Run(ctx, c)
 	if ctx.Err() != nil && err == nil {
 		log.Info("rescheduler stopped")
 	}

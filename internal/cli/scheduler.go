@@ -9,10 +9,12 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/component-base/metrics/legacyregistry"
+	"k8s.io/klog/v2"
 	schedapp "k8s.io/kubernetes/cmd/kube-scheduler/app"
 	"k8s.io/utils/clock"
 
@@ -40,7 +42,8 @@ RTT, traffic and load come from --latency-file (a topology YAML or CSV matrix,
 static), with --mqtt from prober and discovery reports over MQTT, and from
 polling a Goldpinger (--goldpinger-url) and probers' /scores (--scores-url),
 whose node addresses are mapped to sites through the Kubernetes API
-(--kubeconfig, $KUBECONFIG or in-cluster; --site-label).`
+(--kubeconfig, $KUBECONFIG, ~/.kube/config or in-cluster, the rule of
+every ning command; --site-label).`
 	cmd.Example = `  ning scheduler --kubeconfig ~/.kube/config --latency-file examples/edge-city.yaml
   ning scheduler --config deploy/scheduler-config.yaml --mqtt --broker tls://broker:8883 --mqtt-ca ca.pem`
 	sources := &sourceFlags{}
@@ -72,8 +75,12 @@ whose node addresses are mapped to sites through the Kubernetes API
 			return err
 		}
 		store.SetConfig(storeCfg)
-		log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-		ctx := context.Background()
+		// kube-scheduler owns klog (-v, --logging-format); ning's sources
+		// log through it, so one system prints and filters every line.
+		log := slog.New(logr.ToSlogHandler(klog.Background()))
+		// The sources and the age reporter stop with the command's context.
+		ctx, cancel := context.WithCancel(c.Context())
+		defer cancel()
 		var client kubernetes.Interface
 		if sources.polled() {
 			// kube-scheduler builds its own client later, from --config or
@@ -87,9 +94,11 @@ whose node addresses are mapped to sites through the Kubernetes API
 				return err
 			}
 		}
-		if err := sources.start(ctx, store, client, legacyregistry.Registerer(), log); err != nil {
+		stopSources, err := sources.start(ctx, store, client, legacyregistry.Registerer(), log)
+		if err != nil {
 			return err
 		}
+		defer func() { _ = stopSources() }() // kube-scheduler's result is the command's
 		if !c.Flags().Changed("config") {
 			file, err := writeDefaultSchedulerConfig(c)
 			if err != nil {
@@ -99,7 +108,12 @@ whose node addresses are mapped to sites through the Kubernetes API
 				return err
 			}
 		}
-		go reportAges(ctx, store)
+		ages := make(chan struct{})
+		go func() {
+			defer close(ages)
+			reportAges(ctx, store)
+		}()
+		defer func() { cancel(); <-ages }()
 		return run(c, args)
 	}
 	return cmd

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -109,49 +110,72 @@ func checkHTTPURL(s string) error {
 
 // start feeds store from the flags: it loads --latency-file (an error stops
 // the command: the operator named a file ning cannot use), subscribes to
-// MQTT and starts polling Goldpinger and the probers until ctx is done.
+// MQTT and starts polling Goldpinger and the probers until ctx is done or
+// stop is called. stop ends them and returns once every poller has stopped
+// and the subscriber is closed; the caller calls it, also after an error.
 // client is read only with --goldpinger-url or --scores-url, to map nodes to
 // sites from a node informer; it may be nil otherwise. Metrics
 // (ning_reports_*, ning_source_unmapped_total, ning_mqtt_*) go to reg.
-func (f *sourceFlags) start(ctx context.Context, store *topology.Store, client kubernetes.Interface, reg prometheus.Registerer, log *slog.Logger) error {
+func (f *sourceFlags) start(ctx context.Context, store *topology.Store, client kubernetes.Interface, reg prometheus.Registerer, log *slog.Logger) (stop func() error, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var closers []func(context.Context) error
+	stopAll := func() error {
+		cancel()
+		wg.Wait()
+		cctx, done := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer done()
+		var errs []error
+		for _, c := range closers {
+			errs = append(errs, c(cctx))
+		}
+		return errors.Join(errs...)
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, stopAll())
+		}
+	}()
 	if err := f.validate(); err != nil {
-		return err
+		return nil, err
 	}
 	if *f.latencyFile == "" && !f.mqttEnabled && !f.polled() {
 		log.Warn("no latency source: give --latency-file, --mqtt, --goldpinger-url or --scores-url; until data arrives ning scores neutrally")
 	}
 	m, err := source.NewMetrics(reg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if *f.latencyFile != "" {
 		if err := source.LoadLatencyFile(store, *f.latencyFile, m); err != nil {
-			return fmt.Errorf("--latency-file: %w", err)
+			return nil, fmt.Errorf("--latency-file: %w", err)
 		}
 		log.Info("loaded static latency", "file", *f.latencyFile)
 	}
 	if f.mqttEnabled {
 		cfg, err := f.mqtt.config()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		src, err := source.NewMQTT(store, source.Config{}, clock.RealClock{}, reg, log)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if _, err := mqtt.NewSubscriber(ctx, cfg, mqtt.SubscriberOptions{}, src.Handle, reg, log); err != nil {
-			return fmt.Errorf("MQTT subscriber: %w", err)
+		sub, err := mqtt.NewSubscriber(ctx, cfg, mqtt.SubscriberOptions{}, src.Handle, reg, log)
+		if err != nil {
+			return nil, fmt.Errorf("MQTT subscriber: %w", err)
 		}
+		closers = append(closers, sub.Close)
 	}
 	if !f.polled() {
-		return nil
+		return stopAll, nil
 	}
 	if client == nil {
-		return errors.New("--goldpinger-url and --scores-url need the Kubernetes API (to map node addresses to sites)")
+		return nil, errors.New("--goldpinger-url and --scores-url need the Kubernetes API (to map node addresses to sites)")
 	}
 	sites, err := f.followNodes(ctx, client)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var pollers []*source.Poller
 	if f.goldpingerURL != "" {
@@ -162,10 +186,14 @@ func (f *sourceFlags) start(ctx context.Context, store *topology.Store, client k
 	}
 	for _, p := range pollers {
 		p.FollowSites(sites)
-		go func() { _ = p.Run(ctx) }() // Run logs and counts each failed poll, and returns nil
+		wg.Go(func() {
+			if err := p.Run(ctx); err != nil { // Run logs and counts each failed poll; it fails only on misuse
+				log.Error("latency poller stopped", "err", err)
+			}
+		})
 	}
 	log.Info("polling latency sources", "goldpinger", f.goldpingerURL, "scores", f.scoresURLs, "interval", f.pollInterval)
-	return nil
+	return stopAll, nil
 }
 
 func (f *sourceFlags) httpConfig(u string) source.HTTPConfig {

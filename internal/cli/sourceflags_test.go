@@ -107,9 +107,15 @@ func TestSourceFlagsFeedStore(t *testing.T) {
 	}
 	store := topology.NewStore(cfg, clock.RealClock{})
 	reg := prometheus.NewRegistry()
-	if err := f.start(ctx, store, client, reg, log); err != nil {
+	stop, err := f.start(ctx, store, client, reg, log)
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer func() {
+		if err := stop(); err != nil {
+			t.Error(err)
+		}
+	}()
 	want := map[[2]string]float64{{"c", "d"}: 77, {"a", "b"}: 12, {"b", "a"}: 14, {"a", "c"}: 40, {"b", "c"}: 25}
 	waitRTTs(ctx, t, store, want)
 
@@ -165,10 +171,16 @@ func TestSourceFlagsRejectBadAnswers(t *testing.T) {
 	}
 	store := topology.NewStore(topology.Config{}, clock.RealClock{})
 	reg := prometheus.NewRegistry()
-	if err := f.start(ctx, store, testcluster.Start(t).Client, reg, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+	stop, err := f.start(ctx, store, testcluster.Start(t).Client, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
 		t.Fatal(err)
 	}
-	err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 20*time.Second, true, func(context.Context) (bool, error) {
+	defer func() {
+		if err := stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	err = wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 20*time.Second, true, func(context.Context) (bool, error) {
 		undecodable, fetch := rejected(t, reg, "undecodable"), rejected(t, reg, "fetch")
 		return undecodable >= 2 && fetch >= 2, nil
 	})
@@ -233,7 +245,7 @@ func TestSourceFlagsErrors(t *testing.T) {
 				client = c
 			}
 			store := topology.NewStore(topology.Config{}, clock.RealClock{})
-			err := f.start(t.Context(), store, client, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+			_, err := f.start(t.Context(), store, client, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %v, want one containing %q", err, tt.want)
 			}

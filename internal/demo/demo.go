@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -32,15 +33,17 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/ning-edge/ning/internal/broker"
+	"github.com/ning-edge/ning/internal/dashboard"
 	"github.com/ning-edge/ning/internal/demo/netns"
+	"github.com/ning-edge/ning/internal/devcluster"
 	"github.com/ning-edge/ning/internal/discover"
+	"github.com/ning-edge/ning/internal/httpserve"
 	"github.com/ning-edge/ning/internal/mqtt"
 	"github.com/ning-edge/ning/internal/nodesim"
 	"github.com/ning-edge/ning/internal/placement"
 	"github.com/ning-edge/ning/internal/rescheduler"
 	"github.com/ning-edge/ning/internal/scheduler"
 	"github.com/ning-edge/ning/internal/source"
-	"github.com/ning-edge/ning/internal/testcluster"
 	"github.com/ning-edge/ning/internal/topology"
 )
 
@@ -85,10 +88,13 @@ type Options struct {
 	// namespaces and probers in a process of their own; default this
 	// executable.
 	NetnsBinary string
-	// OnReady, when set, is called once the cluster runs (the dashboard
-	// starts here).
-	OnReady func(ctx context.Context, c *Cluster) error
-	Log     *slog.Logger
+	// Dashboard is the address on which the dashboard (ning dashboard's
+	// page) is served while the demo runs; a free port if it is taken; ""
+	// serves none.
+	Dashboard string
+	// Messages receives the dashboard's address; nil drops it.
+	Messages io.Writer
+	Log      *slog.Logger
 }
 
 func (o *Options) defaults() error {
@@ -138,7 +144,7 @@ func (o *Options) defaults() error {
 	return nil
 }
 
-// Cluster is the running demo, as the live table and the dashboard see it.
+// Cluster is the running demo.
 type Cluster struct {
 	Client kubernetes.Interface
 	Store  *topology.Store
@@ -150,13 +156,16 @@ type Cluster struct {
 	siteOf   map[string]string // node -> site
 	sim      *nodesim.Simulator
 	resched  *rescheduler.Metrics
-	tableMu  sync.Mutex
+	// ningView and defaultView are the dashboard's views of ning's pods and
+	// of the default scheduler's: the live table is printed from them.
+	ningView, defaultView *dashboard.Collector
+	tableMu               sync.Mutex
 }
 
 // Placement counts the workload's running pods per site and how many of
 // them are Ready; terminating pods do not count.
 func (c *Cluster) Placement(ctx context.Context, name string) (perSite map[string]int, ready, total int, err error) {
-	return testcluster.Placement(ctx, c.Client, Namespace, "app="+name, c.siteOf)
+	return devcluster.Placement(ctx, c.Client, Namespace, "app="+name, c.siteOf)
 }
 
 // Cost is the weighted mean RTT (ms) of a placement under the true RTTs and
@@ -273,6 +282,8 @@ func (c *Cluster) rttAccuracy() *RTTAccuracy {
 }
 
 // Run runs the demo until it is done or ctx ends, and returns the summary.
+// Every component runs in one errgroup: the first to fail ends the demo with
+// its error.
 func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
@@ -280,8 +291,6 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 	began := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, o.Duration)
 	defer cancel()
-	session := testcluster.NewSession("demo", o.Log)
-	defer session.Close()
 	// The network namespaces come first: a missing prerequisite fails
 	// before the control plane starts.
 	var lab *netns.Helper
@@ -305,46 +314,49 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 			}
 		}()
 	}
-	var wg sync.WaitGroup
-	// Everything started below stops before the session's cleanups run
-	// and before the namespaces go.
-	runCtx, stop := context.WithCancel(ctx)
-	defer wg.Wait()
-	defer stop()
-	c, err := start(runCtx, session, &o, lab, &wg)
+	t0 := time.Now()
+	cp, err := devcluster.Start(ctx, devcluster.Options{Log: o.Log.With("component", "devcluster")})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("embedded control plane: %w", err)
 	}
-	if o.OnReady != nil {
-		if err := o.OnReady(runCtx, c); err != nil {
-			return nil, err
+	// Everything in the group stops before the control plane and the
+	// namespaces go.
+	defer func() {
+		if serr := cp.Stop(); serr != nil {
+			err = errors.Join(err, fmt.Errorf("stopping the embedded control plane: %w", serr))
 		}
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		c.liveTable(runCtx)
 	}()
-	sum, err = c.scenarioRun(runCtx)
-	if sum != nil {
-		sum.Probes = c.rttAccuracy()
-		sum.TotalSec = round1(time.Since(began).Seconds())
+	o.Log.Info("control plane up", "seconds", round1(time.Since(t0).Seconds()))
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	g, gctx := errgroup.WithContext(runCtx)
+	c, err := start(gctx, g, cp, &o, lab)
+	if err == nil {
+		g.Go(func() error { return c.liveTable(gctx) })
+		g.Go(func() error {
+			// The scenario's end ends every component.
+			defer stop()
+			var serr error
+			sum, serr = c.scenarioRun(gctx)
+			if sum != nil {
+				// Measured when the scenario ends, before the components stop.
+				sum.Probes = c.rttAccuracy()
+				sum.TotalSec = round1(time.Since(began).Seconds())
+			}
+			return serr
+		})
+	} else {
+		stop()
 	}
+	err = errors.Join(err, g.Wait()) // sum is written by the scenario's goroutine
 	return sum, err
 }
 
-// start brings up the cluster and every ning component.
-func start(ctx context.Context, session *testcluster.Session, o *Options, lab *netns.Helper, wg *sync.WaitGroup) (c *Cluster, err error) {
+// start builds every ning component on the cluster and runs each in g.
+func start(ctx context.Context, g *errgroup.Group, cp *devcluster.Cluster, o *Options, lab *netns.Helper) (*Cluster, error) {
 	log := o.Log
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("embedded control plane: %v", r)
-		}
-	}()
 	t0 := time.Now()
-	cp := testcluster.Start(session)
-	log.Info("control plane up", "seconds", round1(time.Since(t0).Seconds()))
-	c = &Cluster{Client: cp.Client, Sites: o.Spec.SiteNames(), RTT: o.Spec.Matrix(),
+	c := &Cluster{Client: cp.Client, Sites: o.Spec.SiteNames(), RTT: o.Spec.Matrix(),
 		scenario: &scenario{}, o: o, siteOf: map[string]string{}}
 	initial := map[string]float64{}
 	for _, s := range o.Spec.Sites {
@@ -352,13 +364,7 @@ func start(ctx context.Context, session *testcluster.Session, o *Options, lab *n
 	}
 	c.scenario.set(initial)
 	reg := prometheus.NewRegistry()
-	go1 := func(f func()) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f()
-		}()
-	}
+	g.Go(func() error { return cp.RunControllers(ctx) })
 
 	// The MQTT broker, and the store fed from it as the scheduler's is.
 	b, err := broker.New(broker.Config{Listen: "127.0.0.1:0", AllowAnonymous: true}, log.With("component", "broker"))
@@ -368,7 +374,7 @@ func start(ctx context.Context, session *testcluster.Session, o *Options, lab *n
 	if err := b.Start(); err != nil {
 		return nil, err
 	}
-	session.Cleanup(func() { _ = b.Close() })
+	g.Go(func() error { return b.Run(ctx) })
 	brokerURL := "mqtt://" + b.Addr()
 	c.Store = topology.NewStore(topology.Config{}, clock.RealClock{})
 	src, err := source.NewMQTT(c.Store, source.Config{}, clock.RealClock{}, reg, log.With("component", "source"))
@@ -379,7 +385,7 @@ func start(ctx context.Context, session *testcluster.Session, o *Options, lab *n
 	if err != nil {
 		return nil, fmt.Errorf("MQTT subscriber: %w", err)
 	}
-	session.Cleanup(func() { _ = sub.Close(context.Background()) })
+	g.Go(func() error { return closeWhenDone(ctx, "MQTT subscriber", sub.Close) })
 
 	// Nodes with simulated kubelets, and a gateway pod per site.
 	c.sim = nodesim.New(cp.Client, nodesim.Options{RenewInterval: 2 * time.Second, StartDelay: 500 * time.Millisecond}, log.With("component", "nodesim"))
@@ -394,7 +400,7 @@ func start(ctx context.Context, session *testcluster.Session, o *Options, lab *n
 		}
 		gateways[s.Name] = s.Name + "-0"
 	}
-	go1(func() { _ = c.sim.Run(ctx) })
+	g.Go(func() error { return c.sim.Run(ctx) })
 	for _, ns := range []string{Namespace, gatewayNamespace, jobNamespace} {
 		if _, err := cp.Client.CoreV1().Namespaces().Create(ctx, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 			return nil, fmt.Errorf("creating namespace %s: %w", ns, err)
@@ -409,12 +415,6 @@ func start(ctx context.Context, session *testcluster.Session, o *Options, lab *n
 		if _, err := cp.Client.CoreV1().Pods(gatewayNamespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 			return nil, fmt.Errorf("creating the gateway of %s: %w", site, err)
 		}
-	}
-	if err := testcluster.StartWorkloadControllers(ctx, cp.Client); err != nil {
-		return nil, err
-	}
-	if err := testcluster.StartDisruptionController(ctx, cp.Config); err != nil {
-		return nil, err
 	}
 
 	// Probers, one per site, publishing to the broker: with --netns real
@@ -441,10 +441,12 @@ func start(ctx context.Context, session *testcluster.Session, o *Options, lab *n
 		if err != nil {
 			return nil, fmt.Errorf("prober %s: %w", s, err)
 		}
-		session.Cleanup(func() { _ = pub.Close(context.Background()) })
 		p := &prober{site: s, node: s + "-0", targets: targets, pub: pub, period: time.Second,
 			rng: rand.New(rand.NewPCG(rng.Uint64(), uint64(i))), log: log}
-		go1(func() { p.run(ctx) })
+		g.Go(func() error {
+			p.run(ctx)
+			return closeWhenDone(ctx, "prober "+s+" publisher", pub.Close)
+		})
 	}
 
 	// Discovery: gateway traffic in, TrafficReports out to the broker.
@@ -452,7 +454,6 @@ func start(ctx context.Context, session *testcluster.Session, o *Options, lab *n
 	if err != nil {
 		return nil, fmt.Errorf("discover publisher: %w", err)
 	}
-	session.Cleanup(func() { _ = dpub.Close(context.Background()) })
 	dm, err := discover.NewMetrics(reg)
 	if err != nil {
 		return nil, err
@@ -461,9 +462,11 @@ func start(ctx context.Context, session *testcluster.Session, o *Options, lab *n
 		Source:    &trafficSource{scenario: c.scenario, gateways: gateways, window: 2 * time.Second, rng: rand.New(rand.NewPCG(rng.Uint64(), 99))},
 		Publisher: dpub, Job: discover.JobOptions{Namespace: jobNamespace}, Log: log.With("component", "discover"), Metrics: dm})
 	if err != nil {
-		return nil, err
+		return nil, errors.Join(err, dpub.Close(context.WithoutCancel(ctx)))
 	}
-	go1(func() { _ = d.Run(ctx, time.Second, func(*discover.Result) {}) })
+	g.Go(func() error {
+		return errors.Join(d.Run(ctx, time.Second, nil), closeWhenDone(ctx, "discover publisher", dpub.Close))
+	})
 
 	// ning's scheduler (with the default profile beside it, for comparison)
 	// and rescheduler.
@@ -471,9 +474,11 @@ func start(ctx context.Context, session *testcluster.Session, o *Options, lab *n
 	if err != nil {
 		return nil, err
 	}
-	if _, err := scheduler.Start(ctx, cp.Dir, cfg, c.Store); err != nil {
+	scheduled, err := scheduler.Start(ctx, cp.Dir, cfg, c.Store)
+	if err != nil {
 		return nil, err
 	}
+	g.Go(func() error { return scheduler.Wait(ctx, scheduled) })
 	rc := rescheduler.DefaultConfig()
 	rc.Interval, rc.HoldCycles, rc.PerReplicaRPS, rc.NodeDownAfter = o.Interval, 2, o.PerReplicaRPS, o.NodeDownAfter
 	if c.resched, err = rescheduler.NewMetrics(reg); err != nil {
@@ -483,9 +488,45 @@ func start(ctx context.Context, session *testcluster.Session, o *Options, lab *n
 	if err != nil {
 		return nil, err
 	}
-	go1(func() { _ = r.Run(ctx) })
+	g.Go(func() error { return r.Run(ctx) })
+
+	// The dashboard's collectors: ning's pods (served on o.Dashboard, and
+	// the live table) and the default scheduler's (the table's comparison).
+	if c.ningView, err = dashboard.NewCollector(cp.Client, c.Store, dashboard.Options{PerReplicaRPS: o.PerReplicaRPS, Interval: o.TableEvery}); err != nil {
+		return nil, err
+	}
+	if c.defaultView, err = dashboard.NewCollector(cp.Client, c.Store, dashboard.Options{PerReplicaRPS: o.PerReplicaRPS, Interval: o.TableEvery,
+		SchedulerName: v1.DefaultSchedulerName}); err != nil {
+		return nil, err
+	}
+	g.Go(func() error { return c.ningView.Run(ctx) })
+	g.Go(func() error { return c.defaultView.Run(ctx) })
+	if o.Dashboard != "" {
+		ln, err := httpserve.ListenOrFree(o.Dashboard)
+		if err != nil {
+			return nil, fmt.Errorf("--dashboard: %w", err)
+		}
+		mux := httpserve.OpsMux(prometheus.NewRegistry(), c.ningView.Healthy)
+		mux.Handle("/", dashboard.Handler(c.ningView))
+		g.Go(func() error { return httpserve.Serve(ctx, "dashboard", ln, mux, httpserve.Options{}, log) })
+		if o.Messages != nil {
+			_, _ = fmt.Fprintf(o.Messages, "dashboard: http://%s/ (while the demo runs)\n", ln.Addr())
+		}
+	}
 	log.Info("ning is running", "sites", len(c.Sites), "nodes", len(c.siteOf), "seconds", round1(time.Since(t0).Seconds()))
 	return c, nil
+}
+
+// closeWhenDone waits for ctx to end, then closes what close closes,
+// with a few seconds to do so.
+func closeWhenDone(ctx context.Context, what string, close func(context.Context) error) error {
+	<-ctx.Done()
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := close(cctx); err != nil {
+		return fmt.Errorf("closing the %s: %w", what, err)
+	}
+	return nil
 }
 
 // say prints a line between live tables; the output is for a person, so
@@ -682,7 +723,7 @@ func (c *Cluster) scenarioRun(ctx context.Context) (*Summary, error) {
 	lostAt := time.Now()
 	c.sim.Stop(victim)
 	err = waitFor(ctx, "the replicas to run elsewhere", func() (bool, error) {
-		ready, onNode, err := testcluster.ReadyAway(ctx, c.Client, Namespace, "app="+Workload, victim)
+		ready, onNode, err := devcluster.ReadyAway(ctx, c.Client, Namespace, "app="+Workload, victim)
 		return !onNode && ready == o.Replicas, err
 	})
 	s.Recovered = err == nil

@@ -11,7 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ning-edge/ning/internal/dashboard"
 )
 
 func counterValue(c prometheus.Counter) float64 {
@@ -23,69 +24,96 @@ func counterValue(c prometheus.Counter) float64 {
 }
 
 // liveTable prints the table every TableEvery until ctx ends.
-func (c *Cluster) liveTable(ctx context.Context) {
+func (c *Cluster) liveTable(ctx context.Context) error {
 	t := time.NewTicker(c.o.TableEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
 		c.printTable(ctx)
 	}
 }
 
+// printTable prints the table from the dashboard's snapshots once both
+// collectors have listed the cluster.
 func (c *Cluster) printTable(ctx context.Context) {
+	for _, v := range []*dashboard.Collector{c.ningView, c.defaultView} {
+		if err := v.WaitSynced(ctx); err != nil {
+			return // the demo is ending
+		}
+	}
 	c.tableMu.Lock()
 	defer c.tableMu.Unlock()
-	if err := plainTable(ctx, c.o.Out, c); err != nil && ctx.Err() == nil {
+	if err := writeTable(c.o.Out, c.ningView.Snapshot(), c.defaultView.Snapshot()); err != nil && ctx.Err() == nil {
 		c.o.Log.Warn("live table", "err", err)
 	}
 }
 
-// plainTable prints sites, the measured RTT from the busiest site, traffic,
-// replicas per site of both workloads, and ning's last decision.
-func plainTable(ctx context.Context, w io.Writer, c *Cluster) error {
-	ning, _, _, err := c.Placement(ctx, Workload)
-	if err != nil {
-		return err
-	}
-	def, _, _, err := c.Placement(ctx, DefaultWorkload)
-	if err != nil {
-		return err
-	}
-	traffic := c.Store.Traffic()
-	busiest := ""
-	for _, s := range c.Sites {
-		if busiest == "" || traffic[s] > traffic[busiest] {
-			busiest = s
+// writeTable prints, from the dashboard's snapshots of ning's pods and of
+// the default scheduler's, the sites with the measured RTT from the busiest
+// site, their traffic, the replicas per site of both workloads with their
+// weighted mean RTT, and ning's last decision.
+func writeTable(w io.Writer, ning, def dashboard.Snapshot) error {
+	mine, theirs := workload(ning, Workload), workload(def, DefaultWorkload)
+	from := -1
+	for i := range ning.Sites {
+		if ning.Sites[i].Name == ning.Busiest {
+			from = i
 		}
 	}
 	// A tabwriter buffers until Flush, which reports any write error.
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	_, _ = fmt.Fprintf(tw, "%s\tRTT from %s\treq/s\t%s\t%s\t\n", "site", busiest, Workload, DefaultWorkload)
-	for _, s := range c.Sites {
+	_, _ = fmt.Fprintf(tw, "%s\tRTT from %s\treq/s\t%s\t%s\t\n", "site", ning.Busiest, Workload, DefaultWorkload)
+	for j, st := range ning.Sites {
 		rtt := "?"
-		if ms, ok := c.Store.RTT(busiest, s); ok {
-			rtt = fmt.Sprintf("%.1fms", ms)
+		if from >= 0 && ning.RTTMs[from][j] != nil {
+			rtt = fmt.Sprintf("%.1fms", *ning.RTTMs[from][j])
 		}
-		if s == busiest {
+		if j == from {
 			rtt = "-"
 		}
-		_, _ = fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t\n", s, rtt, traffic[s], bar(ning[s]), bar(def[s]))
+		rps := 0.0
+		if st.TrafficRPS != nil {
+			rps = *st.TrafficRPS
+		}
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t\n", st.Name, rtt, rps, bar(mine.Replicas[st.Name]), bar(theirs.Replicas[st.Name]))
 	}
-	_, _ = fmt.Fprintf(tw, "weighted RTT\t\t\t%.2fms\t%.2fms\t\n", c.Cost(ning), c.Cost(def))
+	_, _ = fmt.Fprintf(tw, "weighted RTT\t\t\t%s\t%s\t\n", msOrUnknown(mine.WeightedRTTMs), msOrUnknown(theirs.WeightedRTTMs))
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if d := lastDecision(ctx, c); d != "" {
-		if _, err := fmt.Fprintf(w, "last decision: %s\n", d); err != nil {
+	d := mine.LastDecision
+	if d == nil && len(ning.Decisions) > 0 {
+		d = &ning.Decisions[0]
+	}
+	if d != nil {
+		if _, err := fmt.Fprintf(w, "last decision: %s %s: %s\n", d.Reason, d.Name, d.Message); err != nil {
 			return err
 		}
 	}
-	_, err = fmt.Fprintln(w)
+	_, err := fmt.Fprintln(w)
 	return err
+}
+
+// workload is the snapshot's workload of the demo's Deployment name; an
+// empty one before its pods exist.
+func workload(s dashboard.Snapshot, deployment string) dashboard.Workload {
+	for _, w := range s.Workloads {
+		if w.Key() == Namespace+"/"+deployment {
+			return w
+		}
+	}
+	return dashboard.Workload{Replicas: map[string]int{}}
+}
+
+func msOrUnknown(v *float64) string {
+	if v == nil {
+		return "?"
+	}
+	return fmt.Sprintf("%.2fms", *v)
 }
 
 func bar(n int) string {
@@ -93,30 +121,6 @@ func bar(n int) string {
 		return "."
 	}
 	return strings.Repeat("#", n)
-}
-
-// lastDecision is the newest Event from ning (reason Ning*) in the demo
-// namespace.
-func lastDecision(ctx context.Context, c *Cluster) string {
-	list, err := c.Client.CoreV1().Events(Namespace).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return ""
-	}
-	var best string
-	var at time.Time
-	for _, e := range list.Items {
-		if !strings.HasPrefix(e.Reason, "Ning") {
-			continue
-		}
-		t := e.LastTimestamp.Time
-		if t.IsZero() {
-			t = e.EventTime.Time
-		}
-		if best == "" || t.After(at) {
-			best, at = fmt.Sprintf("%s %s: %s", e.Reason, e.InvolvedObject.Name, e.Message), t
-		}
-	}
-	return best
 }
 
 // Print writes the summary for a person.

@@ -19,7 +19,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	ningv1 "github.com/ning-edge/ning/api/proto/ning/v1"
-	"github.com/ning-edge/ning/internal/probe/netemtest"
+	"github.com/ning-edge/ning/internal/netem"
+	"github.com/ning-edge/ning/internal/netem/netemtest"
 )
 
 // netnsLinks are the emulated WAN links from the probing site a, as round
@@ -27,12 +28,12 @@ import (
 // jitter in an NFQUEUE delayer (this kernel has no sch_netem).
 var netnsLinks = []struct {
 	site string
-	rtt  netemtest.Shape
+	rtt  netem.Shape
 }{
-	{"b", netemtest.Shape{Delay: 10 * time.Millisecond}},
-	{"c", netemtest.Shape{Delay: 40 * time.Millisecond}},
-	{"d", netemtest.Shape{Delay: 60 * time.Millisecond}},
-	{"e", netemtest.Shape{Delay: 40 * time.Millisecond, Jitter: 5 * time.Millisecond, Loss: 0.10}},
+	{"b", netem.Shape{Delay: 10 * time.Millisecond}},
+	{"c", netem.Shape{Delay: 40 * time.Millisecond}},
+	{"d", netem.Shape{Delay: 60 * time.Millisecond}},
+	{"e", netem.Shape{Delay: 40 * time.Millisecond, Jitter: 5 * time.Millisecond, Loss: 0.10}},
 }
 
 // Tolerances of the end-to-end test. The delayer adds about 0.8 ms to a round
@@ -64,7 +65,7 @@ func TestNetnsEndToEnd(t *testing.T) {
 	// work on the machine for a CPU: the delayer and the prober run in user
 	// space, and a starved one adds milliseconds to every round trip.
 	netemtest.LockForTiming(t)
-	lab, err := netemtest.NewLab(fmt.Sprintf("ning%d", os.Getpid()%100000))
+	lab, err := netem.NewLab(fmt.Sprintf("ning%d", os.Getpid()%100000))
 	if err != nil {
 		netemtest.Skip(t, "network-namespace test skipped: %v", err)
 	}
@@ -156,7 +157,7 @@ func TestNetnsEndToEnd(t *testing.T) {
 					t.Fatalf("%d targets in the report, want %d", len(r.GetTargets()), len(netnsLinks))
 				}
 				for _, tr := range r.GetTargets() {
-					var cfg netemtest.Shape
+					var cfg netem.Shape
 					for _, l := range netnsLinks {
 						if l.site == tr.GetSite() {
 							cfg = l.rtt

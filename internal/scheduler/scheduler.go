@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	_ "embed"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -65,6 +66,30 @@ func PluginOptions(store *topology.Store) []schedapp.Option {
 		schedapp.WithPlugin(nodeload.Name, nodeload.Factory(store, m)),
 		schedapp.WithPlugin(cloudfallback.Name, cloudfallback.New),
 	}
+}
+
+// Run is Start that blocks: it returns once the scheduler has stopped,
+// nil when that is because ctx ended.
+func Run(ctx context.Context, dir, configYAML string, store *topology.Store) error {
+	done, err := Start(ctx, dir, configYAML, store)
+	if err != nil {
+		return err
+	}
+	return Wait(ctx, done)
+}
+
+// Wait waits for the scheduler Start returned done for, and returns its
+// error; a scheduler that stopped because ctx ended returns nil (kube-scheduler
+// reports "finished without leader elect" even then).
+func Wait(ctx context.Context, done <-chan error) error {
+	err := <-done
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
+	return errors.New("scheduler: stopped")
 }
 
 // Start runs kube-scheduler in this process with ning's plugins and the given

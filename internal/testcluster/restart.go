@@ -1,22 +1,21 @@
 package testcluster
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
-	"k8s.io/apiserver/pkg/storage/storagebackend"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	kubeapiservertesting "k8s.io/kubernetes/cmd/kube-apiserver/app/testing"
-	"k8s.io/kubernetes/test/utils/ktesting"
+
+	"github.com/ning-edge/ning/internal/devcluster"
 )
 
 // Restartable is a control plane whose kube-apiserver can be stopped and
@@ -27,18 +26,20 @@ import (
 type Restartable struct {
 	*ControlPlane
 	proxy *proxy
-	start func() (kubeapiservertesting.TestServer, error)
+	start func() (*devcluster.APIServer, error)
+	stop  func()
 
 	mu sync.Mutex
-	ts kubeapiservertesting.TestServer
+	ts *devcluster.APIServer
 }
 
 // StartRestartable is Start with a Restart method.
-func StartRestartable(t ktesting.TB) *Restartable {
+func StartRestartable(t TB) *Restartable {
 	t.Helper()
 	quiet()
+	ctx := context.WithoutCancel(t.Context())
 	dir := t.TempDir()
-	etcd, etcdURL, err := startEtcd(filepath.Join(dir, "etcd"))
+	etcd, etcdURL, err := devcluster.StartEtcd(ctx, filepath.Join(dir, "etcd"), os.Getenv(LogsEnv) == "1")
 	if err != nil {
 		t.Fatalf("starting etcd: %v", err)
 	}
@@ -47,41 +48,49 @@ func StartRestartable(t ktesting.TB) *Restartable {
 	if err := os.WriteFile(tokens, []byte(token+",admin,admin-uid,system:masters\n"), 0o600); err != nil {
 		t.Fatalf("token file: %v", err)
 	}
-	storage := storagebackend.NewDefaultConfig(path.Join(uuid.New().String(), "registry"), nil)
-	storage.Transport.ServerList = []string{etcdURL}
+	storage := devcluster.Storage(etcdURL)
 	flags := []string{"--disable-admission-plugins=ServiceAccount", "--endpoint-reconciler-type=none", "--token-auth-file=" + tokens}
-	r := &Restartable{start: func() (kubeapiservertesting.TestServer, error) {
-		return kubeapiservertesting.StartTestServer(t, kubeapiservertesting.NewDefaultTestServerOptions(), flags, storage)
+	n := 0
+	r := &Restartable{start: func() (*devcluster.APIServer, error) {
+		n++
+		return devcluster.StartAPIServer(ctx, filepath.Join(dir, fmt.Sprintf("apiserver-%d", n)), storage, flags)
 	}}
 	if r.ts, err = r.start(); err != nil {
 		etcd.Close()
 		t.Fatalf("starting kube-apiserver: %v", err)
 	}
-	if r.proxy, err = newProxy(hostOf(r.ts.ClientConfig.Host)); err != nil {
+	if r.proxy, err = newProxy(hostOf(r.ts.Config.Host)); err != nil {
 		t.Fatalf("apiserver proxy: %v", err)
 	}
 	cfg := &rest.Config{Host: "https://" + r.proxy.ln.Addr().String(), BearerToken: token,
 		TLSClientConfig: rest.TLSClientConfig{Insecure: true}, QPS: 1000, Burst: 2000}
-	r.ControlPlane = &ControlPlane{Config: cfg, Dir: dir}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatalf("clientset: %v", err)
+	}
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	if err := devcluster.WriteKubeconfig(cfg, kubeconfig); err != nil {
+		t.Fatalf("kubeconfig: %v", err)
+	}
+	r.ControlPlane = &ControlPlane{Config: cfg, Client: client, Kubeconfig: kubeconfig, Dir: dir}
 	var once sync.Once
-	r.Stop = func() {
+	r.stop = func() {
 		once.Do(func() {
 			r.proxy.close()
 			r.mu.Lock()
-			r.ts.TearDownFn()
+			_ = r.ts.Stop() // a restart test's apiserver may end with an error
 			r.mu.Unlock()
 			etcd.Close()
 		})
 	}
-	t.Cleanup(r.Stop)
-	if r.Client, err = kubernetes.NewForConfig(cfg); err != nil {
-		t.Fatalf("clientset: %v", err)
-	}
-	r.Kubeconfig = filepath.Join(dir, "kubeconfig")
-	if err := writeKubeconfig(cfg, r.Kubeconfig); err != nil {
-		t.Fatalf("kubeconfig: %v", err)
-	}
+	t.Cleanup(r.stop)
 	return r
+}
+
+// Stop stops the apiserver, then etcd; it is idempotent.
+func (r *Restartable) Stop() error {
+	r.stop()
+	return nil
 }
 
 func hostOf(u string) string {
@@ -98,14 +107,14 @@ func (r *Restartable) Restart(down time.Duration) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.proxy.setTarget("")
-	r.ts.TearDownFn()
+	_ = r.ts.Stop() // the server was cut off on purpose
 	time.Sleep(down)
 	ts, err := r.start()
 	if err != nil {
 		return fmt.Errorf("restarting kube-apiserver: %w", err)
 	}
 	r.ts = ts
-	r.proxy.setTarget(hostOf(ts.ClientConfig.Host))
+	r.proxy.setTarget(hostOf(ts.Config.Host))
 	return nil
 }
 

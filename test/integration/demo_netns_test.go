@@ -15,7 +15,7 @@ import (
 
 	"github.com/ning-edge/ning/internal/demo"
 	"github.com/ning-edge/ning/internal/demo/netns"
-	"github.com/ning-edge/ning/internal/probe/netemtest"
+	"github.com/ning-edge/ning/internal/netem/netemtest"
 )
 
 // Bounds on the demo's measured RTTs against the topology (the summary's

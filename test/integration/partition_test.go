@@ -24,9 +24,10 @@ import (
 	"github.com/ning-edge/ning/internal/broker"
 	"github.com/ning-edge/ning/internal/broker/brokertest"
 	"github.com/ning-edge/ning/internal/mqtt"
+	"github.com/ning-edge/ning/internal/netem"
+	"github.com/ning-edge/ning/internal/netem/netemtest"
 	"github.com/ning-edge/ning/internal/nodesim"
 	"github.com/ning-edge/ning/internal/placement"
-	"github.com/ning-edge/ning/internal/probe/netemtest"
 	"github.com/ning-edge/ning/internal/source"
 	"github.com/ning-edge/ning/internal/testcluster"
 	"github.com/ning-edge/ning/internal/topology"
@@ -86,7 +87,7 @@ func TestPartitionedSite(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	netemtest.LockForTiming(t)
-	lab, err := netemtest.NewLab(fmt.Sprintf("npart%d", os.Getpid()%100000))
+	lab, err := netem.NewLab(fmt.Sprintf("npart%d", os.Getpid()%100000))
 	if err != nil {
 		netemtest.Skip(t, "partitioned-site test skipped: %v", err)
 	}
@@ -102,7 +103,7 @@ func TestPartitionedSite(t *testing.T) {
 	}
 	var targets []string
 	for _, l := range partitionLinks {
-		_, addr, err := lab.Link(ctx, "a", l.site, netemtest.Shape{Delay: l.rtt})
+		_, addr, err := lab.Link(ctx, "a", l.site, netem.Shape{Delay: l.rtt})
 		if err != nil {
 			if strings.Contains(strings.ToLower(err.Error()), "nfqueue") {
 				netemtest.Skip(t, "partitioned-site test skipped: no NFQUEUE support: %v", err)
@@ -323,7 +324,7 @@ func TestPartitionedSite(t *testing.T) {
 // controlLink joins namespace ns to this process's namespace with a veth
 // pair, so a broker listening here is reachable from ns, and returns this
 // end's address. Deleting ns deletes the pair.
-func controlLink(ctx context.Context, t *testing.T, lab *netemtest.Lab, ns string) string {
+func controlLink(ctx context.Context, t *testing.T, lab *netem.Lab, ns string) string {
 	t.Helper()
 	id := os.Getpid() % 100000
 	here, there := fmt.Sprintf("npc%d", id), fmt.Sprintf("npc%dp", id)
@@ -344,7 +345,7 @@ func controlLink(ctx context.Context, t *testing.T, lab *netemtest.Lab, ns strin
 }
 
 // startProber runs `ning args...` in namespace a until the test ends.
-func startProber(ctx context.Context, t *testing.T, lab *netemtest.Lab, bin string, args []string) {
+func startProber(ctx context.Context, t *testing.T, lab *netem.Lab, bin string, args []string) {
 	t.Helper()
 	pctx, cancel := context.WithCancel(ctx)
 	cmd := exec.CommandContext(pctx, "ip", append([]string{"netns", "exec", lab.Namespace("a"), bin}, args...)...)

@@ -1,11 +1,11 @@
 // Package netns gives `ning demo --netns` real RTTs: one network namespace
 // per site, a veth link between every pair of sites whose emulated WAN delay
-// (internal/probe/netemtest's NFQUEUE delayer) reproduces the topology's RTT,
+// (internal/netem's NFQUEUE delayer) reproduces the topology's RTT,
 // and one real prober per site (internal/probe's Prober and Loop, ICMP echo
 // on datagram sockets) measuring the other sites from inside its namespace.
 //
 // Only the probe sockets live in a site's namespace: each measurement runs on
-// a thread moved into it (netemtest.Lab.Do), and the prober's MQTT client
+// a thread moved into it (netem.Lab.Do), and the prober's MQTT client
 // stays in the root namespace, where the demo's broker listens on 127.0.0.1.
 package netns
 
@@ -25,8 +25,8 @@ import (
 	"k8s.io/utils/clock"
 
 	ningv1 "github.com/ning-edge/ning/api/proto/ning/v1"
+	"github.com/ning-edge/ning/internal/netem"
 	"github.com/ning-edge/ning/internal/probe"
-	"github.com/ning-edge/ning/internal/probe/netemtest"
 )
 
 // DefaultOverhead is what the NFQUEUE delayer adds to a round trip on its
@@ -125,7 +125,7 @@ func Check() error {
 	if os.Geteuid() != 0 {
 		return errors.New("--netns needs root (network namespaces, veth links and iptables NFQUEUE rules): run it with sudo, or leave --netns out for simulated probers")
 	}
-	if _, _, err := netemtest.Tools(); err != nil {
+	if _, _, err := netem.Tools(); err != nil {
 		return fmt.Errorf("--netns: %w", err)
 	}
 	return nil
@@ -134,7 +134,7 @@ func Check() error {
 // Lab is the running set of site namespaces and their links.
 type Lab struct {
 	cfg     Config
-	lab     *netemtest.Lab
+	lab     *netem.Lab
 	targets map[string][]probe.Target // site -> the other sites' addresses
 }
 
@@ -149,7 +149,7 @@ func Build(ctx context.Context, cfg Config) (l *Lab, err error) {
 		return nil, err
 	}
 	removeStale(ctx, cfg.Log)
-	nl, err := netemtest.NewLab(NamespacePrefix(cfg.Owner))
+	nl, err := netem.NewLab(NamespacePrefix(cfg.Owner))
 	if err != nil {
 		return nil, fmt.Errorf("--netns: %w", err)
 	}
@@ -174,7 +174,7 @@ func Build(ctx context.Context, cfg Config) (l *Lab, err error) {
 				continue
 			}
 			delay := max(time.Duration(rtt*float64(time.Millisecond))-cfg.Overhead, 0)
-			addrA, addrB, err := nl.Link(ctx, a, b, netemtest.Shape{Delay: delay})
+			addrA, addrB, err := nl.Link(ctx, a, b, netem.Shape{Delay: delay})
 			if err != nil {
 				if strings.Contains(strings.ToLower(err.Error()), "nfqueue") {
 					return l, fmt.Errorf("--netns: no NFQUEUE support (kernel modules nfnetlink_queue and xt_NFQUEUE): link %s-%s: %w", a, b, err)

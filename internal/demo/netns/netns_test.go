@@ -17,7 +17,7 @@ import (
 	"github.com/ning-edge/ning/internal/broker"
 	"github.com/ning-edge/ning/internal/broker/brokertest"
 	"github.com/ning-edge/ning/internal/mqtt"
-	"github.com/ning-edge/ning/internal/probe/netemtest"
+	"github.com/ning-edge/ning/internal/netem/netemtest"
 	"github.com/ning-edge/ning/internal/source"
 	"github.com/ning-edge/ning/internal/topology"
 )

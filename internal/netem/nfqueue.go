@@ -1,4 +1,4 @@
-package netemtest
+package netem
 
 import (
 	"encoding/binary"

@@ -1,4 +1,4 @@
-package netemtest
+package netem_test
 
 import (
 	"errors"
@@ -7,6 +7,9 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	. "github.com/ning-edge/ning/internal/netem"
+	"github.com/ning-edge/ning/internal/netem/netemtest"
 )
 
 func TestDecider(t *testing.T) {
@@ -73,12 +76,12 @@ func TestDelayerRoundTrip(t *testing.T) {
 		t.Skip("delayer timing test: skipped in -short (make test-netns runs it)")
 	}
 	if os.Geteuid() != 0 {
-		Skip(t, "needs root: skipped")
+		netemtest.Skip(t, "needs root: skipped")
 	}
-	LockForTiming(t)
+	netemtest.LockForTiming(t)
 	lab, err := NewLab("ningdl")
 	if err != nil {
-		Skip(t, "skipped: %v", err)
+		netemtest.Skip(t, "skipped: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := lab.Close(); err != nil {

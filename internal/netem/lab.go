@@ -1,4 +1,4 @@
-package netemtest
+package netem
 
 import (
 	"context"
@@ -13,44 +13,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// RequireEnv names the environment variable that, set to 1 (CI does), turns
-// the network-namespace tests' skips into failures, so a CI run cannot pass
-// without running them.
-const RequireEnv = "NING_REQUIRE_NETNS"
-
-// Skip skips t with the reason, or fails it when RequireEnv is set.
-func Skip(t interface {
-	Helper()
-	Skipf(format string, args ...any)
-	Fatalf(format string, args ...any)
-}, format string, args ...any) {
-	t.Helper()
-	if os.Getenv(RequireEnv) == "1" {
-		t.Fatalf(format+" ("+RequireEnv+"=1: required)", args...)
-	}
-	t.Skipf(format, args...)
-}
-
-// RequireBuildLab skips t (or fails it when RequireEnv is set) unless this
-// process can build a Lab and the ning binary: root, ip, iptables and the go
-// tool. what names the test in the message.
-func RequireBuildLab(t interface {
-	Helper()
-	Skipf(format string, args ...any)
-	Fatalf(format string, args ...any)
-}, what string) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		Skip(t, "%s needs root (network namespaces): skipped", what)
-	}
-	if _, _, err := Tools(); err != nil {
-		Skip(t, "%s skipped: %v", what, err)
-	}
-	if _, err := exec.LookPath("go"); err != nil {
-		Skip(t, "%s builds the ning binary and needs the go tool: skipped", what)
-	}
-}
 
 // Tools returns the paths of ip and iptables, or an error naming what is
 // missing (a test skips with it).

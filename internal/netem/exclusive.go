@@ -1,4 +1,4 @@
-package netemtest
+package netem
 
 import (
 	"fmt"
@@ -64,19 +64,4 @@ func setNiceAllThreads(nice int) (old int) {
 		_ = unix.Setpriority(unix.PRIO_PROCESS, tid, nice)
 	}
 	return old
-}
-
-// LockForTiming is Exclusive for a test: it fails the test when the lock
-// cannot be taken and releases it when the test ends.
-func LockForTiming(t interface {
-	Helper()
-	Fatalf(format string, args ...any)
-	Cleanup(func())
-}) {
-	t.Helper()
-	release, err := Exclusive()
-	if err != nil {
-		t.Fatalf("%v", err)
-	}
-	t.Cleanup(release)
 }

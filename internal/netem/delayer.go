@@ -1,4 +1,4 @@
-// Package netemtest emulates a WAN link between network namespaces for
+// Package netem emulates a WAN link between network namespaces for
 // ning's end-to-end tests on kernels without sch_netem: a userspace delayer
 // behind iptables' NFQUEUE target holds each packet for a one-way delay (plus
 // jitter), drops a share of them (loss), and accepts the rest.
@@ -6,7 +6,7 @@
 // Accuracy: the delayer adds about 0.1-0.5 ms per direction (the trip through
 // userspace and Go timer latency); an RTT through two delayers measures about
 // 0.8 ms above the configured figure.
-package netemtest
+package netem
 
 import (
 	"container/heap"
