@@ -14,8 +14,8 @@ import (
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/utils/clock"
 
-	"github.com/ning-edge/ning/internal/extender"
 	configv1alpha1 "github.com/ning-edge/ning/api/config/v1alpha1"
+	"github.com/ning-edge/ning/internal/extender"
 	"github.com/ning-edge/ning/internal/placement"
 	"github.com/ning-edge/ning/internal/policy"
 	"github.com/ning-edge/ning/internal/topology"
