@@ -134,11 +134,7 @@ func (h *healer) decide(ctx context.Context, nodes []*v1.Node, renew map[string]
 			down[n.Name] = hl
 		}
 	}
-	for name := range h.seen {
-		if !known[name] {
-			delete(h.seen, name)
-		}
-	}
+	prune(h.seen, func(name string) bool { return known[name] })
 	h.m.NodesDown.Set(float64(len(down)))
 	defer h.forgetGone(pods)
 	if len(down) > 1 && float64(len(down)) > h.cfg.MaxDownFraction*float64(len(nodes)) {
@@ -192,11 +188,7 @@ func (h *healer) forgetGone(pods []*v1.Pod) {
 	for _, p := range pods {
 		live[p.UID] = true
 	}
-	for uid := range h.handled {
-		if !live[uid] {
-			delete(h.handled, uid)
-		}
-	}
+	prune(h.handled, func(uid types.UID) bool { return live[uid] })
 }
 
 // act carries out the decisions: taints, untaints and deletions, through the

@@ -168,21 +168,22 @@ func (mv *mover) decide(ctx context.Context, v *view, ws []*workload) []proposal
 			out = append(out, p)
 		}
 	}
-	for k := range mv.holds {
-		if !seen[k] {
-			delete(mv.holds, k)
-		}
-	}
+	prune(mv.holds, func(k string) bool { return seen[k] })
 	live := make(map[types.UID]bool, len(ws))
 	for _, w := range ws {
 		live[w.uid] = true
 	}
-	for uid := range mv.settling {
-		if !live[uid] {
-			delete(mv.settling, uid)
+	prune(mv.settling, func(uid types.UID) bool { return live[uid] })
+	return out
+}
+
+// prune deletes the entries of m whose key keep rejects.
+func prune[K comparable, V any](m map[K]V, keep func(K) bool) {
+	for k := range m {
+		if !keep(k) {
+			delete(m, k)
 		}
 	}
-	return out
 }
 
 // hold counts another cycle for key and reports whether it has now held
