@@ -241,15 +241,15 @@ func (x *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) (*
 			passing++
 		}
 	}
-	if passing == 0 && verdict != nil && verdict.CanFailOpen() && x.open.Latch(pod.UID, x.clock.Now()) {
+	if passing == 0 && verdict != nil && verdict.CanFailOpen() && (pod.UID == "" || x.open.Latch(pod.UID, x.clock.Now())) {
 		// policy's fail-open rule, as NetworkLatency's PostFilter applies
-		// it; the latch keeps it for the pod's next requests too.
+		// it; the latch keeps it for the pod's next requests too (a pod
+		// without a UID, which no scheduler sends, is judged per request).
 		x.metrics.FailOpen.Inc()
 		x.log.InfoContext(ctx, "No node fits while RTTs are unknown: the pod's delay constraints fail open for the unmeasured sites",
 			"pod", pod.Namespace+"/"+pod.Name, "sites", verdict.UnknownOnly, "for", policy.FailOpenFor)
 		if x.recorder != nil {
-			x.recorder.Eventf(pod, v1.EventTypeWarning, "NingDelayFailOpen",
-				"No node fits and the RTT to sites %v is unknown: delay constraints fail open for those sites for %s", verdict.UnknownOnly, policy.FailOpenFor)
+			x.recorder.Eventf(pod, v1.EventTypeWarning, policy.ReasonFailOpen, "%s", policy.FailOpenMessage(verdict.UnknownOnly))
 		}
 		verdict.FailOpen()
 		for i, c := range cands {

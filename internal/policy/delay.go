@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -67,6 +68,15 @@ func (j *DelayJudgement) FailOpen() {
 		j.Verdicts[site] = placement.Verdict{OK: true, Unknown: true}
 	}
 	j.UnknownOnly = nil
+}
+
+// ReasonFailOpen is the reason of the Event on a pod whose delay constraints
+// fail open.
+const ReasonFailOpen = "NingDelayFailOpen"
+
+// FailOpenMessage is that Event's message.
+func FailOpenMessage(sites []string) string {
+	return fmt.Sprintf("No node fits and the RTT to sites %v is unknown: delay constraints fail open for those sites for %s", sites, FailOpenFor)
 }
 
 // FailOpenFor is how long a pod's delay constraints stay relaxed once they

@@ -161,8 +161,7 @@ func (p *Plugin) PostFilter(ctx context.Context, state fwk.CycleState, pod *v1.P
 		logger.Info("A pod fits no node while RTTs to some sites are unknown: its delay constraints fail open for those sites rather than leave it pending (logged once; see ning_scheduler_delay_fail_open_total)",
 			"pod", klog.KObj(pod), "sites", sites)
 	})
-	p.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeWarning, "NingDelayFailOpen", "Scheduling",
-		"No node fits and the RTT to sites %v is unknown: delay constraints fail open for those sites for %s", sites, policy.FailOpenFor)
+	p.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeWarning, policy.ReasonFailOpen, "Scheduling", "%s", policy.FailOpenMessage(sites))
 	p.handle.Activate(logger, map[string]*v1.Pod{pod.Namespace + "/" + pod.Name: pod})
 	return nil, fwk.NewStatus(fwk.Unschedulable, "delay constraints will fail open for sites without RTT data")
 }
