@@ -71,3 +71,16 @@ func TestDecodeErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestDecodeYAMLStrictly(t *testing.T) {
+	var a configv1alpha1.NetworkLatencyArgs
+	obj := &runtime.Unknown{ContentType: runtime.ContentTypeYAML, Raw: []byte("siteLabel: zone\nunknownRTT: FailOpen\n")}
+	if err := Decode("NetworkLatency", obj, &a); err != nil || a.SiteLabel != "zone" || a.UnknownRTT != configv1alpha1.FailOpen {
+		t.Fatalf("args %+v, err %v", a, err)
+	}
+	obj.Raw = []byte("siteLable: zone\n")
+	want := "NetworkLatency args: pluginConfig.NetworkLatency.args.siteLable: Forbidden: unknown field"
+	if err := Decode("NetworkLatency", obj, &configv1alpha1.NetworkLatencyArgs{}); err == nil || err.Error() != want {
+		t.Fatalf("err = %v, want %q", err, want)
+	}
+}
