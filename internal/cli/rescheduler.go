@@ -51,7 +51,7 @@ their ReplicaSet or StatefulSet, and every --interval:
   the next eviction of that workload.
 
 Evictions go through the policy/v1 Eviction API, so PodDisruptionBudgets hold,
-within --max-evictions-per-cycle, -per-namespace and -per-workload. Each gets
+within --max-evictions-per-cycle, -per-namespace, -per-workload and -per-node. Each gets
 an Event on the pod (NingReschedule, NingDelayViolation) and is counted in
 ning_rescheduler_evictions_total.
 
