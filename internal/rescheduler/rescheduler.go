@@ -252,17 +252,25 @@ func (r *Rescheduler) Cycle(ctx context.Context) []Eviction {
 		r.log.InfoContext(ctx, "apiserver watch failed recently; not acting on the caches this cycle")
 		return nil
 	}
-	nodes, err := r.nodes.List(labels.Everything())
+	nodes, pods, err := r.cached()
 	if err != nil {
-		r.log.ErrorContext(ctx, "rescheduling cycle: listing nodes", "err", err)
-		return nil
-	}
-	pods, err := r.pods.List(labels.Everything())
-	if err != nil {
-		r.log.ErrorContext(ctx, "rescheduling cycle: listing pods", "err", err)
+		r.log.ErrorContext(ctx, "rescheduling cycle", "err", err)
 		return nil
 	}
 	return r.mover.cycle(ctx, nodes, pods, r.evictor)
+}
+
+// cached lists the nodes and pods in the caches.
+func (r *Rescheduler) cached() ([]*v1.Node, []*v1.Pod, error) {
+	nodes, err := r.nodes.List(labels.Everything())
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing nodes: %w", err)
+	}
+	pods, err := r.pods.List(labels.Everything())
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing pods: %w", err)
+	}
+	return nodes, pods, nil
 }
 
 // CheckNodes finds down nodes, taints them so nothing new lands there, and
@@ -286,14 +294,9 @@ func (r *Rescheduler) CheckNodes(ctx context.Context) []Eviction {
 		r.m.Decisions.WithLabelValues("api_recovering").Inc()
 		return nil
 	}
-	nodes, err := r.nodes.List(labels.Everything())
+	nodes, pods, err := r.cached()
 	if err != nil {
 		r.log.ErrorContext(ctx, "checking nodes", "err", err)
-		return nil
-	}
-	pods, err := r.pods.List(labels.Everything())
-	if err != nil {
-		r.log.ErrorContext(ctx, "checking nodes: listing pods", "err", err)
 		return nil
 	}
 	renew := make(map[string]time.Time, len(nodes))
