@@ -11,9 +11,11 @@ import (
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/utils/clock"
 
+	configv1alpha1 "github.com/ning-edge/ning/api/config/v1alpha1"
 	"github.com/ning-edge/ning/internal/extender"
 	"github.com/ning-edge/ning/internal/httpserve"
 	"github.com/ning-edge/ning/internal/placement"
+	"github.com/ning-edge/ning/internal/policy"
 	"github.com/ning-edge/ning/internal/topology"
 )
 
@@ -27,7 +29,7 @@ func newExtenderCommand() *cobra.Command {
 		cpuFilter, cpuPenaltyFrom    float64
 		penalty                      float64
 	)
-	def := placement.DefaultLoadPolicy()
+	weights := policy.DefaultWeights()
 	cmd := &cobra.Command{
 		Use:   "extender --listen ADDR [--kubeconfig FILE] [--latency-file FILE] [--mqtt ...] [--goldpinger-url URL] [--scores-url URL ...]",
 		Short: "Serve ning's placement to a stock kube-scheduler through the extender API",
@@ -60,7 +62,8 @@ deploy/extender-config.yaml configures kube-scheduler to call it.`,
 			}
 			cfg.NetworkLatency.SiteLabel = sources.siteLabel
 			cfg.TrafficLatency.SiteLabel = sources.siteLabel
-			cfg.NetworkLatency.UnknownRTT = placement.UnknownRTTPolicy(unknownRTT)
+			cfg.NetworkLatency.UnknownRTT = configv1alpha1.UnknownRTTPolicy(unknownRTT)
+			cfg.Weights = weights
 			cfg.NodeLoad.CPUFilter, cfg.NodeLoad.CPUPenaltyFrom, cfg.NodeLoad.Penalty = &cpuFilter, &cpuPenaltyFrom, &penalty
 			cfg.SetDefaults()
 			if err := cfg.Validate(); err != nil {
@@ -93,9 +96,11 @@ deploy/extender-config.yaml configures kube-scheduler to call it.`,
 	sources.add(f)
 	f.StringVar(&unknownRTT, "unknown-rtt", string(placement.FailClosed), "a delay constraint with an unknown RTT: FailClosed or FailOpen")
 	f.Float64Var(&cfg.TrafficLatency.PerReplicaRPS, "per-replica-rps", 0, "requests/s one replica serves (0: no limit)")
-	f.Float64Var(&cpuFilter, "cpu-filter", def.CPUFilter, "filter out nodes at or above this CPU utilisation (0..1)")
-	f.Float64Var(&cpuPenaltyFrom, "cpu-penalty-from", def.CPUPenaltyFrom, "CPU utilisation from which a node's load score drops by --penalty")
-	f.Float64Var(&penalty, "penalty", def.Penalty, "load score penalty (0..1)")
+	f.Float64Var(&cpuFilter, "cpu-filter", configv1alpha1.DefaultCPUFilter, "filter out nodes at or above this CPU utilisation (0..1)")
+	f.Float64Var(&cpuPenaltyFrom, "cpu-penalty-from", configv1alpha1.DefaultCPUPenaltyFrom, "CPU utilisation from which a node's load score drops by --penalty")
+	f.Float64Var(&penalty, "penalty", configv1alpha1.DefaultPenalty, "load score penalty (0..1)")
+	f.Int32Var(&weights.TrafficLatency, "traffic-latency-weight", weights.TrafficLatency, "weight of the traffic part of the /prioritize score, as TrafficLatency's in the scheduler profile")
+	f.Int32Var(&weights.NodeLoad, "node-load-weight", weights.NodeLoad, "weight of the load part of the /prioritize score, as NodeLoad's in the scheduler profile")
 	f.StringVar(&cfg.CloudFallback.CloudLabel, "cloud-label", "kubernetes.io/role", "label marking cloud nodes, used only when no edge node fits")
 	f.StringVar(&cfg.CloudFallback.CloudValue, "cloud-value", "cloud", "value of --cloud-label on cloud nodes")
 	f.StringVar(&run.Server.CertFile, "tls-cert", "", "serve HTTPS with this certificate (with --tls-key)")

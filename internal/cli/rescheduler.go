@@ -49,7 +49,7 @@ their ReplicaSet or StatefulSet, and every --interval:
   the next eviction of that workload.
 
 Evictions go through the policy/v1 Eviction API, so PodDisruptionBudgets hold,
-within --max-evictions-per-cycle, -per-namespace and -per-workload. Each gets
+within --max-evictions-per-cycle, -per-namespace, -per-workload and -per-node. Each gets
 an Event on the pod (NingReschedule, NingDelayViolation) and is counted in
 ning_rescheduler_evictions_total.
 
@@ -85,12 +85,14 @@ every eviction and deletion it would make, and makes none.`,
 	f.IntVar(&c.MinPerTrafficSite, "min-per-traffic-site", c.MinPerTrafficSite, "pods a site with traffic always keeps")
 	f.IntVar(&c.MaxPerCycle, "max-evictions-per-cycle", c.MaxPerCycle, "evictions per cycle in all")
 	f.IntVar(&c.MaxPerNamespace, "max-evictions-per-namespace", c.MaxPerNamespace, "evictions per cycle in one namespace")
+	f.IntVar(&c.MaxPerNode, "max-evictions-per-node", c.MaxPerNode, "evictions per cycle from one node (0: no limit)")
 	f.IntVar(&c.MaxPerWorkload, "max-evictions-per-workload", c.MaxPerWorkload, "evictions per cycle of one workload (each waits for the last replacement to be Ready)")
 	f.DurationVar(&c.SettleTimeout, "settle-timeout", c.SettleTimeout, "longest wait for an evicted pod's replacement to be Ready")
 	f.DurationVar(&c.NodeDownAfter, "node-down-after", c.NodeDownAfter, "a node silent or not Ready this long is down")
 	f.BoolVar(&c.AllowStatefulSetForce, "allow-statefulset-force", false, "also force-delete StatefulSet pods on down nodes (split-brain risk; see --help)")
 	f.BoolVar(&c.DryRun, "dry-run", false, "log evictions and deletions instead of making them")
 	f.StringVar(&c.SchedulerName, "scheduler-name", c.SchedulerName, "manage pods with this spec.schedulerName")
+	f.StringVar((*string)(&c.UnknownRTT), "unknown-rtt", string(c.UnknownRTT), "NetworkLatency's unknownRTT (FailClosed or FailOpen): where the scheduler may put a replacement")
 	f.Float64Var(&c.PerReplicaRPS, "per-replica-rps", 0, "traffic one replica serves, as in TrafficLatencyArgs (0: no limit)")
 	f.StringVar(&o.listen, "listen", ":10262", "address for /healthz and /metrics (empty: none)")
 	f.BoolVar(&o.leaderElect, "leader-elect", true, "act only while holding the Lease, so that one replica acts at a time")

@@ -16,8 +16,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/ning-edge/ning/internal/placement"
-	"github.com/ning-edge/ning/internal/plugins/siteindex"
+	"github.com/ning-edge/ning/internal/policy"
 	"github.com/ning-edge/ning/internal/topology"
 )
 
@@ -69,7 +68,7 @@ type Site struct {
 }
 
 // Workload is the set of pods one controller owns (or a bare pod), grouped as
-// the scheduler plugins group them (siteindex.WorkloadOf).
+// the scheduler plugins group them (policy.WorkloadOf).
 type Workload struct {
 	Namespace string `json:"namespace"`
 	// Name and Kind are the controller's ("web-5d9c7", "ReplicaSet"), or the
@@ -214,7 +213,7 @@ func build(in inputs, store Store) Snapshot {
 		if p.DeletionTimestamp != nil || p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
 			continue
 		}
-		uid := siteindex.WorkloadOf(p)
+		uid := policy.WorkloadOf(p).UID
 		w := byUID[uid]
 		if w == nil {
 			w = newWorkload(p)
@@ -292,16 +291,11 @@ func ready(n *v1.Node) bool {
 }
 
 func newWorkload(p *v1.Pod) *Workload {
-	w := &Workload{Namespace: p.Namespace, Name: p.Name, Kind: "Pod", Replicas: map[string]int{}}
-	for i := range p.OwnerReferences {
-		if ref := &p.OwnerReferences[i]; ref.Controller != nil && *ref.Controller {
-			w.Name, w.Kind = ref.Name, ref.Kind
-			if hash := p.Labels["pod-template-hash"]; ref.Kind == "ReplicaSet" && hash != "" {
-				if d, ok := strings.CutSuffix(ref.Name, "-"+hash); ok && d != "" {
-					w.Deployment = d
-				}
-			}
-			break
+	ref := policy.WorkloadOf(p)
+	w := &Workload{Namespace: p.Namespace, Name: ref.Name, Kind: ref.Kind, Replicas: map[string]int{}}
+	if hash := p.Labels["pod-template-hash"]; ref.Kind == "ReplicaSet" && hash != "" {
+		if d, ok := strings.CutSuffix(ref.Name, "-"+hash); ok && d != "" {
+			w.Deployment = d
 		}
 	}
 	return w
@@ -311,29 +305,24 @@ func newWorkload(p *v1.Pod) *Workload {
 // cannot be told: no replica, no traffic, or traffic with no replica at a
 // known RTT (placement.Problem.Cost would charge it a penalty, not an RTT).
 func weightedRTT(replicas map[string]int, sites []Site, rtt [][]*float64, perReplicaRPS float64) *float64 {
-	p := placement.Problem{
-		PerReplicaRPS: perReplicaRPS,
-		Sites:         make([]string, len(sites)),
-		Traffic:       make([]float64, len(sites)),
-		Capacity:      make([]int, len(sites)),
-		RTT:           make([][]float64, len(sites)),
-	}
-	x := make(placement.Placement, len(sites))
+	names := make([]string, len(sites))
+	traffic := make(map[string]float64, len(sites))
+	matrix := make([][]float64, len(sites))
 	for i, st := range sites {
-		p.Sites[i] = st.Name
+		names[i] = st.Name
 		if st.TrafficRPS != nil {
-			p.Traffic[i] = *st.TrafficRPS
+			traffic[st.Name] = *st.TrafficRPS
 		}
-		p.Capacity[i] = placement.Unlimited
-		x[i] = replicas[st.Name]
-		p.RTT[i] = make([]float64, len(sites))
+		matrix[i] = make([]float64, len(sites))
 		for j := range sites {
-			p.RTT[i][j] = math.Inf(1)
+			matrix[i][j] = math.Inf(1)
 			if v := rtt[i][j]; v != nil {
-				p.RTT[i][j] = *v
+				matrix[i][j] = *v
 			}
 		}
 	}
+	p := policy.Problem(names, matrix, traffic, perReplicaRPS)
+	x := policy.Current(names, replicas)
 	p.Replicas = x.Total()
 	if p.Replicas == 0 || p.TotalTraffic() <= 0 {
 		return nil

@@ -41,6 +41,7 @@ import (
 	"github.com/ning-edge/ning/internal/mqtt"
 	"github.com/ning-edge/ning/internal/nodesim"
 	"github.com/ning-edge/ning/internal/placement"
+	"github.com/ning-edge/ning/internal/policy"
 	"github.com/ning-edge/ning/internal/rescheduler"
 	"github.com/ning-edge/ning/internal/scheduler"
 	"github.com/ning-edge/ning/internal/source"
@@ -172,21 +173,12 @@ func (c *Cluster) Placement(ctx context.Context, name string) (perSite map[strin
 // the scenario's traffic now.
 func (c *Cluster) Cost(perSite map[string]int) float64 {
 	p := c.problem()
-	x := make(placement.Placement, len(c.Sites))
-	for i, s := range c.Sites {
-		x[i] = perSite[s]
-	}
-	return p.Cost(x)
+	return p.Cost(policy.Current(c.Sites, perSite))
 }
 
 func (c *Cluster) problem() *placement.Problem {
-	t := c.scenario.get()
-	p := &placement.Problem{Sites: c.Sites, RTT: c.RTT, Replicas: c.o.Replicas, PerReplicaRPS: c.o.PerReplicaRPS,
-		Traffic: make([]float64, len(c.Sites)), Capacity: make([]int, len(c.Sites))}
-	for i, s := range c.Sites {
-		p.Traffic[i] = t[s]
-		p.Capacity[i] = placement.Unlimited
-	}
+	p := policy.Problem(c.Sites, c.RTT, c.scenario.get(), c.o.PerReplicaRPS)
+	p.Replicas = c.o.Replicas
 	return p
 }
 

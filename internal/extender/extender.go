@@ -21,12 +21,14 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/informers"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/record"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
+	"k8s.io/utils/clock"
 
 	configv1alpha1 "github.com/ning-edge/ning/api/config/v1alpha1"
 	"github.com/ning-edge/ning/internal/placement"
 	"github.com/ning-edge/ning/internal/plugins/siteindex"
-	"github.com/ning-edge/ning/internal/plugins/trafficlatency"
+	"github.com/ning-edge/ning/internal/policy"
 	"github.com/ning-edge/ning/internal/topology"
 )
 
@@ -39,17 +41,6 @@ type Store interface {
 	Load(node string) (topology.Load, bool)
 }
 
-// Weights of the traffic and load parts of the /prioritize score: the ning
-// profile's TrafficLatency and NodeLoad weights (10 and 2).
-const (
-	TrafficWeight = 10
-	LoadWeight    = 2
-)
-
-// neutralLoad is the 0..1 load score of a node without a fresh report (the
-// NodeLoad plugin's NeutralScore).
-const neutralLoad = 0.5
-
 // Config holds the plugins' arguments the extender applies. Zero values take
 // the plugins' defaults.
 type Config struct {
@@ -57,6 +48,10 @@ type Config struct {
 	TrafficLatency configv1alpha1.TrafficLatencyArgs
 	NodeLoad       configv1alpha1.NodeLoadArgs
 	CloudFallback  configv1alpha1.CloudFallbackArgs
+	// Weights are the profile's score weights the /prioritize score combines
+	// TrafficLatency's and NodeLoad's parts by (CloudFallback's is not used:
+	// a cloud node always scores 0). Zero takes ning's profile's.
+	Weights policy.Weights
 }
 
 // SetDefaults fills unset fields with the plugins' defaults.
@@ -65,6 +60,9 @@ func (c *Config) SetDefaults() {
 	c.TrafficLatency.SetDefaults()
 	c.NodeLoad.SetDefaults()
 	c.CloudFallback.SetDefaults()
+	if c.Weights == (policy.Weights{}) {
+		c.Weights = policy.DefaultWeights()
+	}
 }
 
 // Validate checks the configuration; call SetDefaults first.
@@ -74,6 +72,14 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.TrafficLatency.Validate(field.NewPath("trafficLatency"))...)
 	errs = append(errs, c.NodeLoad.Validate(field.NewPath("nodeLoad"))...)
 	errs = append(errs, c.CloudFallback.Validate(field.NewPath("cloudFallback"))...)
+	for name, w := range map[string]int32{"trafficLatency": c.Weights.TrafficLatency, "nodeLoad": c.Weights.NodeLoad} {
+		if w < 0 || w > 1000 {
+			errs = append(errs, field.Invalid(field.NewPath("weights", name), w, "must be in 0..1000"))
+		}
+	}
+	if c.Weights.TrafficLatency+c.Weights.NodeLoad <= 0 {
+		errs = append(errs, field.Invalid(field.NewPath("weights"), c.Weights, "trafficLatency and nodeLoad must not both be 0"))
+	}
 	if c.NetworkLatency.SiteLabel != c.TrafficLatency.SiteLabel {
 		errs = append(errs, field.Invalid(field.NewPath("trafficLatency", "siteLabel"), c.TrafficLatency.SiteLabel,
 			"must equal networkLatency.siteLabel: the extender keeps one node-to-site index"))
@@ -90,10 +96,16 @@ type Extender struct {
 	policy  placement.LoadPolicy
 	store   Store
 	index   *siteindex.Index
+	locate  policy.Locator
 	nodes   corelisters.NodeLister
-	pods    corelisters.PodLister
 	metrics *Metrics
 	log     *slog.Logger
+	clock   clock.PassiveClock
+	// open holds the pods whose delay constraints fail open, as
+	// NetworkLatency's do.
+	open policy.FailOpenLatch
+	// recorder, when set, records the fail-open Event NetworkLatency records.
+	recorder record.EventRecorder
 
 	rtt topology.MatrixCache
 }
@@ -111,13 +123,14 @@ func New(f informers.SharedInformerFactory, store Store, cfg Config, m *Metrics,
 	}
 	return &Extender{
 		cfg:     cfg,
-		policy:  cfg.NodeLoad.Policy(),
+		policy:  policy.LoadPolicy(cfg.NodeLoad),
 		store:   store,
 		index:   index,
+		locate:  index.Locator(f.Core().V1().Pods().Lister()),
 		nodes:   f.Core().V1().Nodes().Lister(),
-		pods:    f.Core().V1().Pods().Lister(),
 		metrics: m,
 		log:     log,
+		clock:   clock.RealClock{},
 	}, nil
 }
 
@@ -217,34 +230,30 @@ func (x *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) (*
 	passing := 0
 	loadReason := make([]string, len(cands))
 	for i, c := range cands {
-		if l, ok := x.store.Load(c.node.Name); ok {
-			if ok, why := x.policy.Filter(l); !ok {
-				loadReason[i] = "node " + c.node.Name + ": " + why
-			}
-		}
+		l, fresh := x.store.Load(c.node.Name)
+		loadReason[i] = policy.LoadRejection(x.policy, c.node.Name, l, fresh)
 		switch {
 		case rejectAll != "":
-		case verdict != nil && !verdict[c.site].OK:
+		case verdict != nil && !verdict.Verdicts[c.site].OK:
 		case loadReason[i] != "":
 		default:
 			pass[i] = true
 			passing++
 		}
 	}
-	if passing == 0 && verdict != nil && x.shouldFailOpen(verdict) {
-		// Every delay rejection rests on a missing RTT and none on a measured
-		// one: as NetworkLatency's PostFilter does, fail open for those
-		// sites rather than leave the pod pending for want of data.
+	if passing == 0 && verdict != nil && verdict.CanFailOpen() && (pod.UID == "" || x.open.Latch(pod.UID, x.clock.Now())) {
+		// policy's fail-open rule, as NetworkLatency's PostFilter applies
+		// it; the latch keeps it for the pod's next requests too (a pod
+		// without a UID, which no scheduler sends, is judged per request).
 		x.metrics.FailOpen.Inc()
 		x.log.InfoContext(ctx, "No node fits while RTTs are unknown: the pod's delay constraints fail open for the unmeasured sites",
-			"pod", pod.Namespace+"/"+pod.Name)
-		for s, v := range verdict {
-			if !v.OK && v.Unknown {
-				verdict[s] = placement.Verdict{OK: true, Unknown: true}
-			}
+			"pod", pod.Namespace+"/"+pod.Name, "sites", verdict.UnknownOnly, "for", policy.FailOpenFor)
+		if x.recorder != nil {
+			x.recorder.Eventf(pod, v1.EventTypeWarning, policy.ReasonFailOpen, "%s", policy.FailOpenMessage(verdict.UnknownOnly))
 		}
+		verdict.FailOpen()
 		for i, c := range cands {
-			if verdict[c.site].OK && loadReason[i] == "" {
+			if verdict.Verdicts[c.site].OK && loadReason[i] == "" {
 				pass[i] = true
 			}
 		}
@@ -275,8 +284,8 @@ func (x *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) (*
 		case rejectAll != "":
 			res.FailedNodes[name] = rejectAll
 			filtered.delayFrom++
-		case verdict != nil && !verdict[c.site].OK:
-			res.FailedAndUnresolvableNodes[name] = verdict[c.site].Reason
+		case verdict != nil && !verdict.Verdicts[c.site].OK:
+			res.FailedAndUnresolvableNodes[name] = verdict.Verdicts[c.site].Reason
 			filtered.delay++
 		default:
 			res.FailedNodes[name] = loadReason[i]
@@ -300,7 +309,7 @@ func (x *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) (*
 // returns nil verdicts when the pod has no constraints, or a reason that
 // rejects every node: a malformed label (unresolvable) or a <from> that names
 // nothing yet (resolvable).
-func (x *Extender) delayVerdicts(_ context.Context, pod *v1.Pod, cands []candidate) (map[string]placement.Verdict, string, bool, error) {
+func (x *Extender) delayVerdicts(_ context.Context, pod *v1.Pod, cands []candidate) (*policy.DelayJudgement, string, bool, error) {
 	cs, err := placement.ParseConstraints(pod.Labels)
 	if err != nil {
 		x.metrics.MalformedLabels.Inc()
@@ -309,85 +318,56 @@ func (x *Extender) delayVerdicts(_ context.Context, pod *v1.Pod, cands []candida
 	if len(cs) == 0 {
 		return nil, "", false, nil
 	}
-	resolved := make([]placement.Resolved, 0, len(cs))
-	for _, c := range cs {
-		site, why := x.resolve(c.From, pod.Namespace, cands)
-		if why != "" {
-			return nil, fmt.Sprintf("%s: %s", c, why), false, nil
-		}
-		resolved = append(resolved, placement.Resolved{Constraint: c, FromSite: site})
-	}
-	policy := x.cfg.NetworkLatency.UnknownRTT
-	verdict := map[string]placement.Verdict{}
-	judge := func(site string) {
-		if _, done := verdict[site]; !done {
-			verdict[site] = placement.CheckSite(resolved, site, x.store, policy)
-		}
-	}
-	for _, site := range x.index.Sites() {
-		judge(site)
-	}
-	for _, c := range cands {
-		judge(c.site)
-	}
-	return verdict, "", false, nil
-}
-
-// shouldFailOpen is NetworkLatency's PostFilter condition: some site was
-// rejected only for an unknown RTT and no measured RTT breaks a constraint
-// anywhere.
-func (x *Extender) shouldFailOpen(verdict map[string]placement.Verdict) bool {
-	unknownOnly := false
-	for _, v := range verdict {
-		switch {
-		case v.OK:
-		case v.Unknown:
-			unknownOnly = true
-		default:
-			return false
-		}
-	}
-	return unknownOnly
-}
-
-// resolve finds the site of a constraint's <from> as NetworkLatency does: a
-// node of that name, else a site of that name, else a pod of that name in the
-// pod's namespace. It returns a reason when there is none.
-func (x *Extender) resolve(from, namespace string, cands []candidate) (string, string) {
-	if site, ok := x.index.SiteOfNode(from); ok {
-		return site, ""
-	}
-	sites := x.index.Sites()
-	if i := sort.SearchStrings(sites, from); i < len(sites) && sites[i] == from {
-		return from, ""
-	}
-	for _, c := range cands {
-		if c.node.Name == from || c.site == from {
-			return c.site, ""
-		}
-	}
-	pod, err := x.pods.Pods(namespace).Get(from)
+	// A node sent whole that the informer has not seen yet is a node all
+	// the same: the request's nodes count beside the index's.
+	resolved, err := policy.Resolve(cs, pod.Namespace, candidateLocator{x.locate, cands})
 	if err != nil {
-		return "", fmt.Sprintf("no node, site or pod named %s", from)
+		return nil, err.Error(), false, nil
 	}
-	if pod.Spec.NodeName == "" {
-		return "", fmt.Sprintf("pod %s/%s is not on a node yet", namespace, from)
+	unknownRTT := x.open.Policy(pod.UID, policy.UnknownRTT(x.cfg.NetworkLatency.UnknownRTT), x.clock.Now())
+	return policy.JudgeSites(resolved, x.sites(cands), x.store, unknownRTT), "", false, nil
+}
+
+// candidateLocator finds nodes and sites in the index, then among the
+// request's nodes.
+type candidateLocator struct {
+	policy.Locator
+	cands []candidate
+}
+
+func (l candidateLocator) SiteOfNode(name string) (string, bool) {
+	if site, ok := l.Locator.SiteOfNode(name); ok {
+		return site, true
 	}
-	site, ok := x.index.SiteOfNode(pod.Spec.NodeName)
-	if !ok {
-		return "", fmt.Sprintf("pod %s/%s runs on node %s, which is not known", namespace, from, pod.Spec.NodeName)
+	for _, c := range l.cands {
+		if c.node.Name == name {
+			return c.site, true
+		}
 	}
-	return site, ""
+	return "", false
+}
+
+func (l candidateLocator) HasSite(site string) bool {
+	if l.Locator.HasSite(site) {
+		return true
+	}
+	for _, c := range l.cands {
+		if c.site == site {
+			return true
+		}
+	}
+	return false
 }
 
 // Prioritize scores the request's nodes 0..MaxExtenderPriority (10):
 //
 //	cloud node (CloudFallback's label):  0
-//	edge node:  1 + round(9 * (10*T + 2*L) / 12)
+//	edge node:  1 + round(9 * (Wt*T + Wl*L) / (Wt + Wl))
 //
 // T (0..1) is TrafficLatency's score, its raw per-site value normalised
 // linearly over the request's edge nodes; L (0..1) is NodeLoad's score (0.5
-// without a fresh report). 10 and 2 are the ning profile's weights. Every
+// without a fresh report). Wt and Wl are the profile's weights (Config's
+// Weights; ning's profile's are 10 and 2). Every
 // edge node thus outranks every cloud node inside the extender's score; the
 // extender's weight in the scheduler's configuration decides how much that
 // counts against the default plugins.
@@ -407,13 +387,11 @@ func (x *Extender) Prioritize(ctx context.Context, args *extenderv1.ExtenderArgs
 			out[i].Score = extenderv1.MinExtenderPriority
 			continue
 		}
-		load := neutralLoad
-		if l, ok := x.store.Load(c.node.Name); ok {
-			load = x.policy.Score(l)
-		} else {
-			missingLoad = true
-		}
-		combined := (TrafficWeight*traffic[i] + LoadWeight*load) / (TrafficWeight + LoadWeight)
+		l, fresh := x.store.Load(c.node.Name)
+		missingLoad = missingLoad || !fresh
+		load := policy.LoadScore(x.policy, l, fresh)
+		wt, wl := float64(x.cfg.Weights.TrafficLatency), float64(x.cfg.Weights.NodeLoad)
+		combined := (wt*traffic[i] + wl*load) / (wt + wl)
 		out[i].Score = 1 + int64(math.Round(float64(extenderv1.MaxExtenderPriority-1)*combined))
 	}
 	if missingLoad {
@@ -442,23 +420,12 @@ func (x *Extender) trafficScores(_ context.Context, pod *v1.Pod, cands []candida
 	}
 	sites := x.sites(cands)
 	index := make(map[string]int, len(sites))
-	count := x.index.Counts(siteindex.WorkloadOf(pod), pod.UID)
-	prob := &placement.Problem{
-		Sites:         sites,
-		Traffic:       make([]float64, len(sites)),
-		Capacity:      make([]int, len(sites)),
-		RTT:           x.matrix(sites),
-		PerReplicaRPS: x.cfg.TrafficLatency.PerReplicaRPS,
-	}
-	current := make(placement.Placement, len(sites))
 	for i, site := range sites {
 		index[site] = i
-		prob.Traffic[i] = traffic[site]
-		prob.Capacity[i] = placement.Unlimited
-		current[i] = count[site]
 	}
-	prob.Replicas = current.Total() + 1
-	raw := trafficlatency.RawScores(placement.MarginalGains(prob, current), current)
+	count := x.index.Counts(policy.WorkloadOf(pod).UID, pod.UID)
+	prob := policy.Problem(sites, x.matrix(sites), traffic, x.cfg.TrafficLatency.PerReplicaRPS)
+	raw := policy.Rank(prob, policy.Current(sites, count)).Raw
 	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
 	for _, c := range cands {
 		if !x.isCloud(c.node) {
@@ -478,7 +445,7 @@ func (x *Extender) trafficScores(_ context.Context, pod *v1.Pod, cands []candida
 }
 
 func (x *Extender) isCloud(n *v1.Node) bool {
-	return n.Labels[x.cfg.CloudFallback.CloudLabel] == x.cfg.CloudFallback.CloudValue
+	return policy.IsCloud(n.Labels, x.cfg.CloudFallback)
 }
 
 // sites returns the index's sites plus any candidate site it lacks (a node

@@ -7,8 +7,12 @@ import (
 	"net"
 
 	"github.com/prometheus/client_golang/prometheus"
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
 
 	"github.com/ning-edge/ning/internal/httpserve"
 )
@@ -40,6 +44,10 @@ func Run(ctx context.Context, ln net.Listener, client kubernetes.Interface, stor
 	if err != nil {
 		return err
 	}
+	events := record.NewBroadcaster(record.WithContext(ctx))
+	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	defer events.Shutdown()
+	x.recorder = events.NewRecorder(scheme.Scheme, v1.EventSource{Component: "ning-extender"})
 	f.Start(ctx.Done())
 	defer f.Shutdown()
 	// Serve only once the caches hold every node and pod: until then a

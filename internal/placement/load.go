@@ -8,7 +8,8 @@ import (
 )
 
 // LoadPolicy filters and scores nodes by their load. Higher usage is worse:
-// an idle node always scores above a busy one.
+// an idle node always scores above a busy one. It is built from, and
+// validated as, NodeLoad's arguments (internal/policy.LoadPolicy).
 type LoadPolicy struct {
 	// CPUFilter filters out nodes at or above this CPU utilisation (0..1).
 	CPUFilter float64 `json:"cpuFilter"`
@@ -20,38 +21,6 @@ type LoadPolicy struct {
 	// PSI filters out nodes whose pressure (avg10, percent) reaches a threshold;
 	// a zero threshold is off.
 	PSI topology.PSI `json:"psi"`
-}
-
-// DefaultLoadPolicy is seed 004's thresholds, with usage read the right way round.
-func DefaultLoadPolicy() LoadPolicy {
-	return LoadPolicy{CPUFilter: 0.85, CPUPenaltyFrom: 0.70, Penalty: 0.15}
-}
-
-// Validate checks the policy; the error names the field.
-func (lp LoadPolicy) Validate() error {
-	check := func(name string, v, lo, hi float64) error {
-		if math.IsNaN(v) || v < lo || v > hi {
-			return fmt.Errorf("%s: %v is outside %v..%v", name, v, lo, hi)
-		}
-		return nil
-	}
-	errs := []error{
-		check("cpuFilter", lp.CPUFilter, 0, 1),
-		check("cpuPenaltyFrom", lp.CPUPenaltyFrom, 0, 1),
-		check("penalty", lp.Penalty, 0, 1),
-	}
-	for name, p := range map[string]topology.Pressure{"psi.cpu": lp.PSI.CPU, "psi.memory": lp.PSI.Memory, "psi.io": lp.PSI.IO} {
-		errs = append(errs, check(name+".some", p.Some, 0, 100), check(name+".full", p.Full, 0, 100))
-	}
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	if lp.CPUPenaltyFrom > lp.CPUFilter {
-		return fmt.Errorf("cpuPenaltyFrom: %v is above cpuFilter %v", lp.CPUPenaltyFrom, lp.CPUFilter)
-	}
-	return nil
 }
 
 // Filter reports whether a node with this load may take a pod, and if not, why.

@@ -5,7 +5,7 @@ import (
 	"math"
 
 	"github.com/ning-edge/ning/internal/placement"
-	"github.com/ning-edge/ning/internal/plugins/trafficlatency"
+	"github.com/ning-edge/ning/internal/policy"
 )
 
 // move is one eviction and where the scheduler is expected to put the
@@ -81,14 +81,5 @@ func nextMove(prob *placement.Problem, current placement.Placement, lim siteLimi
 // schedulerChoice is the site TrafficLatency ranks first for the workload's
 // next pod, among usable sites, or -1 when none is usable.
 func schedulerChoice(p *placement.Problem, current placement.Placement, usable []bool) int {
-	q := *p
-	q.Replicas = current.Total() + 1
-	raw := trafficlatency.RawScores(placement.MarginalGains(&q, current), current)
-	best := -1
-	for j, r := range raw {
-		if usable[j] && (best < 0 || r > raw[best]) {
-			best = j
-		}
-	}
-	return best
+	return policy.Rank(p, current).Best(usable)
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
@@ -29,7 +30,9 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 
+	configv1alpha1 "github.com/ning-edge/ning/api/config/v1alpha1"
 	"github.com/ning-edge/ning/internal/placement"
+	"github.com/ning-edge/ning/internal/policy"
 )
 
 // Event reasons the rescheduler records on pods and nodes.
@@ -63,6 +66,8 @@ type Config struct {
 	MinPerTrafficSite int
 	// MaxPerCycle, MaxPerNamespace and MaxPerWorkload limit evictions in one cycle.
 	MaxPerCycle, MaxPerNamespace, MaxPerWorkload int
+	// MaxPerNode limits evictions from one node in one cycle; 0 is no limit.
+	MaxPerNode int
 	// SettleTimeout is how long the rescheduler waits for an evicted pod's
 	// replacement to be Ready before it acts on the workload again anyway.
 	SettleTimeout time.Duration
@@ -89,6 +94,9 @@ type Config struct {
 	// PerReplicaRPS is the traffic one replica serves (0: no limit), as in
 	// the TrafficLatency plugin's args.
 	PerReplicaRPS float64
+	// UnknownRTT is the NetworkLatency plugin's unknownRTT: the rescheduler
+	// predicts where the scheduler may put a replacement under it.
+	UnknownRTT configv1alpha1.UnknownRTTPolicy
 }
 
 // DefaultConfig returns the defaults: a 30 s cycle, 10 % gain held for 3
@@ -108,6 +116,7 @@ func DefaultConfig() Config {
 		MaxDownFraction:   0.5,
 		SchedulerName:     "ning-scheduler",
 		SiteLabel:         v1.LabelTopologyZone,
+		UnknownRTT:        configv1alpha1.FailClosed,
 	}
 }
 
@@ -127,6 +136,9 @@ func (c Config) Validate() error {
 	check(c.MaxPerCycle < 1 || c.MaxPerNamespace < 1 || c.MaxPerWorkload < 1,
 		"eviction limits %d per cycle, %d per namespace, %d per workload: want at least 1 each", c.MaxPerCycle, c.MaxPerNamespace, c.MaxPerWorkload)
 	check(c.SettleTimeout <= 0, "settle timeout %v: want a positive duration", c.SettleTimeout)
+	check(c.MaxPerNode < 0, "eviction limit %d per node: want 0 (none) or more", c.MaxPerNode)
+	check(c.UnknownRTT != configv1alpha1.FailClosed && c.UnknownRTT != configv1alpha1.FailOpen,
+		"unknown RTT policy %q: want %s or %s", c.UnknownRTT, configv1alpha1.FailClosed, configv1alpha1.FailOpen)
 	check(c.NodeDownAfter <= 0, "node down after %v: want a positive duration", c.NodeDownAfter)
 	check(c.NodeCheckInterval < 0, "node check interval %v: want 0 (automatic) or a positive duration", c.NodeCheckInterval)
 	check(!(c.MaxDownFraction > 0 && c.MaxDownFraction <= 1), "max down fraction %v: want a fraction in (0, 1]", c.MaxDownFraction)
@@ -143,11 +155,12 @@ type Store interface {
 	Traffic() map[string]float64
 }
 
-// Rescheduler acts on one cluster. Run it under Elect when more than one
-// replica runs.
+// Rescheduler acts on one cluster: a mover (traffic and delay violations,
+// every Interval) and a healer (node failures, every NodeCheckInterval), each
+// deciding under its own lock and acting outside it through one evictor. Run
+// it under Elect when more than one replica runs.
 type Rescheduler struct {
 	client kubernetes.Interface
-	store  Store
 	cfg    Config
 	m      *Metrics
 	log    *slog.Logger
@@ -157,47 +170,30 @@ type Rescheduler struct {
 	pods                  corelisters.PodLister
 	nodes                 corelisters.NodeLister
 	leases                coordlisters.LeaseLister
-	recorder              record.EventRecorder
 	broadcaster           record.EventBroadcaster
 
-	mu sync.Mutex // guards the state below
-	// holds counts consecutive cycles a condition has held, by key.
-	holds map[string]int
-	// settling is, per workload, the eviction whose replacement it awaits.
-	settling map[types.UID]settle
-	// seen is, per node, the last Lease renewal and when it was observed.
-	seen map[string]leaseSeen
-	// handled are pods already deleted from down nodes.
-	handled map[types.UID]bool
-	// badLabels are pods whose malformed delay labels were counted.
-	badLabels map[types.UID]bool
+	mover   *mover
+	healer  *healer
+	evictor *evictor
+
 	// apiTrouble is the last time a watch on, or a request to, the
 	// apiserver failed.
+	apiMu      sync.Mutex
 	apiTrouble time.Time
-	// leaseEvent is when the lease cache last saw any node's Lease change.
-	leaseEvent time.Time
-}
-
-type settle struct {
-	at         time.Time
-	readyAfter int // Ready pods the workload must have again
-}
-
-type leaseSeen struct {
-	renew, observed time.Time
 }
 
 // New returns a rescheduler; Run starts it.
 func New(client kubernetes.Interface, store Store, cfg Config, m *Metrics, log *slog.Logger, clk clock.WithTicker) (*Rescheduler, error) {
+	if cfg.UnknownRTT == "" {
+		cfg.UnknownRTT = configv1alpha1.FailClosed
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if cfg.NodeCheckInterval == 0 {
 		cfg.NodeCheckInterval = min(cfg.NodeDownAfter/4, time.Second)
 	}
-	r := &Rescheduler{client: client, store: store, cfg: cfg, m: m, log: log, clock: clk,
-		holds: map[string]int{}, settling: map[types.UID]settle{}, seen: map[string]leaseSeen{},
-		handled: map[types.UID]bool{}, badLabels: map[types.UID]bool{}}
+	r := &Rescheduler{client: client, cfg: cfg, m: m, log: log, clock: clk}
 	r.factory = informers.NewSharedInformerFactory(client, 0)
 	r.leaseFactory = informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(v1.NamespaceNodeLease))
 	podInf, nodeInf := r.factory.Core().V1().Pods(), r.factory.Core().V1().Nodes()
@@ -208,44 +204,108 @@ func New(client kubernetes.Interface, store Store, cfg Config, m *Metrics, log *
 		}
 	}
 	r.pods, r.nodes, r.leases = podInf.Lister(), nodeInf.Lister(), leaseInf.Lister()
+	r.broadcaster = record.NewBroadcaster()
+	recorder := r.broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "ning-rescheduler"})
+	r.evictor = &evictor{client: client, dryRun: cfg.DryRun, m: m, log: log, recorder: recorder,
+		limits: Limits{Total: cfg.MaxPerCycle, PerNamespace: cfg.MaxPerNamespace, PerNode: cfg.MaxPerNode, PerWorkload: cfg.MaxPerWorkload}}
+	r.mover = newMover(cfg, store, m, log, clk)
+	r.healer = newHealer(cfg, client, m, log, clk, recorder)
 	if _, err := leaseInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { r.sawLease() },
-		UpdateFunc: func(any, any) { r.sawLease() },
+		AddFunc:    func(any) { r.healer.sawLease() },
+		UpdateFunc: func(any, any) { r.healer.sawLease() },
 	}); err != nil {
 		return nil, fmt.Errorf("lease informer: %w", err)
 	}
-	r.broadcaster = record.NewBroadcaster()
-	r.recorder = r.broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "ning-rescheduler"})
 	return r, nil
 }
 
 // watchError notes a failed watch: until the caches have been whole again
 // for a while, the rescheduler does not act on them.
 func (r *Rescheduler) watchError(ctx context.Context, rf *cache.Reflector, err error) {
-	r.mu.Lock()
-	r.apiTrouble = r.clock.Now()
-	r.mu.Unlock()
+	r.noteAPITrouble()
 	cache.DefaultWatchErrorHandler(ctx, rf, err)
 }
 
-func (r *Rescheduler) sawLease() {
-	r.mu.Lock()
-	r.leaseEvent = r.clock.Now()
-	r.mu.Unlock()
-}
-
-// noteAPITrouble records a failed request to the apiserver.
+// noteAPITrouble records a failed watch or request to the apiserver.
 func (r *Rescheduler) noteAPITrouble() {
-	r.mu.Lock()
+	r.apiMu.Lock()
 	r.apiTrouble = r.clock.Now()
-	r.mu.Unlock()
+	r.apiMu.Unlock()
 }
 
 // recovering reports whether a watch or request failed within d.
 func (r *Rescheduler) recovering(d time.Duration) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.apiMu.Lock()
+	defer r.apiMu.Unlock()
 	return !r.apiTrouble.IsZero() && r.clock.Since(r.apiTrouble) < d
+}
+
+// Cycle makes one rescheduling pass and returns the evictions it made: it
+// first repairs delay-constraint violations, then moves pods toward traffic.
+func (r *Rescheduler) Cycle(ctx context.Context) []Eviction {
+	start := r.clock.Now()
+	defer func() { r.m.CycleDuration.Observe(r.clock.Since(start).Seconds()) }()
+	// After an apiserver outage the caches may lag behind for a while
+	// (a reflector backs off): give them the node-down delay to catch up.
+	if r.recovering(max(r.cfg.NodeDownAfter, 2*r.cfg.Interval)) {
+		r.m.Decisions.WithLabelValues("api_recovering").Inc()
+		r.log.InfoContext(ctx, "apiserver watch failed recently; not acting on the caches this cycle")
+		return nil
+	}
+	nodes, pods, err := r.cached()
+	if err != nil {
+		r.log.ErrorContext(ctx, "rescheduling cycle", "err", err)
+		return nil
+	}
+	return r.mover.cycle(ctx, nodes, pods, r.evictor)
+}
+
+// cached lists the nodes and pods in the caches.
+func (r *Rescheduler) cached() ([]*v1.Node, []*v1.Pod, error) {
+	nodes, err := r.nodes.List(labels.Everything())
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing nodes: %w", err)
+	}
+	pods, err := r.pods.List(labels.Everything())
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing pods: %w", err)
+	}
+	return nodes, pods, nil
+}
+
+// CheckNodes finds down nodes, taints them so nothing new lands there, and
+// deletes the ning pods on them that a ReplicaSet will replace (forced when
+// the node is unreachable). A node that is back loses the taint. It returns
+// the deletions made.
+//
+// Its view of the Leases must be live: each check first makes a request to
+// the apiserver (a failure, or a failed watch, holds deletions back for
+// NodeDownAfter), and when no node's Lease has been seen renewed for
+// NodeDownAfter the view is taken to be stale, not every node dead.
+func (r *Rescheduler) CheckNodes(ctx context.Context) []Eviction {
+	if _, err := r.client.CoordinationV1().Leases(v1.NamespaceNodeLease).List(ctx, metav1.ListOptions{Limit: 1}); err != nil {
+		if ctx.Err() == nil {
+			r.noteAPITrouble()
+			r.log.WarnContext(ctx, "apiserver unreachable; not judging nodes", "err", err)
+		}
+		return nil
+	}
+	if r.recovering(r.cfg.NodeDownAfter) {
+		r.m.Decisions.WithLabelValues("api_recovering").Inc()
+		return nil
+	}
+	nodes, pods, err := r.cached()
+	if err != nil {
+		r.log.ErrorContext(ctx, "checking nodes", "err", err)
+		return nil
+	}
+	renew := make(map[string]time.Time, len(nodes))
+	for _, n := range nodes {
+		if l, err := r.leases.Leases(v1.NamespaceNodeLease).Get(n.Name); err == nil && l.Spec.RenewTime != nil {
+			renew[n.Name] = l.Spec.RenewTime.Time
+		}
+	}
+	return r.healer.act(ctx, r.healer.decide(ctx, nodes, renew, pods), r.evictor)
 }
 
 // Run starts the informers and acts until ctx is done: a rescheduling cycle
@@ -351,35 +411,23 @@ func podReady(p *v1.Pod) bool {
 	return false
 }
 
-// controllerOf returns the pod's ReplicaSet or StatefulSet owner.
-func controllerOf(p *v1.Pod) (kind, name string, uid types.UID, ok bool) {
-	for _, ref := range p.OwnerReferences {
-		if ref.Controller != nil && *ref.Controller && (ref.Kind == "ReplicaSet" || ref.Kind == "StatefulSet") {
-			return ref.Kind, ref.Name, ref.UID, true
-		}
-	}
-	return "", "", "", false
-}
-
-// workloads groups ning's pods by controller, sorted for a stable order.
-func (r *Rescheduler) workloads() ([]*workload, error) {
-	pods, err := r.pods.List(labels.Everything())
-	if err != nil {
-		return nil, fmt.Errorf("listing pods: %w", err)
-	}
+// workloads groups ning's pods by the controller that replaces them
+// (policy.WorkloadOf), sorted for a stable order. A bare pod is not
+// replaced once evicted, and is left out.
+func workloads(pods []*v1.Pod, schedulerName string) []*workload {
 	byUID := map[types.UID]*workload{}
 	for _, p := range pods {
-		if p.Spec.SchedulerName != r.cfg.SchedulerName {
+		if p.Spec.SchedulerName != schedulerName {
 			continue
 		}
-		kind, name, uid, ok := controllerOf(p)
-		if !ok {
-			continue // a bare pod is not replaced once evicted
+		ref := policy.WorkloadOf(p)
+		if !ref.Replaced() {
+			continue
 		}
-		w := byUID[uid]
+		w := byUID[ref.UID]
 		if w == nil {
-			w = &workload{uid: uid, namespace: p.Namespace, kind: kind, name: name}
-			byUID[uid] = w
+			w = &workload{uid: ref.UID, namespace: p.Namespace, kind: ref.Kind, name: ref.Name}
+			byUID[ref.UID] = w
 		}
 		w.pods = append(w.pods, p)
 	}
@@ -388,13 +436,5 @@ func (r *Rescheduler) workloads() ([]*workload, error) {
 		out = append(out, w)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
-	return out, nil
-}
-
-// hold counts another cycle for key and reports whether it has now held
-// for HoldCycles; seen records which keys were touched this cycle.
-func (r *Rescheduler) hold(key string, seen map[string]bool) bool {
-	seen[key] = true
-	r.holds[key]++
-	return r.holds[key] >= r.cfg.HoldCycles
+	return out
 }

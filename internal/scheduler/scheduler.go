@@ -20,6 +20,7 @@ import (
 	"github.com/ning-edge/ning/internal/plugins/networklatency"
 	"github.com/ning-edge/ning/internal/plugins/nodeload"
 	"github.com/ning-edge/ning/internal/plugins/trafficlatency"
+	"github.com/ning-edge/ning/internal/policy"
 	"github.com/ning-edge/ning/internal/schedmetrics"
 	"github.com/ning-edge/ning/internal/topology"
 )
@@ -42,10 +43,16 @@ type ConfigParams struct {
 	// PerReplicaRPS, when positive, is TrafficLatency's perReplicaRPS: the
 	// traffic one replica serves.
 	PerReplicaRPS float64
+	// Weights are the score plugins' weights; zero takes
+	// policy.DefaultWeights, which the extender defaults to as well.
+	Weights policy.Weights
 }
 
 // DefaultConfig renders ning's default KubeSchedulerConfiguration.
 func DefaultConfig(p ConfigParams) (string, error) {
+	if p.Weights == (policy.Weights{}) {
+		p.Weights = policy.DefaultWeights()
+	}
 	t, err := template.New("config").Parse(defaultConfig)
 	if err != nil {
 		return "", fmt.Errorf("parsing the default configuration: %w", err)

@@ -4,12 +4,35 @@
 // name the offending field.
 package v1alpha1
 
+//
+// It imports nothing from ning's internal packages: internal/policy converts
+// these types into the ones the placement code works with.
 import (
+	"fmt"
+	"math"
+
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+)
 
-	"github.com/ning-edge/ning/internal/placement"
-	"github.com/ning-edge/ning/internal/topology"
+// DefaultSiteLabel is the node label whose value names a node's site.
+const DefaultSiteLabel = "topology.kubernetes.io/zone"
+
+// UnknownRTTPolicy says what a delay constraint does when the RTT it needs is unknown.
+type UnknownRTTPolicy string
+
+const (
+	// FailClosed treats an unknown RTT as breaking the constraint (the default).
+	FailClosed UnknownRTTPolicy = "FailClosed"
+	// FailOpen treats an unknown RTT as meeting it.
+	FailOpen UnknownRTTPolicy = "FailOpen"
+)
+
+// Seed 004's load thresholds, NodeLoadArgs' defaults.
+const (
+	DefaultCPUFilter      = 0.85
+	DefaultCPUPenaltyFrom = 0.70
+	DefaultPenalty        = 0.15
 )
 
 // NetworkLatencyArgs configures the NetworkLatency plugin (delay constraints).
@@ -19,24 +42,24 @@ type NetworkLatencyArgs struct {
 	// UnknownRTT is FailClosed (an unknown RTT breaks a constraint) or FailOpen.
 	// Either way, when every site would fail only because RTTs are unknown, the
 	// plugin fails open for that pod rather than filter every node.
-	UnknownRTT placement.UnknownRTTPolicy `json:"unknownRTT,omitempty"`
+	UnknownRTT UnknownRTTPolicy `json:"unknownRTT,omitempty"`
 }
 
 // SetDefaults fills unset fields.
 func (a *NetworkLatencyArgs) SetDefaults() {
 	if a.SiteLabel == "" {
-		a.SiteLabel = topology.DefaultSiteLabel
+		a.SiteLabel = DefaultSiteLabel
 	}
 	if a.UnknownRTT == "" {
-		a.UnknownRTT = placement.FailClosed
+		a.UnknownRTT = FailClosed
 	}
 }
 
 // Validate checks the arguments.
 func (a *NetworkLatencyArgs) Validate(path *field.Path) field.ErrorList {
 	errs := validateSiteLabel(a.SiteLabel, path.Child("siteLabel"))
-	if a.UnknownRTT != placement.FailClosed && a.UnknownRTT != placement.FailOpen {
-		errs = append(errs, field.NotSupported(path.Child("unknownRTT"), a.UnknownRTT, []string{string(placement.FailClosed), string(placement.FailOpen)}))
+	if a.UnknownRTT != FailClosed && a.UnknownRTT != FailOpen {
+		errs = append(errs, field.NotSupported(path.Child("unknownRTT"), a.UnknownRTT, []string{string(FailClosed), string(FailOpen)}))
 	}
 	return errs
 }
@@ -52,7 +75,7 @@ type TrafficLatencyArgs struct {
 // SetDefaults fills unset fields.
 func (a *TrafficLatencyArgs) SetDefaults() {
 	if a.SiteLabel == "" {
-		a.SiteLabel = topology.DefaultSiteLabel
+		a.SiteLabel = DefaultSiteLabel
 	}
 }
 
@@ -74,34 +97,62 @@ type NodeLoadArgs struct {
 	// Penalty is subtracted from the 0..1 score in the penalty zone.
 	Penalty *float64 `json:"penalty,omitempty"`
 	// PSI thresholds (avg10, percent); 0 is off.
-	PSI topology.PSI `json:"psi,omitempty"`
+	PSI PSIThresholds `json:"psi,omitempty"`
+}
+
+// PSIThresholds filter out nodes whose pressure stall information (avg10,
+// percent) reaches a threshold.
+type PSIThresholds struct {
+	CPU    PressureThreshold `json:"cpu,omitempty"`
+	Memory PressureThreshold `json:"memory,omitempty"`
+	IO     PressureThreshold `json:"io,omitempty"`
+}
+
+// PressureThreshold is the limit on the "some" and "full" lines; 0 is off.
+type PressureThreshold struct {
+	Some float64 `json:"some,omitempty"`
+	Full float64 `json:"full,omitempty"`
 }
 
 // SetDefaults fills unset fields with seed 004's thresholds (85 %, 70 %, 0.15).
 func (a *NodeLoadArgs) SetDefaults() {
-	d := placement.DefaultLoadPolicy()
-	if a.CPUFilter == nil {
-		a.CPUFilter = &d.CPUFilter
+	set := func(p **float64, v float64) {
+		if *p == nil {
+			*p = &v
+		}
 	}
-	if a.CPUPenaltyFrom == nil {
-		a.CPUPenaltyFrom = &d.CPUPenaltyFrom
-	}
-	if a.Penalty == nil {
-		a.Penalty = &d.Penalty
-	}
-}
-
-// Policy returns the load policy the arguments describe; call SetDefaults first.
-func (a *NodeLoadArgs) Policy() placement.LoadPolicy {
-	return placement.LoadPolicy{CPUFilter: *a.CPUFilter, CPUPenaltyFrom: *a.CPUPenaltyFrom, Penalty: *a.Penalty, PSI: a.PSI}
+	set(&a.CPUFilter, DefaultCPUFilter)
+	set(&a.CPUPenaltyFrom, DefaultCPUPenaltyFrom)
+	set(&a.Penalty, DefaultPenalty)
 }
 
 // Validate checks the arguments; call SetDefaults first.
 func (a *NodeLoadArgs) Validate(path *field.Path) field.ErrorList {
-	if err := a.Policy().Validate(); err != nil {
-		return field.ErrorList{field.Invalid(path, a.Policy(), err.Error())}
+	var errs field.ErrorList
+	inRange := func(p *field.Path, v *float64, hi float64) {
+		switch {
+		case v == nil:
+			errs = append(errs, field.Required(p, "call SetDefaults first"))
+		case math.IsNaN(*v) || *v < 0 || *v > hi:
+			errs = append(errs, field.Invalid(p, *v, fmt.Sprintf("must be in 0..%v", hi)))
+		}
 	}
-	return nil
+	inRange(path.Child("cpuFilter"), a.CPUFilter, 1)
+	inRange(path.Child("cpuPenaltyFrom"), a.CPUPenaltyFrom, 1)
+	inRange(path.Child("penalty"), a.Penalty, 1)
+	psi := path.Child("psi")
+	for _, r := range []struct {
+		name string
+		t    PressureThreshold
+	}{{"cpu", a.PSI.CPU}, {"memory", a.PSI.Memory}, {"io", a.PSI.IO}} {
+		inRange(psi.Child(r.name, "some"), &r.t.Some, 100)
+		inRange(psi.Child(r.name, "full"), &r.t.Full, 100)
+	}
+	if len(errs) == 0 && *a.CPUPenaltyFrom > *a.CPUFilter {
+		errs = append(errs, field.Invalid(path.Child("cpuPenaltyFrom"), *a.CPUPenaltyFrom,
+			fmt.Sprintf("must not be above cpuFilter (%v)", *a.CPUFilter)))
+	}
+	return errs
 }
 
 // CloudFallbackArgs configures the CloudFallback plugin: nodes carrying the

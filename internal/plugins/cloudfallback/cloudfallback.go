@@ -19,6 +19,7 @@ import (
 
 	configv1alpha1 "github.com/ning-edge/ning/api/config/v1alpha1"
 	"github.com/ning-edge/ning/internal/plugins/pluginargs"
+	"github.com/ning-edge/ning/internal/policy"
 )
 
 // Name is the plugin's name in a KubeSchedulerConfiguration.
@@ -48,7 +49,7 @@ func (p *Plugin) Name() string { return Name }
 
 // Score is 0 for a cloud node and MaxNodeScore for an edge node.
 func (p *Plugin) Score(_ context.Context, _ fwk.CycleState, _ *v1.Pod, ni fwk.NodeInfo) (int64, *fwk.Status) {
-	if ni.Node().Labels[p.args.CloudLabel] == p.args.CloudValue {
+	if policy.IsCloud(ni.Node().Labels, p.args) {
 		return 0, nil
 	}
 	return framework.MaxNodeScore, nil

@@ -17,6 +17,7 @@ import (
 	configv1alpha1 "github.com/ning-edge/ning/api/config/v1alpha1"
 	"github.com/ning-edge/ning/internal/placement"
 	"github.com/ning-edge/ning/internal/plugins/pluginargs"
+	"github.com/ning-edge/ning/internal/policy"
 	"github.com/ning-edge/ning/internal/schedmetrics"
 	"github.com/ning-edge/ning/internal/topology"
 )
@@ -25,7 +26,7 @@ import (
 const Name = "NodeLoad"
 
 // NeutralScore is the score of a node with no fresh load report.
-const NeutralScore = framework.MaxNodeScore / 2
+const NeutralScore = int64(float64(framework.MaxNodeScore) * policy.NeutralLoad)
 
 // Loads gives a node's latest load; ok is false when none is fresh.
 type Loads interface {
@@ -55,7 +56,7 @@ func Factory(loads Loads, m *schedmetrics.Metrics) frameworkruntime.PluginFactor
 		if err := pluginargs.Decode(Name, obj, &args); err != nil {
 			return nil, err
 		}
-		return &Plugin{policy: args.Policy(), loads: loads, metrics: m}, nil
+		return &Plugin{policy: policy.LoadPolicy(args), loads: loads, metrics: m}, nil
 	}
 }
 
@@ -66,12 +67,9 @@ func (p *Plugin) Name() string { return Name }
 // passes: missing data never filters a node. Load can fall, and evicting
 // lower-priority pods can lower it, so the rejection is plain Unschedulable.
 func (p *Plugin) Filter(_ context.Context, _ fwk.CycleState, _ *v1.Pod, ni fwk.NodeInfo) *fwk.Status {
-	l, ok := p.loads.Load(ni.Node().Name)
-	if !ok {
-		return nil
-	}
-	if pass, reason := p.policy.Filter(l); !pass {
-		return fwk.NewStatus(fwk.Unschedulable, "node "+ni.Node().Name+": "+reason)
+	l, fresh := p.loads.Load(ni.Node().Name)
+	if reason := policy.LoadRejection(p.policy, ni.Node().Name, l, fresh); reason != "" {
+		return fwk.NewStatus(fwk.Unschedulable, reason)
 	}
 	return nil
 }
@@ -90,11 +88,8 @@ func (p *Plugin) PreScore(ctx context.Context, _ fwk.CycleState, _ *v1.Pod, node
 
 // Score is 0..100 from the load policy's score; neutral without a report.
 func (p *Plugin) Score(_ context.Context, _ fwk.CycleState, _ *v1.Pod, ni fwk.NodeInfo) (int64, *fwk.Status) {
-	l, ok := p.loads.Load(ni.Node().Name)
-	if !ok {
-		return NeutralScore, nil
-	}
-	return int64(float64(framework.MaxNodeScore) * p.policy.Score(l)), nil
+	l, fresh := p.loads.Load(ni.Node().Name)
+	return int64(float64(framework.MaxNodeScore) * policy.LoadScore(p.policy, l, fresh)), nil
 }
 
 // ScoreExtensions returns nil: scores are already in 0..MaxNodeScore.

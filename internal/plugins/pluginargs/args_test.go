@@ -7,7 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	configv1alpha1 "github.com/ning-edge/ning/api/config/v1alpha1"
-	"github.com/ning-edge/ning/internal/placement"
+	"github.com/ning-edge/ning/internal/policy"
 )
 
 func raw(json string) runtime.Object { return &runtime.Unknown{Raw: []byte(json)} }
@@ -17,14 +17,14 @@ func TestDecodeDefaults(t *testing.T) {
 	if err := Decode("NetworkLatency", nil, &a); err != nil {
 		t.Fatal(err)
 	}
-	if a.SiteLabel != "topology.kubernetes.io/zone" || a.UnknownRTT != placement.FailClosed {
+	if a.SiteLabel != "topology.kubernetes.io/zone" || a.UnknownRTT != configv1alpha1.FailClosed {
 		t.Fatalf("defaults = %+v", a)
 	}
 	var l configv1alpha1.NodeLoadArgs
 	if err := Decode("NodeLoad", raw(`{"cpuFilter": 0.9}`), &l); err != nil {
 		t.Fatal(err)
 	}
-	if p := l.Policy(); p.CPUFilter != 0.9 || p.CPUPenaltyFrom != 0.7 || p.Penalty != 0.15 {
+	if p := policy.LoadPolicy(l); p.CPUFilter != 0.9 || p.CPUPenaltyFrom != 0.7 || p.Penalty != 0.15 {
 		t.Fatalf("policy = %+v", p)
 	}
 }
@@ -44,9 +44,19 @@ func TestDecodeErrors(t *testing.T) {
 		{"negative rate", "TrafficLatency", &configv1alpha1.TrafficLatencyArgs{}, `{"perReplicaRPS": -1}`,
 			`pluginConfig.TrafficLatency.args.perReplicaRPS: Invalid value: -1: must be a finite number >= 0`},
 		{"cpu over 1", "NodeLoad", &configv1alpha1.NodeLoadArgs{}, `{"cpuFilter": 1.5}`,
-			`cpuFilter: 1.5 is outside 0..1`},
+			`pluginConfig.NodeLoad.args.cpuFilter: Invalid value: 1.5: must be in 0..1`},
 		{"penalty above filter", "NodeLoad", &configv1alpha1.NodeLoadArgs{}, `{"cpuFilter": 0.5}`,
-			`cpuPenaltyFrom: 0.7 is above cpuFilter 0.5`},
+			`pluginConfig.NodeLoad.args.cpuPenaltyFrom: Invalid value: 0.7: must not be above cpuFilter (0.5)`},
+		{"psi over 100", "NodeLoad", &configv1alpha1.NodeLoadArgs{}, `{"psi": {"memory": {"full": 120}}}`,
+			`pluginConfig.NodeLoad.args.psi.memory.full: Invalid value: 120: must be in 0..100`},
+		{"misspelt field", "NetworkLatency", &configv1alpha1.NetworkLatencyArgs{}, `{"siteLable": "zone"}`,
+			`NetworkLatency args: pluginConfig.NetworkLatency.args.siteLable: Forbidden: unknown field`},
+		{"misspelt nested field", "NodeLoad", &configv1alpha1.NodeLoadArgs{}, `{"psi": {"cpu": {"som": 10}}}`,
+			`NodeLoad args: pluginConfig.NodeLoad.args.psi.cpu.som: Forbidden: unknown field`},
+		{"field twice", "CloudFallback", &configv1alpha1.CloudFallbackArgs{}, `{"cloudValue": "a", "cloudValue": "b"}`,
+			`CloudFallback args: pluginConfig.CloudFallback.args.cloudValue: Duplicate value`},
+		{"case matters", "TrafficLatency", &configv1alpha1.TrafficLatencyArgs{}, `{"SiteLabel": "zone"}`,
+			`pluginConfig.TrafficLatency.args.SiteLabel: Forbidden: unknown field`},
 		{"bad cloud value", "CloudFallback", &configv1alpha1.CloudFallbackArgs{}, `{"cloudValue": "a b"}`,
 			`pluginConfig.CloudFallback.args.cloudValue: Invalid value: "a b"`},
 		{"wrong type", "TrafficLatency", &configv1alpha1.TrafficLatencyArgs{}, `{"perReplicaRPS": "fast"}`,
@@ -59,5 +69,18 @@ func TestDecodeErrors(t *testing.T) {
 				t.Fatalf("err = %v; want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestDecodeYAMLStrictly(t *testing.T) {
+	var a configv1alpha1.NetworkLatencyArgs
+	obj := &runtime.Unknown{ContentType: runtime.ContentTypeYAML, Raw: []byte("siteLabel: zone\nunknownRTT: FailOpen\n")}
+	if err := Decode("NetworkLatency", obj, &a); err != nil || a.SiteLabel != "zone" || a.UnknownRTT != configv1alpha1.FailOpen {
+		t.Fatalf("args %+v, err %v", a, err)
+	}
+	obj.Raw = []byte("siteLable: zone\n")
+	want := "NetworkLatency args: pluginConfig.NetworkLatency.args.siteLable: Forbidden: unknown field"
+	if err := Decode("NetworkLatency", obj, &configv1alpha1.NetworkLatencyArgs{}); err == nil || err.Error() != want {
+		t.Fatalf("err = %v, want %q", err, want)
 	}
 }

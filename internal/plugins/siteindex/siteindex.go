@@ -11,21 +11,12 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/ning-edge/ning/internal/policy"
 	"github.com/ning-edge/ning/internal/topology"
 )
-
-// WorkloadOf returns the UID that groups a pod with its replicas: its
-// controller's (ReplicaSet, StatefulSet, ...), or its own for a bare pod.
-func WorkloadOf(pod *v1.Pod) types.UID {
-	for i := range pod.OwnerReferences {
-		if ref := &pod.OwnerReferences[i]; ref.Controller != nil && *ref.Controller {
-			return ref.UID
-		}
-	}
-	return pod.UID
-}
 
 type podEntry struct {
 	workload types.UID
@@ -166,7 +157,7 @@ func (x *Index) setPod(obj any) {
 		x.remove(p.UID, false)
 		return
 	}
-	x.put(p.UID, podEntry{workload: WorkloadOf(p), node: p.Spec.NodeName})
+	x.put(p.UID, podEntry{workload: policy.WorkloadOf(p).UID, node: p.Spec.NodeName})
 }
 
 func (x *Index) deletePod(obj any) {
@@ -216,7 +207,7 @@ func (x *Index) removeLocked(uid types.UID, e podEntry) {
 // Assume counts a pod on a node before the informer sees it bound (the
 // scheduler's Reserve), so that the next pod of the workload sees it.
 func (x *Index) Assume(pod *v1.Pod, node string) {
-	x.put(pod.UID, podEntry{workload: WorkloadOf(pod), node: node, assumed: true})
+	x.put(pod.UID, podEntry{workload: policy.WorkloadOf(pod).UID, node: node, assumed: true})
 }
 
 // Forget undoes Assume (Unreserve) unless the informer has seen the pod bound.
@@ -248,6 +239,32 @@ func (x *Index) SiteOfNode(name string) (string, bool) {
 	defer x.mu.RUnlock()
 	s, ok := x.nodeSite[name]
 	return s, ok
+}
+
+// HasSite reports whether a site of that name has a node.
+func (x *Index) HasSite(site string) bool {
+	sites := x.Sites()
+	i := sort.SearchStrings(sites, site)
+	return i < len(sites) && sites[i] == site
+}
+
+// Locator finds nodes and sites in the index and pods in pods, for
+// policy.Resolve.
+func (x *Index) Locator(pods corelisters.PodLister) policy.Locator {
+	return locator{x, pods}
+}
+
+type locator struct {
+	*Index
+	pods corelisters.PodLister
+}
+
+func (l locator) NodeOfPod(namespace, name string) (string, bool) {
+	p, err := l.pods.Pods(namespace).Get(name)
+	if err != nil {
+		return "", false
+	}
+	return p.Spec.NodeName, true
 }
 
 // Counts returns how many replicas of workload run (or are assumed) per site,

@@ -7,7 +7,6 @@ package trafficlatency
 import (
 	"context"
 	"fmt"
-	"math"
 	"sync"
 
 	v1 "k8s.io/api/core/v1"
@@ -21,6 +20,7 @@ import (
 	"github.com/ning-edge/ning/internal/placement"
 	"github.com/ning-edge/ning/internal/plugins/pluginargs"
 	"github.com/ning-edge/ning/internal/plugins/siteindex"
+	"github.com/ning-edge/ning/internal/policy"
 	"github.com/ning-edge/ning/internal/schedmetrics"
 	"github.com/ning-edge/ning/internal/topology"
 )
@@ -104,60 +104,17 @@ func (p *Plugin) PreScore(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 		})
 		return fwk.NewStatus(fwk.Skip)
 	}
-	count := p.index.Counts(siteindex.WorkloadOf(pod), pod.UID)
+	count := p.index.Counts(policy.WorkloadOf(pod).UID, pod.UID)
 	st := &preScoreState{sites: p.index.Sites()}
 	st.index = make(map[string]int, len(st.sites))
-	prob := &placement.Problem{
-		Sites:         st.sites,
-		Traffic:       make([]float64, len(st.sites)),
-		Capacity:      make([]int, len(st.sites)),
-		RTT:           p.matrix(st.sites),
-		PerReplicaRPS: p.args.PerReplicaRPS,
-	}
-	current := make(placement.Placement, len(st.sites))
 	for i, site := range st.sites {
 		st.index[site] = i
-		prob.Traffic[i] = traffic[site]
-		prob.Capacity[i] = placement.Unlimited
-		current[i] = count[site]
 	}
-	prob.Replicas = current.Total() + 1
-	st.gains = placement.MarginalGains(prob, current)
-	st.raw = rawScores(st.gains, current)
+	prob := policy.Problem(st.sites, p.matrix(st.sites), traffic, p.args.PerReplicaRPS)
+	r := policy.Rank(prob, policy.Current(st.sites, count))
+	st.gains, st.raw = r.Gains, r.Raw
 	state.Write(stateKey, st)
 	return nil
-}
-
-// tieSteps is the room left in a raw score for the fewer-replicas tie-break.
-const tieSteps = 1024
-
-// rawScores turns gains into integers that order sites as Plan fills them:
-// by RTT gain (in microseconds) or, when no site lowers the RTT, by traffic
-// per replica (in milli-requests/s), then by fewer replicas now.
-func rawScores(g placement.Gains, current placement.Placement) []int64 {
-	values, scale := g.Gain, 1000.0
-	useShare := true
-	for _, v := range g.Gain {
-		if v > 1e-9 {
-			useShare = false
-			break
-		}
-	}
-	if useShare {
-		values = g.Share
-	}
-	raw := make([]int64, len(current))
-	for j, v := range values {
-		fewer := int64(tieSteps - 1 - min(current[j], tieSteps-1))
-		raw[j] = int64(math.Round(math.Min(v*scale, 1e12)))*tieSteps + fewer
-	}
-	return raw
-}
-
-// RawScores exposes rawScores: the scheduler extender ranks sites with it, so
-// that the extender and this plugin order sites the same way.
-func RawScores(g placement.Gains, current placement.Placement) []int64 {
-	return rawScores(g, current)
 }
 
 func (p *Plugin) matrix(sites []string) [][]float64 {

@@ -1,0 +1,390 @@
+package rescheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
+	"k8s.io/utils/clock"
+
+	"github.com/ning-edge/ning/internal/placement"
+	"github.com/ning-edge/ning/internal/policy"
+	"github.com/ning-edge/ning/internal/topology"
+)
+
+// view is one cycle's picture of the cluster: sites, their RTTs and traffic,
+// and the nodes in each.
+type view struct {
+	sites     []string
+	index     map[string]int
+	nodeSite  map[string]string
+	siteNodes [][]*v1.Node
+	rtt       [][]float64
+	traffic   map[string]float64
+	total     float64
+	// podNode finds a <from> pod's node, by namespace and name.
+	podNode map[types.NamespacedName]string
+}
+
+func newView(nodes []*v1.Node, pods []*v1.Pod, store Store, siteLabel string) *view {
+	v := &view{index: map[string]int{}, nodeSite: map[string]string{}, podNode: make(map[types.NamespacedName]string, len(pods))}
+	for _, n := range nodes {
+		site := topology.SiteOf(n.Name, n.Labels, siteLabel)
+		v.nodeSite[n.Name] = site
+		if _, ok := v.index[site]; !ok {
+			v.index[site] = 0
+			v.sites = append(v.sites, site)
+		}
+	}
+	sort.Strings(v.sites)
+	v.siteNodes = make([][]*v1.Node, len(v.sites))
+	for i, s := range v.sites {
+		v.index[s] = i
+	}
+	for _, n := range nodes {
+		i := v.index[v.nodeSite[n.Name]]
+		v.siteNodes[i] = append(v.siteNodes[i], n)
+	}
+	for _, p := range pods {
+		v.podNode[types.NamespacedName{Namespace: p.Namespace, Name: p.Name}] = p.Spec.NodeName
+	}
+	v.rtt = store.Matrix(v.sites)
+	v.traffic = store.Traffic()
+	for _, s := range v.sites {
+		v.total += v.traffic[s]
+	}
+	return v
+}
+
+// The view is the rescheduler's policy.Locator.
+func (v *view) SiteOfNode(name string) (string, bool) {
+	s, ok := v.nodeSite[name]
+	return s, ok
+}
+
+func (v *view) HasSite(site string) bool { _, ok := v.index[site]; return ok }
+
+func (v *view) NodeOfPod(namespace, name string) (string, bool) {
+	n, ok := v.podNode[types.NamespacedName{Namespace: namespace, Name: name}]
+	return n, ok
+}
+
+// schedulable reports whether the pod could run on n as far as the node's
+// state goes: Ready, not cordoned, no taint it does not tolerate.
+func schedulable(n *v1.Node, pod *v1.Pod) bool {
+	if n.Spec.Unschedulable {
+		return false
+	}
+	ready := false
+	for _, c := range n.Status.Conditions {
+		if c.Type == v1.NodeReady {
+			ready = c.Status == v1.ConditionTrue
+		}
+	}
+	if !ready {
+		return false
+	}
+	_, untolerated := corev1helpers.FindMatchingUntoleratedTaint(n.Spec.Taints, pod.Spec.Tolerations, func(t *v1.Taint) bool {
+		return t.Effect == v1.TaintEffectNoSchedule || t.Effect == v1.TaintEffectNoExecute
+	})
+	return !untolerated
+}
+
+// mover moves pods toward their traffic and repairs delay violations. It
+// decides under its own lock and evicts outside it.
+type mover struct {
+	cfg   Config
+	store Store
+	m     *Metrics
+	log   *slog.Logger
+	clock clock.PassiveClock
+
+	mu sync.Mutex // guards the state below
+	// holds counts consecutive cycles a condition has held, by key.
+	holds map[string]int
+	// settling is, per workload, the eviction whose replacement it awaits.
+	settling map[types.UID]settle
+	// badLabels are pods whose malformed delay labels were counted.
+	badLabels map[types.UID]bool
+}
+
+type settle struct {
+	at         time.Time
+	readyAfter int // Ready pods the workload must have again
+}
+
+func newMover(cfg Config, store Store, m *Metrics, log *slog.Logger, clk clock.PassiveClock) *mover {
+	return &mover{cfg: cfg, store: store, m: m, log: log, clock: clk,
+		holds: map[string]int{}, settling: map[types.UID]settle{}, badLabels: map[types.UID]bool{}}
+}
+
+// proposal is an eviction the mover decided on, for the evictor to make.
+type proposal struct {
+	request
+	w     *workload
+	ready int // the workload's Ready pods before the eviction
+}
+
+// cycle makes one pass over the cluster as the caches hold it and returns
+// the evictions made (or, in dry-run, that would have been).
+func (mv *mover) cycle(ctx context.Context, nodes []*v1.Node, pods []*v1.Pod, ev *evictor) []Eviction {
+	props := mv.decide(ctx, newView(nodes, pods, mv.store, mv.cfg.SiteLabel), workloads(pods, mv.cfg.SchedulerName))
+	b := ev.budget()
+	var out []Eviction
+	for _, p := range props {
+		e, res := ev.evict(ctx, b, p.request)
+		if !res.done() {
+			continue
+		}
+		out = append(out, e)
+		if res == resultEvicted {
+			mv.mu.Lock()
+			mv.settling[p.w.uid] = settle{at: mv.clock.Now(), readyAfter: p.ready}
+			mv.mu.Unlock()
+		}
+	}
+	return out
+}
+
+// decide judges every workload (at most one proposal each), under the
+// mover's lock, without I/O.
+func (mv *mover) decide(ctx context.Context, v *view, ws []*workload) []proposal {
+	mv.mu.Lock()
+	defer mv.mu.Unlock()
+	seen := map[string]bool{}
+	var out []proposal
+	mv.m.WeightedRTT.Reset()
+	for _, w := range ws {
+		if p, ok := mv.decideWorkload(ctx, w, v, seen); ok {
+			out = append(out, p)
+		}
+	}
+	prune(mv.holds, func(k string) bool { return seen[k] })
+	live := make(map[types.UID]bool, len(ws))
+	for _, w := range ws {
+		live[w.uid] = true
+	}
+	prune(mv.settling, func(uid types.UID) bool { return live[uid] })
+	return out
+}
+
+// prune deletes the entries of m whose key keep rejects.
+func prune[K comparable, V any](m map[K]V, keep func(K) bool) {
+	for k := range m {
+		if !keep(k) {
+			delete(m, k)
+		}
+	}
+}
+
+// hold counts another cycle for key and reports whether it has now held
+// for HoldCycles; seen records which keys were touched this cycle.
+func (mv *mover) hold(key string, seen map[string]bool) bool {
+	seen[key] = true
+	mv.holds[key]++
+	return mv.holds[key] >= mv.cfg.HoldCycles
+}
+
+// errBadLabels marks a pod whose delay labels do not parse.
+var errBadLabels = errors.New("malformed delay labels")
+
+// constraints resolves the pod's delay labels to sites, as the scheduler
+// does. An error means the scheduler would place a replacement nowhere: a
+// label that does not parse (counted once per pod) or a <from> not found.
+func (mv *mover) constraints(ctx context.Context, pod *v1.Pod, v *view) ([]placement.Resolved, error) {
+	cs, err := placement.ParseConstraints(pod.Labels)
+	if err != nil {
+		if !mv.badLabels[pod.UID] {
+			mv.badLabels[pod.UID] = true
+			mv.m.BadLabels.Inc()
+			mv.log.WarnContext(ctx, "pod has malformed delay labels; the rescheduler leaves its workload alone", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+		}
+		return nil, errBadLabels
+	}
+	return policy.Resolve(cs, pod.Namespace, v)
+}
+
+// usableSites says, for a pod of the workload, which sites the scheduler
+// could place it on: a schedulable node, and the delay constraints met under
+// the configured unknown-RTT policy, or, by policy's fail-open rule when no
+// site is usable, not broken by a measured RTT.
+func (mv *mover) usableSites(pod *v1.Pod, cs []placement.Resolved, v *view) []bool {
+	j := policy.JudgeSites(cs, v.sites, mv.store, policy.UnknownRTT(mv.cfg.UnknownRTT))
+	hasNode := make([]bool, len(v.sites))
+	for k := range v.sites {
+		for _, n := range v.siteNodes[k] {
+			if schedulable(n, pod) {
+				hasNode[k] = true
+				break
+			}
+		}
+	}
+	usable := make([]bool, len(v.sites))
+	any := false
+	for k, site := range v.sites {
+		usable[k] = hasNode[k] && j.Verdicts[site].OK
+		any = any || usable[k]
+	}
+	if !any && j.CanFailOpen() {
+		j.FailOpen()
+		for k, site := range v.sites {
+			usable[k] = hasNode[k] && j.Verdicts[site].OK
+		}
+	}
+	return usable
+}
+
+// decideWorkload decides for one workload: at most one proposal.
+func (mv *mover) decideWorkload(ctx context.Context, w *workload, v *view, seen map[string]bool) (proposal, bool) {
+	running := w.running()
+	if len(running) == 0 {
+		return proposal{}, false
+	}
+	sample := running[0]
+	cs, err := mv.constraints(ctx, sample, v)
+	if err != nil {
+		var unresolved *policy.UnresolvedError
+		if errors.As(err, &unresolved) {
+			mv.m.Decisions.WithLabelValues("delay_from_unresolved").Inc()
+			mv.log.DebugContext(ctx, "a delay constraint's <from> names nothing: the scheduler could place a replacement nowhere; leaving the workload", "workload", w.String(), "why", err)
+		}
+		return proposal{}, false
+	}
+	usable := mv.usableSites(sample, cs, v)
+	current := make(placement.Placement, len(v.sites))
+	for _, p := range running {
+		if site, ok := v.nodeSite[p.Spec.NodeName]; ok {
+			current[v.index[site]]++
+		}
+	}
+	prob := policy.Problem(v.sites, v.rtt, v.traffic, mv.cfg.PerReplicaRPS)
+	prob.Replicas = current.Total()
+	ready, _ := w.ready()
+
+	// Delay violations, measured (a known RTT over the limit); an unknown
+	// RTT alone never evicts.
+	var violator *v1.Pod
+	var violation string
+	if len(cs) > 0 {
+		for _, p := range running {
+			site := v.nodeSite[p.Spec.NodeName]
+			if verdict := placement.CheckSite(cs, site, mv.store, placement.FailOpen); !verdict.OK {
+				if mv.hold("delay/"+string(p.UID), seen) && violator == nil {
+					violator, violation = p, verdict.Reason
+				}
+			}
+		}
+	}
+	if !mv.settled(ctx, w) {
+		mv.m.Decisions.WithLabelValues("settling").Inc()
+		return proposal{}, false
+	}
+	if violator != nil {
+		if !anyOther(usable, v.index[v.nodeSite[violator.Spec.NodeName]]) {
+			mv.m.Decisions.WithLabelValues("no_compliant_site").Inc()
+			mv.log.InfoContext(ctx, "delay constraint broken but no other site meets it; leaving the pod", "pod", violator.Namespace+"/"+violator.Name, "why", violation)
+			return proposal{}, false
+		}
+		return proposal{request: request{pod: violator, workload: w.uid, reason: ReasonDelayViolation, metric: "delay_violation", msg: violation}, w: w, ready: ready}, true
+	}
+
+	if v.total <= 0 {
+		mv.m.Decisions.WithLabelValues("no_traffic").Inc()
+		return proposal{}, false
+	}
+	m, why, ok := nextMove(prob, current, siteLimits{Usable: usable, MinKeep: mv.cfg.MinPerTrafficSite})
+	mv.m.WeightedRTT.WithLabelValues(w.namespace, w.kind+"/"+w.name, "actual").Set(finite(m.Before))
+	mv.m.WeightedRTT.WithLabelValues(w.namespace, w.kind+"/"+w.name, "planned").Set(finite(m.Planned))
+	gain := 0.0
+	if m.Before > 0 {
+		gain = (m.Before - m.Planned) / m.Before
+	}
+	if gain < mv.cfg.Threshold || m.Before-m.Planned < mv.cfg.MinGainMs || m.Before <= 0 {
+		mv.m.Decisions.WithLabelValues("below_threshold").Inc()
+		return proposal{}, false
+	}
+	if !mv.hold("traffic/"+string(w.uid), seen) {
+		mv.m.Decisions.WithLabelValues("holding").Inc()
+		return proposal{}, false
+	}
+	if !ok {
+		mv.m.Decisions.WithLabelValues("no_improving_move").Inc()
+		mv.log.DebugContext(ctx, "plan is better but no single eviction gets closer", "workload", w.String(), "why", why)
+		return proposal{}, false
+	}
+	pod := newestOn(running, v, v.sites[m.From])
+	msg := fmt.Sprintf("moving a replica of %s from %s toward %s: weighted RTT %.1fms now (%s), %.1fms after this move, %.1fms planned (%s, %.0f%% better)",
+		w.kind+"/"+w.name, v.sites[m.From], v.sites[m.To], m.Before, describe(v.sites, current), m.After, m.Planned, describe(v.sites, m.Plan), 100*gain)
+	return proposal{request: request{pod: pod, workload: w.uid, reason: ReasonReschedule, metric: "traffic", msg: msg}, w: w, ready: ready}, true
+}
+
+func finite(v float64) float64 {
+	if math.IsInf(v, 0) || math.IsNaN(v) {
+		return placement.UnknownRTTPenaltyMs
+	}
+	return v
+}
+
+func anyOther(usable []bool, site int) bool {
+	for j, u := range usable {
+		if u && j != site {
+			return true
+		}
+	}
+	return false
+}
+
+// newestOn picks the youngest running pod in site: it has the least state
+// built up, and ties break by name for a stable choice.
+func newestOn(pods []*v1.Pod, v *view, site string) *v1.Pod {
+	var best *v1.Pod
+	for _, p := range pods {
+		if v.nodeSite[p.Spec.NodeName] != site {
+			continue
+		}
+		if best == nil || p.CreationTimestamp.After(best.CreationTimestamp.Time) ||
+			(p.CreationTimestamp.Equal(&best.CreationTimestamp) && p.Name > best.Name) {
+			best = p
+		}
+	}
+	return best
+}
+
+// settled reports whether the workload may be acted on: every pod Ready
+// and nothing pending or terminating, and the replacement of the last
+// eviction Ready (or SettleTimeout passed).
+func (mv *mover) settled(ctx context.Context, w *workload) bool {
+	ready, unsettled := w.ready()
+	if s, ok := mv.settling[w.uid]; ok {
+		if ready >= s.readyAfter && !unsettled {
+			delete(mv.settling, w.uid)
+			return true
+		}
+		if mv.clock.Since(s.at) < mv.cfg.SettleTimeout {
+			return false
+		}
+		mv.log.WarnContext(ctx, "replacement of an evicted pod not Ready in time; acting on the workload again", "workload", w.String(), "timeout", mv.cfg.SettleTimeout)
+		delete(mv.settling, w.uid)
+	}
+	return !unsettled
+}
+
+// describe lists a placement as site=n pairs.
+func describe(sites []string, x placement.Placement) string {
+	var parts []string
+	for j, n := range x {
+		if n > 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", sites[j], n))
+		}
+	}
+	return strings.Join(parts, " ")
+}
