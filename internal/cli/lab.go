@@ -57,7 +57,9 @@ drive the running lab through the daemon's socket and print what they did.`,
 			if err != nil {
 				return err
 			}
-			return lab.Start(cmd.Context(), cmd.OutOrStdout(), self, o.args(), plan, o.binDir)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return lab.Start(ctx, cmd.OutOrStdout(), self, o.args(), plan, o.binDir)
 		},
 	}
 	serve := &cobra.Command{

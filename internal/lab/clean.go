@@ -263,6 +263,20 @@ func Clean(ctx context.Context) (did []string, err error) {
 			did = append(did, "deleted bridge "+Bridge+" and its veths")
 		}
 	}
+	// The kubelet links every container's log into /var/log/containers
+	// (a path it does not let one configure).
+	logLinks, _ := filepath.Glob("/var/log/containers/*.log")
+	removed := 0
+	for _, ln := range logLinks {
+		if target, err := os.Readlink(ln); err == nil && strings.HasPrefix(target, StateDir+"/") {
+			if os.Remove(ln) == nil {
+				removed++
+			}
+		}
+	}
+	if removed > 0 {
+		did = append(did, fmt.Sprintf("removed %d container log links from /var/log/containers", removed))
+	}
 	for _, d := range []string{RunDir, StateDir} {
 		if _, err := os.Stat(d); err == nil {
 			if err := os.RemoveAll(d); err != nil {

@@ -186,7 +186,8 @@ func Do(ctx context.Context, out io.Writer, path string, form url.Values) error 
 // Start launches the daemon (self with args, in a new session, its log in
 // StateDir/lab.log) after removing a dead lab's leftovers, follows its log
 // on out, and returns once the lab is ready or its bring-up failed. A lab
-// that is running is an error.
+// that is running is an error; ctx ending (Ctrl-C) during the bring-up
+// tears the lab down.
 func Start(ctx context.Context, out io.Writer, self string, args []string, plan *Plan, binDir string) error {
 	if err := Check(plan, binDir); err != nil {
 		return err
@@ -243,7 +244,8 @@ func Start(ctx context.Context, out io.Writer, self string, args []string, plan 
 			follow()
 			return fmt.Errorf("the lab daemon exited: %v (log: %s)", err, logFile)
 		case <-ctx.Done():
-			return ctx.Err()
+			fmt.Fprintln(out, "interrupted: tearing the lab down")
+			return errors.Join(ctx.Err(), Down(context.Background(), out))
 		case <-time.After(500 * time.Millisecond):
 		}
 		st, err := GetStatus(ctx)

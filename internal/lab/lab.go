@@ -124,7 +124,12 @@ func (l *Lab) up(ctx context.Context) error {
 	if err := l.phase("control plane (etcd, kube-apiserver)", func() error { return l.startControlPlane(ctx) }); err != nil {
 		return err
 	}
-	if err := l.phase("kube-controller-manager and CoreDNS", func() error { return l.startControllers(ctx) }); err != nil {
+	if err := l.phase("kube-controller-manager, kube-scheduler and CoreDNS", func() error {
+		if err := l.startControllers(ctx); err != nil {
+			return err
+		}
+		return l.startDefaultScheduler(ctx)
+	}); err != nil {
 		return err
 	}
 	if err := l.phase("nodes (containerd, images, kubelet, kube-proxy)", func() error {

@@ -142,7 +142,8 @@ serverTLSBootstrap: false
 protectKernelDefaults: false
 makeIPTablesUtilChains: true
 localStorageCapacityIsolation: false
-`, s.NodeIP(), s.Cgroup(), containerdSock(s), DNSServiceIP, StateDir+"/resolv.conf")
+podLogsDir: %s
+`, s.NodeIP(), s.Cgroup(), containerdSock(s), DNSServiceIP, StateDir+"/resolv.conf", s.Dir()+"/pod-logs")
 }
 
 // kubeProxyConfig is a site's kube-proxy configuration: iptables mode, bound

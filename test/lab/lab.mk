@@ -10,7 +10,12 @@ LAB_TOOLS    := test/lab/tools
 # linker, which keeps that cache too (CGO_ENABLED=0 would recompile every
 # package). Its name lookups use Go's own resolver (the image's
 # nsswitch.conf says "files dns").
-LAB_GOBUILD  := $(GO) build -ldflags="-s -w"
+# Binaries built outside Kubernetes' own build report v0.0.0-master: the
+# version is stamped, as Kubernetes' release build does, so that the
+# apiserver (in the ning binary that runs the lab) and the kubelets report
+# v1.34.1 and Helm's kubeVersion checks pass.
+LAB_K8S_VERSION := -X k8s.io/component-base/version.gitVersion=v1.34.1 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34 -X k8s.io/component-base/version.gitTreeState=clean
+LAB_GOBUILD  := $(GO) build -ldflags="-s -w $(LAB_K8S_VERSION)"
 LAB_STATIC   := $(GO) build -ldflags='-s -w -linkmode external -extldflags "-static"'
 LAB_SMALL    := CGO_ENABLED=0 $(GO) build -ldflags="-s -w"
 LAB_K8S_BINS := kubelet kube-controller-manager kube-proxy
@@ -40,7 +45,7 @@ test-images: ## the ning image matches the Dockerfile (user, entrypoint, files, 
 	cd $(LAB_TOOLS)/images && $(GO) test -count=1 ./...
 
 lab-up: lab-bins images ## (root) start the lab and leave it running; the last line is KUBECONFIG=<path>
-	$(GO) build -o $(BIN) ./cmd/ning
+	$(GO) build -ldflags="$(LAB_K8S_VERSION)" -o $(BIN) ./cmd/ning
 	$(BIN) lab up --bin-dir $(LAB_BIN) --topology $(LAB_TOPOLOGY)
 
 lab-down: ## (root) stop the lab and remove everything it created
@@ -48,5 +53,5 @@ lab-down: ## (root) stop the lab and remove everything it created
 	$(BIN) lab down
 
 test-lab: lab-bins images test-images ## (root) the lab suite: ning from its Helm chart on real kubelets (test/lab)
-	$(GO) build -o $(BIN) ./cmd/ning
+	$(GO) build -ldflags="$(LAB_K8S_VERSION)" -o $(BIN) ./cmd/ning
 	NING_LAB_BIN=$(CURDIR)/$(LAB_BIN) NING_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout 30m ./test/lab/ 2>&1 | tee /tmp/ning-test-lab.log | grep -E '^(=== RUN|\s*--- |ok|FAIL|PASS|panic)|_test.go:'
