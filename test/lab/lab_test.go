@@ -7,6 +7,7 @@ package lab_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	appsv1 "k8s.io/api/apps/v1"
@@ -224,7 +226,7 @@ func (e *env) testProberRTT(t *testing.T) {
 					got[[2]string{r.SourceSite, tr.Site}] = append(got[[2]string{r.SourceSite, tr.Site}], tr.AvgMs)
 				}
 			}
-		}, nil, nil)
+		}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +276,7 @@ func (e *env) testProberRTT(t *testing.T) {
 // publishTraffic publishes a TrafficReport as the discovery gateway would.
 func (e *env) publishTraffic(ctx context.Context, t *testing.T, traffic map[string]float64) {
 	t.Helper()
-	pub, err := mqtt.NewPublisher(ctx, e.mqttConfig(fmt.Sprintf("lab-test-traffic-%d", time.Now().UnixNano())), mqtt.PublisherOptions{}, nil, nil)
+	pub, err := mqtt.NewPublisher(ctx, e.mqttConfig(fmt.Sprintf("lab-test-traffic-%d", time.Now().UnixNano())), mqtt.PublisherOptions{}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
