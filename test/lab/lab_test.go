@@ -405,9 +405,11 @@ func (e *env) testPlacement(t *testing.T) {
 	time.Sleep(3 * time.Second) // the scheduler's subscriber takes the retained report
 	const replicas = 3
 	want := e.place(t, traffic, replicas)
-	// The delay limit from downtown (10 ms) rules out only the cloud site,
-	// where the plan puts nothing: the scheduler must honour both.
-	d := workload("placed", replicas, map[string]string{"delay_downtown": "10"})
+	// The delay limit from downtown (25 ms) rules out no site the plan
+	// uses, with room for the delayer's overhead and a loaded machine's
+	// outliers (the scheduler saw 10.9 ms for the 5 ms downtown-university
+	// link on a machine with a load of 30).
+	d := workload("placed", replicas, map[string]string{"delay_downtown": "25"})
 	if _, err := e.client.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
