@@ -166,3 +166,4 @@ test-dashboard: ## the dashboard page in headless Chromium (fails, not skips, wi
 	@test -x "$(CHROMIUM)" || { echo "chromium not found: apt-get install -y chromium"; exit 1; }
 	NING_REQUIRE_CHROMIUM=1 NING_CHROMIUM=$(CHROMIUM) NING_ARTEFACTS=$(CURDIR)/artefacts \
 	  $(GO) test -count=1 -v -run 'TestBrowser' ./internal/dashboard 2>&1 | grep -E '^(=== RUN|\s*---|ok|FAIL|PASS)|screenshot|_test.go:'
+include test/lab/lab.mk

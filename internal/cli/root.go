@@ -30,5 +30,6 @@ Each component is a subcommand of this one binary.`,
 	root.AddCommand(newDemoCommand())
 	root.AddCommand(newDashboardCommand())
 	root.AddCommand(newStatusCommand())
+	root.AddCommand(newLabCommand())
 	return root
 }
