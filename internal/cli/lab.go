@@ -143,17 +143,17 @@ func printLabStatus(cmd *cobra.Command, st *lab.Status) error {
 	if st.Error != "" {
 		state = "failed: " + st.Error
 	}
-	fmt.Fprintf(w, "lab %s\nKUBECONFIG=%s\n\n%-14s %-16s %-12s %-16s %-5s %s\n", state, st.Kubeconfig, "SITE", "NODE", "NODE IP", "POD NET", "POWER", "LINKS")
+	_, _ = fmt.Fprintf(w, "lab %s\nKUBECONFIG=%s\n\n%-14s %-16s %-12s %-16s %-5s %s\n", state, st.Kubeconfig, "SITE", "NODE", "NODE IP", "POD NET", "POWER", "LINKS")
 	for _, s := range st.Sites {
-		fmt.Fprintf(w, "%-14s %-16s %-12s %-16s %-5s %s\n", s.Name, s.Node, s.NodeIP, s.PodNet, s.Power, s.Links)
+		_, _ = fmt.Fprintf(w, "%-14s %-16s %-12s %-16s %-5s %s\n", s.Name, s.Node, s.NodeIP, s.PodNet, s.Power, s.Links)
 	}
-	fmt.Fprintln(w, "\nRTT (ms):")
+	_, _ = fmt.Fprintln(w, "\nRTT (ms):")
 	for k, v := range st.RTTms {
-		fmt.Fprintf(w, "  %-34s %6.1f\n", k, v)
+		_, _ = fmt.Fprintf(w, "  %-34s %6.1f\n", k, v)
 	}
-	fmt.Fprintln(w, "\nprocesses:")
+	_, _ = fmt.Fprintln(w, "\nprocesses:")
 	for k, v := range st.Pids {
-		fmt.Fprintf(w, "  %-34s pid %d\n", k, v)
+		_, _ = fmt.Fprintf(w, "  %-34s pid %d\n", k, v)
 	}
 	return nil
 }

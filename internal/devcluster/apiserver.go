@@ -66,7 +66,7 @@ func StartAPIServer(ctx context.Context, dir string, storage *storagebackend.Con
 		return nil, fmt.Errorf("kube-apiserver versions: %w", err)
 	}
 	s := options.NewServerRunOptions()
-	s.Options.GenericServerRunOptions.ComponentGlobalsRegistry = registry
+	s.GenericServerRunOptions.ComponentGlobalsRegistry = registry
 	for _, f := range s.Flags().FlagSets {
 		fs.AddFlagSet(f)
 	}

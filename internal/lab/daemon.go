@@ -65,10 +65,10 @@ func Serve(ctx context.Context, cfg Config) error {
 		}
 		did, err := f(l)
 		for _, d := range did {
-			fmt.Fprintln(w, d)
+			_, _ = fmt.Fprintln(w, d)
 		}
 		if err != nil {
-			fmt.Fprintln(w, "error:", err)
+			_, _ = fmt.Fprintln(w, "error:", err)
 		}
 	}
 	mux.HandleFunc("POST /site", func(w http.ResponseWriter, r *http.Request) {
@@ -86,7 +86,7 @@ func Serve(ctx context.Context, cfg Config) error {
 		})
 	})
 	mux.HandleFunc("POST /down", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintln(w, "stopping the lab")
+		_, _ = fmt.Fprintln(w, "stopping the lab")
 		select {
 		case <-downed:
 		default:
@@ -197,7 +197,7 @@ func Start(ctx context.Context, out io.Writer, self string, args []string, plan 
 	}
 	did, err := Clean(ctx)
 	for _, d := range did {
-		fmt.Fprintln(out, "leftovers: "+d)
+		_, _ = fmt.Fprintln(out, "leftovers: "+d)
 	}
 	if err != nil {
 		return fmt.Errorf("cleaning an earlier lab: %w", err)
@@ -230,7 +230,7 @@ func Start(ctx context.Context, out io.Writer, self string, args []string, plan 
 		for {
 			line, err := rd.ReadString('\n')
 			if line != "" && strings.HasSuffix(line, "\n") {
-				fmt.Fprint(out, line)
+				_, _ = fmt.Fprint(out, line)
 			}
 			if err != nil {
 				return
@@ -244,7 +244,7 @@ func Start(ctx context.Context, out io.Writer, self string, args []string, plan 
 			follow()
 			return fmt.Errorf("the lab daemon exited: %v (log: %s)", err, logFile)
 		case <-ctx.Done():
-			fmt.Fprintln(out, "interrupted: tearing the lab down")
+			_, _ = fmt.Fprintln(out, "interrupted: tearing the lab down")
 			return errors.Join(ctx.Err(), Down(context.Background(), out))
 		case <-time.After(500 * time.Millisecond):
 		}
@@ -259,9 +259,9 @@ func Start(ctx context.Context, out io.Writer, self string, args []string, plan 
 		if st.Ready {
 			follow()
 			for _, p := range st.Phases {
-				fmt.Fprintf(out, "  %-50s %6.1f s\n", p.Name, p.Seconds)
+				_, _ = fmt.Fprintf(out, "  %-50s %6.1f s\n", p.Name, p.Seconds)
 			}
-			fmt.Fprintf(out, "KUBECONFIG=%s\n", st.Kubeconfig)
+			_, _ = fmt.Fprintf(out, "KUBECONFIG=%s\n", st.Kubeconfig)
 			return nil
 		}
 	}
@@ -271,7 +271,7 @@ func Start(ctx context.Context, out io.Writer, self string, args []string, plan 
 // removes whatever is left (all of it when no daemon runs).
 func Down(ctx context.Context, out io.Writer) error {
 	if err := Do(ctx, io.Discard, "down", nil); err == nil {
-		fmt.Fprintln(out, "asked the lab daemon to stop")
+		_, _ = fmt.Fprintln(out, "asked the lab daemon to stop")
 		pid, _ := daemonPid()
 		for range 120 {
 			if pid == 0 || syscall.Kill(pid, 0) != nil {
@@ -282,10 +282,10 @@ func Down(ctx context.Context, out io.Writer) error {
 	}
 	did, err := Clean(ctx)
 	for _, d := range did {
-		fmt.Fprintln(out, d)
+		_, _ = fmt.Fprintln(out, d)
 	}
 	if err == nil {
-		fmt.Fprintln(out, "the lab is down: nothing of it is left")
+		_, _ = fmt.Fprintln(out, "the lab is down: nothing of it is left")
 	}
 	return err
 }

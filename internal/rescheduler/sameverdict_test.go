@@ -288,7 +288,7 @@ func (s *states) pluginScores(t *testing.T, pod *v1.Pod, nodes []string) map[str
 func (s *states) extenderScores(t *testing.T, pod *v1.Pod, nodes []string) map[string]int64 {
 	t.Helper()
 	names := append([]string(nil), nodes...)
-	res, err := s.ext.Prioritize(context.Background(), &extenderv1.ExtenderArgs{Pod: pod, NodeNames: &names})
+	res, err := s.ext.Prioritize(context.Background(), &extenderv1.ExtenderArgs{Pod: pod, NodeNames: &names}) //nolint:misspell // the extender API's verb
 	if err != nil {
 		t.Fatal(err)
 	}
