@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/google/uuid"
 	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -74,31 +72,6 @@ func pki() (certFile, keyFile, saKeyFile string, err error) {
 	return certFile, keyFile, saKeyFile, nil
 }
 
-// startEtcd starts embedded etcd on a loopback port the kernel picks.
-func startEtcd(dir string) (*embed.Etcd, string, error) {
-	cfg := embed.NewConfig()
-	cfg.Dir = dir
-	cfg.UnsafeNoFsync = true
-	cfg.LogLevel = "error"
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	u := url.URL{Scheme: "http", Host: "127.0.0.1:0"}
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{u}, []url.URL{u}
-	p := url.URL{Scheme: "http", Host: "127.0.0.1:0"}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{p}, []url.URL{p}
-	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		return nil, "", fmt.Errorf("starting etcd: %w", err)
-	}
-	select {
-	case <-e.Server.ReadyNotify():
-	case <-time.After(60 * time.Second):
-		e.Close()
-		return nil, "", errors.New("etcd did not become ready in 60s")
-	}
-	return e, "http://" + e.Clients[0].Addr().String(), nil
-}
-
 // startControlPlane starts etcd, the apiserver (RBAC on, the ServiceAccount
 // admission plugin on, the lab's certificate) and the forwarder.
 func (l *Lab) startControlPlane(ctx context.Context) error {
@@ -110,7 +83,7 @@ func (l *Lab) startControlPlane(ctx context.Context) error {
 	cp := &controlPlane{}
 	l.cp = cp
 	var etcdURL string
-	if cp.etcd, etcdURL, err = startEtcd(filepath.Join(StateDir, "etcd")); err != nil {
+	if cp.etcd, etcdURL, err = devcluster.StartEtcd(ctx, filepath.Join(StateDir, "etcd"), false); err != nil {
 		return err
 	}
 	storage := storagebackend.NewDefaultConfig(path.Join(uuid.New().String(), "registry"), nil)
