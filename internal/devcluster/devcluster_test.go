@@ -16,9 +16,6 @@ import (
 // TestStartRunStop starts the cluster, runs the controllers until a
 // Deployment has its pods, and stops everything; a second Stop is a no-op.
 func TestStartRunStop(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a control plane: skipped in -short (make test runs it)")
-	}
 	ctx := t.Context()
 	c, err := Start(ctx, Options{})
 	if err != nil {
