@@ -44,7 +44,9 @@ their ReplicaSet or StatefulSet, and every --interval:
   --min-gain-ms), for
   --hold-cycles cycles in a row, it evicts one pod from a site with more than
   planned, chosen so that the scheduler's TrafficLatency score puts the
-  replacement where it lowers the RTT. It never takes a site with traffic below
+  replacement where it lowers the RTT (on an edge site while one fits: cloud
+  nodes, --cloud-label=--cloud-value, take a replacement only when no edge
+  node can, as CloudFallback scores them). It never takes a site with traffic below
   --min-per-traffic-site pods, and waits for the replacement to be Ready before
   the next eviction of that workload.
 
@@ -94,6 +96,8 @@ every eviction and deletion it would make, and makes none.`,
 	f.StringVar(&c.SchedulerName, "scheduler-name", c.SchedulerName, "manage pods with this spec.schedulerName")
 	f.StringVar((*string)(&c.UnknownRTT), "unknown-rtt", string(c.UnknownRTT), "NetworkLatency's unknownRTT (FailClosed or FailOpen): where the scheduler may put a replacement")
 	f.Float64Var(&c.PerReplicaRPS, "per-replica-rps", 0, "traffic one replica serves, as in TrafficLatencyArgs (0: no limit)")
+	f.StringVar(&c.CloudFallback.CloudLabel, "cloud-label", c.CloudFallback.CloudLabel, "label marking cloud nodes, as in CloudFallbackArgs: the scheduler uses them only when no edge node fits, so no move targets them then")
+	f.StringVar(&c.CloudFallback.CloudValue, "cloud-value", c.CloudFallback.CloudValue, "value of --cloud-label on cloud nodes")
 	f.StringVar(&o.listen, "listen", ":10262", "address for /healthz and /metrics (empty: none)")
 	f.BoolVar(&o.leaderElect, "leader-elect", true, "act only while holding the Lease, so that one replica acts at a time")
 	f.StringVar(&o.leader.Namespace, "leader-elect-namespace", "", "namespace of the Lease (default: $POD_NAMESPACE, else kube-system)")

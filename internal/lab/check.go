@@ -68,13 +68,24 @@ func Check(plan *Plan, binDir string) error {
 	}
 	if fs, err := procfs.NewDefaultFS(); err == nil {
 		if mi, err := fs.Meminfo(); err == nil && mi.MemAvailable != nil {
-			need := uint64(controlBytes + perSiteBytes*len(plan.Sites))
-			if have := *mi.MemAvailable * 1024; have < need {
-				errs = append(errs, fmt.Errorf("topology too large for this machine: %d sites need about %d MiB, %d MiB available", len(plan.Sites), need>>20, have>>20))
+			if err := checkMemory(len(plan.Sites), *mi.MemAvailable*1024); err != nil {
+				errs = append(errs, err)
 			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// NeedBytes is the memory a lab of sites sites needs: the control plane and
+// each site at idle, with headroom for ning's pods and a workload.
+func NeedBytes(sites int) uint64 { return uint64(controlBytes + perSiteBytes*sites) }
+
+// checkMemory says whether a lab of sites sites fits in available bytes.
+func checkMemory(sites int, available uint64) error {
+	if need := NeedBytes(sites); available < need {
+		return fmt.Errorf("topology too large for this machine: %d sites need about %d MiB, %d MiB available", sites, need>>20, available>>20)
+	}
+	return nil
 }
 
 // cgroupHierarchies returns the mounted cgroup v1 hierarchies' directories

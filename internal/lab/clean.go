@@ -221,6 +221,12 @@ func Clean(ctx context.Context) (did []string, err error) {
 		n, _ := killCgroup(strings.TrimPrefix(top, filepath.Dir(top)+"/"))
 		killed += n
 	}
+	// What runs outside them: a ctr import the daemon had started, say.
+	for _, p := range labProcs() {
+		if syscall.Kill(p.pid, syscall.SIGKILL) == nil {
+			killed++
+		}
+	}
 	if killed > 0 {
 		did = append(did, fmt.Sprintf("killed %d processes", killed))
 		time.Sleep(500 * time.Millisecond)
@@ -321,4 +327,141 @@ func daemonPid() (int, error) {
 		return 0, err
 	}
 	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+// Leftovers lists everything of a lab that exists on the machine, found as
+// Clean finds it (by name and place, without a state file) plus what Clean
+// would miss if it went wrong: network namespaces, pod namespaces with a lab
+// address, the bridge and veths, cgroups in every hierarchy, mounts under
+// StateDir and RunDir, processes whose command line names those directories
+// or that run in the lab's namespaces or cgroups, host iptables rules naming
+// the lab's interfaces or addresses, the kubelet's log links, and the
+// directories themselves (containerd's roots and state live in them). Empty
+// after ning lab down.
+func Leftovers(ctx context.Context) []string {
+	var out []string
+	for _, ns := range labNamespaces() {
+		out = append(out, "network namespace "+ns)
+	}
+	for _, ns := range podNamespaces(ctx) {
+		out = append(out, "pod network namespace "+ns+" (a 10.78.x address)")
+	}
+	links, _ := filepath.Glob("/sys/class/net/nlab*")
+	for _, l := range links {
+		out = append(out, "link "+filepath.Base(l))
+	}
+	dirs, _ := cgroupHierarchies()
+	dirs = append(dirs, "/sys/fs/cgroup/unified")
+	for _, h := range dirs {
+		cgs, _ := filepath.Glob(filepath.Join(h, CgroupPrefix+"*"))
+		for _, c := range cgs {
+			out = append(out, "cgroup "+c)
+		}
+	}
+	if mounts, err := procfs.GetMounts(); err == nil {
+		for _, m := range mounts {
+			for _, d := range []string{StateDir, RunDir} {
+				if m.MountPoint == d || strings.HasPrefix(m.MountPoint, d+"/") {
+					out = append(out, "mount "+m.MountPoint)
+				}
+			}
+		}
+	}
+	if pid, err := daemonPid(); err == nil && syscall.Kill(pid, 0) == nil {
+		out = append(out, fmt.Sprintf("the lab daemon (pid %d)", pid))
+	}
+	out = append(out, labProcesses()...)
+	if rules, err := execOutput(ctx, "iptables-save"); err == nil {
+		for _, r := range strings.Split(rules, "\n") {
+			if strings.Contains(r, Bridge) || strings.Contains(r, "nlabh") || strings.Contains(r, "10.77.") || strings.Contains(r, "10.78.") {
+				out = append(out, "host iptables rule "+r)
+			}
+		}
+	}
+	logLinks, _ := filepath.Glob("/var/log/containers/*.log")
+	for _, ln := range logLinks {
+		if target, err := os.Readlink(ln); err == nil && strings.HasPrefix(target, StateDir+"/") {
+			out = append(out, "container log link "+ln)
+		}
+	}
+	for _, d := range []string{RunDir, StateDir} {
+		if _, err := os.Stat(d); err == nil {
+			out = append(out, "directory "+d)
+		}
+	}
+	return out
+}
+
+// labTools are the programs the lab runs (hostTools, Binaries, and the
+// containers' runtime); a process of one of them whose command line names
+// the lab's directories is the lab's, wherever it runs: ctr importing
+// images, for one, runs in the host's namespaces.
+var labTools = map[string]bool{"ctr": true, "containerd": true, "containerd-shim-runc-v2": true, "runc": true,
+	"kubelet": true, "kube-proxy": true, "kube-controller-manager": true, "coredns": true, "nsenter": true,
+	"ip": true, "iptables": true, "iptables-save": true, "ning": true}
+
+// labProc is a live process of a lab.
+type labProc struct {
+	pid       int
+	why, args string
+}
+
+// labProcs lists the live processes (not this one) that belong to a lab:
+// they run in a lab network namespace or cgroup, or they are one of the
+// lab's tools and their command line names StateDir or RunDir.
+func labProcs() []labProc {
+	nsIno := map[uint64]string{}
+	for _, ns := range labNamespaces() {
+		if ino, err := netnsInode(ns); err == nil {
+			nsIno[ino] = ns
+		}
+	}
+	entries, _ := os.ReadDir("/proc")
+	var out []labProc
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil || len(cmdline) == 0 { // gone, or a kernel thread or zombie
+			continue
+		}
+		argv := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+		args := strings.Join(argv, " ")
+		var why string
+		var st unix.Stat_t
+		cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+		switch {
+		case unix.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &st) == nil && nsIno[st.Ino] != "":
+			why = "in network namespace " + nsIno[st.Ino]
+		case strings.Contains(string(cg), "/"+CgroupPrefix):
+			why = "in a lab cgroup"
+		case labTools[filepath.Base(argv[0])] && (namesDir(args, StateDir) || namesDir(args, RunDir)):
+			why = "names the lab's directories"
+		default:
+			continue
+		}
+		out = append(out, labProc{pid: pid, why: why, args: args})
+	}
+	return out
+}
+
+// labProcesses describes labProcs for Leftovers.
+func labProcesses() []string {
+	var out []string
+	for _, p := range labProcs() {
+		args := p.args
+		if len(args) > 120 {
+			args = args[:120] + "..."
+		}
+		out = append(out, fmt.Sprintf("process %d (%s): %s", p.pid, p.why, args))
+	}
+	return out
+}
+
+// namesDir reports whether a command line names dir or a path below it
+// (not merely a name starting like it, such as /run/ning-lab.lock).
+func namesDir(args, dir string) bool {
+	return strings.Contains(args, dir+"/") || strings.Contains(args, dir+" ") || strings.HasSuffix(args, dir)
 }

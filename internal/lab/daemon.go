@@ -96,8 +96,15 @@ func Serve(ctx context.Context, cfg Config) error {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 
+	// The bring-up has a context of its own: a teardown cancels it and waits
+	// for it to return, so that nothing it starts (a kubelet, a ctr import)
+	// outlives the cleaning.
+	upCtx, cancelUp := context.WithCancel(ctx)
+	defer cancelUp()
+	upDone := make(chan struct{})
 	go func() {
-		l, err := Up(ctx, cfg)
+		defer close(upDone)
+		l, err := Up(upCtx, cfg)
 		mu.Lock()
 		lab, upErr, ready = l, err, err == nil
 		mu.Unlock()
@@ -112,6 +119,12 @@ func Serve(ctx context.Context, cfg Config) error {
 	case <-downed:
 	}
 	cfg.Log.Info("lab: tearing down")
+	cancelUp()
+	select {
+	case <-upDone:
+	case <-time.After(time.Minute):
+		cfg.Log.Warn("lab: the bring-up did not stop within a minute of its cancellation; cleaning anyway")
+	}
 	mu.Lock()
 	l := lab
 	mu.Unlock()

@@ -98,8 +98,13 @@ func cniConfig(s Site) string {
 
 // kubeletConfig is a site's KubeletConfiguration: cgroupfs on cgroup v1
 // (failCgroupV1 false) under the site's own cgroupRoot, serving on the node
-// IP, anonymous AlwaysAllow (a lab), DNS from the cluster's CoreDNS, and
-// eviction thresholds low enough for a shared disk.
+// IP, anonymous AlwaysAllow (a lab), DNS from the cluster's CoreDNS,
+// eviction thresholds low enough for a shared disk, and heartbeats fit for
+// a 30 s recovery: the kubelet renews its Lease every quarter of
+// nodeLeaseDurationSeconds (8 s: every 2 s, against the default's 10 s), so
+// the rescheduler's nodeDownAfter in the lab's values (8 s) is four missed
+// renewals; the node status is computed every 4 s (default 10 s) and still
+// posted only on a change or every nodeStatusReportFrequency.
 func kubeletConfig(s Site) string {
 	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -132,7 +137,8 @@ evictionHard:
   nodefs.available: "1%%"
   nodefs.inodesFree: "1%%"
   imagefs.available: "1%%"
-nodeStatusUpdateFrequency: 10s
+nodeStatusUpdateFrequency: 4s
+nodeLeaseDurationSeconds: 8
 nodeStatusReportFrequency: 1m
 syncFrequency: 30s
 fileCheckFrequency: 30s

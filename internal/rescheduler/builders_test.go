@@ -43,6 +43,12 @@ func (b *nodeBuilder) downTaint() *nodeBuilder {
 	return b
 }
 
+// cloud labels the node a cloud node (CloudFallback's default label).
+func (b *nodeBuilder) cloud() *nodeBuilder {
+	b.n.Labels["kubernetes.io/role"] = "cloud"
+	return b
+}
+
 func (b *nodeBuilder) obj() *v1.Node { return b.n.DeepCopy() }
 
 // podBuilder builds a Pod fluently, as kube-scheduler's st.MakePod does.

@@ -2,6 +2,7 @@ package rescheduler
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -231,14 +232,18 @@ func (h *healer) act(ctx context.Context, actions []nodeAction, ev *evictor) []E
 	return out
 }
 
-// setDownTaint adds or removes the NoSchedule taint TaintNodeDown.
+// setDownTaint adds or removes the NoSchedule taint TaintNodeDown. It
+// patches the node (the chart grants the rescheduler patch on nodes, not
+// update: the lab found tainting Forbidden when this was an Update): a
+// merge patch of the whole taint list, with the resourceVersion it was read
+// at, so a concurrent change conflicts and is read again.
 func (h *healer) setDownTaint(ctx context.Context, name string, on bool) error {
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		n, err := h.client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
-		var taints []v1.Taint
+		taints := []v1.Taint{}
 		for _, t := range n.Spec.Taints {
 			if t.Key != TaintNodeDown {
 				taints = append(taints, t)
@@ -247,8 +252,14 @@ func (h *healer) setDownTaint(ctx context.Context, name string, on bool) error {
 		if on {
 			taints = append(taints, v1.Taint{Key: TaintNodeDown, Effect: v1.TaintEffectNoSchedule, TimeAdded: ptr.To(metav1.NewTime(h.clock.Now()))})
 		}
-		n.Spec.Taints = taints
-		_, err = h.client.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
+		patch, err := json.Marshal(map[string]any{
+			"metadata": map[string]any{"resourceVersion": n.ResourceVersion},
+			"spec":     map[string]any{"taints": taints},
+		})
+		if err != nil {
+			return err
+		}
+		_, err = h.client.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
 		return err
 	})
 }

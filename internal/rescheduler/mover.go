@@ -216,29 +216,41 @@ func (mv *mover) constraints(ctx context.Context, pod *v1.Pod, v *view) ([]place
 // usableSites says, for a pod of the workload, which sites the scheduler
 // could place it on: a schedulable node, and the delay constraints met under
 // the configured unknown-RTT policy, or, by policy's fail-open rule when no
-// site is usable, not broken by a measured RTT.
+// site is usable, not broken by a measured RTT. By CloudFallback's rule, a
+// site with only cloud nodes is usable only when no site with an edge node
+// is: the scheduler's CloudFallback score (weight 1000) puts the pod on any
+// feasible edge node before a cloud one.
 func (mv *mover) usableSites(pod *v1.Pod, cs []placement.Resolved, v *view) []bool {
 	j := policy.JudgeSites(cs, v.sites, mv.store, policy.UnknownRTT(mv.cfg.UnknownRTT))
 	hasNode := make([]bool, len(v.sites))
+	hasEdge := make([]bool, len(v.sites))
 	for k := range v.sites {
 		for _, n := range v.siteNodes[k] {
 			if schedulable(n, pod) {
 				hasNode[k] = true
-				break
+				hasEdge[k] = hasEdge[k] || !policy.IsCloud(n.Labels, mv.cfg.CloudFallback)
 			}
 		}
 	}
-	usable := make([]bool, len(v.sites))
-	any := false
-	for k, site := range v.sites {
-		usable[k] = hasNode[k] && j.Verdicts[site].OK
-		any = any || usable[k]
-	}
-	if !any && j.CanFailOpen() {
-		j.FailOpen()
+	judge := func() (usable []bool, any bool) {
+		usable = make([]bool, len(v.sites))
+		edge := false
 		for k, site := range v.sites {
 			usable[k] = hasNode[k] && j.Verdicts[site].OK
+			any = any || usable[k]
+			edge = edge || (usable[k] && hasEdge[k])
 		}
+		if edge {
+			for k := range usable {
+				usable[k] = usable[k] && hasEdge[k]
+			}
+		}
+		return usable, any
+	}
+	usable, any := judge()
+	if !any && j.CanFailOpen() {
+		j.FailOpen()
+		usable, _ = judge()
 	}
 	return usable
 }
@@ -310,6 +322,9 @@ func (mv *mover) decideWorkload(ctx context.Context, w *workload, v *view, seen 
 	}
 	if gain < mv.cfg.Threshold || m.Before-m.Planned < mv.cfg.MinGainMs || m.Before <= 0 {
 		mv.m.Decisions.WithLabelValues("below_threshold").Inc()
+		mv.log.DebugContext(ctx, "the plan gains too little to move a pod", "workload", w.String(),
+			"weightedRTTms", m.Before, "plannedMs", m.Planned, "placement", describe(v.sites, current), "plan", describe(v.sites, m.Plan),
+			"gain", gain, "threshold", mv.cfg.Threshold, "minGainMs", mv.cfg.MinGainMs)
 		return proposal{}, false
 	}
 	if !mv.hold("traffic/"+string(w.uid), seen) {

@@ -171,6 +171,66 @@ func TestMoverHonoursUnknownRTT(t *testing.T) {
 	}
 }
 
+// TestMoverCloudFallback: the scheduler's CloudFallback score puts a pod on
+// a cloud node only when no edge node fits, so the rescheduler plans and
+// moves over the edge sites while one can take the pod. The lab found the
+// copy missing: with the traffic at the cloud site the rescheduler evicted
+// a pod "toward cloud" every cycle, and every replacement landed on an edge
+// site again. Sites a-b-c on a line (20 ms a hop), traffic at c.
+func TestMoverCloudFallback(t *testing.T) {
+	ready := func(name, site string) *nodeBuilder { return makeNode(name, site) }
+	tests := []struct {
+		name  string
+		nodes []*v1.Node
+		pods  []*v1.Pod
+		// want is the site the replacement is expected in ("delay": a
+		// delay violation's repair); "" no move.
+		want     string
+		decision string
+	}{
+		{name: "a cloud site with the traffic: the replica moves to the nearest edge site",
+			nodes: []*v1.Node{ready("a-0", "a").obj(), ready("b-0", "b").obj(), ready("c-0", "c").cloud().obj()},
+			pods:  web("a-0", 2), want: "b"},
+		{name: "already on the edge site nearest the cloud traffic: nothing moves",
+			nodes: []*v1.Node{ready("a-0", "a").obj(), ready("b-0", "b").obj(), ready("c-0", "c").cloud().obj()},
+			pods:  web("b-0", 2), decision: "below_threshold"},
+		{name: "an edge node schedulable but the cloud nearer: nothing moves",
+			nodes: []*v1.Node{ready("a-0", "a").obj(), ready("b-0", "b").ready(v1.ConditionFalse, t0).obj(), ready("c-0", "c").cloud().obj()},
+			pods:  web("a-0", 2), decision: "below_threshold"},
+		// delay_c 30 rules out a (40 ms from c); b is not Ready: only the
+		// cloud site can take the pod, so the violation is repaired there.
+		{name: "no edge site fits: the cloud site takes the replacement",
+			nodes: []*v1.Node{ready("a-0", "a").obj(), ready("b-0", "b").ready(v1.ConditionFalse, t0).obj(), ready("c-0", "c").cloud().obj()},
+			pods:  web("a-0", 2, func(b *podBuilder) { b.label("delay_c", "30") }), want: "delay"},
+		{name: "a site with an edge and a cloud node counts as edge",
+			nodes: []*v1.Node{ready("a-0", "a").obj(), ready("b-0", "b").obj(), ready("c-0", "c").cloud().obj(), ready("c-1", "c").obj()},
+			pods:  web("a-0", 2), want: "c"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := clocktesting.NewFakeClock(t0)
+			cfg := DefaultConfig()
+			cfg.HoldCycles = 1
+			m := testMetrics(t)
+			mv := newMover(cfg, lineStore(t, clk, map[string]float64{"c": 100}, nil), m, discard(), clk)
+			got := mv.decide(context.Background(), newView(tt.nodes, tt.pods, mv.store, cfg.SiteLabel), workloads(tt.pods, cfg.SchedulerName))
+			switch {
+			case tt.want == "" && len(got) != 0:
+				t.Errorf("proposed %s, want no move", got[0].msg)
+			case tt.want != "" && len(got) != 1:
+				t.Fatalf("got %d proposals, want a move toward %s", len(got), tt.want)
+			case tt.want == "delay" && got[0].reason != ReasonDelayViolation:
+				t.Errorf("proposed %s (%s), want the delay violation repaired", got[0].msg, got[0].reason)
+			case tt.want != "delay" && tt.want != "" && !strings.Contains(got[0].msg, "toward "+tt.want+":"):
+				t.Errorf("message %q: want a move toward %s", got[0].msg, tt.want)
+			}
+			if tt.decision != "" && testutil.ToFloat64(m.Decisions.WithLabelValues(tt.decision)) == 0 {
+				t.Errorf("decision %q was never counted", tt.decision)
+			}
+		})
+	}
+}
+
 // TestMoverSettles: after an eviction the workload waits for its
 // replacement to be Ready, or for SettleTimeout, before the next.
 func TestMoverSettles(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -97,10 +98,16 @@ type Config struct {
 	// UnknownRTT is the NetworkLatency plugin's unknownRTT: the rescheduler
 	// predicts where the scheduler may put a replacement under it.
 	UnknownRTT configv1alpha1.UnknownRTTPolicy
+	// CloudFallback is the CloudFallback plugin's args: the scheduler puts a
+	// pod on a cloud node only when no edge node fits, so the rescheduler
+	// plans, and predicts replacements, on the edge sites alone while one
+	// of them can take the pod.
+	CloudFallback configv1alpha1.CloudFallbackArgs
 }
 
 // DefaultConfig returns the defaults: a 30 s cycle, 10 % gain held for 3
-// cycles, one pod of a workload at a time, nodes down after 20 s.
+// cycles, one pod of a workload at a time, nodes down after 20 s, cloud
+// nodes labelled kubernetes.io/role=cloud (as CloudFallback's defaults).
 func DefaultConfig() Config {
 	return Config{
 		Interval:          30 * time.Second,
@@ -117,6 +124,7 @@ func DefaultConfig() Config {
 		SchedulerName:     "ning-scheduler",
 		SiteLabel:         v1.LabelTopologyZone,
 		UnknownRTT:        configv1alpha1.FailClosed,
+		CloudFallback:     configv1alpha1.CloudFallbackArgs{CloudLabel: "kubernetes.io/role", CloudValue: "cloud"},
 	}
 }
 
@@ -145,6 +153,9 @@ func (c Config) Validate() error {
 	check(c.SchedulerName == "", "scheduler name: must not be empty")
 	check(c.SiteLabel == "", "site label: must not be empty")
 	check(!(c.PerReplicaRPS >= 0), "per-replica RPS %v: want 0 or more", c.PerReplicaRPS)
+	for _, e := range c.CloudFallback.Validate(field.NewPath("cloudFallback")) {
+		errs = append(errs, e)
+	}
 	return errors.Join(errs...)
 }
 
@@ -187,6 +198,7 @@ func New(client kubernetes.Interface, store Store, cfg Config, m *Metrics, log *
 	if cfg.UnknownRTT == "" {
 		cfg.UnknownRTT = configv1alpha1.FailClosed
 	}
+	cfg.CloudFallback.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
