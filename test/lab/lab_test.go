@@ -21,6 +21,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/procfs"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	appsv1 "k8s.io/api/apps/v1"
@@ -219,24 +220,51 @@ func (e *env) mqttConfig(id string) mqtt.Config {
 	return mqtt.Config{BrokerURL: "mqtt://" + e.brokerIP + ":1883", ClientID: id, Username: "ning", Password: "ning-lab-password"}
 }
 
+// quietPSI is the CPU pressure (PSI "some" avg10, percent) under which the
+// machine counts as quiet for the prober check: the lab alone keeps it well
+// below. On a machine shared with builds it reaches 100 %, and the delayer's
+// and the prober's own scheduling delays then add milliseconds that are the
+// machine's, not the prober's (docs/lab.md).
+const quietPSI = 40.0
+
+// cpuPressure reads the machine's CPU pressure (PSI some avg10, percent).
+func cpuPressure() (float64, error) {
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		return 0, err
+	}
+	st, err := fs.PSIStatsForResource("cpu")
+	if err != nil || st.Some == nil {
+		return 0, fmt.Errorf("no CPU pressure information (PSI): %v", err)
+	}
+	return st.Some.Avg10, nil
+}
+
 // testProberRTT reads the prober pods' LatencyReports from the broker and
-// compares each site pair's median RTT with the topology's.
+// compares each site pair's median RTT with the topology's, over the rounds
+// measured while the machine was quiet (quietPSI); every round is logged.
 func (e *env) testProberRTT(t *testing.T) {
+	if _, err := cpuPressure(); err != nil {
+		skip(t, "the prober check needs the CPU pressure to tell a quiet machine: %v", err)
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
+	type round struct{ p50, psi float64 }
 	var mu sync.Mutex
-	got := map[[2]string][]float64{}
+	got := map[[2]string][]round{}
 	_, err := mqtt.NewSubscriber(ctx, e.mqttConfig("lab-test-rtt"), mqtt.SubscriberOptions{Topics: []string{mqtt.TopicLatencyAll}},
 		func(_ string, payload []byte) {
 			var r ningv1.LatencyReport
 			if proto.Unmarshal(payload, &r) != nil {
 				return
 			}
+			psi, _ := cpuPressure()
 			mu.Lock()
 			defer mu.Unlock()
 			for _, tr := range r.Targets {
 				if tr.Received > 0 {
-					got[[2]string{r.SourceSite, tr.Site}] = append(got[[2]string{r.SourceSite, tr.Site}], tr.P50Ms)
+					k := [2]string{r.SourceSite, tr.Site}
+					got[k] = append(got[k], round{tr.P50Ms, psi})
 				}
 			}
 		}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
@@ -245,22 +273,51 @@ func (e *env) testProberRTT(t *testing.T) {
 	}
 	m := e.spec.Matrix()
 	names := e.spec.SiteNames()
-	want := len(names) * (len(names) - 1)
-	for {
+	pairs := len(names) * (len(names) - 1)
+	// Three quiet rounds for every pair (the retained first report and two
+	// fresh ones), or the timeout.
+	const want = 3
+	quiet := func(rs []round) []float64 {
+		var out []float64
+		for _, r := range rs {
+			if r.psi < quietPSI {
+				out = append(out, r.p50)
+			}
+		}
+		return out
+	}
+	enough := func() (int, bool) {
 		mu.Lock()
-		n := len(got)
-		mu.Unlock()
-		if n >= want {
+		defer mu.Unlock()
+		n := 0
+		for _, rs := range got {
+			if len(quiet(rs)) >= want {
+				n++
+			}
+		}
+		return n, n >= pairs
+	}
+	for {
+		n, ok := enough()
+		if ok {
 			break
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("reports for %d of %d site pairs in 2 minutes: %v", n, want, got)
+			psi, _ := cpuPressure()
+			mu.Lock()
+			total := len(got)
+			mu.Unlock()
+			if total < pairs {
+				t.Fatalf("reports for %d of %d site pairs in 2 minutes", total, pairs)
+			}
+			// Not a pass: under CI (NING_REQUIRE_LAB=1) this fails.
+			skip(t, "the machine was never quiet enough to check the prober's ±2 ms: %d of %d pairs had %d rounds under %.0f %% CPU pressure in 2 minutes (now %.0f %%)",
+				n, pairs, want, quietPSI, psi)
+			return
 		case <-time.After(time.Second):
 		}
 	}
-	// Two rounds more, so each pair has fresh samples.
-	time.Sleep(20 * time.Second)
 	mu.Lock()
 	defer mu.Unlock()
 	worst := 0.0
@@ -269,21 +326,26 @@ func (e *env) testProberRTT(t *testing.T) {
 			if i == j {
 				continue
 			}
-			// The median over rounds of each round's median: a round in
-			// which the shared machine stalled the delayer or the prober
+			rs := got[[2]string{a, b}]
+			var all []string
+			for _, r := range rs {
+				all = append(all, fmt.Sprintf("%.2f@%.0f%%", r.p50, r.psi))
+			}
+			// The median over quiet rounds of each round's median: a round
+			// in which the lab's own work stalled the delayer or the prober
 			// does not move it, a link that is off by more than 2 ms does.
-			s := append([]float64(nil), got[[2]string{a, b}]...)
+			s := quiet(rs)
 			sort.Float64s(s)
-			mean := s[len(s)/2]
-			d := mean - m[i][j]
+			med := s[len(s)/2]
+			d := med - m[i][j]
 			worst = math.Max(worst, math.Abs(d))
-			t.Logf("prober %s -> %s: configured %.1f ms, measured %.2f ms (%+.2f, %d rounds)", a, b, m[i][j], mean, d, len(s))
+			t.Logf("prober %s -> %s: configured %.1f ms, measured %.2f ms (%+.2f; quiet rounds %d of %d; p50@PSI %s)", a, b, m[i][j], med, d, len(s), len(rs), strings.Join(all, " "))
 			if math.Abs(d) > 2 {
-				t.Errorf("prober %s -> %s: %.2f ms, want %.1f ± 2 ms", a, b, mean, m[i][j])
+				t.Errorf("prober %s -> %s: %.2f ms, want %.1f ± 2 ms", a, b, med, m[i][j])
 			}
 		}
 	}
-	t.Logf("prober accuracy from pods: worst |error| %.2f ms over %d pairs", worst, want)
+	t.Logf("prober accuracy from pods: worst |error| %.2f ms over %d pairs, rounds under %.0f %% CPU pressure", worst, pairs, quietPSI)
 }
 
 // publishTraffic publishes a TrafficReport as the discovery gateway would.
