@@ -532,12 +532,19 @@ func (e *env) testTrafficMove(t *testing.T) {
 	// site, where the scheduler's CloudFallback puts no pod while an edge
 	// node fits.)
 	const replicas = 2
-	traffic := baseTraffic(e.spec)
+	// The starting traffic makes the first placement clear-cut: downtown,
+	// then the airport (300 rps 9 ms away, against the university's 50 rps
+	// 5 ms away). The topology's own figures (airport 150, university 220)
+	// leave a 20 % margin between the two, which the measured RTTs of a
+	// loaded machine (up to +3 ms) reversed in one run.
+	start := map[string]float64{"downtown": 400, "airport": 300, "university": 50, "cloud": 0}
+	e.publishTraffic(ctx, t, start)
+	time.Sleep(3 * time.Second) // the scheduler's and the rescheduler's subscribers take it
 	d := workload("moved", replicas, nil)
 	if _, err := e.client.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	before := e.place(t, traffic, replicas)
+	before := e.place(t, start, replicas)
 	e.waitPlacement(ctx, t, "moved", before, 2*time.Minute)
 	pdb := &policyv1.PodDisruptionBudget{
 		ObjectMeta: metav1.ObjectMeta{Name: "moved", Namespace: "default"},
@@ -621,7 +628,7 @@ func (e *env) testTrafficMove(t *testing.T) {
 	if minReady < replicas-1 || minHealthy < replicas-1 {
 		t.Errorf("%d pods Ready (PDB status: %d healthy) during the moves: the PodDisruptionBudget (minAvailable %d) was violated", minReady, minHealthy, replicas-1)
 	}
-	e.publishTraffic(ctx, t, traffic)
+	e.publishTraffic(ctx, t, baseTraffic(e.spec))
 	_ = e.client.AppsV1().Deployments("default").Delete(ctx, "moved", metav1.DeleteOptions{})
 	_ = e.client.PolicyV1().PodDisruptionBudgets("default").Delete(ctx, "moved", metav1.DeleteOptions{})
 }
