@@ -105,7 +105,8 @@ func (r *Report) Markdown() string {
 		w("delay/jitter/loss emulator: this kernel has no netem), measured against configured, from `TestNetnsEndToEnd`\n")
 		w("in the same `make bench` run, as root:\n\n")
 		if r.ProbeAccuracyFailed {
-			w("**In this run the test failed its tolerance (±2 ms, loss ±5 points)**: something else loaded the machine and\n")
+			w("**In this run the test failed its tolerances (±1 ms of its own reference round trip, at most one lost probe on a\n")
+			w("lossless link, the spread the jitter makes)**: something else loaded the machine and\n")
 			w("starved the userspace delayer. The figures are what it measured; `make test-netns` on a quiet machine is the\n")
 			w("reference.\n\n")
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"runtime"
@@ -33,6 +34,7 @@ func Tools() (ip, iptables string, err error) {
 type Lab struct {
 	ip, iptables string
 	prefix       string
+	seed         uint64 // the delayers' random sources derive from it
 
 	mu         sync.Mutex
 	namespaces []string
@@ -44,13 +46,30 @@ type Lab struct {
 	runErrs    []error
 }
 
-// NewLab returns an empty lab whose namespace names start with prefix.
+// NewLab returns an empty lab whose namespace names start with prefix. Its
+// delayers' loss and jitter draw from a random seed (Seed); SetSeed before the
+// first Link repeats an earlier run's pattern.
 func NewLab(prefix string) (*Lab, error) {
 	ip, ipt, err := Tools()
 	if err != nil {
 		return nil, err
 	}
-	return &Lab{ip: ip, iptables: ipt, prefix: prefix, nextQueue: map[string]uint16{}, devs: map[string][]string{}}, nil
+	return &Lab{ip: ip, iptables: ipt, prefix: prefix, seed: rand.Uint64(),
+		nextQueue: map[string]uint16{}, devs: map[string][]string{}}, nil
+}
+
+// Seed returns the seed the lab's delayers derive their random sources from.
+func (l *Lab) Seed() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.seed
+}
+
+// SetSeed sets that seed; it applies to the links made after it.
+func (l *Lab) SetSeed(seed uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.seed = seed
 }
 
 // Namespace returns the full name of a lab namespace.
@@ -156,7 +175,7 @@ func (l *Lab) shape(ctx context.Context, ns, dev string, s Shape, seed uint64) e
 	if err != nil {
 		return fmt.Errorf("opening namespace %s: %w", ns, err)
 	}
-	d, err := NewDelayer(int(f.Fd()), num, s, seed*1000+uint64(num))
+	d, err := NewDelayer(int(f.Fd()), num, s, l.Seed()^(seed*1000+uint64(num)))
 	_ = f.Close()
 	if err != nil {
 		return fmt.Errorf("namespace %s: %w", ns, err)

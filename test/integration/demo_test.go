@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -40,19 +41,81 @@ func TestDemo(t *testing.T) {
 	if !strings.Contains(out.String(), "weighted RTT") {
 		t.Errorf("no live table in the output:\n%s", out.String())
 	}
-	cfg := rescheduler.DefaultConfig()
-	for name, ph := range map[string]demo.Phase{"before the shift": sum.Before, "after the shift": sum.After} {
-		if ph.NingMs > ph.DefaultMs {
-			t.Errorf("%s: ning %.2f ms is worse than the default scheduler's %.2f ms", name, ph.NingMs, ph.DefaultMs)
+	for _, problem := range demoProblems(*sum, rescheduler.DefaultConfig().NodeDownAfter) {
+		t.Error(problem)
+	}
+}
+
+// demoMaxGap is how far above the exact optimum ning's weighted RTT may end
+// in each phase: the rescheduler's 10 % threshold, which keeps it from moving
+// for smaller gains, plus room for its hold cycles and RTT noise. A relative
+// bound, since the demo's RTTs are below a millisecond: an absolute "+1 ms"
+// let the default scheduler's placement pass.
+const demoMaxGap = 0.15
+
+// demoProblems returns every way a demo summary misses what the demo is to
+// show: ning within demoMaxGap of the optimum before and after the shift, no
+// worse than the default scheduler before it and strictly better after it,
+// convergence through at least one move, and the lost node healed within
+// twice the rescheduler's node-down delay.
+func demoProblems(sum demo.Summary, nodeDownAfter time.Duration) []string {
+	var problems []string
+	for _, p := range []struct {
+		name string
+		ph   demo.Phase
+	}{{"before the shift", sum.Before}, {"after the shift", sum.After}} {
+		if gap := (p.ph.NingMs - p.ph.OptimumMs) / p.ph.OptimumMs; !(gap <= demoMaxGap) {
+			problems = append(problems, fmt.Sprintf("%s: ning %.2f ms is %.1f %% above the optimum %.2f ms (at most %.0f %%)",
+				p.name, p.ph.NingMs, 100*gap, p.ph.OptimumMs, 100*demoMaxGap))
 		}
-		if limit := ph.OptimumMs*(1+cfg.Threshold) + cfg.MinGainMs; ph.NingMs > limit {
-			t.Errorf("%s: ning %.2f ms, optimum %.2f ms: more than the rescheduler's threshold apart", name, ph.NingMs, ph.OptimumMs)
-		}
+	}
+	if sum.Before.NingMs > sum.Before.DefaultMs {
+		problems = append(problems, fmt.Sprintf("before the shift: ning %.2f ms is worse than the default scheduler's %.2f ms", sum.Before.NingMs, sum.Before.DefaultMs))
+	}
+	if !(sum.After.NingMs < sum.After.DefaultMs) {
+		problems = append(problems, fmt.Sprintf("after the shift: ning %.2f ms is not below the default scheduler's %.2f ms", sum.After.NingMs, sum.After.DefaultMs))
 	}
 	if !sum.Converged || sum.Evictions < 1 {
-		t.Errorf("after the shift: converged %v with %.0f evictions; want convergence through at least one move", sum.Converged, sum.Evictions)
+		problems = append(problems, fmt.Sprintf("after the shift: converged %v with %.0f evictions; want convergence through at least one move", sum.Converged, sum.Evictions))
 	}
-	if !sum.Recovered || sum.RecoverSec > 2*cfg.NodeDownAfter.Seconds() {
-		t.Errorf("node loss: recovered %v in %.1f s; want within %v", sum.Recovered, sum.RecoverSec, 2*cfg.NodeDownAfter)
+	if !sum.Recovered || sum.RecoverSec > 2*nodeDownAfter.Seconds() {
+		problems = append(problems, fmt.Sprintf("node loss: recovered %v in %.1f s; want within %v", sum.Recovered, sum.RecoverSec, 2*nodeDownAfter))
+	}
+	return problems
+}
+
+// TestDemoProblems shows that demoProblems rejects what the demo test's
+// earlier bound (optimum × 1.1 + 1 ms) let through: before the shift that
+// allowed 1.59 ms against an optimum of 0.54 ms, near the default
+// scheduler's 1.70 ms.
+func TestDemoProblems(t *testing.T) {
+	good := demo.Summary{
+		Before:    demo.Phase{NingMs: 0.54, DefaultMs: 1.70, OptimumMs: 0.54},
+		After:     demo.Phase{NingMs: 1.00, DefaultMs: 3.63, OptimumMs: 0.91},
+		Converged: true, Evictions: 1, Recovered: true, RecoverSec: 20.8,
+	}
+	tests := []struct {
+		name   string
+		change func(*demo.Summary)
+		want   int
+	}{
+		{"the measured run", func(*demo.Summary) {}, 0},
+		{"1.5 ms before the shift (the old bound passed it)", func(s *demo.Summary) { s.Before.NingMs = 1.5 }, 1},
+		{"20 % above the optimum after the shift", func(s *demo.Summary) { s.After.NingMs = 1.092 }, 1},
+		{"level with the default scheduler after the shift", func(s *demo.Summary) {
+			s.After.DefaultMs, s.After.NingMs = 1.0, 1.0
+		}, 1},
+		{"no move", func(s *demo.Summary) { s.Evictions = 0 }, 1},
+		{"slow recovery", func(s *demo.Summary) { s.RecoverSec = 45 }, 1},
+		{"no optimum (NaN gap)", func(s *demo.Summary) { s.Before.OptimumMs = 0; s.Before.NingMs = 0 }, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := good
+			tt.change(&s)
+			if got := demoProblems(s, 20*time.Second); len(got) != tt.want {
+				t.Errorf("%d problems %q, want %d", len(got), got, tt.want)
+			}
+		})
 	}
 }

@@ -96,6 +96,7 @@ func TestPartitionedSite(t *testing.T) {
 			t.Errorf("cleaning up the lab: %v", err)
 		}
 	})
+	netemtest.Seed(t, lab)
 	for _, n := range []string{"a", "b", "c", "d"} {
 		if err := lab.AddNamespace(ctx, n); err != nil {
 			t.Fatal(err)
@@ -192,7 +193,7 @@ func TestPartitionedSite(t *testing.T) {
 	}
 
 	// Partition c.
-	cyclesBefore := lead.cycles()
+	cyclesBefore := lead.cycles(t)
 	down := time.Now()
 	if err := lab.SetLinks(ctx, "c", false); err != nil {
 		t.Fatal(err)
@@ -288,12 +289,12 @@ func TestPartitionedSite(t *testing.T) {
 	}
 
 	// The rescheduler: many cycles on the unknown RTT, no eviction.
-	waitUntil(ctx, t, 30*time.Second, "rescheduler cycles", func() bool { return lead.cycles() >= cyclesBefore+10 })
-	if n := lead.evictions(""); n != 0 {
+	waitUntil(ctx, t, 30*time.Second, "rescheduler cycles", func() bool { return lead.cycles(t) >= cyclesBefore+10 })
+	if n := lead.evictions(t, ""); n != 0 {
 		t.Fatalf("the rescheduler evicted %v pods on an unknown RTT", n)
 	}
 	e.waitPlacement(t, ns, "on-c", map[string]int{"c": 1}, 10*time.Second)
-	unknownCycles := lead.cycles() - cyclesBefore
+	unknownCycles := lead.cycles(t) - cyclesBefore
 
 	// Control: the same constraint broken by a measured RTT is evicted.
 	violation := time.Now()
@@ -301,7 +302,7 @@ func TestPartitionedSite(t *testing.T) {
 		if err := store.ObserveRTT(topology.RTTSample{From: "a", To: "c", MeanMs: 80, Sent: 5, Received: 5, At: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
-		return lead.evictions("delay_violation") >= 1
+		return lead.evictions(t, "delay_violation") >= 1
 	})
 	t.Logf("measured violation (a -> c 80 ms > 50 ms) evicted after %.2f s; none in %d cycles on the unknown RTT",
 		time.Since(violation).Seconds(), unknownCycles)

@@ -162,11 +162,14 @@ func setTraffic(t *testing.T, s *topology.Store, rps map[string]float64) {
 	}
 }
 
-// evictions sums an instance's evictions with the given reason (all if empty).
-func (in *instance) evictions(reason string) float64 {
+// evictions sums an instance's evictions with the given reason (all if
+// empty). A metrics error fails the test: a sentinel value would let two
+// failed reads pass an equality check.
+func (in *instance) evictions(t testing.TB, reason string) float64 {
+	t.Helper()
 	mfs, err := in.reg.Gather()
 	if err != nil {
-		return -1
+		t.Fatalf("reading the rescheduler's metrics: %v", err)
 	}
 	total := 0.0
 	for _, mf := range mfs {
@@ -192,8 +195,12 @@ func (in *instance) evictions(reason string) float64 {
 	return total
 }
 
-func (in *instance) cycles() uint64 {
-	mfs, _ := in.reg.Gather()
+func (in *instance) cycles(t testing.TB) uint64 {
+	t.Helper()
+	mfs, err := in.reg.Gather()
+	if err != nil {
+		t.Fatalf("reading the rescheduler's metrics: %v", err)
+	}
 	for _, mf := range mfs {
 		if mf.GetName() == "ning_rescheduler_cycle_duration_seconds" {
 			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
@@ -383,12 +390,12 @@ func TestRescheduler(t *testing.T) {
 		stop := make(chan struct{})
 		// a has pods and keeps traffic: it must never be emptied.
 		safety := e.watchSafety(ns, "web", []string{"a"}, stop)
-		before, cycles0 := lead.evictions("traffic"), lead.cycles()
+		before, cycles0 := lead.evictions(t, "traffic"), lead.cycles(t)
 		t0 := time.Now()
 		setTraffic(t, e.store, shifted)
 		e.waitPlacement(t, ns, "web", want, 90*time.Second)
-		took, cycles := time.Since(t0), lead.cycles()-cycles0
-		moves := lead.evictions("traffic") - before
+		took, cycles := time.Since(t0), lead.cycles(t)-cycles0
+		moves := lead.evictions(t, "traffic") - before
 		t.Logf("converged to %v in %.1f s, %d cycles of %v, %.0f evictions", want, took.Seconds(), cycles, reschedInterval, moves)
 		if bound := uint64(moves)*uint64(2+4) + 10; cycles > bound {
 			t.Errorf("%d cycles to converge, want at most %d (hold 2 + settle per move)", cycles, bound)
@@ -396,7 +403,7 @@ func TestRescheduler(t *testing.T) {
 		// Stay put: no further eviction over 10 more cycles.
 		time.Sleep(10 * reschedInterval)
 		close(stop)
-		if after := lead.evictions("traffic"); after != before+moves {
+		if after := lead.evictions(t, "traffic"); after != before+moves {
 			t.Errorf("evictions went on after convergence: %.0f more (an evict/reschedule loop)", after-before-moves)
 		}
 		minReady, emptied := safety()
@@ -432,7 +439,7 @@ func TestRescheduler(t *testing.T) {
 		nctx, ncancel := context.WithCancel(e.ctx)
 		ndone := make(chan error, 1)
 		go func() { ndone <- nr.Run(nctx) }()
-		before := lead.evictions("")
+		before := lead.evictions(t, "")
 		rng := rand.New(rand.NewPCG(1, 2))
 		base := map[[2]string]float64{{"a", "b"}: 10, {"b", "c"}: 10, {"a", "c"}: 20}
 		deadline := time.Now().Add(20 * reschedInterval)
@@ -451,11 +458,13 @@ func TestRescheduler(t *testing.T) {
 		if err := <-ndone; err != nil {
 			t.Fatal(err)
 		}
-		if after := lead.evictions(""); after != before {
+		if after := lead.evictions(t, ""); after != before {
 			t.Errorf("%.0f evictions under measurement noise", after-before)
 		}
 		would := testutil.ToFloat64(nm.Evictions.WithLabelValues("traffic", "dry_run"))
-		t.Logf("under noise: ning evicted nothing; without threshold and hold it would have evicted %.0f times", would)
+		// A dry run evicts nothing, so the same intended move repeats every
+		// cycle: this counts decisions to evict, not distinct pods.
+		t.Logf("under noise: ning evicted nothing; without threshold and hold, in dry-run, it decided to evict %.0f times in %v", would, 20*reschedInterval)
 		if would == 0 {
 			t.Errorf("the noise never made another placement look better: the test does not exercise the threshold")
 		}
@@ -475,7 +484,7 @@ func TestRescheduler(t *testing.T) {
 		e.observe(t, "a", "b", 30)
 		e.waitPlacement(t, ns, "near-a", map[string]int{"a": 1}, 60*time.Second)
 		t.Logf("delay constraint repaired in %.1f s", time.Since(t0).Seconds())
-		if lead.evictions("delay_violation") < 1 {
+		if lead.evictions(t, "delay_violation") < 1 {
 			t.Errorf("no delay_violation eviction counted")
 		}
 		e.observe(t, "a", "b", 10)
@@ -499,7 +508,7 @@ func TestRescheduler(t *testing.T) {
 		}
 		t.Logf("recovered from the loss of %s in %.1f s (node down after %v; Kubernetes' default toleration is 300 s)",
 			victim, time.Since(t0).Seconds(), rescheduler.DefaultConfig().NodeDownAfter)
-		deleted := lead.evictions("node_down")
+		deleted := lead.evictions(t, "node_down")
 		if err := e.sim.Resume(e.ctx, victim); err != nil {
 			t.Fatal(err)
 		}
@@ -519,16 +528,16 @@ func TestRescheduler(t *testing.T) {
 			t.Fatalf("%s still tainted %s after it came back: %v", victim, rescheduler.TaintNodeDown, err)
 		}
 		time.Sleep(4 * reschedInterval)
-		if again := lead.evictions("node_down"); again != deleted {
+		if again := lead.evictions(t, "node_down"); again != deleted {
 			t.Errorf("%.0f more node_down deletions after the node came back", again-deleted)
 		}
 	})
 
 	t.Run("only the leader acts", func(t *testing.T) {
-		if n := standby.evictions(""); n != 0 {
+		if n := standby.evictions(t, ""); n != 0 {
 			t.Errorf("the standby replica evicted %.0f pods", n)
 		}
-		if lead.evictions("") == 0 {
+		if lead.evictions(t, "") == 0 {
 			t.Errorf("the leader evicted nothing in the whole test")
 		}
 		lead.cancel()

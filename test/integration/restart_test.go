@@ -33,14 +33,14 @@ func TestAPIServerRestart(t *testing.T) {
 	e.createDeployment(t, ns, "web", 4, nil, 3)
 	e.waitPlacement(t, ns, "web", planFor(t, map[string]float64{"a": 100}, 4), 60*time.Second)
 
-	before := lead.evictions("")
+	before := lead.evictions(t, "")
 	t.Logf("stopping the apiserver for %v (the rescheduler's node-down delay is 5s)", down)
 	if err := r.Restart(down); err != nil {
 		t.Fatal(err)
 	}
 	// Give the rescheduler well over its node-down delay on the new apiserver.
 	time.Sleep(8 * time.Second)
-	if after := lead.evictions(""); after != before {
+	if after := lead.evictions(t, ""); after != before {
 		t.Errorf("%.0f evictions or deletions after the apiserver came back: acting on stale state", after-before)
 	}
 	nodes, err := e.c.CoreV1().Nodes().List(e.ctx, metav1.ListOptions{})
@@ -66,7 +66,7 @@ func TestAPIServerRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(e.ctx, 60*time.Second)
 	defer cancel()
 	e.waitPlacement(t, ns, "web", planFor(t, shifted, 4), time.Until(deadlineOf(ctx)))
-	t.Logf("after the restart: new pods scheduled, and web followed the traffic with %.0f evictions", lead.evictions("traffic")-before)
+	t.Logf("after the restart: new pods scheduled, and web followed the traffic with %.0f evictions", lead.evictions(t, "traffic")-before)
 }
 
 func deadlineOf(ctx context.Context) time.Time {

@@ -6,6 +6,7 @@ package netemtest
 import (
 	"os"
 	"os/exec"
+	"strconv"
 
 	"github.com/ning-edge/ning/internal/netem"
 )
@@ -61,4 +62,26 @@ func LockForTiming(t interface {
 		t.Fatalf("%v", err)
 	}
 	t.Cleanup(release)
+}
+
+// SeedEnv names the environment variable that sets a lab's delayer seed, to
+// repeat the loss and jitter pattern of an earlier run.
+const SeedEnv = "NING_NETEM_SEED"
+
+// Seed sets lab's seed from SeedEnv when it is set, and logs the seed in use
+// either way, so that a failure can be repeated.
+func Seed(t interface {
+	Helper()
+	Logf(format string, args ...any)
+	Fatalf(format string, args ...any)
+}, lab *netem.Lab) {
+	t.Helper()
+	if v := os.Getenv(SeedEnv); v != "" {
+		seed, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("%s=%q: want an unsigned integer: %v", SeedEnv, v, err)
+		}
+		lab.SetSeed(seed)
+	}
+	t.Logf("delayer seed %d (%s=%d repeats this run's loss and jitter)", lab.Seed(), SeedEnv, lab.Seed())
 }
