@@ -137,8 +137,7 @@ func (h *harness) ningLab(ctx context.Context, args ...string) string {
 }
 
 // up brings the lab up with the benchmark's values, imports the Traefik
-// image, starts Prometheus and the OTLP trial, and creates the gateways
-// and Services. Everything goes at the test's end.
+// image, creates the gateways and Services, and starts Prometheus. Everything goes at the test's end.
 func (h *harness) up(ctx context.Context) {
 	t := h.t
 	data, err := os.ReadFile(filepath.Join(repoRoot, topologyFile))
@@ -183,7 +182,6 @@ func (h *harness) up(ctx context.Context) {
 			t.Fatal(err)
 		}
 	}
-	h.startOTLPTrial(ctx)
 	if err := bench.Gateways(ctx, h.client, otlpAddr); err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +284,7 @@ scrape_configs:
 // otlp-decision.json.
 func (h *harness) startOTLPTrial(ctx context.Context) {
 	h.background(ctx, "otlp-decision.json", h.ningBin, "discover", "--source", "otlp", "--otlp-listen", otlpAddr,
-		"--once", "--dry-run", "--wait", "100s", "-o", "json", "--kubeconfig", lab.Kubeconfig, "--gateway-namespace", bench.GatewayNamespace)
+		"--once", "--dry-run", "--wait", "150s", "-o", "json", "--kubeconfig", lab.Kubeconfig, "--gateway-namespace", bench.GatewayNamespace)
 }
 
 // background starts a process the harness owns, output to out/<name>, and

@@ -191,7 +191,7 @@ func deployment(name, app string, replicas int, w Workload) *appsv1.Deployment {
 			Template: v1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": app, "deployment": name}},
 				Spec: v1.PodSpec{
-					TerminationGracePeriodSeconds: ptr.To[int64](5),
+					TerminationGracePeriodSeconds: ptr.To[int64](10),
 					Containers: []v1.Container{{
 						Name: "http", Image: WorkloadImage, ImagePullPolicy: v1.PullNever,
 						Args:  []string{"-service-time=" + w.ServiceTime, fmt.Sprintf("-concurrency=%d", w.Concurrency)},

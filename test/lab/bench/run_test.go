@@ -83,9 +83,10 @@ func (h *harness) session(ctx context.Context, names []string) *bench.Report {
 	}
 	// Warm up: traffic through the gateways, so that Prometheus has a
 	// rate and discovery publishes it; ning's pods are created once it has.
-	warm := &bench.Scenario{Name: "warmup", Duration: metav1.Duration{Duration: 100 * time.Second}, Phases: scenarios[0].Phases[:1]}
+	warm := &bench.Scenario{Name: "warmup", Duration: metav1.Duration{Duration: 120 * time.Second}, Phases: scenarios[0].Phases[:1]}
 	warmed := make(chan struct{})
 	go func() { defer close(warmed); h.load(ctx, warm, "plain", "warmup") }()
+	h.startOTLPTrial(ctx)
 	tr := h.waitTraffic(ctx, 3*time.Minute)
 	discovery, _ := protojson.Marshal(tr)
 	t.Logf("discovery published from Prometheus: %s", discovery)
