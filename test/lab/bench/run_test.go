@@ -83,7 +83,7 @@ func (h *harness) session(ctx context.Context, names []string) *bench.Report {
 	}
 	// Warm up: traffic through the gateways, so that Prometheus has a
 	// rate and discovery publishes it; ning's pods are created once it has.
-	warm := &bench.Scenario{Name: "warmup", Duration: metav1.Duration{Duration: 120 * time.Second}, Phases: scenarios[0].Phases[:1]}
+	warm := &bench.Scenario{Name: "warmup", Duration: metav1.Duration{Duration: 100 * time.Second}, Phases: scenarios[0].Phases[:1]}
 	warmed := make(chan struct{})
 	go func() { defer close(warmed); h.load(ctx, warm, "plain", "warmup") }()
 	h.startOTLPTrial(ctx)
@@ -100,7 +100,7 @@ func (h *harness) session(ctx context.Context, names []string) *bench.Report {
 	for _, sc := range scenarios {
 		for _, routing := range bench.Routings {
 			if last != nil && !sameRates(last, sc.Phases[0].Rates) {
-				reset := &bench.Scenario{Name: "reset", Duration: metav1.Duration{Duration: 60 * time.Second}, Phases: sc.Phases[:1]}
+				reset := &bench.Scenario{Name: "reset", Duration: metav1.Duration{Duration: 45 * time.Second}, Phases: sc.Phases[:1]}
 				h.load(ctx, reset, routing, "reset-"+sc.Name+"-"+routing)
 			}
 			before := h.pods(ctx)
