@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
@@ -40,7 +41,7 @@ var (
 )
 
 // Host is the Host header that reaches method's workload with routing.
-func Host(method, routing string) string { return method + "." + routing + ".lab" }
+func Host(method, routing string) string { return strings.ToLower(method + "." + routing + ".lab") }
 
 func serviceName(method, routing string) string {
 	if routing == "preferClose" {
