@@ -3,6 +3,7 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -78,7 +79,7 @@ func NewReport(topology, workload string, runs []*Run, siteNode map[string]strin
 			rs := by[m]
 			mr := &MethodResult{Summary: Summarize(rs, siteNode), ModelWeightedRTTms: round2(run.Model[m]),
 				Placement: run.Before[m], PerSite: map[string]Summary{}, ErrorKinds: map[string]int{}}
-			if !equalCounts(run.Before[m], run.After[m]) {
+			if !maps.Equal(run.Before[m], run.After[m]) {
 				mr.PlacementAfter = run.After[m]
 			}
 			site := map[string][]Result{}
@@ -108,20 +109,6 @@ func NewReport(topology, workload string, runs []*Run, siteNode map[string]strin
 		}
 	}
 	return r
-}
-
-func equalCounts(a, b map[string]int) bool {
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	for k, v := range b {
-		if a[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // eventStart is the first event's time, else the shift's, else -1.

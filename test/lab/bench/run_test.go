@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -99,7 +100,7 @@ func (h *harness) session(ctx context.Context, names []string) *bench.Report {
 	var last map[string]float64
 	for _, sc := range scenarios {
 		for _, routing := range bench.Routings {
-			if last != nil && !sameRates(last, sc.Phases[0].Rates) {
+			if last != nil && !maps.Equal(last, sc.Phases[0].Rates) {
 				reset := &bench.Scenario{Name: "reset", Duration: metav1.Duration{Duration: 45 * time.Second}, Phases: sc.Phases[:1]}
 				h.load(ctx, reset, routing, "reset-"+sc.Name+"-"+routing)
 			}
@@ -150,20 +151,6 @@ func lastJSON(out []byte) []byte {
 		}
 	}
 	return nil
-}
-
-func sameRates(a, b map[string]float64) bool {
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	for k, v := range b {
-		if a[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 func (h *harness) problem(traffic map[string]float64) *placement.Problem {
