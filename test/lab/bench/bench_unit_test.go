@@ -80,8 +80,8 @@ func TestSchedule(t *testing.T) {
 	}
 }
 
-// A run against a real server: every request recorded, errors counted,
-// a slow response does not hold back later sends (open loop).
+// A run against a real server: every scheduled request recorded (a slow
+// answer does not stop later sends: open loop), errors counted by kind.
 func TestLoad(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Host {
@@ -119,11 +119,13 @@ func TestLoad(t *testing.T) {
 	fast := bench.Summarize(by["fast"], map[string]string{"a": "n1"})
 	slow := bench.Summarize(by["slow"], nil)
 	broken := bench.Summarize(by["broken"], nil)
-	if fast.Errors != 0 || fast.LocalShare != 1 || fast.P95Ms > 100 {
-		t.Errorf("fast: %+v, want no errors, all local, p95 under 100 ms", fast)
+	// No bounds on how fast: speed is for benchmarks. A slow answer takes
+	// at least its 300 ms, counted from the scheduled send.
+	if fast.Errors != 0 || fast.LocalShare != 1 {
+		t.Errorf("fast: %+v, want no errors, all served by the site's node", fast)
 	}
-	if slow.P50Ms < 300 || slow.P95Ms > 1000 {
-		t.Errorf("slow: %+v, want p50 at least 300 ms and p95 under 1 s (no queueing behind slow answers)", slow)
+	if slow.Errors != 0 || slow.P50Ms < 300 {
+		t.Errorf("slow: %+v, want no errors and p50 at least 300 ms", slow)
 	}
 	if broken.Errors != broken.Requests || by["broken"][0].Err != "HTTP 503" {
 		t.Errorf("broken: %+v (%q), want every request an HTTP 503 error", broken, by["broken"][0].Err)
