@@ -88,3 +88,41 @@ func plotPlanner(file string, times []PlannerTime) error {
 	p.Legend.Top, p.Legend.Left = true, true
 	return p.Save(7*vg.Inch, 4.5*vg.Inch, file)
 }
+
+// Lines is a line plot: one named series per line, in the report's palette.
+type Lines struct {
+	Title, X, Y string
+	Names       []string
+	Series      []plotter.XYs
+	// LogX draws the x axis on a log scale; XMax, when positive, cuts it.
+	LogX bool
+	XMax float64
+}
+
+// Save draws the plot into file (SVG or PNG by its extension).
+func (ls Lines) Save(file string) error {
+	p := plot.New()
+	p.Title.Text, p.X.Label.Text, p.Y.Label.Text = ls.Title, ls.X, ls.Y
+	if ls.LogX {
+		p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
+	}
+	p.Add(plotter.NewGrid())
+	for i, pts := range ls.Series {
+		if len(pts) == 0 {
+			continue
+		}
+		l, err := plotter.NewLine(pts)
+		if err != nil {
+			return err
+		}
+		l.Color = palette[i%len(palette)]
+		l.Width = vg.Points(1.5)
+		p.Add(l)
+		p.Legend.Add(ls.Names[i], l)
+	}
+	p.Legend.Top, p.Legend.Left = false, false
+	if ls.XMax > 0 {
+		p.X.Max = ls.XMax
+	}
+	return p.Save(7*vg.Inch, 4.5*vg.Inch, file)
+}

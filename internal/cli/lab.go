@@ -78,7 +78,7 @@ drive the running lab through the daemon's socket and print what they did.`,
 		f.StringVar(&o.topology, "topology", "test/lab/topology.yaml", "topology file (sites and RTTs; one node per site)")
 		f.StringVar(&o.binDir, "bin-dir", "bin/lab", "directory of kubelet, kube-controller-manager, kube-proxy, coredns and images/")
 		f.StringVar(&o.chart, "chart", "deploy/helm/ning", "ning's Helm chart (empty: do not install ning)")
-		f.StringVar(&o.values, "values", "test/lab/values.yaml", "values file for the chart")
+		f.StringVar(&o.values, "values", "test/lab/values.yaml", "values files for the chart, comma-separated (a later one overrides an earlier)")
 		f.StringVar(&o.controlSite, "control-site", "cloud", "site the control plane sits beside (its links get that site's RTTs; empty: undelayed)")
 		f.BoolVar(&o.unprivilegedICMP, "unprivileged-icmp", false, "containerd's enable_unprivileged_icmp (false: containerd 1.6's default; true: 2.x's)")
 	}

@@ -40,11 +40,17 @@ func (l *Lab) installNing(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading the chart %s: %w", l.cfg.Chart, err)
 	}
+	// Values files are comma-separated; a later one overrides an earlier.
 	vals := map[string]any{}
-	if l.cfg.Values != "" {
-		if vals, err = chartutil.ReadValuesFile(l.cfg.Values); err != nil {
+	for _, f := range strings.Split(l.cfg.Values, ",") {
+		if f == "" {
+			continue
+		}
+		v, err := chartutil.ReadValuesFile(f)
+		if err != nil {
 			return fmt.Errorf("lab values: %w", err)
 		}
+		vals = chartutil.CoalesceTables(v, vals)
 	}
 	kubeconfig := Kubeconfig
 	getter := genericclioptions.NewConfigFlags(false)

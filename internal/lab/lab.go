@@ -24,8 +24,9 @@ type Config struct {
 	ControlSite string
 	// BinDir holds the node binaries and images/ (make lab-bins images).
 	BinDir string
-	// Chart is deploy/helm/ning; Values the lab's values file. Empty Chart:
-	// ning is not installed.
+	// Chart is deploy/helm/ning; Values the lab's values files,
+	// comma-separated (a later one overrides an earlier). Empty Chart: ning
+	// is not installed.
 	Chart, Values string
 	// UnprivilegedICMP sets containerd's enable_unprivileged_icmp.
 	UnprivilegedICMP bool

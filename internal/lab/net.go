@@ -66,6 +66,10 @@ func addNamespace(ctx context.Context, p *Plan, netns, hostVeth, addr string, se
 		{"ip", "-n", netns, "link", "set", "lo", "up"},
 		{"ip", "-n", netns, "addr", "add", addr + "/16", "dev", "eth0"},
 		{"ip", "-n", netns, "link", "set", "eth0", "up"},
+		// A route for the Service IPs, so that host-network pods (the
+		// gateways) reach Services: kube-proxy's DNAT in OUTPUT comes
+		// after the route lookup, which fails without one.
+		{"ip", "-n", netns, "route", "add", ServiceCIDR, "dev", "eth0"},
 	}
 	for _, s := range p.Sites {
 		if s.Index != self {

@@ -30,16 +30,29 @@ $(LAB_BIN)/coredns: $(LAB_TOOLS)/coredns/go.mod
 	@mkdir -p $(LAB_BIN)
 	cd $(LAB_TOOLS)/coredns && $(LAB_GOBUILD) -o $(CURDIR)/$@ github.com/coredns/coredns
 
+# The sites' gateway (docs/lab.md): Traefik v3 from its own module, static.
+# A big build (about 2,500 packages: over an hour cold on a shared two-core
+# machine), done once, and only for the lab benchmark: make test-lab does not
+# need it.
+$(LAB_BIN)/traefik: $(LAB_TOOLS)/traefik/go.mod
+	@mkdir -p $(LAB_BIN)
+	cd $(LAB_TOOLS)/traefik && CGO_ENABLED=0 $(GO) build -ldflags="-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=v3.6.12" \
+	  -o $(CURDIR)/$@ github.com/traefik/traefik/v3/cmd/traefik
+
 lab-bins: $(addprefix $(LAB_BIN)/,$(LAB_K8S_BINS)) $(LAB_BIN)/coredns ## the lab's kubelet, kube-controller-manager, kube-proxy (k8s v1.34.1) and CoreDNS, built once into bin/lab
 
-images: ## OCI image archives (ning, pause, HTTP workload, busybox) in bin/lab/images, built with go-containerregistry
+images: ## OCI image archives (ning, pause, HTTP workload, busybox; Traefik too once bin/lab/traefik is built) in bin/lab/images, built with go-containerregistry
 	@mkdir -p $(LAB_BIN)/images
 	$(LAB_STATIC) -o $(LAB_BIN)/ning ./cmd/ning 2>&1 | grep -v 'statically linked applications requires at runtime' || true
 	@file $(LAB_BIN)/ning | grep -q 'statically linked' || { echo "$(LAB_BIN)/ning is not statically linked"; exit 1; }
 	cd $(LAB_TOOLS)/images && $(LAB_SMALL) -o $(CURDIR)/$(LAB_BIN)/pause ./pause && \
 	  $(LAB_SMALL) -o $(CURDIR)/$(LAB_BIN)/workload ./workload && \
 	  $(GO) run . -out $(CURDIR)/$(LAB_BIN)/images -dockerfile $(CURDIR)/Dockerfile \
-	    -ning $(CURDIR)/$(LAB_BIN)/ning -pause $(CURDIR)/$(LAB_BIN)/pause -workload $(CURDIR)/$(LAB_BIN)/workload
+	    -ning $(CURDIR)/$(LAB_BIN)/ning -pause $(CURDIR)/$(LAB_BIN)/pause -workload $(CURDIR)/$(LAB_BIN)/workload \
+	    $(if $(wildcard $(LAB_BIN)/traefik),-traefik $(CURDIR)/$(LAB_BIN)/traefik)
+
+bench-images: $(LAB_BIN)/traefik ## the lab's images plus the Traefik gateway's, for the lab benchmark
+	$(MAKE) images
 
 test-images: ## the ning image matches the Dockerfile (user, entrypoint, files, labels)
 	cd $(LAB_TOOLS)/images && $(GO) test -count=1 ./...
@@ -60,3 +73,17 @@ test-lab: lab-bins images test-images ## (root) the lab suite: ning from its Hel
 	@{ NING_LAB_BIN=$(CURDIR)/$(LAB_BIN) NING_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout 30m ./test/lab/ 2>&1; echo "test-lab: go test exit $$?"; } | \
 	  tee $(LAB_LOG) | grep -E '^(=== RUN|\s*--- |ok|FAIL|PASS|panic|test-lab:)|_test.go:'
 	@tail -1 $(LAB_LOG) | grep -qx 'test-lab: go test exit 0' || { echo "test-lab failed (whole output: $(LAB_LOG))"; exit 1; }
+
+.PHONY: bench-lab test-bench-lab bench-images
+LAB_BENCH_ENV = NING_LAB_BIN=$(CURDIR)/$(LAB_BIN) NING_BIN=$(CURDIR)/$(BIN)
+
+bench-lab: lab-bins bench-images ## (root) the real-request benchmark on the lab: bench/lab.md, bench/lab.json and plots (about 25 min)
+	$(GO) build -ldflags="$(LAB_K8S_VERSION)" -o $(BIN) ./cmd/ning
+	@mkdir -p bench
+	$(LAB_BENCH_ENV) NING_BENCH_REPORT=$(CURDIR)/bench $(GO) test -count=1 -v -timeout 60m -run '^TestBenchLab$$' ./test/lab/bench/ 2>&1 \
+	  | tee /tmp/ning-bench-lab.log | grep -E '^(=== RUN|\s*--- |ok|FAIL|PASS|panic)|_test.go:'
+
+test-bench-lab: lab-bins bench-images ## (root) CI's short lab benchmark: ning's p95 below the default scheduler's in a 60 s steady scenario
+	$(GO) build -ldflags="$(LAB_K8S_VERSION)" -o $(BIN) ./cmd/ning
+	$(LAB_BENCH_ENV) $(GO) test -count=1 -v -timeout 30m -run '^TestBenchLabSteady$$' ./test/lab/bench/ 2>&1 \
+	  | tee /tmp/ning-test-bench-lab.log | grep -E '^(=== RUN|\s*--- |ok|FAIL|PASS|panic)|_test.go:'

@@ -24,6 +24,7 @@ const (
 	PauseRef    = "registry.k8s.io/pause:ning-lab"
 	WorkloadRef = "ghcr.io/ning-edge/lab-workload:lab"
 	BusyboxRef  = "docker.io/library/busybox:ning-lab"
+	TraefikRef  = "docker.io/library/traefik:ning-lab"
 )
 
 // Image is a built image and the reference it is tagged with.
@@ -180,6 +181,22 @@ func SingleBinaryImage(ref, bin, path string, args []string) (Image, error) {
 	}
 	img, err := image([]entry{{path: path, mode: 0o755, data: b}}, v1.Config{Entrypoint: []string{path}, Cmd: args})
 	return Image{Ref: ref, Img: img}, err
+}
+
+// TraefikImage is the sites' gateway: the static traefik binary as
+// /usr/local/bin/traefik (the official image's entrypoint) with a writable
+// /tmp.
+func TraefikImage(bin string) (Image, error) {
+	b, err := readBinary(bin)
+	if err != nil {
+		return Image{}, err
+	}
+	const path = "/usr/local/bin/traefik"
+	es := []entry{{path: "/usr", dir: true, mode: 0o755}, {path: "/usr/local", dir: true, mode: 0o755},
+		{path: "/usr/local/bin", dir: true, mode: 0o755}, {path: path, mode: 0o755, data: b},
+		{path: "/tmp", dir: true, mode: 0o1777}}
+	img, err := image(es, v1.Config{Entrypoint: []string{path}})
+	return Image{Ref: TraefikRef, Img: img}, err
 }
 
 // BusyboxImage is busybox-static with a symlink per applet the checks use.

@@ -6,8 +6,9 @@
 //	pause.tar     the pod sandbox: a static binary that waits for TERM
 //	workload.tar  an HTTP server with a fixed service time and a concurrency limit
 //	busybox.tar   busybox-static, for checks from inside pods (nslookup, nc, wget)
+//	traefik.tar   the sites' gateway: Traefik v3 (test/lab/tools/traefik), with -traefik
 //
-// Usage: images -out DIR -ning BIN -pause BIN -workload BIN [-busybox /bin/busybox]
+// Usage: images -out DIR -ning BIN -pause BIN -workload BIN [-busybox /bin/busybox] [-traefik BIN]
 package main
 
 import (
@@ -23,9 +24,14 @@ func main() {
 	pauseBin := flag.String("pause", "", "static pause binary")
 	workloadBin := flag.String("workload", "", "static workload binary")
 	busyboxBin := flag.String("busybox", "/bin/busybox", "static busybox binary (busybox-static)")
+	traefikBin := flag.String("traefik", "", "static traefik binary (empty: no traefik image)")
 	dockerfile := flag.String("dockerfile", "Dockerfile", "the Dockerfile the ning image follows")
 	flag.Parse()
-	if err := run(*out, *dockerfile, map[string]string{"ning": *ningBin, "pause": *pauseBin, "workload": *workloadBin, "busybox": *busyboxBin}); err != nil {
+	bins := map[string]string{"ning": *ningBin, "pause": *pauseBin, "workload": *workloadBin, "busybox": *busyboxBin}
+	if *traefikBin != "" {
+		bins["traefik"] = *traefikBin
+	}
+	if err := run(*out, *dockerfile, bins); err != nil {
 		fmt.Fprintln(os.Stderr, "images:", err)
 		os.Exit(1)
 	}
@@ -61,8 +67,12 @@ func run(out, dockerfile string, bins map[string]string) error {
 			return SingleBinaryImage(WorkloadRef, bins["workload"], "/workload", nil)
 		}},
 		{"busybox", func() (Image, error) { return BusyboxImage(bins["busybox"]) }},
+		{"traefik", func() (Image, error) { return TraefikImage(bins["traefik"]) }},
 	}
 	for _, b := range builds {
+		if _, ok := bins[b.name]; !ok {
+			continue
+		}
 		img, err := b.img()
 		if err != nil {
 			return fmt.Errorf("%s image: %w", b.name, err)

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -43,15 +44,22 @@ func main() {
 		fmt.Fprintf(w, "pod=%s node=%s\n", pod, node)
 	})
 	srv := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	drained := make(chan struct{})
 	go func() {
+		defer close(drained)
 		sigs := make(chan os.Signal, 1)
 		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 		<-sigs
-		_ = srv.Close()
+		// Finish the requests in flight and close idle keep-alive
+		// connections, so that a moved pod fails no request.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
 	}()
 	slog.Info("workload serving", "listen", *listen, "service_time", *service, "concurrency", *conc)
 	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
 		slog.Error("workload", "err", err)
 		os.Exit(1)
 	}
+	<-drained
 }
