@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -118,7 +119,7 @@ func StartAPIServer(ctx context.Context, dir string, storage *storagebackend.Con
 		return fail(fmt.Errorf("kube-apiserver configuration: %w", err))
 	}
 	if reconcilers.Type(s.EndpointReconcilerType) == reconcilers.NoneEndpointReconcilerType {
-		config.KubeAPIs.Extra.EndpointReconcilerConfig.Reconciler = noEndpoints{}
+		config.KubeAPIs.Extra.EndpointReconcilerConfig.Reconciler = &noEndpoints{}
 	}
 	cc, err := config.Complete()
 	if err != nil {
@@ -194,19 +195,23 @@ func (a *APIServer) Stop() error {
 
 // noEndpoints is upstream's "none" endpoint reconciler (no endpoints for the
 // kubernetes Service: a loopback address is no valid endpoint), except that
-// RemoveEndpoints says there was nothing to remove. Upstream's returns nil,
-// which kube-apiserver's bootstrap controller takes for endpoints left by a
-// crashed apiserver, and logs "Found stale data" as an error at every start.
-type noEndpoints struct{}
+// RemoveEndpoints says there was nothing to remove until StopReconciling.
+// Upstream's always returns nil, which kube-apiserver's bootstrap controller
+// takes at start for endpoints left by a crashed apiserver, and logs "Found
+// stale data" as an error; at stop it logs any error, so there nil is right.
+type noEndpoints struct{ stopping atomic.Bool }
 
-var _ reconcilers.EndpointReconciler = noEndpoints{}
+var _ reconcilers.EndpointReconciler = &noEndpoints{}
 
-func (noEndpoints) ReconcileEndpoints(string, net.IP, []corev1.EndpointPort, bool) error { return nil }
+func (*noEndpoints) ReconcileEndpoints(string, net.IP, []corev1.EndpointPort, bool) error { return nil }
 
-func (noEndpoints) RemoveEndpoints(service string, _ net.IP, _ []corev1.EndpointPort) error {
+func (r *noEndpoints) RemoveEndpoints(service string, _ net.IP, _ []corev1.EndpointPort) error {
+	if r.stopping.Load() {
+		return nil
+	}
 	return apistorage.NewKeyNotFoundError("endpoints of the "+service+" service (none are kept)", 0)
 }
 
-func (noEndpoints) StopReconciling() {}
+func (r *noEndpoints) StopReconciling() { r.stopping.Store(true) }
 
-func (noEndpoints) Destroy() {}
+func (*noEndpoints) Destroy() {}
