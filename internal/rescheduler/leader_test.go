@@ -124,7 +124,9 @@ func TestLeaderHandOver(t *testing.T) {
 		}
 	}
 	leading := func(r *replica) bool { return testutil.ToFloat64(r.m.Leader) == 1 }
-	evicted := func(r *replica) float64 { return testutil.ToFloat64(r.m.Evictions.WithLabelValues("traffic", string(resultEvicted))) }
+	evicted := func(r *replica) float64 {
+		return testutil.ToFloat64(r.m.Evictions.WithLabelValues("traffic", string(resultEvicted)))
+	}
 	// cycle steps r's clock by one interval, once both its loops wait on
 	// it, and waits until the rescheduling cycle that tick starts is done.
 	cycle := func(r *replica) {
