@@ -37,21 +37,13 @@ func (o *viewOptions) Validate() error {
 
 // Config returns the view and the logger.
 func (o *viewOptions) Config() (dashboard.View, *slog.Logger, error) {
-	log, err := newLogger(o.logLevel)
-	if err != nil {
-		return dashboard.View{}, nil, err
-	}
-	client, err := kubeClient(o.kubeconfig)
-	if err != nil {
-		return dashboard.View{}, nil, err
-	}
-	sources, err := o.source.Config(client, legacyregistry.Registerer(), log)
+	r, err := o.source.reader(o.logLevel, o.kubeconfig)
 	if err != nil {
 		return dashboard.View{}, nil, err
 	}
 	d := o.dashboard
 	d.SiteLabel, d.SchedulerName = o.source.siteLabel, o.schedulerName
-	return dashboard.View{Client: client, Store: o.source.store(), Sources: sources, Options: d}, log, nil
+	return dashboard.View{Client: r.client, Store: o.source.store(), Sources: r.sources, Options: d}, r.log, nil
 }
 
 type dashboardOptions struct {

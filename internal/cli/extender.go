@@ -105,21 +105,12 @@ func (o *extenderOptions) Validate() error {
 }
 
 func (o *extenderOptions) Config() (extender.RunConfig, error) {
-	log, err := newLogger(o.logLevel)
-	if err != nil {
-		return extender.RunConfig{}, err
-	}
-	client, err := kubeClient(o.kubeconfig)
-	if err != nil {
-		return extender.RunConfig{}, err
-	}
-	// The sources register their metrics there; the extender serves them too.
-	sources, err := o.sources.Config(client, legacyregistry.Registerer(), log)
+	r, err := o.sources.reader(o.logLevel, o.kubeconfig)
 	if err != nil {
 		return extender.RunConfig{}, err
 	}
 	opts := o.run
 	opts.Config = o.config()
-	opts.Gatherers = []prometheus.Gatherer{legacyregistry.DefaultGatherer}
-	return extender.RunConfig{Client: client, Store: o.sources.store(), Sources: sources, Listen: o.listen, Options: opts, Log: log}, nil
+	opts.Gatherers = []prometheus.Gatherer{legacyregistry.DefaultGatherer} // the sources' metrics too
+	return extender.RunConfig{Client: r.client, Store: o.sources.store(), Sources: r.sources, Listen: o.listen, Options: opts, Log: r.log}, nil
 }

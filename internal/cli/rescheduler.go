@@ -118,20 +118,12 @@ func (o *reschedulerOptions) Validate() error {
 }
 
 func (o *reschedulerOptions) Config() (rescheduler.RunConfig, error) {
-	log, err := newLogger(o.logLevel)
+	r, err := o.sources.reader(o.logLevel, o.kubeconfig)
 	if err != nil {
 		return rescheduler.RunConfig{}, err
 	}
-	client, err := kubeClient(o.kubeconfig)
-	if err != nil {
-		return rescheduler.RunConfig{}, err
-	}
-	sources, err := o.sources.Config(client, legacyregistry.Registerer(), log)
-	if err != nil {
-		return rescheduler.RunConfig{}, err
-	}
-	c := rescheduler.RunConfig{Client: client, Store: o.sources.store(), Sources: sources, Config: o.cfg,
-		Listen: o.listen, Extra: legacyregistry.DefaultGatherer, Log: log}
+	c := rescheduler.RunConfig{Client: r.client, Store: o.sources.store(), Sources: r.sources, Config: o.cfg,
+		Listen: o.listen, Extra: legacyregistry.DefaultGatherer, Log: r.log}
 	c.Config.SiteLabel = o.sources.siteLabel
 	if o.leaderElect {
 		lc := o.leader

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/utils/clock"
 
 	"github.com/ning-edge/ning/internal/source"
@@ -122,4 +123,30 @@ func (o *sourceOptions) Config(client kubernetes.Interface, reg prometheus.Regis
 		return source.Sources{}, errors.New("--goldpinger-url and --scores-url need the Kubernetes API (to map node addresses to sites)")
 	}
 	return s, nil
+}
+
+// reader is what a command that reads the store builds first (extender,
+// rescheduler, dashboard, status): its logger at --log-level, its client by
+// the --kubeconfig rule, and the sources, whose metrics go to client-go's
+// legacy registry (which the command serves).
+type reader struct {
+	log     *slog.Logger
+	client  kubernetes.Interface
+	sources source.Sources
+}
+
+func (o *sourceOptions) reader(logLevel, kubeconfig string) (reader, error) {
+	log, err := newLogger(logLevel)
+	if err != nil {
+		return reader{}, err
+	}
+	client, err := kubeClient(kubeconfig)
+	if err != nil {
+		return reader{}, err
+	}
+	sources, err := o.Config(client, legacyregistry.Registerer(), log)
+	if err != nil {
+		return reader{}, err
+	}
+	return reader{log: log, client: client, sources: sources}, nil
 }

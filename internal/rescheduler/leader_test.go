@@ -150,19 +150,26 @@ func TestLeaderHandOver(t *testing.T) {
 		return out
 	}
 
+	// holdThenEvict runs HoldCycles of r's cycles: it evicts nothing until
+	// the last (its holds start from zero), then one pod.
+	holdThenEvict := func(r *replica) {
+		t.Helper()
+		for range cfg.HoldCycles - 1 {
+			cycle(r)
+		}
+		if n := evicted(r); n != 0 {
+			t.Fatalf("%s evicted %v pods before HoldCycles cycles of its own", r.name, n)
+		}
+		cycle(r)
+		if n := evicted(r); n != 1 {
+			t.Fatalf("%s evicted %v pods after HoldCycles, want 1", r.name, n)
+		}
+	}
+
 	a := start("a")
 	waitFor("a to lead", func() bool { return leading(a) })
 	b := start("b")
-	for range cfg.HoldCycles - 1 {
-		cycle(a)
-	}
-	if n := evicted(a); n != 0 {
-		t.Fatalf("a evicted %v pods before HoldCycles", n)
-	}
-	cycle(a)
-	if n := evicted(a); n != 1 {
-		t.Fatalf("a evicted %v pods after HoldCycles, want 1", n)
-	}
+	holdThenEvict(a)
 	first := terminating()
 	if len(first) != 1 {
 		t.Fatalf("terminating pods after a's eviction: %v, want one", first)
@@ -181,16 +188,7 @@ func TestLeaderHandOver(t *testing.T) {
 		a.clock.Step(cfg.SettleTimeout)
 	}
 	waitFor("b to lead", func() bool { return leading(b) })
-	for range cfg.HoldCycles - 1 {
-		cycle(b)
-	}
-	if n := evicted(b); n != 0 {
-		t.Fatalf("b evicted %v pods before HoldCycles of its own: the old term's holds carried over", n)
-	}
-	cycle(b)
-	if n := evicted(b); n != 1 {
-		t.Fatalf("b evicted %v pods after HoldCycles, want 1", n)
-	}
+	holdThenEvict(b) // a's holds do not carry over
 	second := terminating()
 	if len(second) != 1 || second[0] == first[0] {
 		t.Fatalf("terminating pods after b's eviction: %v, want one other than %s", second, first[0])
