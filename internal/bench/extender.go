@@ -92,7 +92,7 @@ func RunExtender(ctx context.Context, o SchedulerOptions) (res *ExtenderResult, 
 		return nil, fmt.Errorf("extender listener: %w", err)
 	}
 	served := make(chan error, 1)
-	go func() { served <- extender.Run(ctx, ln, c.cp.Client, c.store, extender.RunOptions{}, o.Log) }()
+	go func() { served <- extender.Serve(ctx, ln, c.cp.Client, c.store, extender.RunOptions{}, o.Log) }()
 	defer func() {
 		cancel()
 		if serr := <-served; serr != nil && err == nil {

@@ -5,11 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/ning-edge/ning/internal/broker"
 )
@@ -23,7 +22,7 @@ type brokerOptions struct {
 }
 
 func newBrokerCommand() *cobra.Command {
-	o := brokerOptions{}
+	o := &brokerOptions{}
 	cmd := &cobra.Command{
 		Use:   "broker",
 		Short: "Run an embedded MQTT 5 broker for ning's reports",
@@ -42,12 +41,16 @@ published for them meanwhile.`,
   ning broker --users-file users --data-dir /var/lib/ning-broker`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := signalContext(cmd)
 			defer stop()
-			return runBroker(ctx, o)
+			return runBroker(ctx, *o)
 		},
 	}
-	f := cmd.Flags()
+	o.AddFlags(cmd.Flags())
+	return cmd
+}
+
+func (o *brokerOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.listen, "listen", broker.DefaultListen, "host:port to listen on")
 	f.StringVar(&o.usersFile, "users-file", "", "file of username:password lines")
 	f.StringVar(&o.username, "username", "", "a single user's name (with --password-file)")
@@ -58,51 +61,46 @@ published for them meanwhile.`,
 	f.StringVar(&o.clientCA, "tls-client-ca", "", "CA that client certificates must chain to (requires them)")
 	f.StringVar(&o.dataDir, "data-dir", "", "directory for sessions, subscriptions and retained messages (DIR/broker.db; empty: memory only)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	return cmd
 }
 
-func (o brokerOptions) config() (broker.Config, error) {
+func (o *brokerOptions) Validate() error {
+	var errs []error
+	if err := validLogLevel(o.logLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if (o.username == "") != (o.passwordFile == "") {
+		errs = append(errs, errors.New("--username and --password-file go together"))
+	}
+	return errors.Join(errs...)
+}
+
+func (o *brokerOptions) Config() (broker.RunConfig, error) {
+	log, err := newLogger(o.logLevel)
+	if err != nil {
+		return broker.RunConfig{}, err
+	}
 	cfg := broker.Config{Listen: o.listen, AllowAnonymous: o.allowAnonymous, CertFile: o.cert, KeyFile: o.key, ClientCAFile: o.clientCA, DataDir: o.dataDir}
 	users := map[string]string{}
 	if o.usersFile != "" {
 		data, err := os.ReadFile(o.usersFile)
 		if err != nil {
-			return cfg, fmt.Errorf("reading users: %w", err)
+			return broker.RunConfig{}, fmt.Errorf("reading users: %w", err)
 		}
 		if users, err = broker.ParseUsers(data); err != nil {
-			return cfg, fmt.Errorf("%s: %w", o.usersFile, err)
+			return broker.RunConfig{}, fmt.Errorf("%s: %w", o.usersFile, err)
 		}
-	}
-	if (o.username == "") != (o.passwordFile == "") {
-		return cfg, errors.New("--username and --password-file go together")
 	}
 	if o.username != "" {
 		b, err := os.ReadFile(o.passwordFile)
 		if err != nil {
-			return cfg, fmt.Errorf("reading password: %w", err)
+			return broker.RunConfig{}, fmt.Errorf("reading password: %w", err)
 		}
 		users[o.username] = strings.TrimRight(string(b), "\r\n")
 	}
 	cfg.Users = users
-	return cfg, nil
+	return broker.RunConfig{Config: cfg, Log: log}, nil
 }
 
 func runBroker(ctx context.Context, o brokerOptions) error {
-	log, err := newLogger(o.logLevel)
-	if err != nil {
-		return err
-	}
-	cfg, err := o.config()
-	if err != nil {
-		return err
-	}
-	b, err := broker.New(cfg, log)
-	if err != nil {
-		return err
-	}
-	if err := b.Start(); err != nil {
-		return err
-	}
-	log.Info("broker listening", "addr", b.Addr(), "tls", cfg.CertFile != "", "users", len(cfg.Users), "dataDir", cfg.DataDir)
-	return b.Run(ctx)
+	return run(ctx, &o, broker.Run)
 }

@@ -1,77 +1,116 @@
 package cli
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/component-base/metrics/legacyregistry"
-	"k8s.io/utils/clock"
 
 	"github.com/ning-edge/ning/internal/dashboard"
-	"github.com/ning-edge/ning/internal/httpserve"
-	"github.com/ning-edge/ning/internal/topology"
 )
 
-// viewFlags are what `ning dashboard` and `ning status` share: the cluster,
-// the scheduler's data sources, and which pods and sites to show.
-type viewFlags struct {
+// viewOptions are what `ning dashboard` and `ning status` share: the
+// cluster, the scheduler's data sources, and which pods and sites to show.
+type viewOptions struct {
 	kubeconfig    string
-	source        sourceFlags
+	source        sourceOptions
 	schedulerName string
 	logLevel      string
+	dashboard     dashboard.Options
 }
 
-func (f *viewFlags) add(fs *pflag.FlagSet) {
-	addKubeconfigFlag(fs, &f.kubeconfig)
-	f.source.add(fs)
-	fs.StringVar(&f.schedulerName, "scheduler-name", dashboard.DefaultSchedulerName, "show the pods with this spec.schedulerName")
-	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+func (o *viewOptions) AddFlags(fs *pflag.FlagSet) {
+	addKubeconfigFlag(fs, &o.kubeconfig)
+	o.source.AddFlags(fs)
+	fs.StringVar(&o.schedulerName, "scheduler-name", dashboard.DefaultSchedulerName, "show the pods with this spec.schedulerName")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 }
 
-// collector builds the logger, the client, the store fed by the sources and
-// the collector; stop stops the sources.
-func (f *viewFlags) collector(ctx context.Context, o dashboard.Options) (c *dashboard.Collector, log *slog.Logger, stop func() error, err error) {
-	if log, err = newLogger(f.logLevel); err != nil {
-		return nil, nil, nil, err
-	}
-	client, err := kubeClient(f.kubeconfig)
+func (o *viewOptions) Validate() error {
+	return errors.Join(validLogLevel(o.logLevel), o.source.Validate())
+}
+
+// Config returns the view and the logger.
+func (o *viewOptions) Config() (dashboard.View, *slog.Logger, error) {
+	r, err := o.source.reader(o.logLevel, o.kubeconfig)
 	if err != nil {
-		return nil, nil, nil, err
+		return dashboard.View{}, nil, err
 	}
-	if err := f.source.validate(); err != nil {
-		return nil, nil, nil, err
-	}
-	storeCfg, err := f.source.storeConfig()
+	d := o.dashboard
+	d.SiteLabel, d.SchedulerName = o.source.siteLabel, o.schedulerName
+	return dashboard.View{Client: r.client, Store: o.source.store(), Sources: r.sources, Options: d}, r.log, nil
+}
+
+type dashboardOptions struct {
+	view   viewOptions
+	listen string
+}
+
+func (o *dashboardOptions) AddFlags(fs *pflag.FlagSet) {
+	o.view.AddFlags(fs)
+	d := &o.view.dashboard
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve the dashboard, /healthz and /metrics on")
+	fs.IntVar(&d.History, "history", dashboard.DefaultHistory, "samples of replicas per site to keep")
+	fs.DurationVar(&d.Interval, "interval", dashboard.DefaultInterval, "time between samples of replicas per site")
+	fs.IntVar(&d.Decisions, "decisions", dashboard.DefaultDecisions, "recent decisions to show")
+	fs.Float64Var(&d.PerReplicaRPS, "per-replica-rps", 0, "requests/s one replica serves, for the weighted mean RTT (0: no limit)")
+}
+
+func (o *dashboardOptions) Validate() error { return o.view.Validate() }
+
+func (o *dashboardOptions) Config() (dashboard.RunConfig, error) {
+	v, log, err := o.view.Config()
 	if err != nil {
-		return nil, nil, nil, err
+		return dashboard.RunConfig{}, err
 	}
-	store := topology.NewStore(storeCfg, clock.RealClock{})
-	o.SiteLabel, o.SchedulerName = f.source.siteLabel, f.schedulerName
-	if c, err = dashboard.NewCollector(client, store, o); err != nil {
-		return nil, nil, nil, err
+	return dashboard.RunConfig{View: v, Listen: o.listen, Gatherer: legacyregistry.DefaultGatherer, Log: log}, nil
+}
+
+type statusOptions struct {
+	view            viewOptions
+	output, wl      string
+	timeout, settle time.Duration
+	out             io.Writer
+}
+
+func (o *statusOptions) AddFlags(fs *pflag.FlagSet) {
+	o.view.AddFlags(fs)
+	fs.StringVarP(&o.output, "output", "o", "table", "output format: table or json")
+	fs.StringVar(&o.wl, "workload", "", "show only this workload (namespace/name)")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long to wait for the cluster to be listed")
+	fs.DurationVar(&o.settle, "mqtt-wait", 3*time.Second, "with --mqtt, how long to collect reports before printing")
+	fs.Float64Var(&o.view.dashboard.PerReplicaRPS, "per-replica-rps", 0, "requests/s one replica serves, for the weighted mean RTT (0: no limit)")
+}
+
+func (o *statusOptions) Validate() error {
+	errs := []error{o.view.Validate()}
+	if o.output != "table" && o.output != "json" {
+		errs = append(errs, fmt.Errorf("-o %q: want table or json", o.output))
 	}
-	if stop, err = f.source.start(ctx, store, client, legacyregistry.Registerer(), log); err != nil {
-		return nil, nil, nil, err
+	if o.timeout <= 0 {
+		errs = append(errs, fmt.Errorf("--timeout %v: want a positive duration", o.timeout))
 	}
-	return c, log, stop, nil
+	if o.settle < 0 {
+		errs = append(errs, fmt.Errorf("--mqtt-wait %v: want a duration of 0 or more", o.settle))
+	}
+	return errors.Join(errs...)
+}
+
+func (o *statusOptions) Config() (dashboard.StatusConfig, error) {
+	v, _, err := o.view.Config()
+	if err != nil {
+		return dashboard.StatusConfig{}, err
+	}
+	return dashboard.StatusConfig{View: v, Timeout: o.timeout, Settle: o.settle, Workload: o.wl, Output: o.output, Out: o.out}, nil
 }
 
 func newDashboardCommand() *cobra.Command {
-	var (
-		f      viewFlags
-		listen string
-		opts   dashboard.Options
-	)
+	o := &dashboardOptions{}
 	cmd := &cobra.Command{
 		Use:   "dashboard [--kubeconfig FILE] [--listen 127.0.0.1:8080] [--latency-file FILE] [--mqtt ...]",
 		Short: "Serve a web page showing sites, RTTs, traffic, replicas and ning's decisions",
@@ -95,39 +134,17 @@ listed), GET /metrics. RTT and traffic come from the scheduler's sources:
   ning dashboard --listen 127.0.0.1:9090 --mqtt --broker tls://broker:8883 --mqtt-ca ca.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := signalContext(cmd)
 			defer stop()
-			c, log, stopSources, err := f.collector(ctx, opts)
-			if err != nil {
-				return err
-			}
-			ln, err := httpserve.Listen("listen", listen)
-			if err != nil {
-				return errors.Join(err, stopSources())
-			}
-			mux := httpserve.OpsMux(legacyregistry.DefaultGatherer, c.Healthy)
-			mux.Handle("/", dashboard.Handler(c))
-			log.Info("serving the dashboard", "url", "http://"+ln.Addr().String()+"/")
-			return errors.Join(httpserve.RunWith(ctx, "dashboard", ln, mux, httpserve.Options{}, log, c.Run), stopSources())
+			return run(ctx, o, dashboard.Run)
 		},
 	}
-	fs := cmd.Flags()
-	f.add(fs)
-	fs.StringVar(&listen, "listen", "127.0.0.1:8080", "address to serve the dashboard, /healthz and /metrics on")
-	fs.IntVar(&opts.History, "history", dashboard.DefaultHistory, "samples of replicas per site to keep")
-	fs.DurationVar(&opts.Interval, "interval", dashboard.DefaultInterval, "time between samples of replicas per site")
-	fs.IntVar(&opts.Decisions, "decisions", dashboard.DefaultDecisions, "recent decisions to show")
-	fs.Float64Var(&opts.PerReplicaRPS, "per-replica-rps", 0, "requests/s one replica serves, for the weighted mean RTT (0: no limit)")
+	o.AddFlags(cmd.Flags())
 	return cmd
 }
 
 func newStatusCommand() *cobra.Command {
-	var (
-		f               viewFlags
-		output, wl      string
-		timeout, settle time.Duration
-		perReplica      float64
-	)
+	o := &statusOptions{}
 	cmd := &cobra.Command{
 		Use:   "status [--kubeconfig FILE] [-o table|json] [--workload NAMESPACE/NAME] [--latency-file FILE] [--mqtt ...]",
 		Short: "Print the sites, RTTs, traffic, replicas per site and last decisions once",
@@ -147,79 +164,12 @@ arrive. -o json prints the dashboard's snapshot (GET /api/snapshot).`,
   ning status --mqtt --broker mqtt://broker:1883 --workload shop/web -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "table" && output != "json" {
-				return fmt.Errorf("-o %q: want table or json", output)
-			}
-			if timeout <= 0 {
-				return fmt.Errorf("--timeout %v: want a positive duration", timeout)
-			}
-			if settle < 0 {
-				return fmt.Errorf("--mqtt-wait %v: want a duration of 0 or more", settle)
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := signalContext(cmd)
 			defer stop()
-			s, err := statusSnapshot(ctx, &f, dashboard.Options{PerReplicaRPS: perReplica}, timeout, settle)
-			if err != nil {
-				return err
-			}
-			return printStatus(cmd.OutOrStdout(), s, wl, output)
+			o.out = cmd.OutOrStdout()
+			return run(ctx, o, dashboard.Status)
 		},
 	}
-	fs := cmd.Flags()
-	f.add(fs)
-	fs.StringVarP(&output, "output", "o", "table", "output format: table or json")
-	fs.StringVar(&wl, "workload", "", "show only this workload (namespace/name)")
-	fs.DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the cluster to be listed")
-	fs.DurationVar(&settle, "mqtt-wait", 3*time.Second, "with --mqtt, how long to collect reports before printing")
-	fs.Float64Var(&perReplica, "per-replica-rps", 0, "requests/s one replica serves, for the weighted mean RTT (0: no limit)")
+	o.AddFlags(cmd.Flags())
 	return cmd
-}
-
-// statusSnapshot lists the cluster once and returns its snapshot.
-func statusSnapshot(ctx context.Context, f *viewFlags, o dashboard.Options, timeout, settle time.Duration) (dashboard.Snapshot, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	c, _, stopSources, err := f.collector(ctx, o)
-	if err != nil {
-		return dashboard.Snapshot{}, err
-	}
-	defer func() { _ = stopSources() }() // the snapshot is taken; a failed close changes nothing in it
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	wait, cancelWait := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("the cluster was not listed within --timeout %v", timeout))
-	defer cancelWait()
-	if err := c.WaitSynced(wait); err != nil {
-		cancel()
-		<-done // Run fails for the same cause
-		return dashboard.Snapshot{}, err
-	}
-	if f.source.mqttEnabled && settle > 0 {
-		select {
-		case <-time.After(settle):
-		case <-ctx.Done():
-			return dashboard.Snapshot{}, fmt.Errorf("waiting for MQTT reports: %w", context.Cause(ctx))
-		}
-	}
-	s := c.Snapshot()
-	cancel()
-	if err := <-done; err != nil {
-		return dashboard.Snapshot{}, err
-	}
-	return s, nil
-}
-
-func printStatus(w io.Writer, s dashboard.Snapshot, workload, output string) error {
-	if output == "table" {
-		return dashboard.WriteTable(w, s, workload)
-	}
-	s, err := s.Select(workload)
-	if err != nil {
-		return err
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(s); err != nil {
-		return fmt.Errorf("writing JSON: %w", err)
-	}
-	return nil
 }

@@ -7,14 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"sort"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/ning-edge/ning/internal/discover"
 	"github.com/ning-edge/ning/internal/mqtt"
@@ -46,10 +45,46 @@ type discoverOptions struct {
 	queueSize                int
 	logLevel                 string
 	mqtt                     mqttFlags
+
+	out io.Writer // each decision
+}
+
+func (o *discoverOptions) AddFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.source, "source", "prometheus", "traffic source: prometheus (pull) or otlp (gRPC push receiver)")
+	f.StringVar(&o.promURL, "prometheus-url", "http://127.0.0.1:9090", "Prometheus server URL")
+	f.StringVar(&o.query, "query", discover.DefaultQuery, "PromQL query returning one request rate per node")
+	f.DurationVar(&o.window, "window", 0, "rate window (default: the longest [range] in --query; 1m for otlp)")
+	f.StringVar(&o.nodeLabel, "node-label", discover.DefaultNodeLabel, "label of the query result that names the node")
+	f.StringVar(&o.otlpListen, "otlp-listen", ":4317", "OTLP gRPC listen address (--source otlp)")
+	f.StringVar(&o.otlpMetric, "otlp-metric", discover.DefaultOTLPMetric, "counter to read from OTLP pushes")
+	f.StringVar(&o.otlpNodeAttr, "otlp-node-attribute", discover.DefaultNodeAttr, "resource (or point) attribute naming the node")
+	f.StringArrayVar(&o.otlpMatch, "otlp-match", []string{"entrypoint=web"}, "point attribute KEY=VALUE a point must carry (repeatable; empty string: none)")
+	addKubeconfigFlag(f, &o.kubeconfig)
+	f.StringVar(&o.gatewaySelector, "gateway-selector", discover.DefaultGatewaySelector, "label selector of the gateway pods")
+	f.StringVar(&o.gatewayNamespace, "gateway-namespace", "", "namespace of the gateway pods (default: all)")
+	f.StringVar(&o.siteLabel, "site-label", topology.DefaultSiteLabel, "node label whose value names the site")
+	f.StringVar(&o.namespace, "namespace", "default", "namespace of the probe Jobs")
+	f.StringVar(&o.image, "image", discover.DefaultImage, "image of the probe Job (runs 'ning probe')")
+	f.DurationVar(&o.jobTTL, "job-ttl", discover.DefaultJobTTL, "ttlSecondsAfterFinished of the probe Jobs")
+	f.DurationVar(&o.jobPeriod, "job-period", discover.DefaultJobPeriod, "at most one probe Job per site per period (also its active deadline)")
+	f.IntVar(&o.keepJobs, "keep-jobs", discover.DefaultKeepJobs, "finished probe Jobs to keep; older ones are deleted")
+	f.StringVar(&o.owner, "owner", "", "KIND/NAME in --namespace (cronjob, deployment or job) that owns the probe Jobs, so deleting it deletes them")
+	f.StringVar(&o.serviceAccount, "service-account", "", "service account of the probe pods")
+	f.StringVar(&o.jobTemplate, "job-template", "", "YAML file with the probe pod's template (core/v1 PodTemplateSpec: security context, volumes, env, resources); ning sets the affinity, arguments and labels")
+	f.StringArrayVar(&o.probeArgs, "probe-arg", nil, "extra argument for 'ning probe' (repeatable), e.g. --probe-arg=--mqtt-ca=/etc/ning/ca.pem")
+	f.BoolVar(&o.once, "once", false, "take one decision and exit")
+	f.DurationVar(&o.wait, "wait", 2*time.Minute, "with --once, how long to wait for the rate window to fill")
+	f.DurationVar(&o.interval, "interval", time.Minute, "time between decisions")
+	f.BoolVar(&o.dryRun, "dry-run", false, "print the decision and the Job it would create; create and publish nothing")
+	f.StringVarP(&o.output, "output", "o", "text", "output of each decision: text or json")
+	f.StringVar(&o.listen, "listen", ":9811", "address for /healthz and /metrics without --once (empty: none)")
+	f.IntVar(&o.queueSize, "queue-size", mqtt.DefaultQueueSize, "reports kept while the broker is unreachable")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	o.mqtt.add(f)
 }
 
 func newDiscoverCommand() *cobra.Command {
-	o := discoverOptions{}
+	o := &discoverOptions{}
 	cmd := &cobra.Command{
 		Use:   "discover",
 		Short: "Find the busiest site from gateway traffic and start latency probing there",
@@ -83,43 +118,12 @@ decides every --interval and serves /healthz and /metrics on --listen.
   ning discover --source otlp --otlp-listen :4317 --interval 1m --broker tls://broker:8883 --mqtt-ca ca.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := signalContext(cmd)
 			defer stop()
-			return runDiscover(ctx, cmd.OutOrStdout(), o)
+			return runDiscover(ctx, cmd.OutOrStdout(), *o)
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&o.source, "source", "prometheus", "traffic source: prometheus (pull) or otlp (gRPC push receiver)")
-	f.StringVar(&o.promURL, "prometheus-url", "http://127.0.0.1:9090", "Prometheus server URL")
-	f.StringVar(&o.query, "query", discover.DefaultQuery, "PromQL query returning one request rate per node")
-	f.DurationVar(&o.window, "window", 0, "rate window (default: the longest [range] in --query; 1m for otlp)")
-	f.StringVar(&o.nodeLabel, "node-label", discover.DefaultNodeLabel, "label of the query result that names the node")
-	f.StringVar(&o.otlpListen, "otlp-listen", ":4317", "OTLP gRPC listen address (--source otlp)")
-	f.StringVar(&o.otlpMetric, "otlp-metric", discover.DefaultOTLPMetric, "counter to read from OTLP pushes")
-	f.StringVar(&o.otlpNodeAttr, "otlp-node-attribute", discover.DefaultNodeAttr, "resource (or point) attribute naming the node")
-	f.StringArrayVar(&o.otlpMatch, "otlp-match", []string{"entrypoint=web"}, "point attribute KEY=VALUE a point must carry (repeatable; empty string: none)")
-	addKubeconfigFlag(f, &o.kubeconfig)
-	f.StringVar(&o.gatewaySelector, "gateway-selector", discover.DefaultGatewaySelector, "label selector of the gateway pods")
-	f.StringVar(&o.gatewayNamespace, "gateway-namespace", "", "namespace of the gateway pods (default: all)")
-	f.StringVar(&o.siteLabel, "site-label", topology.DefaultSiteLabel, "node label whose value names the site")
-	f.StringVar(&o.namespace, "namespace", "default", "namespace of the probe Jobs")
-	f.StringVar(&o.image, "image", discover.DefaultImage, "image of the probe Job (runs 'ning probe')")
-	f.DurationVar(&o.jobTTL, "job-ttl", discover.DefaultJobTTL, "ttlSecondsAfterFinished of the probe Jobs")
-	f.DurationVar(&o.jobPeriod, "job-period", discover.DefaultJobPeriod, "at most one probe Job per site per period (also its active deadline)")
-	f.IntVar(&o.keepJobs, "keep-jobs", discover.DefaultKeepJobs, "finished probe Jobs to keep; older ones are deleted")
-	f.StringVar(&o.owner, "owner", "", "KIND/NAME in --namespace (cronjob, deployment or job) that owns the probe Jobs, so deleting it deletes them")
-	f.StringVar(&o.serviceAccount, "service-account", "", "service account of the probe pods")
-	f.StringVar(&o.jobTemplate, "job-template", "", "YAML file with the probe pod's template (core/v1 PodTemplateSpec: security context, volumes, env, resources); ning sets the affinity, arguments and labels")
-	f.StringArrayVar(&o.probeArgs, "probe-arg", nil, "extra argument for 'ning probe' (repeatable), e.g. --probe-arg=--mqtt-ca=/etc/ning/ca.pem")
-	f.BoolVar(&o.once, "once", false, "take one decision and exit")
-	f.DurationVar(&o.wait, "wait", 2*time.Minute, "with --once, how long to wait for the rate window to fill")
-	f.DurationVar(&o.interval, "interval", time.Minute, "time between decisions")
-	f.BoolVar(&o.dryRun, "dry-run", false, "print the decision and the Job it would create; create and publish nothing")
-	f.StringVarP(&o.output, "output", "o", "text", "output of each decision: text or json")
-	f.StringVar(&o.listen, "listen", ":9811", "address for /healthz and /metrics without --once (empty: none)")
-	f.IntVar(&o.queueSize, "queue-size", mqtt.DefaultQueueSize, "reports kept while the broker is unreachable")
-	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	o.mqtt.add(f)
+	o.AddFlags(cmd.Flags())
 	return cmd
 }
 
@@ -138,33 +142,45 @@ func parseMatch(kvs []string) (map[string]string, error) {
 	return m, nil
 }
 
-func runDiscover(ctx context.Context, out io.Writer, o discoverOptions) error {
-	log, err := newLogger(o.logLevel)
-	if err != nil {
-		return err
+func (o *discoverOptions) Validate() error {
+	var errs []error
+	if err := validLogLevel(o.logLevel); err != nil {
+		errs = append(errs, err)
 	}
 	if o.output != "text" && o.output != "json" {
-		return fmt.Errorf("--output %q: want text or json", o.output)
+		errs = append(errs, fmt.Errorf("--output %q: want text or json", o.output))
 	}
 	if o.interval <= 0 || o.jobPeriod < time.Second || o.jobTTL < 0 || o.keepJobs < 0 {
-		return errors.New("--interval must be positive, --job-period at least 1s, --job-ttl and --keep-jobs not negative")
+		errs = append(errs, errors.New("--interval must be positive, --job-period at least 1s, --job-ttl and --keep-jobs not negative"))
 	}
 	if o.source != "prometheus" && o.source != "otlp" {
-		return fmt.Errorf("--source %q: want prometheus or otlp", o.source)
+		errs = append(errs, fmt.Errorf("--source %q: want prometheus or otlp", o.source))
 	}
-	match, err := parseMatch(o.otlpMatch)
-	if err != nil {
-		return err
+	if _, err := parseMatch(o.otlpMatch); err != nil {
+		errs = append(errs, err)
 	}
 	if o.source == "prometheus" && o.window <= 0 {
 		if _, err := discover.QueryWindow(o.query); err != nil {
-			return fmt.Errorf("--query: %w", err)
+			errs = append(errs, fmt.Errorf("--query: %w", err))
 		}
+	}
+	return errors.Join(errs...)
+}
+
+func (o *discoverOptions) Config() (discover.RunConfig, error) {
+	log, err := newLogger(o.logLevel)
+	if err != nil {
+		return discover.RunConfig{}, err
+	}
+	match, err := parseMatch(o.otlpMatch)
+	if err != nil {
+		return discover.RunConfig{}, err
 	}
 	client, err := kubeClient(o.kubeconfig)
 	if err != nil {
-		return err
+		return discover.RunConfig{}, err
 	}
+	out, format := o.out, o.output
 	c := discover.RunConfig{Client: client, Source: o.source,
 		Prometheus: discover.PrometheusOptions{URL: o.promURL, Query: o.query, NodeLabel: o.nodeLabel, Window: o.window},
 		OTLP:       discover.OTLPOptions{Metric: o.otlpMetric, NodeAttr: o.otlpNodeAttr, Match: match, Window: o.window},
@@ -174,22 +190,28 @@ func runDiscover(ctx context.Context, out io.Writer, o discoverOptions) error {
 		Owner:   o.owner,
 		Cluster: discover.ClusterOptions{GatewaySelector: o.gatewaySelector, GatewayNamespace: o.gatewayNamespace, SiteLabel: o.siteLabel},
 		DryRun:  o.dryRun, QueueSize: o.queueSize, Once: o.once, Wait: o.wait, Interval: o.interval, Listen: o.listen,
-		OnResult: func(r *discover.Result) error { return printDecision(out, o.output, r) }, Log: log}
+		OnResult: func(r *discover.Result) error { return printDecision(out, format, r) }, Log: log}
 	if o.jobTemplate != "" {
 		data, err := os.ReadFile(o.jobTemplate)
 		if err != nil {
-			return fmt.Errorf("--job-template: %w", err)
+			return discover.RunConfig{}, fmt.Errorf("--job-template: %w", err)
 		}
 		if c.Job.Template, err = discover.ParsePodTemplate(data); err != nil {
-			return fmt.Errorf("--job-template %s: %w", o.jobTemplate, err)
+			return discover.RunConfig{}, fmt.Errorf("--job-template %s: %w", o.jobTemplate, err)
 		}
 	}
 	if !o.dryRun {
 		if c.MQTT, err = o.mqtt.config(); err != nil {
-			return err
+			return discover.RunConfig{}, err
 		}
 	}
-	return discover.Run(ctx, c)
+	return c, nil
+}
+
+// runDiscover is `ning discover`: each decision is printed to out.
+func runDiscover(ctx context.Context, out io.Writer, o discoverOptions) error {
+	o.out = out
+	return run(ctx, &o, discover.Run)
 }
 
 func printDecision(out io.Writer, format string, r *discover.Result) error {

@@ -2,34 +2,31 @@ package cli
 
 import (
 	"errors"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/component-base/metrics/legacyregistry"
-	"k8s.io/utils/clock"
 
 	configv1alpha1 "github.com/ning-edge/ning/api/config/v1alpha1"
 	"github.com/ning-edge/ning/internal/extender"
-	"github.com/ning-edge/ning/internal/httpserve"
 	"github.com/ning-edge/ning/internal/placement"
 	"github.com/ning-edge/ning/internal/policy"
-	"github.com/ning-edge/ning/internal/topology"
 )
 
+type extenderOptions struct {
+	sources                      sourceOptions
+	listen, kubeconfig, logLevel string
+	cfg                          extender.Config
+	run                          extender.RunOptions
+	unknownRTT                   string
+	cpuFilter, cpuPenaltyFrom    float64
+	penalty                      float64
+	weights                      policy.Weights
+}
+
 func newExtenderCommand() *cobra.Command {
-	sources := &sourceFlags{}
-	var (
-		listen, kubeconfig, logLevel string
-		cfg                          extender.Config
-		run                          extender.RunOptions
-		unknownRTT                   string
-		cpuFilter, cpuPenaltyFrom    float64
-		penalty                      float64
-	)
-	weights := policy.DefaultWeights()
+	o := &extenderOptions{weights: policy.DefaultWeights()}
 	cmd := &cobra.Command{
 		Use:   "extender --listen ADDR [--kubeconfig FILE] [--latency-file FILE] [--mqtt ...] [--goldpinger-url URL] [--scores-url URL ...]",
 		Short: "Serve ning's placement to a stock kube-scheduler through the extender API",
@@ -48,66 +45,72 @@ deploy/extender-config.yaml configures kube-scheduler to call it.`,
 		Example: `  ning extender --listen :8888 --kubeconfig ~/.kube/config --latency-file examples/edge-city.yaml
   ning extender --listen :8443 --tls-cert tls.crt --tls-key tls.key --mqtt --broker tls://broker:8883 --mqtt-ca ca.pem`,
 		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			log, err := newLogger(logLevel)
-			if err != nil {
-				return err
-			}
-			if err := sources.validate(); err != nil {
-				return err
-			}
-			storeCfg, err := sources.storeConfig()
-			if err != nil {
-				return err
-			}
-			cfg.NetworkLatency.SiteLabel = sources.siteLabel
-			cfg.TrafficLatency.SiteLabel = sources.siteLabel
-			cfg.NetworkLatency.UnknownRTT = configv1alpha1.UnknownRTTPolicy(unknownRTT)
-			cfg.Weights = weights
-			cfg.NodeLoad.CPUFilter, cfg.NodeLoad.CPUPenaltyFrom, cfg.NodeLoad.Penalty = &cpuFilter, &cpuPenaltyFrom, &penalty
-			cfg.SetDefaults()
-			if err := cfg.Validate(); err != nil {
-				return err
-			}
-			run.Config = cfg
-			client, err := kubeClient(kubeconfig)
-			if err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signalContext(cmd)
 			defer stop()
-			store := topology.NewStore(storeCfg, clock.RealClock{})
-			// The sources register their metrics there; serve them too.
-			stopSources, err := sources.start(ctx, store, client, legacyregistry.Registerer(), log)
-			if err != nil {
-				return err
-			}
-			run.Gatherers = []prometheus.Gatherer{legacyregistry.DefaultGatherer}
-			ln, err := httpserve.Listen("listen", listen)
-			if err != nil {
-				return errors.Join(err, stopSources())
-			}
-			return errors.Join(extender.Run(ctx, ln, client, store, run, log), stopSources())
+			return run(ctx, o, extender.Run)
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&listen, "listen", ":8888", "address to serve the extender API on")
-	addKubeconfigFlag(f, &kubeconfig)
-	sources.add(f)
-	f.StringVar(&unknownRTT, "unknown-rtt", string(placement.FailClosed), "a delay constraint with an unknown RTT: FailClosed or FailOpen")
-	f.Float64Var(&cfg.TrafficLatency.PerReplicaRPS, "per-replica-rps", 0, "requests/s one replica serves (0: no limit)")
-	f.Float64Var(&cpuFilter, "cpu-filter", configv1alpha1.DefaultCPUFilter, "filter out nodes at or above this CPU utilisation (0..1)")
-	f.Float64Var(&cpuPenaltyFrom, "cpu-penalty-from", configv1alpha1.DefaultCPUPenaltyFrom, "CPU utilisation from which a node's load score drops by --penalty")
-	f.Float64Var(&penalty, "penalty", configv1alpha1.DefaultPenalty, "load score penalty (0..1)")
-	f.Int32Var(&weights.TrafficLatency, "traffic-latency-weight", weights.TrafficLatency, "weight of the traffic part of the /prioritize score, as TrafficLatency's in the scheduler profile")
-	f.Int32Var(&weights.NodeLoad, "node-load-weight", weights.NodeLoad, "weight of the load part of the /prioritize score, as NodeLoad's in the scheduler profile")
-	f.StringVar(&cfg.CloudFallback.CloudLabel, "cloud-label", "kubernetes.io/role", "label marking cloud nodes, used only when no edge node fits")
-	f.StringVar(&cfg.CloudFallback.CloudValue, "cloud-value", "cloud", "value of --cloud-label on cloud nodes")
-	f.StringVar(&run.Server.CertFile, "tls-cert", "", "serve HTTPS with this certificate (with --tls-key)")
-	f.StringVar(&run.Server.KeyFile, "tls-key", "", "key of --tls-cert")
-	f.Int64Var(&run.MaxBodyBytes, "max-body-bytes", extender.DefaultMaxBodyBytes, "largest request body; larger ones get 413")
-	f.DurationVar(&run.Server.ReadTimeout, "read-timeout", 0, "HTTP read timeout (default 10s)")
-	f.DurationVar(&run.Server.WriteTimeout, "write-timeout", 0, "HTTP write timeout (default 10s)")
-	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	o.AddFlags(cmd.Flags())
 	return cmd
+}
+
+func (o *extenderOptions) AddFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.listen, "listen", ":8888", "address to serve the extender API on")
+	addKubeconfigFlag(f, &o.kubeconfig)
+	o.sources.AddFlags(f)
+	f.StringVar(&o.unknownRTT, "unknown-rtt", string(placement.FailClosed), "a delay constraint with an unknown RTT: FailClosed or FailOpen")
+	f.Float64Var(&o.cfg.TrafficLatency.PerReplicaRPS, "per-replica-rps", 0, "requests/s one replica serves (0: no limit)")
+	f.Float64Var(&o.cpuFilter, "cpu-filter", configv1alpha1.DefaultCPUFilter, "filter out nodes at or above this CPU utilisation (0..1)")
+	f.Float64Var(&o.cpuPenaltyFrom, "cpu-penalty-from", configv1alpha1.DefaultCPUPenaltyFrom, "CPU utilisation from which a node's load score drops by --penalty")
+	f.Float64Var(&o.penalty, "penalty", configv1alpha1.DefaultPenalty, "load score penalty (0..1)")
+	f.Int32Var(&o.weights.TrafficLatency, "traffic-latency-weight", o.weights.TrafficLatency, "weight of the traffic part of the /prioritize score, as TrafficLatency's in the scheduler profile")
+	f.Int32Var(&o.weights.NodeLoad, "node-load-weight", o.weights.NodeLoad, "weight of the load part of the /prioritize score, as NodeLoad's in the scheduler profile")
+	f.StringVar(&o.cfg.CloudFallback.CloudLabel, "cloud-label", "kubernetes.io/role", "label marking cloud nodes, used only when no edge node fits")
+	f.StringVar(&o.cfg.CloudFallback.CloudValue, "cloud-value", "cloud", "value of --cloud-label on cloud nodes")
+	f.StringVar(&o.run.Server.CertFile, "tls-cert", "", "serve HTTPS with this certificate (with --tls-key)")
+	f.StringVar(&o.run.Server.KeyFile, "tls-key", "", "key of --tls-cert")
+	f.Int64Var(&o.run.MaxBodyBytes, "max-body-bytes", extender.DefaultMaxBodyBytes, "largest request body; larger ones get 413")
+	f.DurationVar(&o.run.Server.ReadTimeout, "read-timeout", 0, "HTTP read timeout (default 10s)")
+	f.DurationVar(&o.run.Server.WriteTimeout, "write-timeout", 0, "HTTP write timeout (default 10s)")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+// config is the extender's policy configuration from the flags.
+func (o *extenderOptions) config() extender.Config {
+	cfg := o.cfg
+	cfg.NetworkLatency.SiteLabel = o.sources.siteLabel
+	cfg.TrafficLatency.SiteLabel = o.sources.siteLabel
+	cfg.NetworkLatency.UnknownRTT = configv1alpha1.UnknownRTTPolicy(o.unknownRTT)
+	cfg.Weights = o.weights
+	cpuFilter, cpuPenaltyFrom, penalty := o.cpuFilter, o.cpuPenaltyFrom, o.penalty
+	cfg.NodeLoad.CPUFilter, cfg.NodeLoad.CPUPenaltyFrom, cfg.NodeLoad.Penalty = &cpuFilter, &cpuPenaltyFrom, &penalty
+	cfg.SetDefaults()
+	return cfg
+}
+
+func (o *extenderOptions) Validate() error {
+	var errs []error
+	if err := validLogLevel(o.logLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if err := o.sources.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	cfg := o.config()
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (o *extenderOptions) Config() (extender.RunConfig, error) {
+	r, err := o.sources.reader(o.logLevel, o.kubeconfig)
+	if err != nil {
+		return extender.RunConfig{}, err
+	}
+	opts := o.run
+	opts.Config = o.config()
+	opts.Gatherers = []prometheus.Gatherer{legacyregistry.DefaultGatherer} // the sources' metrics too
+	return extender.RunConfig{Client: r.client, Store: o.sources.store(), Sources: r.sources, Listen: o.listen, Options: opts, Log: r.log}, nil
 }

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
@@ -39,4 +41,24 @@ func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	return c, nil
+}
+
+// kubeconfigFile is the file the rule of kubeconfigHelp picks, for a
+// component that takes a file name rather than a client (kube-scheduler's
+// clientConnection.kubeconfig): the flag, else the first file of
+// $KUBECONFIG that exists, else ~/.kube/config if it exists, else ""
+// (in-cluster).
+func kubeconfigFile(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	for _, f := range filepath.SplitList(os.Getenv(clientcmd.RecommendedConfigPathEnvVar)) {
+		if _, err := os.Stat(f); f != "" && err == nil {
+			return f
+		}
+	}
+	if _, err := os.Stat(clientcmd.RecommendedHomeFile); err == nil {
+		return clientcmd.RecommendedHomeFile
+	}
+	return ""
 }

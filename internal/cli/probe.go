@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/ning-edge/ning/internal/mqtt"
 	"github.com/ning-edge/ning/internal/probe"
@@ -42,10 +41,12 @@ type probeOptions struct {
 	allNodes   bool
 	kubeconfig string
 	siteLabel  string
+
+	out io.Writer // --once's report
 }
 
 func newProbeCommand() *cobra.Command {
-	o := probeOptions{}
+	o := &probeOptions{}
 	cmd := &cobra.Command{
 		Use:   "probe (--site SITE --target SITE[/NODE]=HOST[:PORT] ... | --targets-from-api [--all-nodes])",
 		Short: "Measure RTT to other sites and publish LatencyReports",
@@ -72,13 +73,17 @@ on ning/v1/latency/<site> (QoS 1, retained) and serves /healthz, /metrics and
   ning probe --site dallas --targets-file /etc/ning/targets --broker tls://broker:8883 --mqtt-ca ca.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := signalContext(cmd)
 			defer stop()
-			return runProbe(ctx, cmd.OutOrStdout(), o)
+			return runProbe(ctx, cmd.OutOrStdout(), *o)
 		},
 	}
+	o.AddFlags(cmd.Flags())
+	return cmd
+}
+
+func (o *probeOptions) AddFlags(f *pflag.FlagSet) {
 	host, _ := os.Hostname()
-	f := cmd.Flags()
 	f.StringVar(&o.site, "site", "", "site this node belongs to (required unless --targets-from-api reads it from this node's label)")
 	f.StringVar(&o.node, "node", envOr("NODE_NAME", host), "this node's name (default $NODE_NAME, else the host name)")
 	f.StringArrayVar(&o.targets, "target", nil, "target SITE[/NODE]=HOST[:PORT] (repeatable)")
@@ -103,7 +108,6 @@ on ning/v1/latency/<site> (QoS 1, retained) and serves /healthz, /metrics and
 	addKubeconfigFlag(f, &o.kubeconfig) // read with --targets-from-api
 	f.StringVar(&o.siteLabel, "site-label", topology.DefaultSiteLabel, "node label naming a node's site")
 	o.mqtt.add(f)
-	return cmd
 }
 
 func envOr(key, def string) string {
@@ -113,7 +117,45 @@ func envOr(key, def string) string {
 	return def
 }
 
-func (o probeOptions) targetList() ([]probe.Target, error) {
+func (o *probeOptions) Validate() error {
+	var errs []error
+	if err := validLogLevel(o.logLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if o.once && o.output != "json" {
+		errs = append(errs, fmt.Errorf("--output %q: want json", o.output))
+	}
+	if o.jitter < 0 || o.jitter > 1 {
+		errs = append(errs, fmt.Errorf("--jitter %v: want 0..1", o.jitter))
+	}
+	if o.count <= 0 || o.interval <= 0 || o.timeout <= 0 || o.period <= 0 {
+		errs = append(errs, errors.New("--count, --interval, --timeout and --period must be positive"))
+	}
+	if o.allNodes && !o.fromAPI {
+		errs = append(errs, errors.New("--all-nodes needs --targets-from-api"))
+	}
+	for _, s := range o.targets {
+		if _, err := probe.ParseTarget(s); err != nil {
+			errs = append(errs, fmt.Errorf("--target: %w", err))
+		}
+	}
+	static := len(o.targets) > 0 || o.targetsFile != ""
+	if !static && !o.fromAPI {
+		errs = append(errs, errNoTargets)
+	}
+	if static && o.fromAPI {
+		errs = append(errs, errors.New("--targets-from-api does not mix with --target or --targets-file"))
+	}
+	if _, err := probe.ParseMethods(o.methods); err != nil {
+		errs = append(errs, fmt.Errorf("--methods: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+var errNoTargets = errors.New("no targets: give --target, --targets-file or --targets-from-api")
+
+// targetList reads --targets-file and adds the --target flags.
+func (o *probeOptions) targetList() ([]probe.Target, error) {
 	var out []probe.Target
 	if o.targetsFile != "" {
 		data, err := os.ReadFile(o.targetsFile)
@@ -134,55 +176,46 @@ func (o probeOptions) targetList() ([]probe.Target, error) {
 		out = append(out, t)
 	}
 	if len(out) == 0 && !o.fromAPI {
-		return nil, errors.New("no targets: give --target, --targets-file or --targets-from-api")
-	}
-	if len(out) > 0 && o.fromAPI {
-		return nil, errors.New("--targets-from-api does not mix with --target or --targets-file")
+		return nil, errNoTargets
 	}
 	return out, nil
 }
 
-func runProbe(ctx context.Context, out io.Writer, o probeOptions) error {
+func (o *probeOptions) Config() (probe.Config, error) {
 	log, err := newLogger(o.logLevel)
 	if err != nil {
-		return err
-	}
-	if o.once && o.output != "json" {
-		return fmt.Errorf("--output %q: want json", o.output)
-	}
-	if o.jitter < 0 || o.jitter > 1 {
-		return fmt.Errorf("--jitter %v: want 0..1", o.jitter)
-	}
-	if o.count <= 0 || o.interval <= 0 || o.timeout <= 0 || o.period <= 0 {
-		return errors.New("--count, --interval, --timeout and --period must be positive")
-	}
-	if o.allNodes && !o.fromAPI {
-		return errors.New("--all-nodes needs --targets-from-api")
+		return probe.Config{}, err
 	}
 	targets, err := o.targetList()
 	if err != nil {
-		return err
+		return probe.Config{}, err
 	}
 	methods, err := probe.ParseMethods(o.methods)
 	if err != nil {
-		return fmt.Errorf("--methods: %w", err)
+		return probe.Config{}, fmt.Errorf("--methods: %w", err)
 	}
 	var mc mqtt.Config
 	if !o.once || o.publish {
 		if mc, err = o.mqtt.config(); err != nil {
-			return err
+			return probe.Config{}, err
 		}
 	}
 	c := probe.Config{Site: o.site, Node: o.node, Targets: targets, ProcRoot: o.procRoot,
 		Options: probe.Options{Count: o.count, Interval: o.interval, Timeout: o.timeout, Methods: methods, UDPPort: o.udpPort, TCPPort: o.tcpPort},
-		Once:    o.once, Publish: o.publish, Out: out, Period: o.period, Jitter: o.jitter,
+		Once:    o.once, Publish: o.publish, Out: o.out, Period: o.period, Jitter: o.jitter,
 		MQTT: mc, QueueSize: o.queueSize, Listen: o.listen, Log: log}
 	if o.fromAPI {
 		client, err := kubeClient(o.kubeconfig)
 		if err != nil {
-			return err
+			return probe.Config{}, err
 		}
 		c.Discovery = &probe.Discovery{Client: client, SiteLabel: o.siteLabel, AllNodes: o.allNodes, Self: o.node, SelfSite: o.site, Log: log}
 	}
-	return probe.Run(ctx, c)
+	return c, nil
+}
+
+// runProbe is `ning probe`: its --once report goes to out.
+func runProbe(ctx context.Context, out io.Writer, o probeOptions) error {
+	o.out = out
+	return run(ctx, &o, probe.Run)
 }

@@ -1,21 +1,16 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/component-base/metrics/legacyregistry"
-	"k8s.io/utils/clock"
 
-	"github.com/ning-edge/ning/internal/httpserve"
 	"github.com/ning-edge/ning/internal/rescheduler"
-	"github.com/ning-edge/ning/internal/topology"
 )
 
 type reschedulerOptions struct {
@@ -24,12 +19,12 @@ type reschedulerOptions struct {
 	listen      string
 	leaderElect bool
 	leader      rescheduler.LeaderConfig
-	sources     sourceFlags
+	sources     sourceOptions
 	logLevel    string
 }
 
 func newReschedulerCommand() *cobra.Command {
-	o := reschedulerOptions{cfg: rescheduler.DefaultConfig()}
+	o := &reschedulerOptions{cfg: rescheduler.DefaultConfig()}
 	cmd := &cobra.Command{
 		Use:   "rescheduler",
 		Short: "Move ning's pods toward their traffic and heal after node failures",
@@ -72,12 +67,16 @@ every eviction and deletion it would make, and makes none.`,
   ning rescheduler --mqtt --broker tls://broker:8883 --mqtt-ca ca.pem --threshold 0.15 --hold-cycles 4`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := signalContext(cmd)
 			defer stop()
-			return runRescheduler(ctx, o)
+			return run(ctx, o, rescheduler.Run)
 		},
 	}
-	f := cmd.Flags()
+	o.AddFlags(cmd.Flags())
+	return cmd
+}
+
+func (o *reschedulerOptions) AddFlags(f *pflag.FlagSet) {
 	c := &o.cfg
 	addKubeconfigFlag(f, &o.kubeconfig)
 	f.DurationVar(&c.Interval, "interval", c.Interval, "time between rescheduling cycles")
@@ -103,43 +102,33 @@ every eviction and deletion it would make, and makes none.`,
 	f.StringVar(&o.leader.Namespace, "leader-elect-namespace", "", "namespace of the Lease (default: $POD_NAMESPACE, else kube-system)")
 	f.StringVar(&o.leader.Name, "leader-elect-name", "ning-rescheduler", "name of the Lease")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	o.sources.add(f)
-	return cmd
+	o.sources.AddFlags(f)
 }
 
-func runRescheduler(ctx context.Context, o reschedulerOptions) (err error) {
-	log, err := newLogger(o.logLevel)
+func (o *reschedulerOptions) Validate() error {
+	var errs []error
+	if err := validLogLevel(o.logLevel); err != nil {
+		errs = append(errs, err)
+	}
+	c := o.cfg
+	c.SiteLabel = o.sources.siteLabel
+	if err := c.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("rescheduler flags: %w", err))
+	}
+	if err := o.sources.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (o *reschedulerOptions) Config() (rescheduler.RunConfig, error) {
+	r, err := o.sources.reader(o.logLevel, o.kubeconfig)
 	if err != nil {
-		return err
+		return rescheduler.RunConfig{}, err
 	}
-	o.cfg.SiteLabel = o.sources.siteLabel
-	if err := o.cfg.Validate(); err != nil {
-		return fmt.Errorf("rescheduler flags: %w", err)
-	}
-	if err := o.sources.validate(); err != nil {
-		return err
-	}
-	storeCfg, err := o.sources.storeConfig()
-	if err != nil {
-		return err
-	}
-	client, err := kubeClient(o.kubeconfig)
-	if err != nil {
-		return err
-	}
-	store := topology.NewStore(storeCfg, clock.RealClock{})
-	stopSources, err := o.sources.start(ctx, store, client, legacyregistry.Registerer(), log)
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, stopSources()) }()
-	c := rescheduler.RunConfig{Client: client, Store: store, Config: o.cfg, Extra: legacyregistry.DefaultGatherer, Log: log}
-	if o.listen != "" {
-		if c.Listener, err = httpserve.Listen("listen", o.listen); err != nil {
-			return err
-		}
-		log.Info("serving /healthz and /metrics", "addr", c.Listener.Addr().String())
-	}
+	c := rescheduler.RunConfig{Client: r.client, Store: o.sources.store(), Sources: r.sources, Config: o.cfg,
+		Listen: o.listen, Extra: legacyregistry.DefaultGatherer, Log: r.log}
+	c.Config.SiteLabel = o.sources.siteLabel
 	if o.leaderElect {
 		lc := o.leader
 		if lc.Namespace == "" {
@@ -149,9 +138,5 @@ func runRescheduler(ctx context.Context, o reschedulerOptions) (err error) {
 		lc.Identity = host + "_" + uuid.NewString()
 		c.Leader = &lc
 	}
-	err = rescheduler.Run(ctx, c)
-	if ctx.Err() != nil && err == nil {
-		log.Info("rescheduler stopped")
-	}
-	return err
+	return c, nil
 }

@@ -2,12 +2,8 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
@@ -18,7 +14,6 @@ import (
 	schedapp "k8s.io/kubernetes/cmd/kube-scheduler/app"
 	"k8s.io/utils/clock"
 
-	"github.com/ning-edge/ning/internal/schedmetrics"
 	"github.com/ning-edge/ning/internal/scheduler"
 	"github.com/ning-edge/ning/internal/topology"
 )
@@ -36,7 +31,8 @@ tree: NetworkLatency (delay_<from> constraints), TrafficLatency (traffic-weighte
 RTT), NodeLoad (CPU and PSI) and CloudFallback. It takes every standard
 kube-scheduler flag. Without --config it runs ning's default profile
 (schedulerName: ning-scheduler; see deploy/scheduler-config.yaml), using
---kubeconfig to reach the cluster.
+--kubeconfig to reach the cluster (without it the first file of $KUBECONFIG,
+then ~/.kube/config, then in-cluster).
 
 RTT, traffic and load come from --latency-file (a topology YAML or CSV matrix,
 static), with --mqtt from prober and discovery reports over MQTT, and from
@@ -46,11 +42,11 @@ whose node addresses are mapped to sites through the Kubernetes API
 every ning command; --site-label).`
 	cmd.Example = `  ning scheduler --kubeconfig ~/.kube/config --latency-file examples/edge-city.yaml
   ning scheduler --config deploy/scheduler-config.yaml --mqtt --broker tls://broker:8883 --mqtt-ca ca.pem`
-	sources := &sourceFlags{}
+	o := &schedulerOptions{store: store, kubeScheduler: cmd.Flags()}
 	// ning's flags go in their own set so that the help, which kube-scheduler
 	// prints by named flag sets, can list them too.
 	f := pflag.NewFlagSet("ning", pflag.ContinueOnError)
-	sources.add(f)
+	o.AddFlags(f)
 	cmd.Flags().AddFlagSet(f)
 	help, usage := cmd.HelpFunc(), cmd.UsageFunc()
 	cmd.SetHelpFunc(func(c *cobra.Command, args []string) {
@@ -65,95 +61,66 @@ every ning command; --site-label).`
 		return err
 	})
 
-	run := cmd.RunE
+	kubeScheduler := cmd.RunE
 	cmd.RunE = func(c *cobra.Command, args []string) error {
-		if err := sources.validate(); err != nil {
-			return err
-		}
-		storeCfg, err := sources.storeConfig()
-		if err != nil {
-			return err
-		}
-		store.SetConfig(storeCfg)
-		// kube-scheduler owns klog (-v, --logging-format); ning's sources
-		// log through it, so one system prints and filters every line.
-		log := slog.New(logr.ToSlogHandler(klog.Background()))
-		// The sources and the age reporter stop with the command's context.
+		// kube-scheduler handles the signals; what ning starts stops once
+		// it has returned.
 		ctx, cancel := context.WithCancel(c.Context())
 		defer cancel()
-		var client kubernetes.Interface
-		if sources.polled() {
-			// kube-scheduler builds its own client later, from --config or
-			// --kubeconfig; the polled sources' node informer uses
-			// --kubeconfig, $KUBECONFIG or the in-cluster configuration.
-			kubeconfig := ""
-			if fl := c.Flags().Lookup("kubeconfig"); fl != nil {
-				kubeconfig = fl.Value.String()
-			}
-			if client, err = kubeClient(kubeconfig); err != nil {
-				return err
-			}
-		}
-		stopSources, err := sources.start(ctx, store, client, legacyregistry.Registerer(), log)
-		if err != nil {
-			return err
-		}
-		defer func() { _ = stopSources() }() // kube-scheduler's result is the command's
-		if !c.Flags().Changed("config") {
-			file, err := writeDefaultSchedulerConfig(c)
-			if err != nil {
-				return err
-			}
-			if err := c.Flags().Set("config", file); err != nil {
-				return err
-			}
-		}
-		ages := make(chan struct{})
-		go func() {
-			defer close(ages)
-			reportAges(ctx, store)
-		}()
-		defer func() { cancel(); <-ages }()
-		return run(c, args)
+		return run(ctx, o, func(ctx context.Context, cfg scheduler.CommandConfig) error {
+			return scheduler.RunCommand(ctx, cfg, func() error { return kubeScheduler(c, args) })
+		})
 	}
 	return cmd
 }
 
-func writeDefaultSchedulerConfig(c *cobra.Command) (string, error) {
-	kubeconfig := ""
-	if fl := c.Flags().Lookup("kubeconfig"); fl != nil {
-		kubeconfig = fl.Value.String()
-	}
-	leaderElect := true
-	if fl := c.Flags().Lookup("leader-elect"); fl != nil && fl.Changed {
-		leaderElect = fl.Value.String() == "true"
-	}
-	cfg, err := scheduler.DefaultConfig(scheduler.ConfigParams{Kubeconfig: kubeconfig, LeaderElect: leaderElect})
-	if err != nil {
-		return "", err
-	}
-	dir, err := os.MkdirTemp("", "ning-scheduler-")
-	if err != nil {
-		return "", fmt.Errorf("writing the default configuration: %w", err)
-	}
-	file := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
-		return "", errors.Join(fmt.Errorf("writing the default configuration: %w", err), os.RemoveAll(dir))
-	}
-	return file, nil
+// schedulerOptions are ning's flags of `ning scheduler`; kube-scheduler's
+// own are in kubeScheduler, its command's flag set.
+type schedulerOptions struct {
+	sources       sourceOptions
+	store         *topology.Store // the plugins'
+	kubeScheduler *pflag.FlagSet
 }
 
-// reportAges keeps ning_scheduler_data_age_seconds current.
-func reportAges(ctx context.Context, store *topology.Store) {
-	m := schedmetrics.Register()
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	for {
-		m.UpdateAges(store.LastUpdates(), time.Now())
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+func (o *schedulerOptions) AddFlags(fs *pflag.FlagSet) { o.sources.AddFlags(fs) }
+
+func (o *schedulerOptions) Validate() error { return o.sources.Validate() }
+
+// Config configures the plugins' store and the sources and, without
+// --config, points kube-scheduler at ning's default profile.
+func (o *schedulerOptions) Config() (scheduler.CommandConfig, error) {
+	o.store.SetConfig(o.sources.storeConfig())
+	// kube-scheduler owns klog (-v, --logging-format); ning's sources
+	// log through it, so one system prints and filters every line.
+	log := slog.New(logr.ToSlogHandler(klog.Background()))
+	kubeconfig := ""
+	if fl := o.kubeScheduler.Lookup("kubeconfig"); fl != nil {
+		kubeconfig = fl.Value.String()
+	}
+	var client kubernetes.Interface
+	if o.sources.polled() {
+		var err error
+		if client, err = kubeClient(kubeconfig); err != nil {
+			return scheduler.CommandConfig{}, err
 		}
 	}
+	sources, err := o.sources.Config(client, legacyregistry.Registerer(), log)
+	if err != nil {
+		return scheduler.CommandConfig{}, err
+	}
+	if !o.kubeScheduler.Changed("config") {
+		leaderElect := true
+		if fl := o.kubeScheduler.Lookup("leader-elect"); fl != nil && fl.Changed {
+			leaderElect = fl.Value.String() == "true"
+		}
+		// kube-scheduler reads a kubeconfig file only; the one rule picks it.
+		file, err := scheduler.WriteDefaultConfig(scheduler.ConfigParams{Kubeconfig: kubeconfigFile(kubeconfig), LeaderElect: leaderElect})
+		if err != nil {
+			return scheduler.CommandConfig{}, err
+		}
+		if err := o.kubeScheduler.Set("config", file); err != nil {
+			return scheduler.CommandConfig{}, err
+		}
+	}
+	return scheduler.CommandConfig{Store: o.store, Sources: sources}, nil
 }

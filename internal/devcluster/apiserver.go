@@ -8,13 +8,16 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/apimachinery/pkg/util/wait"
+	apistorage "k8s.io/apiserver/pkg/storage"
 	"k8s.io/apiserver/pkg/storage/storagebackend"
 	"k8s.io/apiserver/pkg/util/compatibility"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
@@ -23,6 +26,7 @@ import (
 	basecompatibility "k8s.io/component-base/compatibility"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app/options"
+	"k8s.io/kubernetes/pkg/controlplane/reconcilers"
 )
 
 // serviceAccountKey signs the service-account tokens of this loopback-only
@@ -114,6 +118,9 @@ func StartAPIServer(ctx context.Context, dir string, storage *storagebackend.Con
 	if err != nil {
 		return fail(fmt.Errorf("kube-apiserver configuration: %w", err))
 	}
+	if reconcilers.Type(s.EndpointReconcilerType) == reconcilers.NoneEndpointReconcilerType {
+		config.KubeAPIs.Extra.EndpointReconcilerConfig.Reconciler = &noEndpoints{}
+	}
 	cc, err := config.Complete()
 	if err != nil {
 		return fail(fmt.Errorf("kube-apiserver configuration: %w", err))
@@ -185,3 +192,26 @@ func (a *APIServer) Stop() error {
 	})
 	return a.err
 }
+
+// noEndpoints is upstream's "none" endpoint reconciler (no endpoints for the
+// kubernetes Service: a loopback address is no valid endpoint), except that
+// RemoveEndpoints says there was nothing to remove until StopReconciling.
+// Upstream's always returns nil, which kube-apiserver's bootstrap controller
+// takes at start for endpoints left by a crashed apiserver, and logs "Found
+// stale data" as an error; at stop it logs any error, so there nil is right.
+type noEndpoints struct{ stopping atomic.Bool }
+
+var _ reconcilers.EndpointReconciler = &noEndpoints{}
+
+func (*noEndpoints) ReconcileEndpoints(string, net.IP, []corev1.EndpointPort, bool) error { return nil }
+
+func (r *noEndpoints) RemoveEndpoints(service string, _ net.IP, _ []corev1.EndpointPort) error {
+	if r.stopping.Load() {
+		return nil
+	}
+	return apistorage.NewKeyNotFoundError("endpoints of the "+service+" service (none are kept)", 0)
+}
+
+func (r *noEndpoints) StopReconciling() { r.stopping.Store(true) }
+
+func (*noEndpoints) Destroy() {}

@@ -17,7 +17,7 @@ import (
 	"github.com/ning-edge/ning/internal/httpserve"
 )
 
-// RunOptions configure Run.
+// RunOptions configure Serve.
 type RunOptions struct {
 	Config       Config
 	MaxBodyBytes int64
@@ -27,10 +27,10 @@ type RunOptions struct {
 	Gatherers []prometheus.Gatherer
 }
 
-// Run serves the extender on ln until ctx is done: it watches nodes and pods
-// through client, reads RTTs, traffic and loads from store, and answers
+// Serve serves the extender on ln until ctx is done: it watches nodes and
+// pods through client, reads RTTs, traffic and loads from store, and answers
 // kube-scheduler's /filter and /prioritize calls.
-func Run(ctx context.Context, ln net.Listener, client kubernetes.Interface, store Store, o RunOptions, log *slog.Logger) error {
+func Serve(ctx context.Context, ln net.Listener, client kubernetes.Interface, store Store, o RunOptions, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	m, err := NewMetrics(reg)
 	if err != nil {

@@ -42,7 +42,7 @@ func startExtenderEnv(t *testing.T) *env {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	served := make(chan error, 1)
-	go func() { served <- extender.Run(ctx, ln, cp.Client, e.store, extender.RunOptions{}, log) }()
+	go func() { served <- extender.Serve(ctx, ln, cp.Client, e.store, extender.RunOptions{}, log) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-served; err != nil {
