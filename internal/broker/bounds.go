@@ -71,12 +71,12 @@ type boundsHook struct {
 	mayRead  func(cl *mochi.Client, topic string) bool
 	open     bool
 
-	mu            sync.Mutex
-	retained      map[string]retainedEntry // topic -> entry
-	owners        map[string]usage         // identity -> its retained messages
-	total         usage
-	pending       map[string]*pendingState // client ID -> what waits for it
-	pendingTotal  int64
+	mu           sync.Mutex
+	retained     map[string]retainedEntry // topic -> entry
+	owners       map[string]usage         // identity -> its retained messages
+	total        usage
+	pending      map[string]*pendingState // client ID -> what waits for it
+	pendingTotal int64
 }
 
 type retainedEntry struct {

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/ning-edge/ning/internal/mqtt"
+	"github.com/ning-edge/ning/internal/mqtt/topics"
 )
 
 // Role is what an identity may do on the broker.
@@ -40,7 +40,7 @@ type Identity struct {
 // ParseIdentity reads an identity name.
 func ParseIdentity(name string) (Identity, error) {
 	if site, ok := strings.CutPrefix(name, "probe@"); ok {
-		if _, err := mqtt.LatencyTopic(site); err != nil {
+		if _, err := topics.Latency(site); err != nil {
 			return Identity{}, fmt.Errorf("identity %q: %w", name, err)
 		}
 		return Identity{Name: name, Role: RoleProbe, Site: site}, nil
@@ -60,10 +60,10 @@ func ParseIdentity(name string) (Identity, error) {
 func (id Identity) MayPublish(topic string) bool {
 	switch id.Role {
 	case RoleProbe:
-		site, ok := mqtt.SiteFromTopic(topic)
+		site, ok := topics.SiteOf(topic)
 		return ok && site == id.Site
 	case RoleDiscover:
-		return topic == mqtt.TopicTraffic
+		return topic == topics.Traffic
 	case RoleAdmin:
 		return true
 	}
@@ -75,15 +75,12 @@ func (id Identity) MayPublish(topic string) bool {
 func (id Identity) MaySubscribe(filter string) bool {
 	switch id.Role {
 	case RoleReader:
-		return strings.HasPrefix(filter, topicRoot)
+		return strings.HasPrefix(filter, topics.Root)
 	case RoleAdmin:
 		return true
 	}
 	return false
 }
-
-// topicRoot prefixes every ning topic.
-const topicRoot = "ning/v1/"
 
 // DerivedPassword is the password of identity under key: HMAC-SHA256 of the
 // name, base64url. A broker holding key accepts it without a users file, so
@@ -108,4 +105,23 @@ func CertIdentity(cert *x509.Certificate) (Identity, error) {
 		}
 	}
 	return ParseIdentity(cert.Subject.CommonName)
+}
+
+// MosquittoACL is the Mosquitto acl_file that gives an external broker the
+// same rules as this one for the probers of sites: each probe@SITE writes
+// only ning/v1/latency/SITE, discover only ning/v1/traffic, the readers
+// read ning/v1/#, and admin has everything. Mosquitto patterns substitute
+// the whole username, so each prober has its own block.
+func MosquittoACL(sites []string) string {
+	var b strings.Builder
+	b.WriteString("# ning's topic ACL (ning broker's rules, for Mosquitto's acl_file).\n")
+	for _, s := range sites {
+		fmt.Fprintf(&b, "user probe@%s\ntopic write %s%s\n", s, topics.LatencyPrefix, s)
+	}
+	fmt.Fprintf(&b, "user discover\ntopic write %s\n", topics.Traffic)
+	for _, r := range []string{"dashboard", "extender", "rescheduler", "scheduler"} {
+		fmt.Fprintf(&b, "user %s\ntopic read %s#\n", r, topics.Root)
+	}
+	b.WriteString("user admin\ntopic readwrite #\n")
+	return b.String()
 }

@@ -19,7 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	ningv1 "github.com/ning-edge/ning/api/proto/ning/v1"
-	"github.com/ning-edge/ning/internal/mqtt"
+	"github.com/ning-edge/ning/internal/mqtt/topics"
 )
 
 // session is one real paho MQTT 5 client on a test broker.
@@ -166,12 +166,12 @@ func TestForgedReportsRefused(t *testing.T) {
 	}{
 		{"b forges a -> c 0.001 ms", probeB, "ning/v1/latency/a", latencyReport(t, "a", "a-1", "c", 0.001, 0.1), codeNotAuthorized},
 		{"b forges 99% CPU of a node of a", probeB, "ning/v1/latency/a", latencyReport(t, "a", "a-1", "b", 10, 0.99), codeNotAuthorized},
-		{"b forges traffic", probeB, mqtt.TopicTraffic, traffic, codeNotAuthorized},
+		{"b forges traffic", probeB, topics.Traffic, traffic, codeNotAuthorized},
 		{"b forges on a topic outside ning's", probeB, "other/topic", []byte("x"), codeNotAuthorized},
 		{"the scheduler publishes", sched, "ning/v1/latency/b", latencyReport(t, "b", "b-1", "c", 1, 0.1), codeNotAuthorized},
 		{"discovery publishes latency", disc, "ning/v1/latency/b", latencyReport(t, "b", "b-1", "c", 1, 0.1), codeNotAuthorized},
 		{"b reports its own site", probeB, "ning/v1/latency/b", latencyReport(t, "b", "b-1", "c", 30, 0.2), codeOK},
-		{"discovery reports traffic", disc, mqtt.TopicTraffic, traffic, codeOK},
+		{"discovery reports traffic", disc, topics.Traffic, traffic, codeOK},
 	}
 	for _, tt := range tests {
 		if got := tt.s.publish(t, tt.topic, tt.payload); got != tt.want {
@@ -186,7 +186,7 @@ func TestForgedReportsRefused(t *testing.T) {
 	}
 	waitFor(t, "the scheduler receives both real reports", func() bool {
 		_, l := sched.payload("ning/v1/latency/b")
-		_, tr := sched.payload(mqtt.TopicTraffic)
+		_, tr := sched.payload(topics.Traffic)
 		return l && tr
 	})
 	if _, ok := sched.payload("ning/v1/latency/a"); ok {
@@ -308,7 +308,7 @@ func TestCredentials(t *testing.T) {
 func TestRetainedBounds(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	b, err := New(Config{Listen: "127.0.0.1:0", Registerer: reg,
-		Users: map[string]string{"admin": "pw", "probe@a": "pa", "probe@b": "pb"},
+		Users:  map[string]string{"admin": "pw", "probe@a": "pa", "probe@b": "pb"},
 		Bounds: Bounds{RetainedMessages: 3, RetainedBytes: 1 << 20, RetainedMessagesPerIdentity: 2, RetainedBytesPerIdentity: 600 << 10}}, discard())
 	if err != nil {
 		t.Fatal(err)
@@ -471,4 +471,3 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
-

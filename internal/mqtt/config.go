@@ -10,10 +10,11 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/eclipse/paho.golang/autopaho"
+
+	"github.com/ning-edge/ning/internal/mqtt/topics"
 )
 
 // DefaultBrokerURL is local on purpose: ning never defaults to a public broker.
@@ -24,32 +25,21 @@ const DefaultBrokerURL = "mqtt://127.0.0.1:1883"
 // ning_mqtt_dropped_total.
 const DefaultQueueSize = 1000
 
-// Topics.
+// Topics (internal/mqtt/topics is their home).
 const (
 	// TopicLatencyPrefix is followed by the source site: ning/v1/latency/<site>.
-	TopicLatencyPrefix = "ning/v1/latency/"
+	TopicLatencyPrefix = topics.LatencyPrefix
 	// TopicLatencyAll matches every site's latency topic.
-	TopicLatencyAll = TopicLatencyPrefix + "+"
+	TopicLatencyAll = topics.LatencyAll
 	// TopicTraffic carries TrafficReports.
-	TopicTraffic = "ning/v1/traffic"
+	TopicTraffic = topics.Traffic
 )
 
 // LatencyTopic returns the topic a site's LatencyReports are published on.
-func LatencyTopic(site string) (string, error) {
-	if site == "" || strings.ContainsAny(site, "/+#\x00") {
-		return "", fmt.Errorf("site %q cannot be used in an MQTT topic (empty, or contains / + # or NUL)", site)
-	}
-	return TopicLatencyPrefix + site, nil
-}
+func LatencyTopic(site string) (string, error) { return topics.Latency(site) }
 
 // SiteFromTopic returns the site of a latency topic, or false.
-func SiteFromTopic(topic string) (string, bool) {
-	site, ok := strings.CutPrefix(topic, TopicLatencyPrefix)
-	if !ok || site == "" || strings.Contains(site, "/") {
-		return "", false
-	}
-	return site, true
-}
+func SiteFromTopic(topic string) (string, bool) { return topics.SiteOf(topic) }
 
 // Config is how a client reaches the broker.
 type Config struct {
