@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	listersv1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/utils/clock"
 
 	"github.com/ning-edge/ning/internal/mqtt"
@@ -37,6 +38,8 @@ type sourceFlags struct {
 	siteLabel     string
 	ttl           time.Duration
 	alpha         float64
+	crossCheck    string
+	nodes         listersv1.NodeLister // started by nodeLister
 }
 
 func (f *sourceFlags) add(fs *pflag.FlagSet) {
@@ -50,6 +53,7 @@ func (f *sourceFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.siteLabel, "site-label", topology.DefaultSiteLabel, "node label whose value names a node's site (a node without it is a site of its own)")
 	fs.DurationVar(&f.ttl, "data-ttl", topology.DefaultTTL, "how long a measured RTT, load or traffic figure stays valid")
 	fs.Float64Var(&f.alpha, "ewma-alpha", topology.DefaultAlpha, "weight of a new RTT or CPU observation in the moving average (0..1]")
+	fs.StringVar(&f.crossCheck, "rtt-cross-check", topology.CrossCheckFlag, "an MQTT RTT that other sites' measurements make implausible: flag (count, log, keep), reject or off")
 }
 
 // storeConfig checks --ewma-alpha and --data-ttl and returns the store's
@@ -72,6 +76,9 @@ func (f *sourceFlags) polled() bool { return f.goldpingerURL != "" || len(f.scor
 func (f *sourceFlags) validate() error {
 	if _, err := f.storeConfig(); err != nil {
 		return err
+	}
+	if _, err := (topology.CrossCheck{Mode: f.crossCheck}).WithDefaults(); err != nil {
+		return fmt.Errorf("--rtt-cross-check: %w", err)
 	}
 	if f.siteLabel == "" {
 		return errors.New("--site-label: want a label key")
@@ -157,7 +164,21 @@ func (f *sourceFlags) start(ctx context.Context, store *topology.Store, client k
 		if err != nil {
 			return nil, err
 		}
-		src, err := source.NewMQTT(store, source.Config{}, clock.RealClock{}, reg, log)
+		scfg := source.Config{CrossCheck: topology.CrossCheck{Mode: f.crossCheck}}
+		if client != nil { // a load report is then taken only for the reporting site's own nodes
+			lister, err := f.nodeLister(ctx, client)
+			if err != nil {
+				return nil, err
+			}
+			scfg.NodeSite = func(node string) (string, bool) {
+				n, err := lister.Get(node)
+				if err != nil {
+					return "", false
+				}
+				return topology.SiteOf(n.Name, n.Labels, f.siteLabel), true
+			}
+		}
+		src, err := source.NewMQTT(store, scfg, clock.RealClock{}, reg, log)
 		if err != nil {
 			return nil, err
 		}
@@ -203,13 +224,9 @@ func (f *sourceFlags) httpConfig(u string) source.HTTPConfig {
 // followNodes starts a node informer and returns a function giving the
 // current node-to-site and address-to-node maps from its cache.
 func (f *sourceFlags) followNodes(ctx context.Context, client kubernetes.Interface) (func() source.Sites, error) {
-	factory := informers.NewSharedInformerFactory(client, 0)
-	lister := factory.Core().V1().Nodes().Lister()
-	factory.Start(ctx.Done())
-	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return nil, fmt.Errorf("node informer for the polled sources: %s did not sync: %w", typ, context.Cause(ctx))
-		}
+	lister, err := f.nodeLister(ctx, client)
+	if err != nil {
+		return nil, err
 	}
 	label := f.siteLabel
 	return func() source.Sites {
@@ -223,4 +240,21 @@ func (f *sourceFlags) followNodes(ctx context.Context, client kubernetes.Interfa
 		}
 		return source.SitesFromNodes(nodes, label)
 	}, nil
+}
+
+// nodeLister starts the sources' node informer (once) and returns its lister.
+func (f *sourceFlags) nodeLister(ctx context.Context, client kubernetes.Interface) (listersv1.NodeLister, error) {
+	if f.nodes != nil {
+		return f.nodes, nil
+	}
+	factory := informers.NewSharedInformerFactory(client, 0)
+	lister := factory.Core().V1().Nodes().Lister()
+	factory.Start(ctx.Done())
+	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return nil, fmt.Errorf("node informer of the latency sources: %s did not sync: %w", typ, context.Cause(ctx))
+		}
+	}
+	f.nodes = lister
+	return lister, nil
 }
