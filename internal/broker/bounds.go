@@ -33,7 +33,7 @@ type Bounds struct {
 // runtime. A retained LatencyReport of 2,000 targets is about 200 KB.
 const (
 	DefaultRetainedMessages            = 10_000
-	DefaultRetainedBytes               = 64 << 20
+	DefaultRetainedBytes               = 32 << 20
 	DefaultRetainedMessagesPerIdentity = 16
 	DefaultRetainedBytesPerIdentity    = 4 << 20
 	DefaultPendingBytesPerClient       = 16 << 20
