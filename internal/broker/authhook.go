@@ -2,9 +2,11 @@ package broker
 
 import (
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"crypto/x509"
 	"fmt"
+	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -13,7 +15,8 @@ import (
 // identityHook authenticates every client as one Identity and enforces its
 // topic ACL. A client is who its verified client certificate names, or the
 // username whose password it knows (from the users file, or derived from
-// the identity key). A client ID belongs to the identity that holds its
+// the identity key), or the identity its Kubernetes ServiceAccount token
+// maps to (TokenAuth). A client ID belongs to the identity that holds its
 // session: a connect by another identity with that ID is refused, so no
 // session can be taken over. Anonymous mode (no users, no key, anonymous
 // allowed) lets every client do everything, as asked for.
@@ -22,6 +25,7 @@ type identityHook struct {
 	srv      *mochi.Server
 	users    map[string]string
 	key      []byte
+	tokens   *TokenAuth
 	open     bool
 	refusals *refusals
 }
@@ -84,11 +88,20 @@ func (h *identityHook) authenticate(cl *mochi.Client, pk packets.Packet) (Identi
 	if user == "" {
 		return Identity{}, packets.ErrBadUsernameOrPassword, "no username and no client certificate"
 	}
+	pass := pk.Connect.Password
+	if user == TokenUsername && h.tokens != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		id, err := h.tokens.Identify(ctx, string(pass))
+		if err != nil {
+			return Identity{}, packets.ErrBadUsernameOrPassword, err.Error()
+		}
+		return id, packets.CodeSuccess, ""
+	}
 	id, err := ParseIdentity(user)
 	if err != nil {
 		return Identity{}, packets.ErrBadUsernameOrPassword, err.Error()
 	}
-	pass := pk.Connect.Password
 	if want, ok := h.users[user]; ok && subtle.ConstantTimeCompare([]byte(want), pass) == 1 {
 		return id, packets.CodeSuccess, ""
 	}

@@ -49,6 +49,9 @@ type Config struct {
 	// IdentityKey, when set, makes the broker accept the derived password
 	// (DerivedPassword) of any identity, with no users file.
 	IdentityKey []byte
+	// Tokens, when set, accepts the username TokenUsername with a
+	// ServiceAccount token as password (TokenAuth).
+	Tokens *TokenAuth
 	// Bounds limit retained messages and what waits for each subscriber.
 	Bounds Bounds
 	// ConnectTimeout closes a socket that has not sent CONNECT (after its
@@ -91,8 +94,13 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 	if cfg.Listen == "" {
 		cfg.Listen = DefaultListen
 	}
-	if len(cfg.Users) == 0 && len(cfg.IdentityKey) == 0 && !cfg.AllowAnonymous {
-		return nil, errors.New("no users configured: give a users file, --username/--password-file or an identity key, or allow anonymous clients explicitly")
+	if len(cfg.Users) == 0 && len(cfg.IdentityKey) == 0 && cfg.Tokens == nil && !cfg.AllowAnonymous {
+		return nil, errors.New("no users configured: give a users file, --username/--password-file, an identity key or token identities, or allow anonymous clients explicitly")
+	}
+	if cfg.Tokens != nil {
+		if err := cfg.Tokens.validate(); err != nil {
+			return nil, err
+		}
 	}
 	for u := range cfg.Users {
 		if _, err := ParseIdentity(u); err != nil {
@@ -127,8 +135,8 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 	if err := srv.AddHook(new(sendQuotaHook), nil); err != nil {
 		return nil, fmt.Errorf("adding flow-control hook: %w", err)
 	}
-	ids := &identityHook{srv: srv, users: cfg.Users, key: cfg.IdentityKey,
-		open: cfg.AllowAnonymous && len(cfg.Users) == 0 && len(cfg.IdentityKey) == 0, refusals: refused}
+	ids := &identityHook{srv: srv, users: cfg.Users, key: cfg.IdentityKey, tokens: cfg.Tokens,
+		open: cfg.AllowAnonymous && len(cfg.Users) == 0 && len(cfg.IdentityKey) == 0 && cfg.Tokens == nil, refusals: refused}
 	if err := srv.AddHook(ids, nil); err != nil {
 		return nil, fmt.Errorf("adding identity hook: %w", err)
 	}
