@@ -131,7 +131,7 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 	caps.MaximumPacketSize = cfg.MaxPacketSize
 	caps.MaximumClients = int64(cfg.MaxClients)
 	caps.MaximumInflight = maxInflight
-	srv := mochi.New(&mochi.Options{Logger: log, InlineClient: cfg.Inline, Capabilities: caps})
+	srv := mochi.New(&mochi.Options{Logger: newMochiLog(log), InlineClient: cfg.Inline, Capabilities: caps})
 	if err := srv.AddHook(new(sendQuotaHook), nil); err != nil {
 		return nil, fmt.Errorf("adding flow-control hook: %w", err)
 	}
