@@ -17,6 +17,7 @@ import (
 
 	"github.com/ning-edge/ning/internal/broker"
 	"github.com/ning-edge/ning/internal/httpserve"
+	"github.com/ning-edge/ning/internal/topology"
 )
 
 type brokerOptions struct {
@@ -29,6 +30,8 @@ type brokerOptions struct {
 	bounds                                    broker.Bounds
 	maxPacketSize                             uint32
 	connectTimeout, writeTimeout              time.Duration
+	tokenAudience, kubeconfig, siteLabel      string
+	tokenIdentities                           []string
 }
 
 func newBrokerCommand() *cobra.Command {
@@ -40,7 +43,9 @@ func newBrokerCommand() *cobra.Command {
 and the demo. Clients must authenticate unless --allow-anonymous is given:
 with a users file of identity:password lines, --username with
 --password-file, the derived password of an identity under
---identity-key-file (see "ning broker credential"), or, with
+--identity-key-file (see "ning broker credential"), the username kubernetes
+with a pod's ServiceAccount token (--token-identity; reviewed through the
+Kubernetes TokenReview API), or, with
 --tls-client-ca, a client certificate naming the identity (URI SAN
 ning:IDENTITY, or the common name). An identity is probe@SITE (may publish
 only ning/v1/latency/SITE), discover (only ning/v1/traffic), scheduler,
@@ -92,6 +97,10 @@ published for them meanwhile.`,
 	f.Uint32Var(&o.maxPacketSize, "max-packet-size", broker.DefaultMaxPacketSize, "largest MQTT packet accepted, in bytes")
 	f.DurationVar(&o.connectTimeout, "connect-timeout", broker.DefaultConnectTimeout, "time a socket has to send CONNECT")
 	f.DurationVar(&o.writeTimeout, "write-timeout", broker.DefaultWriteTimeout, "time one write to a client may block before it is disconnected")
+	f.StringArrayVar(&o.tokenIdentities, "token-identity", nil, "`SA=IDENTITY`: accept username kubernetes with ServiceAccount SA's token (system:serviceaccount:NS:NAME) as IDENTITY; probe means probe@<site of the pod's node>; repeatable")
+	f.StringVar(&o.tokenAudience, "token-audience", "ning-broker", "audience the ServiceAccount tokens must carry (with --token-identity)")
+	f.StringVar(&o.siteLabel, "site-label", topology.DefaultSiteLabel, "node label naming a prober's site (with --token-identity)")
+	addKubeconfigFlag(f, &o.kubeconfig)
 	cmd.AddCommand(newBrokerCredentialCommand())
 	return cmd
 }
@@ -146,6 +155,21 @@ func (o brokerOptions) config() (broker.Config, error) {
 			return cfg, err
 		}
 		cfg.IdentityKey = key
+	}
+	if len(o.tokenIdentities) > 0 {
+		ids := map[string]string{}
+		for _, kv := range o.tokenIdentities {
+			sa, id, ok := strings.Cut(kv, "=")
+			if !ok {
+				return cfg, fmt.Errorf("--token-identity %q: want SERVICEACCOUNT=IDENTITY", kv)
+			}
+			ids[sa] = id
+		}
+		client, err := kubeClient(o.kubeconfig)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Tokens = &broker.TokenAuth{Client: client, Audience: o.tokenAudience, Identities: ids, SiteLabel: o.siteLabel}
 	}
 	users := map[string]string{}
 	if o.usersFile != "" {

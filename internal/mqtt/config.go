@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/ning-edge/ning/internal/mqtt/topics"
 )
@@ -51,6 +53,10 @@ type Config struct {
 	ClientID string
 	Username string
 	Password string
+	// PasswordFile, when set, is read again before every connection attempt
+	// (a projected ServiceAccount token the kubelet rotates); Password is
+	// used when it cannot be read.
+	PasswordFile string
 	// CAFile verifies the broker's certificate; CertFile and KeyFile are the
 	// client certificate for mutual TLS. Any of them implies TLS.
 	CAFile, CertFile, KeyFile string
@@ -150,6 +156,15 @@ func (c Config) autopaho() (autopaho.ClientConfig, error) {
 	if c.Username != "" {
 		cc.ConnectUsername = c.Username
 		cc.ConnectPassword = []byte(c.Password)
+	}
+	if c.PasswordFile != "" {
+		file := c.PasswordFile
+		cc.ConnectPacketBuilder = func(cp *paho.Connect, _ *url.URL) (*paho.Connect, error) {
+			if b, err := os.ReadFile(file); err == nil {
+				cp.Password, cp.PasswordFlag = []byte(strings.TrimRight(string(b), "\r\n")), true
+			}
+			return cp, nil
+		}
 	}
 	return cc, nil
 }

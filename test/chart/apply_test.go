@@ -341,7 +341,11 @@ var defaultRBAC = []access{
 	{sa: "ning-discover", verb: "get", group: "apps", resource: "deployments", ns: namespace, name: "other", want: false},
 	{sa: "ning-discover", verb: "get", group: "batch", resource: "cronjobs", ns: namespace, name: "ning-discover", want: false},
 	{sa: "ning-discover", verb: "create", resource: "pods", ns: namespace, want: false},
+	// The broker reviews its clients' tokens and reads a prober's node, no more.
+	{sa: "ning-broker", verb: "create", group: "authentication.k8s.io", resource: "tokenreviews", want: true},
+	{sa: "ning-broker", verb: "get", resource: "nodes", name: "a-1", want: true},
 	{sa: "ning-broker", verb: "list", resource: "nodes", want: false},
+	{sa: "ning-broker", verb: "get", resource: "secrets", ns: namespace, want: false},
 	{sa: "ning-probe-job", verb: "list", resource: "nodes", want: false},
 }
 

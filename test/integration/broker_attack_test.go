@@ -110,6 +110,25 @@ func (p *brokerProc) peakRSS(t *testing.T) int64 {
 	return 0
 }
 
+// rssParts is the process's current VmRSS split (RssAnon, RssFile), for the
+// log: a bbolt store's mapped file counts in RSS too.
+func (p *brokerProc) rssParts(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []string
+	for _, line := range strings.Split(string(b), "\n") {
+		for _, k := range []string{"VmRSS:", "RssAnon:", "RssFile:"} {
+			if strings.HasPrefix(line, k) {
+				parts = append(parts, strings.Join(strings.Fields(line), " "))
+			}
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
 // refused reads ning_broker_refused_total{reason} from the broker's /metrics.
 func (p *brokerProc) refused(t *testing.T, reason string) float64 {
 	t.Helper()
@@ -191,6 +210,7 @@ func TestBrokerRetainedFlood(t *testing.T) {
 		_ = c.Disconnect(&paho.Disconnect{})
 	}
 	rss := b.peakRSS(t)
+	t.Logf("now: %s", b.rssParts(t))
 	t.Logf("300 retained 1.9 MB reports in %s: %d accepted, %d refused (0x97; ning_broker_refused_total{reason=retained_bytes} %v); broker peak RSS %.1f MiB (limit %d MiB)",
 		time.Since(start).Round(time.Millisecond), accepted, refused, b.refused(t, "retained_bytes"), float64(rss)/(1<<20), brokerMemoryLimit>>20)
 	if want := (32 << 20) / (1900_000 + 20); accepted != want {
@@ -271,6 +291,7 @@ func TestBrokerStuckSubscriber(t *testing.T) {
 		t.Fatalf("the stuck subscriber was not dropped after %d reports of 1.9 MB", published-1)
 	}
 	rss := b.peakRSS(t)
+	t.Logf("now: %s", b.rssParts(t))
 	t.Logf("stuck ning/v1/# subscriber dropped within %s, after at most %d reports of 1.9 MB (slow_subscriber %v, write_timeout %v); broker peak RSS %.1f MiB (limit %d MiB)",
 		dropped.Round(time.Millisecond), published, slow, wto, float64(rss)/(1<<20), brokerMemoryLimit>>20)
 	if rss >= brokerMemoryLimit {
