@@ -445,10 +445,14 @@ func checkProbeJob(ctx context.Context, t *testing.T, c *cluster, objs []*unstru
 	}
 	ps := created.Spec.Template.Spec
 	if ps.AutomountServiceAccountToken == nil || *ps.AutomountServiceAccountToken {
-		t.Error("the probe Job mounts a service account token it does not need")
+		t.Error("the probe Job mounts a Kubernetes API token it does not need")
 	}
 	ctr := ps.Containers[0]
-	if !slices.Contains(ctr.Args, "--mqtt-password-file=/etc/ning/mqtt/password") || len(ctr.VolumeMounts) == 0 || ctr.VolumeMounts[0].MountPath != "/etc/ning/mqtt" {
+	// With mqtt.auth=token the file is its own broker-audience token, else the password.
+	file := slices.ContainsFunc(ctr.Args, func(a string) bool {
+		return a == "--mqtt-password-file=/etc/ning/mqtt/password" || a == "--mqtt-password-file=/etc/ning/mqtt/token"
+	})
+	if !file || len(ctr.VolumeMounts) == 0 || ctr.VolumeMounts[0].MountPath != "/etc/ning/mqtt" {
 		t.Errorf("the probe Job cannot read the MQTT password: args %v mounts %v", ctr.Args, ctr.VolumeMounts)
 	}
 }
