@@ -60,19 +60,19 @@ type boundedConn struct {
 }
 
 func (c *boundedConn) Write(b []byte) (int, error) {
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	_ = c.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	n, err := c.Conn.Write(b)
 	if errors.Is(err, os.ErrDeadlineExceeded) && c.timedOut.CompareAndSwap(false, true) {
 		c.refusals.refuse(RefusedWriteTimeout, c.RemoteAddr().String(),
 			fmt.Sprintf("a write blocked for %s (the client stopped reading); connection closed", c.writeTimeout))
-		_ = c.Conn.Close()
+		_ = c.Close()
 	}
 	return n, err
 }
 
 // SetDeadline is mochi's keepalive deadline; it must not lift the write
 // bound, which Write sets afresh.
-func (c *boundedConn) SetDeadline(t time.Time) error { return c.Conn.SetReadDeadline(t) }
+func (c *boundedConn) SetDeadline(t time.Time) error { return c.SetReadDeadline(t) }
 
 func (c *boundedConn) peerCertificates() []*x509.Certificate {
 	if c.tls == nil {
