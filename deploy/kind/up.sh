@@ -44,7 +44,7 @@ echo "== ning in $NS"
 kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f -
 kubectl label namespace "$NS" pod-security.kubernetes.io/enforce=restricted --overwrite
 if ! kubectl -n "$NS" get secret ning-mqtt >/dev/null 2>&1; then
-  kubectl -n "$NS" create secret generic ning-mqtt --from-literal=username=ning \
+  kubectl -n "$NS" create secret generic ning-mqtt --from-literal=username=admin \
     --from-literal=password="$(head -c 24 /dev/urandom | base64)"
 fi
 helm upgrade --install ning deploy/helm/ning --namespace "$NS" \

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/bbolt"
 )
 
@@ -46,7 +46,36 @@ type Config struct {
 	// MaxPacketSize refuses larger packets (the sender is disconnected);
 	// zero means DefaultMaxPacketSize.
 	MaxPacketSize uint32
+	// IdentityKey, when set, makes the broker accept the derived password
+	// (DerivedPassword) of any identity, with no users file.
+	IdentityKey []byte
+	// Tokens, when set, accepts the username TokenUsername with a
+	// ServiceAccount token as password (TokenAuth).
+	Tokens *TokenAuth
+	// Bounds limit retained messages and what waits for each subscriber.
+	Bounds Bounds
+	// ConnectTimeout closes a socket that has not sent CONNECT (after its
+	// TLS handshake) in time; zero means DefaultConnectTimeout.
+	ConnectTimeout time.Duration
+	// WriteTimeout closes a connection one write to which blocked that
+	// long (the client stopped reading); zero means DefaultWriteTimeout.
+	WriteTimeout time.Duration
+	// MaxClients bounds the connected clients; zero means DefaultMaxClients.
+	MaxClients int
+	// Registerer receives the broker's metrics (ning_broker_*); nil means a
+	// private registry.
+	Registerer prometheus.Registerer
 }
+
+// Time and connection bounds.
+const (
+	DefaultConnectTimeout = 5 * time.Second
+	DefaultWriteTimeout   = 10 * time.Second
+	DefaultMaxClients     = 10_000
+	// maxInflight bounds the QoS 1 messages mochi keeps per session; the
+	// pending-bytes bound usually acts first.
+	maxInflight = 1024
+)
 
 // DefaultMaxPacketSize bounds one MQTT packet: twice the sources' 1 MiB
 // payload limit, so an oversized report still reaches subscribers and is
@@ -55,8 +84,9 @@ const DefaultMaxPacketSize = 2 << 20
 
 // Broker is a running embedded broker.
 type Broker struct {
-	srv *mochi.Server
-	ln  *tcpListener
+	srv    *mochi.Server
+	ln     *tcpListener
+	bounds *boundsHook
 }
 
 // New builds a broker; Start makes it listen.
@@ -64,17 +94,58 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 	if cfg.Listen == "" {
 		cfg.Listen = DefaultListen
 	}
-	if len(cfg.Users) == 0 && !cfg.AllowAnonymous {
-		return nil, errors.New("no users configured: give a users file or --username/--password, or allow anonymous clients explicitly")
+	if len(cfg.Users) == 0 && len(cfg.IdentityKey) == 0 && cfg.Tokens == nil && !cfg.AllowAnonymous {
+		return nil, errors.New("no users configured: give a users file, --username/--password-file, an identity key or token identities, or allow anonymous clients explicitly")
+	}
+	if cfg.Tokens != nil {
+		if err := cfg.Tokens.validate(); err != nil {
+			return nil, err
+		}
+	}
+	for u := range cfg.Users {
+		if _, err := ParseIdentity(u); err != nil {
+			return nil, fmt.Errorf("users: %w", err)
+		}
 	}
 	if cfg.MaxPacketSize == 0 {
 		cfg.MaxPacketSize = DefaultMaxPacketSize
 	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.MaxClients <= 0 {
+		cfg.MaxClients = DefaultMaxClients
+	}
+	reg := cfg.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	refused, err := newRefusals(reg, log)
+	if err != nil {
+		return nil, err
+	}
 	caps := mochi.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = cfg.MaxPacketSize
-	srv := mochi.New(&mochi.Options{Logger: log, InlineClient: cfg.Inline, Capabilities: caps})
+	caps.MaximumClients = int64(cfg.MaxClients)
+	caps.MaximumInflight = maxInflight
+	srv := mochi.New(&mochi.Options{Logger: newMochiLog(log), InlineClient: cfg.Inline, Capabilities: caps})
 	if err := srv.AddHook(new(sendQuotaHook), nil); err != nil {
 		return nil, fmt.Errorf("adding flow-control hook: %w", err)
+	}
+	ids := &identityHook{srv: srv, users: cfg.Users, key: cfg.IdentityKey, tokens: cfg.Tokens,
+		open: cfg.AllowAnonymous && len(cfg.Users) == 0 && len(cfg.IdentityKey) == 0 && cfg.Tokens == nil, refusals: refused}
+	if err := srv.AddHook(ids, nil); err != nil {
+		return nil, fmt.Errorf("adding identity hook: %w", err)
+	}
+	bounds := newBoundsHook(srv, cfg.Bounds, refused, ids)
+	if err := srv.AddHook(bounds, nil); err != nil {
+		return nil, fmt.Errorf("adding bounds hook: %w", err)
+	}
+	if err := register(reg, bounds.collectors()...); err != nil {
+		return nil, err
 	}
 	if cfg.DataDir != "" {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -85,28 +156,15 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 			return nil, fmt.Errorf("opening the broker's store in %s: %w", cfg.DataDir, err)
 		}
 	}
-	if cfg.AllowAnonymous && len(cfg.Users) == 0 {
-		if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
-			return nil, fmt.Errorf("adding auth hook: %w", err)
-		}
-	} else {
-		ledger := &auth.Ledger{Users: auth.Users{}, ACL: auth.ACLRules{{}}}
-		for u, p := range cfg.Users {
-			ledger.Users[u] = auth.UserRule{Username: auth.RString(u), Password: auth.RString(p)}
-		}
-		if err := srv.AddHook(new(auth.Hook), &auth.Options{Ledger: ledger}); err != nil {
-			return nil, fmt.Errorf("adding auth hook: %w", err)
-		}
-	}
 	tlsCfg, err := cfg.tlsConfig()
 	if err != nil {
 		return nil, err
 	}
-	ln := newTCPListener("tcp", cfg.Listen, tlsCfg)
+	ln := newTCPListener("tcp", cfg.Listen, tlsCfg, cfg.ConnectTimeout, cfg.WriteTimeout, refused)
 	if err := srv.AddListener(ln); err != nil {
 		return nil, fmt.Errorf("adding listener %s: %w", cfg.Listen, err)
 	}
-	return &Broker{srv: srv, ln: ln}, nil
+	return &Broker{srv: srv, ln: ln, bounds: bounds}, nil
 }
 
 func (c Config) tlsConfig() (*tls.Config, error) {
@@ -141,6 +199,7 @@ func (b *Broker) Start() error {
 	if err := b.srv.Serve(); err != nil {
 		return fmt.Errorf("starting broker on %s: %w", b.ln.addr, err)
 	}
+	b.bounds.seedRetained()
 	return nil
 }
 
@@ -158,8 +217,9 @@ func (b *Broker) Close() error {
 	return b.srv.Close()
 }
 
-// ParseUsers reads a users file: one "username:password" a line; blank lines
-// and lines starting with # are ignored.
+// ParseUsers reads a users file: one "identity:password" a line (identities
+// as ParseIdentity reads them); blank lines and lines starting with # are
+// ignored.
 func ParseUsers(data []byte) (map[string]string, error) {
 	users := map[string]string{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -181,4 +241,9 @@ func ParseUsers(data []byte) (map[string]string, error) {
 		return nil, fmt.Errorf("reading users: %w", err)
 	}
 	return users, nil
+}
+
+// refusedCounter is ning_broker_refused_total{reason} (for tests).
+func (b *Broker) refusedCounter(reason string) prometheus.Counter {
+	return b.bounds.refusals.total.WithLabelValues(reason)
 }

@@ -74,7 +74,7 @@ func connect(t *testing.T, conn net.Conn, user, pass string) (byte, error) {
 }
 
 func TestAuth(t *testing.T) {
-	b, err := New(Config{Listen: "127.0.0.1:0", Users: map[string]string{"alice": "pw"}}, discard())
+	b, err := New(Config{Listen: "127.0.0.1:0", Users: map[string]string{"admin": "pw"}}, discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,8 +86,8 @@ func TestAuth(t *testing.T) {
 		name, user, pass string
 		wantOK           bool
 	}{
-		{"right password", "alice", "pw", true},
-		{"wrong password", "alice", "nope", false},
+		{"right password", "admin", "pw", true},
+		{"wrong password", "admin", "nope", false},
 		{"unknown user", "mallory", "pw", false},
 		{"anonymous", "", "", false},
 	}

@@ -2,11 +2,15 @@ package broker
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -17,10 +21,18 @@ import (
 // closeListenerClients takes the clients read lock twice (GetByListener calls
 // Len), which deadlocks when a client disconnects during shutdown. Closing
 // the sockets makes each client's read loop end and clean up on its own.
+//
+// It also bounds each connection in time: a socket must send CONNECT within
+// connectTimeout (the TLS handshake included), and one write to a client may
+// block for at most writeTimeout, after which the connection is closed (a
+// subscriber that stopped reading is dropped).
 type tcpListener struct {
-	id, addr string
-	tlsCfg   *tls.Config
-	log      *slog.Logger
+	id, addr       string
+	tlsCfg         *tls.Config
+	log            *slog.Logger
+	connectTimeout time.Duration
+	writeTimeout   time.Duration
+	refusals       *refusals
 
 	mu     sync.Mutex
 	ln     net.Listener
@@ -32,8 +44,41 @@ type tcpListener struct {
 
 var _ listeners.Listener = (*tcpListener)(nil)
 
-func newTCPListener(id, addr string, tlsCfg *tls.Config) *tcpListener {
-	return &tcpListener{id: id, addr: addr, tlsCfg: tlsCfg, conns: map[net.Conn]struct{}{}}
+func newTCPListener(id, addr string, tlsCfg *tls.Config, connectTimeout, writeTimeout time.Duration, r *refusals) *tcpListener {
+	return &tcpListener{id: id, addr: addr, tlsCfg: tlsCfg, connectTimeout: connectTimeout, writeTimeout: writeTimeout,
+		refusals: r, conns: map[net.Conn]struct{}{}}
+}
+
+// boundedConn is one client connection: its reads before CONNECT and each
+// write carry a deadline.
+type boundedConn struct {
+	net.Conn
+	tls          *tls.Conn
+	writeTimeout time.Duration
+	refusals     *refusals
+	timedOut     atomic.Bool
+}
+
+func (c *boundedConn) Write(b []byte) (int, error) {
+	_ = c.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	n, err := c.Conn.Write(b)
+	if errors.Is(err, os.ErrDeadlineExceeded) && c.timedOut.CompareAndSwap(false, true) {
+		c.refusals.refuse(RefusedWriteTimeout, c.RemoteAddr().String(),
+			fmt.Sprintf("a write blocked for %s (the client stopped reading); connection closed", c.writeTimeout))
+		_ = c.Close()
+	}
+	return n, err
+}
+
+// SetDeadline is mochi's keepalive deadline; it must not lift the write
+// bound, which Write sets afresh.
+func (c *boundedConn) SetDeadline(t time.Time) error { return c.SetReadDeadline(t) }
+
+func (c *boundedConn) peerCertificates() []*x509.Certificate {
+	if c.tls == nil {
+		return nil
+	}
+	return c.tls.ConnectionState().PeerCertificates
 }
 
 func (l *tcpListener) Init(log *slog.Logger) error {
@@ -69,9 +114,17 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 		l.conns[c] = struct{}{}
 		l.clients.Add(1)
 		l.mu.Unlock()
+		bc := &boundedConn{Conn: c, writeTimeout: l.writeTimeout, refusals: l.refusals}
+		bc.tls, _ = c.(*tls.Conn)
+		// mochi replaces this deadline with the keepalive one after CONNECT.
+		_ = c.SetReadDeadline(time.Now().Add(l.connectTimeout))
 		go func() {
 			defer l.clients.Done()
-			if err := establish(l.id, c); err != nil {
+			if err := establish(l.id, bc); err != nil {
+				if errors.Is(err, os.ErrDeadlineExceeded) && strings.HasPrefix(err.Error(), "read connection") {
+					l.refusals.refuse(RefusedConnectTimeout, c.RemoteAddr().String(),
+						fmt.Sprintf("no CONNECT within %s; connection closed", l.connectTimeout))
+				}
 				l.log.Debug("client connection ended", "listener", l.id, "err", err)
 			}
 			l.mu.Lock()

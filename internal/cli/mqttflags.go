@@ -38,6 +38,7 @@ func (f *mqttFlags) config() (mqtt.Config, error) {
 			return mqtt.Config{}, fmt.Errorf("reading MQTT password: %w", err)
 		}
 		c.Password = strings.TrimRight(string(b), "\r\n")
+		c.PasswordFile = f.passwordFile // read again on every connect (a rotated token)
 	}
 	return c, nil
 }

@@ -109,7 +109,7 @@ func TestProbeBrokerEndToEnd(t *testing.T) {
 	defer cancel()
 	addr := freeAddr(t)
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "users"), []byte("prober:s3cret\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "users"), []byte("probe@home:s3cret\nscheduler:pw2\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "pw"), []byte("s3cret\n"), 0o600); err != nil {
@@ -127,7 +127,7 @@ func TestProbeBrokerEndToEnd(t *testing.T) {
 			site: "home", node: "n1", targets: []string{"lo/lo-1=127.0.0.1:" + strconv.Itoa(port)},
 			count: 3, interval: 10 * time.Millisecond, timeout: 200 * time.Millisecond, methods: "udp",
 			period: 100 * time.Millisecond, jitter: 0.2, listen: metricsAddr, procRoot: "/proc", queueSize: 10, logLevel: "error",
-			mqtt: mqttFlags{url: "mqtt://" + addr, username: "prober", passwordFile: filepath.Join(dir, "pw")},
+			mqtt: mqttFlags{url: "mqtt://" + addr, username: "probe@home", passwordFile: filepath.Join(dir, "pw")},
 		})
 	}()
 
@@ -137,7 +137,7 @@ func TestProbeBrokerEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub, err := mqtt.NewSubscriber(ctx, mqtt.Config{BrokerURL: "mqtt://" + addr, Username: "prober", Password: "s3cret", MinBackoff: 20 * time.Millisecond},
+	sub, err := mqtt.NewSubscriber(ctx, mqtt.Config{BrokerURL: "mqtt://" + addr, Username: "scheduler", Password: "pw2", MinBackoff: 20 * time.Millisecond},
 		mqtt.SubscriberOptions{}, src.Handle, prometheus.NewRegistry(), log)
 	if err != nil {
 		t.Fatal(err)

@@ -32,6 +32,7 @@ type sourceOptions struct {
 	siteLabel     string
 	ttl           time.Duration
 	alpha         float64
+	crossCheck    string
 }
 
 func (o *sourceOptions) AddFlags(fs *pflag.FlagSet) {
@@ -45,6 +46,7 @@ func (o *sourceOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.siteLabel, "site-label", topology.DefaultSiteLabel, "node label whose value names a node's site (a node without it is a site of its own)")
 	fs.DurationVar(&o.ttl, "data-ttl", topology.DefaultTTL, "how long a measured RTT, load or traffic figure stays valid")
 	fs.Float64Var(&o.alpha, "ewma-alpha", topology.DefaultAlpha, "weight of a new RTT or CPU observation in the moving average (0..1]")
+	fs.StringVar(&o.crossCheck, "rtt-cross-check", topology.CrossCheckFlag, "an MQTT RTT that other sites' measurements make implausible: flag (count, log, keep), reject or off")
 }
 
 // polled reports whether an HTTP source is given: those need the cluster's
@@ -62,6 +64,9 @@ func (o *sourceOptions) Validate() error {
 	}
 	if o.siteLabel == "" {
 		errs = append(errs, errors.New("--site-label: want a label key"))
+	}
+	if _, err := (topology.CrossCheck{Mode: o.crossCheck}).WithDefaults(); err != nil {
+		errs = append(errs, fmt.Errorf("--rtt-cross-check: %w", err))
 	}
 	if o.polled() {
 		if o.pollInterval <= 0 {
@@ -111,7 +116,7 @@ func (o *sourceOptions) store() *topology.Store {
 func (o *sourceOptions) Config(client kubernetes.Interface, reg prometheus.Registerer, log *slog.Logger) (source.Sources, error) {
 	s := source.Sources{LatencyFile: *o.latencyFile, GoldpingerURL: o.goldpingerURL, ScoresURLs: o.scoresURLs,
 		PollInterval: o.pollInterval, PollTimeout: o.pollTimeout, SiteLabel: o.siteLabel,
-		Client: client, Registerer: reg, Log: log}
+		CrossCheck: topology.CrossCheck{Mode: o.crossCheck}, Client: client, Registerer: reg, Log: log}
 	if o.mqttEnabled {
 		c, err := o.mqtt.config()
 		if err != nil {

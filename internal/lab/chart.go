@@ -32,7 +32,7 @@ func (l *Lab) installNing(ctx context.Context) error {
 		return err
 	}
 	sec := &v1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "ning-mqtt", Namespace: Namespace},
-		StringData: map[string]string{"username": "ning", "password": "ning-lab-password"}}
+		StringData: map[string]string{"username": "admin", "password": "ning-lab-password"}}
 	if _, err := c.CoreV1().Secrets(Namespace).Create(ctx, sec, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}

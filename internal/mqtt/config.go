@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/ning-edge/ning/internal/mqtt/topics"
 )
 
 // DefaultBrokerURL is local on purpose: ning never defaults to a public broker.
@@ -24,32 +27,21 @@ const DefaultBrokerURL = "mqtt://127.0.0.1:1883"
 // ning_mqtt_dropped_total.
 const DefaultQueueSize = 1000
 
-// Topics.
+// Topics (internal/mqtt/topics is their home).
 const (
 	// TopicLatencyPrefix is followed by the source site: ning/v1/latency/<site>.
-	TopicLatencyPrefix = "ning/v1/latency/"
+	TopicLatencyPrefix = topics.LatencyPrefix
 	// TopicLatencyAll matches every site's latency topic.
-	TopicLatencyAll = TopicLatencyPrefix + "+"
+	TopicLatencyAll = topics.LatencyAll
 	// TopicTraffic carries TrafficReports.
-	TopicTraffic = "ning/v1/traffic"
+	TopicTraffic = topics.Traffic
 )
 
 // LatencyTopic returns the topic a site's LatencyReports are published on.
-func LatencyTopic(site string) (string, error) {
-	if site == "" || strings.ContainsAny(site, "/+#\x00") {
-		return "", fmt.Errorf("site %q cannot be used in an MQTT topic (empty, or contains / + # or NUL)", site)
-	}
-	return TopicLatencyPrefix + site, nil
-}
+func LatencyTopic(site string) (string, error) { return topics.Latency(site) }
 
 // SiteFromTopic returns the site of a latency topic, or false.
-func SiteFromTopic(topic string) (string, bool) {
-	site, ok := strings.CutPrefix(topic, TopicLatencyPrefix)
-	if !ok || site == "" || strings.Contains(site, "/") {
-		return "", false
-	}
-	return site, true
-}
+func SiteFromTopic(topic string) (string, bool) { return topics.SiteOf(topic) }
 
 // Config is how a client reaches the broker.
 type Config struct {
@@ -61,6 +53,10 @@ type Config struct {
 	ClientID string
 	Username string
 	Password string
+	// PasswordFile, when set, is read again before every connection attempt
+	// (a projected ServiceAccount token the kubelet rotates); Password is
+	// used when it cannot be read.
+	PasswordFile string
 	// CAFile verifies the broker's certificate; CertFile and KeyFile are the
 	// client certificate for mutual TLS. Any of them implies TLS.
 	CAFile, CertFile, KeyFile string
@@ -160,6 +156,15 @@ func (c Config) autopaho() (autopaho.ClientConfig, error) {
 	if c.Username != "" {
 		cc.ConnectUsername = c.Username
 		cc.ConnectPassword = []byte(c.Password)
+	}
+	if c.PasswordFile != "" {
+		file := c.PasswordFile
+		cc.ConnectPacketBuilder = func(cp *paho.Connect, _ *url.URL) (*paho.Connect, error) {
+			if b, err := os.ReadFile(file); err == nil {
+				cp.Password, cp.PasswordFlag = []byte(strings.TrimRight(string(b), "\r\n")), true
+			}
+			return cp, nil
+		}
 	}
 	return cc, nil
 }

@@ -13,10 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/paho"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
 	ningv1 "github.com/ning-edge/ning/api/proto/ning/v1"
+	"github.com/ning-edge/ning/internal/broker"
 )
 
 // mosquittoProc is a broker process this test starts and restarts itself.
@@ -188,7 +190,7 @@ func TestMosquittoPasswordFile(t *testing.T) {
 	}
 	dir := t.TempDir()
 	pwFile := filepath.Join(dir, "passwd")
-	for i, u := range [][2]string{{"probe", "s3cret"}, {"scheduler", "pw2"}} {
+	for i, u := range [][2]string{{"probe@site-a", "s3cret"}, {"scheduler", "pw2"}} {
 		args := []string{"-b", pwFile, u[0], u[1]}
 		if i == 0 {
 			args = append([]string{"-c"}, args...)
@@ -217,4 +219,103 @@ func TestMosquittoPasswordFile(t *testing.T) {
 	// Mosquitto 2.0 refuses bad credentials with reason code 0x87 (not
 	// authorised), not 0x86; the error still names the credentials.
 	testCredentials(t, fast, "wrong or missing user name or password): check --mqtt-username and --mqtt-password-file")
+}
+
+// TestMosquittoACL runs ning's identities against a real Mosquitto with the
+// acl_file broker.MosquittoACL writes (the external-broker case of
+// docs/security.md): prober b's forged report on site a's topic and its
+// forged traffic report are refused (PUBACK 0x87), its own report arrives,
+// and the scheduler may not publish.
+func TestMosquittoACL(t *testing.T) {
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		t.Skip("mosquitto not installed (apt-get install -y mosquitto): ACL test against a real broker skipped")
+	}
+	passwd, err := exec.LookPath("mosquitto_passwd")
+	if err != nil {
+		t.Skip("mosquitto_passwd not installed (apt-get install -y mosquitto): ACL test against a real broker skipped")
+	}
+	dir := t.TempDir()
+	pwFile, aclFile := filepath.Join(dir, "passwd"), filepath.Join(dir, "acl")
+	users := [][2]string{{"probe@a", "pa"}, {"probe@b", "pb"}, {"discover", "pd"}, {"scheduler", "ps"}}
+	for i, u := range users {
+		args := []string{"-b", pwFile, u[0], u[1]}
+		if i == 0 {
+			args = append([]string{"-c"}, args...)
+		}
+		if out, err := exec.Command(passwd, args...).CombinedOutput(); err != nil {
+			t.Fatalf("mosquitto_passwd %v: %v\n%s", args, err, out)
+		}
+	}
+	if err := os.WriteFile(aclFile, []byte(broker.MosquittoACL([]string{"a", "b"})), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	m := newMosquitto(t, bin, dir, addr, fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous false\npassword_file %s\nacl_file %s\n"+
+		"set_tcp_nodelay true\npersistence false\nlog_dest stderr\n", port, pwFile, aclFile))
+	m.start(t)
+	defer m.stop(t)
+
+	got := make(chan string, 16)
+	sub, err := NewSubscriber(t.Context(), Config{BrokerURL: "mqtt://" + addr, Username: "scheduler", Password: "ps", MinBackoff: 20 * time.Millisecond},
+		SubscriberOptions{}, func(topic string, _ []byte) { got <- topic }, prometheus.NewRegistry(), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close(context.Background())
+	waitFor(t, sub.Ready(), 10*time.Second)
+	tests := []struct {
+		user, pass, topic string
+		want              byte
+	}{
+		{"probe@b", "pb", "ning/v1/latency/a", 0x87},
+		{"probe@b", "pb", TopicTraffic, 0x87},
+		{"scheduler", "ps", "ning/v1/latency/b", 0x87},
+		{"probe@b", "pb", "ning/v1/latency/b", 0},
+		{"discover", "pd", TopicTraffic, 0},
+	}
+	for _, tt := range tests {
+		if code := rawPublish(t, addr, tt.user, tt.pass, tt.topic); code != tt.want {
+			t.Errorf("%s publishing on %s: PUBACK %#x, want %#x", tt.user, tt.topic, code, tt.want)
+		}
+	}
+	var topics []string
+	for deadline := time.After(2 * time.Second); ; {
+		select {
+		case topic := <-got:
+			topics = append(topics, topic)
+			continue
+		case <-deadline:
+		}
+		break
+	}
+	sort.Strings(topics)
+	if want := []string{"ning/v1/latency/b", "ning/v1/traffic"}; fmt.Sprint(topics) != fmt.Sprint(want) {
+		t.Errorf("the scheduler received %v, want %v", topics, want)
+	}
+}
+
+// rawPublish publishes one retained QoS 1 message as user with a paho
+// client and returns the PUBACK reason code.
+func rawPublish(t *testing.T, addr, user, pass, topic string) byte {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := paho.NewClient(paho.ClientConfig{Conn: conn})
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	ca, err := c.Connect(ctx, &paho.Connect{ClientID: "raw-" + user, KeepAlive: 10, CleanStart: true,
+		Username: user, UsernameFlag: true, Password: []byte(pass), PasswordFlag: true})
+	if err != nil || ca.ReasonCode != 0 {
+		t.Fatalf("connect as %s: %v", user, err)
+	}
+	defer c.Disconnect(&paho.Disconnect{})
+	pr, err := c.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Retain: true, Payload: []byte("x")})
+	if pr == nil {
+		t.Fatalf("publish as %s on %s: %v", user, topic, err)
+	}
+	return pr.ReasonCode
 }

@@ -93,7 +93,14 @@ func NewSubscriber(ctx context.Context, cfg Config, opts SubscriberOptions, h Ha
 	if cfg.ClientID != "" {
 		cc.SessionExpiryInterval = uint32(opts.SessionExpiry / time.Second)
 	}
-	cc.ConnectPacketBuilder = func(cp *paho.Connect, _ *url.URL) (*paho.Connect, error) {
+	base := cc.ConnectPacketBuilder
+	cc.ConnectPacketBuilder = func(cp *paho.Connect, u *url.URL) (*paho.Connect, error) {
+		if base != nil {
+			var err error
+			if cp, err = base(cp, u); err != nil {
+				return nil, err
+			}
+		}
 		if cp.Properties == nil {
 			cp.Properties = &paho.ConnectProperties{}
 		}

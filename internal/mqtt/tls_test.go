@@ -35,7 +35,7 @@ func writeCert(t *testing.T, dir string) (certFile, keyFile string) {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ning test"},
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "probe@site-a"}, // the identity a client presenting it has
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, IsCA: true, BasicConstraintsValid: true,
 		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
@@ -60,10 +60,11 @@ func writeCert(t *testing.T, dir string) (certFile, keyFile string) {
 }
 
 // TestPublishMutualTLSWithPassword publishes over mutual TLS with a username
-// and password; the same self-signed certificate is CA, server and client.
+// and password; the same self-signed certificate is CA, server and client,
+// and names the identity probe@site-a, which the username repeats.
 func TestPublishMutualTLSWithPassword(t *testing.T) {
 	cert, key := writeCert(t, t.TempDir())
-	b, err := broker.New(broker.Config{Listen: "127.0.0.1:0", Users: map[string]string{"probe": "pw"},
+	b, err := broker.New(broker.Config{Listen: "127.0.0.1:0", Users: map[string]string{"probe@site-a": "pw"},
 		CertFile: cert, KeyFile: key, ClientCAFile: cert, Inline: true}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +80,7 @@ func TestPublishMutualTLSWithPassword(t *testing.T) {
 	}
 	defer b.Close()
 	publishOne(t, Config{BrokerURL: "tls://" + b.Addr(), CAFile: cert, CertFile: cert, KeyFile: key,
-		Username: "probe", Password: "pw"}, got)
+		Username: "probe@site-a", Password: "pw"}, got)
 }
 
 // publishOne publishes report(1) with cfg, waits for its topic to arrive on
@@ -138,7 +139,7 @@ func TestTLSConfigErrors(t *testing.T) {
 // and the error says it was the credentials.
 func TestCredentialsOverTLS(t *testing.T) {
 	cert, key := writeCert(t, t.TempDir())
-	b := brokertest.Start(t, broker.Config{Listen: "127.0.0.1:0", Users: map[string]string{"probe": "s3cret", "scheduler": "pw2"},
+	b := brokertest.Start(t, broker.Config{Listen: "127.0.0.1:0", Users: map[string]string{"probe@site-a": "s3cret", "scheduler": "pw2"},
 		CertFile: cert, KeyFile: key}, testLogger(t))
 	url := "tls://" + b.Addr()
 	fast := func(user, pass string) Config {
@@ -149,9 +150,9 @@ func TestCredentialsOverTLS(t *testing.T) {
 	testCredentials(t, fast, "bad user name or password")
 }
 
-// testCredentials runs against a broker that knows the users probe (password
+// testCredentials runs against a broker that knows the users probe@site-a (password
 // s3cret) and scheduler (pw2): a subscriber as scheduler gets what a
-// publisher as probe sends, and testRefusedCredentials passes with want.
+// publisher as probe@site-a sends, and testRefusedCredentials passes with want.
 func testCredentials(t *testing.T, cfg func(user, pass string) Config, want string) {
 	t.Helper()
 	got := make(chan string, 4)
@@ -162,8 +163,8 @@ func testCredentials(t *testing.T, cfg func(user, pass string) Config, want stri
 	}
 	defer sub.Close(context.Background())
 	waitFor(t, sub.Ready(), 10*time.Second)
-	publishOne(t, cfg("probe", "s3cret"), got)
-	testRefusedCredentials(t, cfg, "probe", "s3cret", want)
+	publishOne(t, cfg("probe@site-a", "s3cret"), got)
+	testRefusedCredentials(t, cfg, "probe@site-a", "s3cret", want)
 }
 
 // testRefusedCredentials checks that a broker requiring a password refuses a

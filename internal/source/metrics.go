@@ -13,6 +13,8 @@ type Metrics struct {
 	rejected *prometheus.CounterVec
 	accepted *prometheus.CounterVec
 	unmapped *prometheus.CounterVec
+	// implausible counts RTTs the cross-check found implausible, by action.
+	implausible *prometheus.CounterVec
 }
 
 // NewMetrics registers the source counters on reg; when another source
@@ -25,8 +27,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "ning_reports_accepted_total", Help: "Reports written to the store, by kind."}, []string{"kind"}),
 		unmapped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ning_source_unmapped_total", Help: "Entries of accepted reports skipped because their address or host name maps to no known site, by source."}, []string{"source"}),
+		implausible: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ning_reports_implausible_total", Help: "Measured RTTs that other sites' measurements make implausible, by action (flagged: stored anyway; rejected: report refused)."}, []string{"action"}),
 	}
-	for _, c := range []**prometheus.CounterVec{&m.rejected, &m.accepted, &m.unmapped} {
+	for _, c := range []**prometheus.CounterVec{&m.rejected, &m.accepted, &m.unmapped, &m.implausible} {
 		if err := reg.Register(*c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/clock"
 
 	ningv1 "github.com/ning-edge/ning/api/proto/ning/v1"
+	"github.com/ning-edge/ning/internal/logging"
 	"github.com/ning-edge/ning/internal/mqtt"
 	"github.com/ning-edge/ning/internal/topology"
 )
@@ -35,6 +36,10 @@ const (
 	ReasonTopicMismatch = "topic_mismatch"
 	ReasonUnknownTopic  = "unknown_topic"
 	ReasonStore         = "store"
+	// ReasonNodeSite rejects a load report for a node that is not in the
+	// reporting site (or not in the cluster): a prober speaks for its own
+	// site's nodes only.
+	ReasonNodeSite = "node_site_mismatch"
 )
 
 // Config tunes an MQTT source.
@@ -44,6 +49,12 @@ type Config struct {
 	AllowedSites []string
 	// MaxPayload bounds one payload in bytes; zero means DefaultMaxPayload.
 	MaxPayload int
+	// CrossCheck checks each measured RTT against the other sites' reports
+	// (topology.Store.CheckRTT); the zero value flags.
+	CrossCheck topology.CrossCheck
+	// NodeSite, when set, gives the site of a node of the cluster; a load
+	// report for a node outside the reporting site is then rejected.
+	NodeSite func(node string) (site string, ok bool)
 }
 
 // MQTT feeds LatencyReports and TrafficReports from MQTT into a Store.
@@ -53,6 +64,11 @@ type MQTT struct {
 	allowed  map[string]bool
 	maxBytes int
 	log      *slog.Logger
+	cross    topology.CrossCheck
+	nodeSite func(string) (string, bool)
+	throttle *logging.Throttle
+
+	implausible *prometheus.CounterVec
 
 	rejected *prometheus.CounterVec
 	accepted *prometheus.CounterVec
@@ -63,7 +79,12 @@ type MQTT struct {
 
 // NewMQTT returns a source writing to store; metrics go to reg.
 func NewMQTT(store *topology.Store, cfg Config, clk clock.PassiveClock, reg prometheus.Registerer, log *slog.Logger) (*MQTT, error) {
-	s := &MQTT{store: store, clock: clk, maxBytes: cfg.MaxPayload, log: log}
+	cross, err := cfg.CrossCheck.WithDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &MQTT{store: store, clock: clk, maxBytes: cfg.MaxPayload, log: log, cross: cross, nodeSite: cfg.NodeSite,
+		throttle: logging.NewThrottle(time.Minute)}
 	if s.maxBytes <= 0 {
 		s.maxBytes = DefaultMaxPayload
 	}
@@ -77,7 +98,7 @@ func NewMQTT(store *topology.Store, cfg Config, clk clock.PassiveClock, reg prom
 	if err != nil {
 		return nil, err
 	}
-	s.rejected, s.accepted = m.rejected, m.accepted
+	s.rejected, s.accepted, s.implausible = m.rejected, m.accepted, m.implausible
 	return s, nil
 }
 
@@ -91,7 +112,9 @@ func (s *MQTT) Handle(topic string, payload []byte) {
 			reason = re.Reason
 		}
 		s.rejected.WithLabelValues(reason).Inc()
-		s.log.Warn("report rejected", "topic", topic, "reason", reason, "err", err)
+		if ok, suppressed := s.throttle.Allow(topic + "\x00" + reason); ok {
+			s.log.Warn("report rejected", "topic", topic, "reason", reason, "err", err, "suppressedSinceLast", suppressed)
+		}
 		return
 	}
 	if s.onStored != nil {
@@ -222,6 +245,12 @@ func (s *MQTT) Validate(r *ningv1.LatencyReport) (*Observations, error) {
 		if obs.Node == "" {
 			return nil, &topology.RejectError{Reason: topology.ReasonBadLoad, Detail: "load report without a source node"}
 		}
+		if s.nodeSite != nil {
+			if site, ok := s.nodeSite(obs.Node); !ok || site != r.GetSourceSite() {
+				return nil, &topology.RejectError{Reason: ReasonNodeSite,
+					Detail: fmt.Sprintf("site %q reports the load of node %q, which is not one of its nodes", r.GetSourceSite(), obs.Node)}
+			}
+		}
 		load := topology.Load{
 			CPU: l.GetCpuUtilisation(),
 			PSI: topology.PSI{
@@ -242,6 +271,9 @@ func (s *MQTT) Validate(r *ningv1.LatencyReport) (*Observations, error) {
 func (s *MQTT) storeLatency(r *ningv1.LatencyReport) error {
 	obs, err := s.Validate(r)
 	if err != nil {
+		return err
+	}
+	if err := s.crossCheck(obs.RTT); err != nil {
 		return err
 	}
 	for _, m := range obs.RTT {
@@ -281,5 +313,30 @@ func (s *MQTT) storeTraffic(r *ningv1.TrafficReport) error {
 		}
 	}
 	s.accepted.WithLabelValues("traffic").Inc()
+	return nil
+}
+
+// crossCheck runs topology.Store.CheckRTT on every sample of a report. An
+// implausible one is counted in ning_reports_implausible_total{action} and
+// logged once per source site a minute; in reject mode the report is
+// refused (and counted as rejected, reason implausible_rtt).
+func (s *MQTT) crossCheck(samples []topology.RTTSample) error {
+	for _, m := range samples {
+		err := s.store.CheckRTT(m, s.cross)
+		if err == nil {
+			continue
+		}
+		action := "flagged"
+		if s.cross.Mode == topology.CrossCheckReject {
+			action = "rejected"
+		}
+		s.implausible.WithLabelValues(action).Inc()
+		if ok, suppressed := s.throttle.Allow("implausible\x00" + m.From); ok {
+			s.log.Warn("implausible RTT report", "site", m.From, "action", action, "err", err, "suppressedSinceLast", suppressed)
+		}
+		if action == "rejected" {
+			return err
+		}
+	}
 	return nil
 }

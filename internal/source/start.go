@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	listersv1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/utils/clock"
 
 	"github.com/ning-edge/ning/internal/mqtt"
@@ -37,8 +38,12 @@ type Sources struct {
 	// SiteLabel is the node label naming a node's site; the polled sources
 	// map the addresses and host names they report to sites with it.
 	SiteLabel string
-	// Client lists the nodes for the polled sources; it may be nil without
-	// them.
+	// CrossCheck is what is done with an MQTT RTT that other sites'
+	// measurements make implausible (topology.Store.CheckRTT).
+	CrossCheck topology.CrossCheck
+	// Client lists the nodes for the polled sources, and for the MQTT
+	// source's check that a load report names the reporting site's own
+	// nodes; it may be nil without polled sources (no such check then).
 	Client kubernetes.Interface
 	// Registerer receives the sources' metrics (ning_reports_*,
 	// ning_source_unmapped_total, ning_mqtt_*).
@@ -96,8 +101,23 @@ func Start(ctx context.Context, s Sources, store *topology.Store) (stop func() e
 		}
 		log.Info("loaded static latency", "file", s.LatencyFile)
 	}
+	nodes := nodeLister(ctx, s.Client)
 	if s.MQTT != nil {
-		src, err := NewMQTT(store, Config{}, clock.RealClock{}, reg, log)
+		scfg := Config{CrossCheck: s.CrossCheck}
+		if s.Client != nil { // a load report is then taken only for the reporting site's own nodes
+			lister, err := nodes()
+			if err != nil {
+				return nil, err
+			}
+			scfg.NodeSite = func(node string) (string, bool) {
+				n, err := lister.Get(node)
+				if err != nil {
+					return "", false
+				}
+				return topology.SiteOf(n.Name, n.Labels, s.SiteLabel), true
+			}
+		}
+		src, err := NewMQTT(store, scfg, clock.RealClock{}, reg, log)
 		if err != nil {
 			return nil, err
 		}
@@ -113,10 +133,11 @@ func Start(ctx context.Context, s Sources, store *topology.Store) (stop func() e
 	if s.Client == nil {
 		return nil, errors.New("--goldpinger-url and --scores-url need the Kubernetes API (to map node addresses to sites)")
 	}
-	sites, err := followNodes(ctx, s.Client, s.SiteLabel)
+	lister, err := nodes()
 	if err != nil {
 		return nil, err
 	}
+	sites := followNodes(lister, s.SiteLabel)
 	httpConfig := func(u string) HTTPConfig {
 		return HTTPConfig{URL: u, Interval: s.PollInterval, Timeout: s.PollTimeout}
 	}
@@ -139,17 +160,31 @@ func Start(ctx context.Context, s Sources, store *topology.Store) (stop func() e
 	return stopAll, nil
 }
 
-// followNodes starts a node informer and returns a function giving the
-// current node-to-site and address-to-node maps from its cache.
-func followNodes(ctx context.Context, client kubernetes.Interface, label string) (func() Sites, error) {
-	factory := informers.NewSharedInformerFactory(client, 0)
-	lister := factory.Core().V1().Nodes().Lister()
-	factory.Start(ctx.Done())
-	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return nil, fmt.Errorf("node informer for the polled sources: %s did not sync: %w", typ, context.Cause(ctx))
+// nodeLister returns a function that starts the sources' node informer on
+// its first call, waits for it to sync, and returns its lister (the same on
+// every call).
+func nodeLister(ctx context.Context, client kubernetes.Interface) func() (listersv1.NodeLister, error) {
+	var lister listersv1.NodeLister
+	return func() (listersv1.NodeLister, error) {
+		if lister != nil {
+			return lister, nil
 		}
+		factory := informers.NewSharedInformerFactory(client, 0)
+		l := factory.Core().V1().Nodes().Lister()
+		factory.Start(ctx.Done())
+		for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
+			if !ok {
+				return nil, fmt.Errorf("node informer of the latency sources: %s did not sync: %w", typ, context.Cause(ctx))
+			}
+		}
+		lister = l
+		return l, nil
 	}
+}
+
+// followNodes returns a function giving the current node-to-site and
+// address-to-node maps from lister's cache.
+func followNodes(lister listersv1.NodeLister, label string) func() Sites {
 	return func() Sites {
 		list, err := lister.List(labels.Everything())
 		if err != nil { // a cache lister does not fail; keep the type honest
@@ -160,7 +195,7 @@ func followNodes(ctx context.Context, client kubernetes.Interface, label string)
 			nodes[i] = *n
 		}
 		return SitesFromNodes(nodes, label)
-	}, nil
+	}
 }
 
 // Feed feeds store from s while run runs, and stops the sources once it has

@@ -119,12 +119,14 @@ type Store struct {
 	cfg   Config
 	clock clock.PassiveClock
 
-	mu      sync.RWMutex
-	links   map[[2]string]*Link
-	static  map[[2]string]float64
-	loads   map[string]*Load
-	traffic map[string]trafficEntry
-	version uint64
+	mu    sync.RWMutex
+	links map[[2]string]*Link
+	// reporters is every site that measured a link (CheckRTT's witnesses).
+	reporters map[string]bool
+	static    map[[2]string]float64
+	loads     map[string]*Load
+	traffic   map[string]trafficEntry
+	version   uint64
 	// rttVersion counts RTT changes only (MatrixCache keys on it).
 	rttVersion uint64
 	// loadWrites counts load reports; every loadSweepEvery of them drops the
@@ -150,12 +152,13 @@ type trafficEntry struct {
 // NewStore returns an empty store that reads time from clk.
 func NewStore(cfg Config, clk clock.PassiveClock) *Store {
 	return &Store{
-		cfg:     cfg.withDefaults(),
-		clock:   clk,
-		links:   map[[2]string]*Link{},
-		static:  map[[2]string]float64{},
-		loads:   map[string]*Load{},
-		traffic: map[string]trafficEntry{},
+		cfg:       cfg.withDefaults(),
+		clock:     clk,
+		links:     map[[2]string]*Link{},
+		reporters: map[string]bool{},
+		static:    map[[2]string]float64{},
+		loads:     map[string]*Load{},
+		traffic:   map[string]trafficEntry{},
 	}
 }
 
@@ -254,6 +257,7 @@ func (s *Store) ObserveRTT(m RTTSample) error {
 	if l == nil {
 		l = &Link{Loss: loss}
 		s.links[key] = l
+		s.reporters[m.From] = true
 	} else {
 		l.Loss = a*loss + (1-a)*l.Loss
 	}

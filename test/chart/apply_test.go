@@ -341,7 +341,11 @@ var defaultRBAC = []access{
 	{sa: "ning-discover", verb: "get", group: "apps", resource: "deployments", ns: namespace, name: "other", want: false},
 	{sa: "ning-discover", verb: "get", group: "batch", resource: "cronjobs", ns: namespace, name: "ning-discover", want: false},
 	{sa: "ning-discover", verb: "create", resource: "pods", ns: namespace, want: false},
+	// The broker reviews its clients' tokens and reads a prober's node, no more.
+	{sa: "ning-broker", verb: "create", group: "authentication.k8s.io", resource: "tokenreviews", want: true},
+	{sa: "ning-broker", verb: "get", resource: "nodes", name: "a-1", want: true},
 	{sa: "ning-broker", verb: "list", resource: "nodes", want: false},
+	{sa: "ning-broker", verb: "get", resource: "secrets", ns: namespace, want: false},
 	{sa: "ning-probe-job", verb: "list", resource: "nodes", want: false},
 }
 
@@ -441,10 +445,14 @@ func checkProbeJob(ctx context.Context, t *testing.T, c *cluster, objs []*unstru
 	}
 	ps := created.Spec.Template.Spec
 	if ps.AutomountServiceAccountToken == nil || *ps.AutomountServiceAccountToken {
-		t.Error("the probe Job mounts a service account token it does not need")
+		t.Error("the probe Job mounts a Kubernetes API token it does not need")
 	}
 	ctr := ps.Containers[0]
-	if !slices.Contains(ctr.Args, "--mqtt-password-file=/etc/ning/mqtt/password") || len(ctr.VolumeMounts) == 0 || ctr.VolumeMounts[0].MountPath != "/etc/ning/mqtt" {
+	// With mqtt.auth=token the file is its own broker-audience token, else the password.
+	file := slices.ContainsFunc(ctr.Args, func(a string) bool {
+		return a == "--mqtt-password-file=/etc/ning/mqtt/password" || a == "--mqtt-password-file=/etc/ning/mqtt/token"
+	})
+	if !file || len(ctr.VolumeMounts) == 0 || ctr.VolumeMounts[0].MountPath != "/etc/ning/mqtt" {
 		t.Errorf("the probe Job cannot read the MQTT password: args %v mounts %v", ctr.Args, ctr.VolumeMounts)
 	}
 }

@@ -183,7 +183,7 @@ func plainManifests(t *testing.T) string {
 		"# namespace " + namespace + ") by `make manifests`; do not edit. Before applying, create\n" +
 		"# the MQTT credentials Secret (see docs/install.md):\n" +
 		"#   kubectl apply -f deploy/manifests/ning.yaml   # creates the namespace first\n" +
-		"#   kubectl -n " + namespace + " create secret generic ning-mqtt --from-literal=username=ning --from-literal=password=...\n")
+		"#   kubectl -n " + namespace + " create secret generic ning-mqtt --from-literal=username=admin --from-literal=password=...\n")
 	fmt.Fprintf(&b, "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n  labels:\n    app.kubernetes.io/part-of: ning\n"+
 		"    pod-security.kubernetes.io/enforce: restricted\n", namespace)
 	for _, m := range mustRender(t, map[string]any{}) {

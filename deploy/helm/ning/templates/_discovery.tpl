@@ -66,8 +66,13 @@ containers:
       - --probe-arg=--count={{ $.Values.prober.count }}
       - --probe-arg=--interval={{ $.Values.prober.interval }}
       - --probe-arg=--timeout={{ $.Values.prober.timeout }}
+      {{- if eq (include "ning.mqttAuth" $) "token" }}
+      - --probe-arg=--mqtt-username=kubernetes
+      - --probe-arg=--mqtt-password-file=/etc/ning/mqtt/token
+      {{- else }}
       - --probe-arg=--mqtt-username=$(MQTT_USERNAME)
       - --probe-arg=--mqtt-password-file=/etc/ning/mqtt/password
+      {{- end }}
       {{- if $.Values.mqtt.caSecret }}
       - --probe-arg=--mqtt-ca=/etc/ning/mqtt-ca/ca.crt
       {{- end }}

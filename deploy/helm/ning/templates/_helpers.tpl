@@ -36,22 +36,40 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
+{{/* The MQTT authentication mode: token (each pod's own ServiceAccount token) or secret. */}}
+{{- define "ning.mqttAuth" -}}
+{{- if not (has .Values.mqtt.auth (list "token" "secret")) -}}
+{{ fail (printf "mqtt.auth %q: want token or secret" .Values.mqtt.auth) }}
+{{- else if and (eq .Values.mqtt.auth "token") .Values.mqtt.url -}}
+{{ fail "mqtt.auth=token needs the embedded broker (it reviews the tokens); an external broker needs mqtt.auth=secret" }}
+{{- else -}}
+{{ .Values.mqtt.auth }}
+{{- end -}}
+{{- end -}}
+
 {{/* MQTT client arguments, as a YAML list body. */}}
 {{- define "ning.mqttArgs" -}}
 - --broker={{ include "ning.mqttURL" . }}
+{{- if eq (include "ning.mqttAuth" .) "token" }}
+- --mqtt-username=kubernetes
+- --mqtt-password-file=/etc/ning/mqtt/token
+{{- else }}
 - --mqtt-username=$(MQTT_USERNAME)
 - --mqtt-password-file=/etc/ning/mqtt/password
+{{- end }}
 {{- if .Values.mqtt.caSecret }}
 - --mqtt-ca=/etc/ning/mqtt-ca/ca.crt
 {{- end }}
 {{- end -}}
 
 {{- define "ning.mqttEnv" -}}
+{{- if eq (include "ning.mqttAuth" .) "secret" -}}
 - name: MQTT_USERNAME
   valueFrom:
     secretKeyRef:
       name: {{ .Values.mqtt.credentialsSecret }}
       key: {{ .Values.mqtt.usernameKey }}
+{{- end -}}
 {{- end -}}
 
 {{- define "ning.mqttVolumeMounts" -}}
@@ -66,6 +84,19 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{- define "ning.mqttVolumes" -}}
+{{- if eq (include "ning.mqttAuth" .) "token" }}
+# The pod's own ServiceAccount token for the broker's audience: the broker
+# reviews it (TokenReview) and maps the account to an identity (a prober:
+# probe@<its node's site>). It is no credential for the Kubernetes API.
+- name: mqtt-credentials
+  projected:
+    defaultMode: 0440
+    sources:
+      - serviceAccountToken:
+          audience: {{ .Values.mqtt.tokenAudience }}
+          expirationSeconds: 3600
+          path: token
+{{- else }}
 - name: mqtt-credentials
   secret:
     secretName: {{ .Values.mqtt.credentialsSecret }}
@@ -73,6 +104,7 @@ app.kubernetes.io/component: {{ .component }}
     items:
       - key: {{ .Values.mqtt.passwordKey }}
         path: password
+{{- end }}
 {{- if .Values.mqtt.caSecret }}
 - name: mqtt-ca
   secret:
