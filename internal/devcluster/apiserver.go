@@ -119,7 +119,7 @@ func StartAPIServer(ctx context.Context, dir string, storage *storagebackend.Con
 		return fail(fmt.Errorf("kube-apiserver configuration: %w", err))
 	}
 	if reconcilers.Type(s.EndpointReconcilerType) == reconcilers.NoneEndpointReconcilerType {
-		config.KubeAPIs.Extra.EndpointReconcilerConfig.Reconciler = &noEndpoints{}
+		config.KubeAPIs.EndpointReconcilerConfig.Reconciler = &noEndpoints{}
 	}
 	cc, err := config.Complete()
 	if err != nil {
