@@ -37,6 +37,7 @@ type sourceFlags struct {
 	siteLabel     string
 	ttl           time.Duration
 	alpha         float64
+	maxSites      int
 }
 
 func (f *sourceFlags) add(fs *pflag.FlagSet) {
@@ -50,6 +51,7 @@ func (f *sourceFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.siteLabel, "site-label", topology.DefaultSiteLabel, "node label whose value names a node's site (a node without it is a site of its own)")
 	fs.DurationVar(&f.ttl, "data-ttl", topology.DefaultTTL, "how long a measured RTT, load or traffic figure stays valid")
 	fs.Float64Var(&f.alpha, "ewma-alpha", topology.DefaultAlpha, "weight of a new RTT or CPU observation in the moving average (0..1]")
+	fs.IntVar(&f.maxSites, "max-sites", topology.DefaultMaxSites, "most sites the store holds data for; reports naming a new site past it are rejected (reason too_many_sites)")
 }
 
 // storeConfig checks --ewma-alpha and --data-ttl and returns the store's
@@ -61,7 +63,10 @@ func (f *sourceFlags) storeConfig() (topology.Config, error) {
 	if f.ttl <= 0 {
 		return topology.Config{}, fmt.Errorf("--data-ttl %v: want a positive duration", f.ttl)
 	}
-	return topology.Config{Alpha: f.alpha, TTL: f.ttl}, nil
+	if f.maxSites <= 0 {
+		return topology.Config{}, fmt.Errorf("--max-sites %d: want a positive number", f.maxSites)
+	}
+	return topology.Config{Alpha: f.alpha, TTL: f.ttl, MaxSites: f.maxSites}, nil
 }
 
 // polled reports whether an HTTP source is given: those need the cluster's
