@@ -39,7 +39,7 @@ func TestHostileClients(t *testing.T) {
 	go func() {
 		done <- Run(ctx, ln, client, store, RunOptions{
 			Config: Config{Limits: Limits{MaxBodyBytes: 64 << 10}},
-			Server:       httpserve.Options{ReadHeaderTimeout: 300 * time.Millisecond, ReadTimeout: time.Second},
+			Server: httpserve.Options{ReadHeaderTimeout: 300 * time.Millisecond, ReadTimeout: time.Second},
 		}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}()
 	t.Cleanup(func() {

@@ -255,12 +255,18 @@ func TestMaxSites(t *testing.T) {
 		do   func() error
 		want string // the rejection reason, "" for accepted
 	}{
-		{"a->b", func() error { return s.ObserveRTT(RTTSample{From: "a", To: "b", MeanMs: 1, Sent: 1, Received: 1, At: t0}) }, ""},
+		{"a->b", func() error {
+			return s.ObserveRTT(RTTSample{From: "a", To: "b", MeanMs: 1, Sent: 1, Received: 1, At: t0})
+		}, ""},
 		{"traffic c", func() error { return s.SetTraffic("c", 1, t0, false) }, ""},
-		{"a->d", func() error { return s.ObserveRTT(RTTSample{From: "a", To: "d", MeanMs: 1, Sent: 1, Received: 1, At: t0}) }, ReasonTooManySites},
+		{"a->d", func() error {
+			return s.ObserveRTT(RTTSample{From: "a", To: "d", MeanMs: 1, Sent: 1, Received: 1, At: t0})
+		}, ReasonTooManySites},
 		{"static d->e", func() error { return s.SetStaticRTT("d", "e", 1) }, ReasonTooManySites},
 		{"traffic d", func() error { return s.SetTraffic("d", 1, t0, false) }, ReasonTooManySites},
-		{"known b->c", func() error { return s.ObserveRTT(RTTSample{From: "b", To: "c", MeanMs: 1, Sent: 1, Received: 1, At: t0}) }, ""},
+		{"known b->c", func() error {
+			return s.ObserveRTT(RTTSample{From: "b", To: "c", MeanMs: 1, Sent: 1, Received: 1, At: t0})
+		}, ""},
 		{"static c->a", func() error { return s.SetStaticRTT("c", "a", 2) }, ""},
 	}
 	for _, st := range steps {
