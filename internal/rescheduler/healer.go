@@ -2,6 +2,7 @@ package rescheduler
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -231,7 +232,10 @@ func (h *healer) act(ctx context.Context, actions []nodeAction, ev *evictor) []E
 	return out
 }
 
-// setDownTaint adds or removes the NoSchedule taint TaintNodeDown.
+// setDownTaint adds or removes the NoSchedule taint TaintNodeDown, with a
+// merge patch of spec.taints alone (the chart grants `nodes patch`, and its
+// ValidatingAdmissionPolicy refuses any other change). The patch carries the
+// resourceVersion read, so a concurrent change gets a conflict and a retry.
 func (h *healer) setDownTaint(ctx context.Context, name string, on bool) error {
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		n, err := h.client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
@@ -247,8 +251,14 @@ func (h *healer) setDownTaint(ctx context.Context, name string, on bool) error {
 		if on {
 			taints = append(taints, v1.Taint{Key: TaintNodeDown, Effect: v1.TaintEffectNoSchedule, TimeAdded: ptr.To(metav1.NewTime(h.clock.Now()))})
 		}
-		n.Spec.Taints = taints
-		_, err = h.client.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
+		patch, err := json.Marshal(map[string]any{
+			"metadata": map[string]any{"resourceVersion": n.ResourceVersion},
+			"spec":     map[string]any{"taints": taints}, // nil removes the field
+		})
+		if err != nil {
+			return fmt.Errorf("node %s: the taint patch: %w", name, err)
+		}
+		_, err = h.client.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
 		return err
 	})
 }

@@ -32,7 +32,7 @@ containers:
       - --owner=cronjob/{{ .name }}
       {{- else }}
       - --interval={{ $v.interval }}
-      - --listen=:{{ $v.port }}
+      - --listen=$(POD_IP):{{ $v.port }}
       - --owner=deployment/{{ .name }}
       {{- end }}
       - --source={{ $v.source }}
@@ -43,7 +43,7 @@ containers:
       {{- end }}
       - --node-label={{ $v.nodeLabel }}
       {{- else }}
-      - --otlp-listen=:{{ $v.otlpPort }}
+      - --otlp-listen=$(POD_IP):{{ $v.otlpPort }}
       {{- with $v.otlpMetric }}
       - --otlp-metric={{ . }}
       {{- end }}
@@ -76,6 +76,7 @@ containers:
       {{- toYaml . | nindent 6 }}
       {{- end }}
     env:
+      {{- include "ning.podIPEnv" $ | nindent 6 }}
       {{- include "ning.mqttEnv" $ | nindent 6 }}
     {{- if eq $v.mode "continuous" }}
     ports:
