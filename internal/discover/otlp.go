@@ -14,11 +14,10 @@ import (
 	collectormetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
-	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 	"k8s.io/utils/clock"
 )
 
@@ -177,16 +176,7 @@ func (r *OTLP) Window() time.Duration { return r.o.Window }
 // back in partial_success, as the OTLP specification asks. The source of a
 // push, for the per-source series cap, is its peer's IP address.
 func (r *OTLP) Export(ctx context.Context, req *collectormetrics.ExportMetricsServiceRequest) (*collectormetrics.ExportMetricsServiceResponse, error) {
-	source := peerSource(ctx)
-	select {
-	case r.inFlight <- struct{}{}:
-		defer func() { <-r.inFlight }()
-	default:
-		r.o.Report(&DataError{Reason: ReasonOTLPInFlight, Source: source,
-			Detail: fmt.Sprintf("%d pushes in progress, the limit; push refused", r.o.Limits.MaxInFlight)})
-		return nil, status.Errorf(codes.ResourceExhausted, "%d pushes in progress, the limit", r.o.Limits.MaxInFlight)
-	}
-	rejected, msg := r.Ingest(source, req)
+	rejected, msg := r.Ingest(peerSource(ctx), req)
 	resp := &collectormetrics.ExportMetricsServiceResponse{}
 	if rejected > 0 {
 		resp.PartialSuccess = &collectormetrics.ExportMetricsPartialSuccess{RejectedDataPoints: rejected, ErrorMessage: msg}
@@ -437,6 +427,21 @@ func (r *OTLP) Sample(_ context.Context, now time.Time) (Sample, error) {
 	return s, nil
 }
 
+// tap admits a new stream when fewer than MaxInFlight are open, and frees
+// its token when the stream's context ends (gRPC cancels it as the stream
+// closes). It runs under the transport's lock: it must not block.
+func (r *OTLP) tap(ctx context.Context, _ *tap.Info) (context.Context, error) {
+	select {
+	case r.inFlight <- struct{}{}:
+		go func() { <-ctx.Done(); <-r.inFlight }()
+		return ctx, nil
+	default:
+		r.o.Report(&DataError{Reason: ReasonOTLPInFlight, Source: peerSource(ctx),
+			Detail: fmt.Sprintf("%d pushes in progress, the limit; push refused", r.o.Limits.MaxInFlight)})
+		return nil, status.Errorf(codes.ResourceExhausted, "%d pushes in progress, the limit", r.o.Limits.MaxInFlight)
+	}
+}
+
 // ServeOTLP serves the receiver on ln until ctx ends, over TLS with a
 // bearer token or a client certificate as r's Auth says.
 func ServeOTLP(ctx context.Context, ln net.Listener, r *OTLP) error {
@@ -445,15 +450,14 @@ func ServeOTLP(ctx context.Context, ln net.Listener, r *OTLP) error {
 		return err
 	}
 	opts = append(opts, grpc.MaxRecvMsgSize(MaxOTLPRequestBytes),
-		// One stream per connection at a time and at most MaxInFlight
-		// connections served (more wait in the listen backlog): gRPC
-		// reads and decodes a message before Export takes its in-flight
-		// token, so these bound the decoding memory. A bounded handshake
-		// and idle time keep a silent client from holding a slot.
+		// The in-flight limit is taken when a stream opens, before gRPC
+		// reads and decodes its message, so it bounds decoding memory.
+		grpc.InTapHandle(r.tap),
 		grpc.MaxConcurrentStreams(1),
-		grpc.ConnectionTimeout(10*time.Second),
-		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: time.Minute}))
-	ln = netutil.LimitListener(ln, r.o.Limits.MaxInFlight)
+		// Fixed 64 KiB flow-control windows (no BDP growth): a connection
+		// whose stream waits or was refused buffers no more than that.
+		grpc.InitialWindowSize(64<<10), grpc.InitialConnWindowSize(64<<10),
+		grpc.ConnectionTimeout(10*time.Second))
 	srv := grpc.NewServer(opts...)
 	collectormetrics.RegisterMetricsServiceServer(srv, r)
 	errc := make(chan error, 1)
