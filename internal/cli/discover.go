@@ -28,6 +28,8 @@ type discoverOptions struct {
 	otlpListen               string
 	otlpMetric, otlpNodeAttr string
 	otlpMatch                []string
+	otlpAuth                 discover.OTLPAuth
+	otlpLimits               discover.OTLPLimits
 	kubeconfig               string
 	gatewaySelector          string
 	gatewayNamespace         string
@@ -59,6 +61,15 @@ func (o *discoverOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.otlpMetric, "otlp-metric", discover.DefaultOTLPMetric, "counter to read from OTLP pushes")
 	f.StringVar(&o.otlpNodeAttr, "otlp-node-attribute", discover.DefaultNodeAttr, "resource (or point) attribute naming the node")
 	f.StringArrayVar(&o.otlpMatch, "otlp-match", []string{"entrypoint=web"}, "point attribute KEY=VALUE a point must carry (repeatable; empty string: none)")
+	f.StringVar(&o.otlpAuth.CertFile, "otlp-tls-cert", "", "serve OTLP over TLS with this certificate (with --otlp-tls-key)")
+	f.StringVar(&o.otlpAuth.KeyFile, "otlp-tls-key", "", "key of --otlp-tls-cert")
+	f.StringVar(&o.otlpAuth.TokenFile, "otlp-token-file", "", "file holding the bearer token every push must carry (authorization: Bearer TOKEN)")
+	f.StringVar(&o.otlpAuth.ClientCAFile, "otlp-client-ca", "", "require OTLP client certificates signed by this CA (mTLS)")
+	f.BoolVar(&o.otlpAuth.Insecure, "otlp-insecure", false, "accept OTLP pushes without a token or client certificate (a lab on loopback only)")
+	f.IntVar(&o.otlpLimits.MaxInFlight, "otlp-max-in-flight", discover.DefaultOTLPMaxInFlight, "OTLP pushes taken at once; more get RESOURCE_EXHAUSTED")
+	f.IntVar(&o.otlpLimits.MaxSeries, "otlp-max-series", discover.DefaultOTLPMaxSeries, "OTLP series held in all")
+	f.IntVar(&o.otlpLimits.MaxSeriesPerSource, "otlp-max-series-per-source", discover.DefaultOTLPMaxSeriesPerSource, "OTLP series one source (peer address) may hold")
+	f.IntVar(&o.otlpLimits.MaxSeriesBytes, "otlp-max-series-bytes", discover.DefaultOTLPMaxSeriesBytes, "largest OTLP series identity (node, resource, scope and point attributes) in bytes")
 	addKubeconfigFlag(f, &o.kubeconfig)
 	f.StringVar(&o.gatewaySelector, "gateway-selector", discover.DefaultGatewaySelector, "label selector of the gateway pods")
 	f.StringVar(&o.gatewayNamespace, "gateway-namespace", "", "namespace of the gateway pods (default: all)")
@@ -183,7 +194,8 @@ func (o *discoverOptions) Config() (discover.RunConfig, error) {
 	out, format := o.out, o.output
 	c := discover.RunConfig{Client: client, Source: o.source,
 		Prometheus: discover.PrometheusOptions{URL: o.promURL, Query: o.query, NodeLabel: o.nodeLabel, Window: o.window},
-		OTLP:       discover.OTLPOptions{Metric: o.otlpMetric, NodeAttr: o.otlpNodeAttr, Match: match, Window: o.window},
+		OTLP: discover.OTLPOptions{Metric: o.otlpMetric, NodeAttr: o.otlpNodeAttr, Match: match, Window: o.window,
+			Auth: o.otlpAuth, Limits: o.otlpLimits},
 		OTLPListen: o.otlpListen,
 		Job: discover.JobOptions{Namespace: o.namespace, Image: o.image, SiteLabel: o.siteLabel, Broker: o.mqtt.url,
 			ExtraArgs: o.probeArgs, ServiceAccount: o.serviceAccount, TTL: o.jobTTL, Period: o.jobPeriod, Keep: o.keepJobs},

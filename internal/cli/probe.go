@@ -99,7 +99,7 @@ func (o *probeOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVarP(&o.output, "output", "o", "json", "--once output: json (protojson of LatencyReport)")
 	f.DurationVar(&o.period, "period", 30*time.Second, "time between rounds")
 	f.Float64Var(&o.jitter, "jitter", 0.2, "extra random delay between rounds, as a share of --period (0..1)")
-	f.StringVar(&o.listen, "listen", ":9810", "address for /healthz, /metrics and /scores (empty: none)")
+	f.StringVar(&o.listen, "listen", "127.0.0.1:9810", "address for /healthz, /metrics and /scores (empty: none); the chart binds the pod IP")
 	f.StringVar(&o.procRoot, "proc", "/proc", "procfs root to read CPU and PSI from")
 	f.IntVar(&o.queueSize, "queue-size", mqtt.DefaultQueueSize, "reports kept while the broker is unreachable (oldest dropped beyond)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")

@@ -33,6 +33,7 @@ type sourceOptions struct {
 	ttl           time.Duration
 	alpha         float64
 	crossCheck    string
+	maxSites      int
 }
 
 func (o *sourceOptions) AddFlags(fs *pflag.FlagSet) {
@@ -47,6 +48,7 @@ func (o *sourceOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.ttl, "data-ttl", topology.DefaultTTL, "how long a measured RTT, load or traffic figure stays valid")
 	fs.Float64Var(&o.alpha, "ewma-alpha", topology.DefaultAlpha, "weight of a new RTT or CPU observation in the moving average (0..1]")
 	fs.StringVar(&o.crossCheck, "rtt-cross-check", topology.CrossCheckFlag, "an MQTT RTT that other sites' measurements make implausible: flag (count, log, keep), reject or off")
+	fs.IntVar(&o.maxSites, "max-sites", topology.DefaultMaxSites, "most sites the store holds data for; reports naming a new site past it are rejected (reason too_many_sites)")
 }
 
 // polled reports whether an HTTP source is given: those need the cluster's
@@ -64,6 +66,9 @@ func (o *sourceOptions) Validate() error {
 	}
 	if o.siteLabel == "" {
 		errs = append(errs, errors.New("--site-label: want a label key"))
+	}
+	if o.maxSites <= 0 {
+		errs = append(errs, fmt.Errorf("--max-sites %d: want a positive number", o.maxSites))
 	}
 	if _, err := (topology.CrossCheck{Mode: o.crossCheck}).WithDefaults(); err != nil {
 		errs = append(errs, fmt.Errorf("--rtt-cross-check: %w", err))
@@ -102,7 +107,7 @@ func checkHTTPURL(s string) error {
 
 // storeConfig is --ewma-alpha and --data-ttl.
 func (o *sourceOptions) storeConfig() topology.Config {
-	return topology.Config{Alpha: o.alpha, TTL: o.ttl}
+	return topology.Config{Alpha: o.alpha, TTL: o.ttl, MaxSites: o.maxSites}
 }
 
 // store returns an empty store of storeConfig.

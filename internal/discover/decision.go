@@ -32,6 +32,8 @@ type DataError struct {
 	Reason string
 	Detail string
 	Err    error
+	// Source, when known, is who sent the data (an OTLP peer's address).
+	Source string
 }
 
 func (e *DataError) Error() string {

@@ -72,7 +72,7 @@ func otlpFeed(t *testing.T, r *OTLP, at time.Time, rps map[string]float64) {
 	t.Helper()
 	for node, v := range rps {
 		sec := at.Sub(t0).Seconds()
-		if n, msg := r.Ingest(request(node, cum, true, pt{sec, 0, v * sec})); n != 0 {
+		if n, msg := r.Ingest("", request(node, cum, true, pt{sec, 0, v * sec})); n != 0 {
 			t.Fatalf("rejected: %s", msg)
 		}
 	}

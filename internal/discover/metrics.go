@@ -4,8 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/utils/clock"
+
+	"github.com/ning-edge/ning/internal/logging"
 )
 
 // Metrics are discovery's Prometheus metrics.
@@ -17,11 +21,13 @@ type Metrics struct {
 	Decisions   prometheus.Counter
 	LastSuccess prometheus.Gauge
 	JobsCreated prometheus.Counter
+	every       *logging.Every
 }
 
 // NewMetrics registers discovery's metrics on reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
+		every: logging.NewEvery(LogEvery, clock.RealClock{}),
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ning_discover_errors_total",
 			Help: "Bad or missing input, by reason; the previous decision was kept."}, []string{"reason"}),
 		SiteRate: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ning_discover_site_requests_per_second",
@@ -45,13 +51,20 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-// Reporter returns a function that logs a DataError and counts it.
+// Reporter returns a function that counts a DataError and logs it, once per
+// source and reason per LogEvery.
 func (m *Metrics) Reporter(log *slog.Logger) func(*DataError) {
 	return func(e *DataError) {
 		m.Errors.WithLabelValues(e.Reason).Inc()
-		log.Warn("discovery input rejected", "reason", e.Reason, "detail", e.Detail, "err", e.Err)
+		if m.every.Allow(e.Source + "\x00" + e.Reason) {
+			log.Warn("discovery input rejected (logged once per source and reason per interval; every one is counted)",
+				"reason", e.Reason, "source", e.Source, "detail", e.Detail, "err", e.Err, "interval", LogEvery)
+		}
 	}
 }
+
+// LogEvery is how often one source's rejections of one reason are logged.
+const LogEvery = time.Minute
 
 // report counts err under its reason (a DataError) or under fallback.
 func (m *Metrics) report(log *slog.Logger, err error, fallback string) {

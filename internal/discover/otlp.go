@@ -15,18 +15,85 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 	"k8s.io/utils/clock"
 )
 
 // OTLP defaults.
 const (
-	DefaultOTLPMetric   = "traefik_entrypoint_requests_total"
-	DefaultNodeAttr     = "k8s.node.name"
-	DefaultOTLPWindow   = time.Minute
-	MaxOTLPRequestBytes = 16 << 20
-	maxSeries           = 10000
-	maxPointsPerSeries  = 10000
+	DefaultOTLPMetric = "traefik_entrypoint_requests_total"
+	DefaultNodeAttr   = "k8s.node.name"
+	DefaultOTLPWindow = time.Minute
+	// MaxOTLPRequestBytes bounds one push; with DefaultOTLPMaxInFlight of
+	// them decoded at once, discovery stays well inside the chart's 256Mi.
+	MaxOTLPRequestBytes = 4 << 20
+	// DefaultOTLPMaxInFlight is how many pushes are taken at once; more get
+	// RESOURCE_EXHAUSTED (the exporter retries).
+	DefaultOTLPMaxInFlight = 4
+	// DefaultOTLPMaxSeries bounds the series held in all.
+	DefaultOTLPMaxSeries = 10000
+	// DefaultOTLPMaxSeriesPerSource bounds the series one source (a peer
+	// address, one gateway pod) holds, so that a flood from one source
+	// cannot fill the cap and lock out the others.
+	DefaultOTLPMaxSeriesPerSource = 500
+	// DefaultOTLPMaxSeriesBytes bounds a series' identity (its node, resource,
+	// scope and point attributes); a point over it is rejected.
+	DefaultOTLPMaxSeriesBytes = 2048
+	// DefaultOTLPMaxFutureSkew is how far ahead of this clock a point may be
+	// stamped.
+	DefaultOTLPMaxFutureSkew = 10 * time.Second
+	maxPointsPerSeries       = 10000
 )
+
+// Reasons of OTLP refusals beside the DataError reasons in decision.go.
+const (
+	ReasonOTLPFuture        = "otlp_future_timestamp"
+	ReasonOTLPTooManySeries = "otlp_too_many_series"
+	ReasonOTLPTooLarge      = "otlp_series_too_large"
+	ReasonOTLPUnauthorized  = "otlp_unauthenticated"
+	ReasonOTLPInFlight      = "otlp_in_flight"
+)
+
+// OTLPLimits bound what pushes may cost. Zero values take the defaults.
+type OTLPLimits struct {
+	MaxInFlight        int
+	MaxSeries          int
+	MaxSeriesPerSource int
+	MaxSeriesBytes     int
+	MaxFutureSkew      time.Duration
+}
+
+func (l OTLPLimits) withDefaults() OTLPLimits {
+	if l.MaxInFlight <= 0 {
+		l.MaxInFlight = DefaultOTLPMaxInFlight
+	}
+	if l.MaxSeries <= 0 {
+		l.MaxSeries = DefaultOTLPMaxSeries
+	}
+	if l.MaxSeriesPerSource <= 0 {
+		l.MaxSeriesPerSource = DefaultOTLPMaxSeriesPerSource
+	}
+	if l.MaxSeriesBytes <= 0 {
+		l.MaxSeriesBytes = DefaultOTLPMaxSeriesBytes
+	}
+	if l.MaxFutureSkew <= 0 {
+		l.MaxFutureSkew = DefaultOTLPMaxFutureSkew
+	}
+	return l
+}
+
+// OTLPAuth says who may push: TLS (CertFile, KeyFile) with a bearer token
+// (TokenFile: "authorization: Bearer <token>" metadata) or a client
+// certificate signed by ClientCAFile (mTLS), or both. Without either the
+// receiver refuses to start unless Insecure is set (a lab on loopback).
+type OTLPAuth struct {
+	CertFile, KeyFile string
+	ClientCAFile      string
+	TokenFile         string
+	Insecure          bool
+}
 
 // OTLPOptions configures the OTLP receiver.
 type OTLPOptions struct {
@@ -44,6 +111,10 @@ type OTLPOptions struct {
 	Clock clock.PassiveClock
 	// Report is told about every rejected payload part; nil ignores them.
 	Report func(*DataError)
+	// Limits bound what pushes may cost.
+	Limits OTLPLimits
+	// Auth says who may push (ServeOTLP).
+	Auth OTLPAuth
 }
 
 // OTLP is an OTLP/gRPC MetricsService receiver that turns a counter, pushed
@@ -54,6 +125,9 @@ type OTLP struct {
 
 	mu     sync.Mutex
 	series map[string]*series
+	// perSource counts each source's series.
+	perSource map[string]int
+	inFlight  chan struct{}
 }
 
 type point struct {
@@ -63,8 +137,12 @@ type point struct {
 
 type series struct {
 	node   string
+	source string
 	delta  bool
 	points []point // by time
+	// arrived is when a point of the series last arrived, by this clock:
+	// a series goes stale by it, not by its points' own timestamps.
+	arrived time.Time
 }
 
 // NewOTLP returns a receiver; serve it with ServeOTLP.
@@ -84,7 +162,8 @@ func NewOTLP(o OTLPOptions) *OTLP {
 	if o.Report == nil {
 		o.Report = func(*DataError) {}
 	}
-	return &OTLP{o: o, series: map[string]*series{}}
+	o.Limits = o.Limits.withDefaults()
+	return &OTLP{o: o, series: map[string]*series{}, perSource: map[string]int{}, inFlight: make(chan struct{}, o.Limits.MaxInFlight)}
 }
 
 // Name implements Source.
@@ -94,9 +173,10 @@ func (r *OTLP) Name() string { return "otlp" }
 func (r *OTLP) Window() time.Duration { return r.o.Window }
 
 // Export implements the OTLP MetricsService. Rejected points are reported
-// back in partial_success, as the OTLP specification asks.
-func (r *OTLP) Export(_ context.Context, req *collectormetrics.ExportMetricsServiceRequest) (*collectormetrics.ExportMetricsServiceResponse, error) {
-	rejected, msg := r.Ingest(req)
+// back in partial_success, as the OTLP specification asks. The source of a
+// push, for the per-source series cap, is its peer's IP address.
+func (r *OTLP) Export(ctx context.Context, req *collectormetrics.ExportMetricsServiceRequest) (*collectormetrics.ExportMetricsServiceResponse, error) {
+	rejected, msg := r.Ingest(peerSource(ctx), req)
 	resp := &collectormetrics.ExportMetricsServiceResponse{}
 	if rejected > 0 {
 		resp.PartialSuccess = &collectormetrics.ExportMetricsPartialSuccess{RejectedDataPoints: rejected, ErrorMessage: msg}
@@ -104,15 +184,21 @@ func (r *OTLP) Export(_ context.Context, req *collectormetrics.ExportMetricsServ
 	return resp, nil
 }
 
-// Ingest takes the configured counter's points from a request and returns
-// how many points it rejected and why (the first reason).
-func (r *OTLP) Ingest(req *collectormetrics.ExportMetricsServiceRequest) (rejected int64, msg string) {
+// Ingest takes the configured counter's points from a request pushed by
+// source and returns how many points it rejected and why (the first reason).
+// Each reason is reported once per request.
+func (r *OTLP) Ingest(source string, req *collectormetrics.ExportMetricsServiceRequest) (rejected int64, msg string) {
+	reported := map[string]bool{}
 	reject := func(n int, e *DataError) {
 		rejected += int64(n)
 		if msg == "" {
 			msg = e.Error()
 		}
-		r.o.Report(e)
+		if !reported[e.Reason] {
+			reported[e.Reason] = true
+			e.Source = source
+			r.o.Report(e)
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -144,7 +230,7 @@ func (r *OTLP) Ingest(req *collectormetrics.ExportMetricsServiceRequest) (reject
 				}
 				delta := temp == metricspb.AggregationTemporality_AGGREGATION_TEMPORALITY_DELTA
 				for _, dp := range sum.GetDataPoints() {
-					if e := r.addPoint(resNode, resKey, sm.GetScope().GetName(), delta, dp); e != nil {
+					if e := r.addPoint(source, resNode, resKey, sm.GetScope().GetName(), delta, dp); e != nil {
 						reject(1, e)
 					}
 				}
@@ -154,7 +240,7 @@ func (r *OTLP) Ingest(req *collectormetrics.ExportMetricsServiceRequest) (reject
 	return rejected, msg
 }
 
-func (r *OTLP) addPoint(resNode, resKey, scope string, delta bool, dp *metricspb.NumberDataPoint) *DataError {
+func (r *OTLP) addPoint(source, resNode, resKey, scope string, delta bool, dp *metricspb.NumberDataPoint) *DataError {
 	attrs := dp.GetAttributes()
 	for k, want := range r.o.Match {
 		if attrString(attrs, k) != want {
@@ -185,7 +271,12 @@ func (r *OTLP) addPoint(resNode, resKey, scope string, delta bool, dp *metricspb
 	if ts == 0 || ts > math.MaxInt64 {
 		return &DataError{Reason: ReasonOTLPBadPoint, Detail: fmt.Sprintf("metric %s node %s: point has no valid time", r.o.Metric, node)}
 	}
+	now := r.o.Clock.Now()
 	p := point{t: time.Unix(0, int64(ts)), v: v}
+	if skew := p.t.Sub(now); skew > r.o.Limits.MaxFutureSkew {
+		return &DataError{Reason: ReasonOTLPFuture, Detail: fmt.Sprintf("metric %s node %.60s: point stamped %s ahead of this clock (at most %s)",
+			r.o.Metric, node, skew.Round(time.Second), r.o.Limits.MaxFutureSkew)}
+	}
 	if st := dp.GetStartTimeUnixNano(); st > 0 && st < ts {
 		p.start = time.Unix(0, int64(st))
 	}
@@ -194,14 +285,25 @@ func (r *OTLP) addPoint(resNode, resKey, scope string, delta bool, dp *metricspb
 		temp = "delta"
 	}
 	key := strings.Join([]string{node, temp, resKey, scope, attrsKey(attrs)}, "\x00")
+	if len(key) > r.o.Limits.MaxSeriesBytes {
+		return &DataError{Reason: ReasonOTLPTooLarge, Detail: fmt.Sprintf("metric %s node %.60s: the series' attributes are %d bytes, over the %d-byte limit",
+			r.o.Metric, node, len(key), r.o.Limits.MaxSeriesBytes)}
+	}
 	s := r.series[key]
 	if s == nil {
-		if len(r.series) >= maxSeries {
-			return &DataError{Reason: ReasonOTLPBadPoint, Detail: fmt.Sprintf("metric %s: more than %d series; point of node %s dropped", r.o.Metric, maxSeries, node)}
+		if n := r.perSource[source]; n >= r.o.Limits.MaxSeriesPerSource {
+			return &DataError{Reason: ReasonOTLPTooManySeries, Detail: fmt.Sprintf("metric %s: source %s holds %d series, its limit; point of node %.60s dropped",
+				r.o.Metric, source, n, node)}
 		}
-		s = &series{node: node, delta: delta}
+		if len(r.series) >= r.o.Limits.MaxSeries {
+			return &DataError{Reason: ReasonOTLPTooManySeries, Detail: fmt.Sprintf("metric %s: %d series held, the limit; point of node %.60s dropped",
+				r.o.Metric, r.o.Limits.MaxSeries, node)}
+		}
+		s = &series{node: node, source: source, delta: delta}
 		r.series[key] = s
+		r.perSource[source]++
 	}
+	s.arrived = now
 	s.add(p)
 	return nil
 }
@@ -298,8 +400,12 @@ func (r *OTLP) Sample(_ context.Context, now time.Time) (Sample, error) {
 	for key, ser := range r.series {
 		v, ok, stale := ser.rate(now, r.o.Window)
 		switch {
-		case stale:
+		case stale || now.Sub(ser.arrived) > r.o.Window:
+			// Nothing arrived in the window (whatever the points claim).
 			delete(r.series, key)
+			if r.perSource[ser.source]--; r.perSource[ser.source] <= 0 {
+				delete(r.perSource, ser.source)
+			}
 		case !ok:
 			warming[ser.node] = true
 		default:
@@ -321,9 +427,38 @@ func (r *OTLP) Sample(_ context.Context, now time.Time) (Sample, error) {
 	return s, nil
 }
 
-// ServeOTLP serves the receiver on ln until ctx ends.
+// tap admits a new stream when fewer than MaxInFlight are open, and frees
+// its token when the stream's context ends (gRPC cancels it as the stream
+// closes). It runs under the transport's lock: it must not block.
+func (r *OTLP) tap(ctx context.Context, _ *tap.Info) (context.Context, error) {
+	select {
+	case r.inFlight <- struct{}{}:
+		go func() { <-ctx.Done(); <-r.inFlight }()
+		return ctx, nil
+	default:
+		r.o.Report(&DataError{Reason: ReasonOTLPInFlight, Source: peerSource(ctx),
+			Detail: fmt.Sprintf("%d pushes in progress, the limit; push refused", r.o.Limits.MaxInFlight)})
+		return nil, status.Errorf(codes.ResourceExhausted, "%d pushes in progress, the limit", r.o.Limits.MaxInFlight)
+	}
+}
+
+// ServeOTLP serves the receiver on ln until ctx ends, over TLS with a
+// bearer token or a client certificate as r's Auth says.
 func ServeOTLP(ctx context.Context, ln net.Listener, r *OTLP) error {
-	srv := grpc.NewServer(grpc.MaxRecvMsgSize(MaxOTLPRequestBytes))
+	opts, err := r.o.Auth.serverOptions(r.o.Report)
+	if err != nil {
+		return err
+	}
+	opts = append(opts, grpc.MaxRecvMsgSize(MaxOTLPRequestBytes),
+		// The in-flight limit is taken when a stream opens, before gRPC
+		// reads and decodes its message, so it bounds decoding memory.
+		grpc.InTapHandle(r.tap),
+		grpc.MaxConcurrentStreams(1),
+		// Fixed 64 KiB flow-control windows (no BDP growth): a connection
+		// whose stream waits or was refused buffers no more than that.
+		grpc.InitialWindowSize(64<<10), grpc.InitialConnWindowSize(64<<10),
+		grpc.ConnectionTimeout(10*time.Second))
+	srv := grpc.NewServer(opts...)
 	collectormetrics.RegisterMetricsServiceServer(srv, r)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -130,7 +130,7 @@ func TestOTLPRates(t *testing.T) {
 			clk := testingclock.NewFakePassiveClock(t0.Add(time.Duration(tc.now * float64(time.Second))))
 			r := NewOTLP(OTLPOptions{Window: time.Minute, Clock: clk, Match: map[string]string{"entrypoint": "web"}})
 			for _, req := range tc.reqs {
-				if n, msg := r.Ingest(req); n != 0 {
+				if n, msg := r.Ingest("", req); n != 0 {
 					t.Fatalf("rejected %d: %s", n, msg)
 				}
 			}
@@ -212,6 +212,9 @@ func TestOTLPRejects(t *testing.T) {
 // startReceiver serves a receiver on a loopback port until the test ends.
 func startReceiver(t *testing.T, o OTLPOptions) (*OTLP, string) {
 	t.Helper()
+	if o.Auth == (OTLPAuth{}) {
+		o.Auth.Insecure = true // loopback, the SDK exporter without credentials
+	}
 	r := NewOTLP(o)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

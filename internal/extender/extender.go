@@ -13,7 +13,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net/http"
 	"sort"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -26,6 +28,7 @@ import (
 	"k8s.io/utils/clock"
 
 	configv1alpha1 "github.com/ning-edge/ning/api/config/v1alpha1"
+	"github.com/ning-edge/ning/internal/logging"
 	"github.com/ning-edge/ning/internal/placement"
 	"github.com/ning-edge/ning/internal/plugins/siteindex"
 	"github.com/ning-edge/ning/internal/policy"
@@ -39,6 +42,81 @@ type Store interface {
 	Traffic() map[string]float64
 	RTTVersion() uint64
 	Load(node string) (topology.Load, bool)
+	// MaxSites bounds the sites an RTT matrix is built over.
+	MaxSites() int
+}
+
+// Defaults of Limits, sized to the chart's 512Mi memory limit: MaxInFlight
+// requests of MaxBodyBytes each, decoded, fit in it several times over.
+const (
+	// DefaultMaxNodes is twice the largest cluster upstream tests
+	// kube-scheduler at (5,000 nodes).
+	DefaultMaxNodes = 10_000
+	// DefaultMaxLabelBytes is above the longest label the apiserver accepts
+	// (a 253-byte prefix, "/", a 63-byte name and a 63-byte value).
+	DefaultMaxLabelBytes = 400
+	// DefaultMaxInFlight is how many requests are answered at once:
+	// kube-scheduler calls an extender for one pod at a time per profile.
+	DefaultMaxInFlight = 4
+	// DefaultMaxBodyBytes is the default request body limit: enough for the
+	// pod and DefaultMaxNodes node names, or a few thousand full Node objects.
+	DefaultMaxBodyBytes = 8 << 20
+	// DefaultLogEvery is how often one source's refusals of one reason are
+	// logged (every one is counted).
+	DefaultLogEvery = time.Minute
+	// maxNodeName is the longest node name: a DNS subdomain.
+	maxNodeName = 253
+)
+
+// Limits bound what one request may cost. Zero values take the defaults.
+type Limits struct {
+	// MaxNodes is the most nodes a request may list; more get 413
+	// (reason too_many_nodes).
+	MaxNodes int
+	// MaxLabelBytes bounds a label's key plus value. A pod label over it
+	// rejects every node with one short reason naming the label and its
+	// length (reason label_too_long); a node's site label over it gets the
+	// request a 400.
+	MaxLabelBytes int
+	// MaxInFlight is how many /filter and /prioritize requests are answered
+	// at once; more get 429 (reason in_flight) before their body is read.
+	MaxInFlight int
+	// MaxBodyBytes limits a request body; larger ones get 413 (too_large).
+	MaxBodyBytes int64
+	// LogEvery is how often refusals of one reason from one source are
+	// logged.
+	LogEvery time.Duration
+}
+
+// SetDefaults fills unset limits.
+func (l *Limits) SetDefaults() {
+	if l.MaxNodes == 0 {
+		l.MaxNodes = DefaultMaxNodes
+	}
+	if l.MaxLabelBytes == 0 {
+		l.MaxLabelBytes = DefaultMaxLabelBytes
+	}
+	if l.MaxInFlight == 0 {
+		l.MaxInFlight = DefaultMaxInFlight
+	}
+	if l.MaxBodyBytes == 0 {
+		l.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if l.LogEvery == 0 {
+		l.LogEvery = DefaultLogEvery
+	}
+}
+
+// Validate checks the limits; call SetDefaults first.
+func (l *Limits) Validate(path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for name, v := range map[string]int64{"maxNodes": int64(l.MaxNodes), "maxLabelBytes": int64(l.MaxLabelBytes),
+		"maxInFlight": int64(l.MaxInFlight), "maxBodyBytes": l.MaxBodyBytes, "logEvery": int64(l.LogEvery)} {
+		if v <= 0 {
+			errs = append(errs, field.Invalid(path.Child(name), v, "must be positive"))
+		}
+	}
+	return errs
 }
 
 // Config holds the plugins' arguments the extender applies. Zero values take
@@ -52,6 +130,8 @@ type Config struct {
 	// TrafficLatency's and NodeLoad's parts by (CloudFallback's is not used:
 	// a cloud node always scores 0). Zero takes ning's profile's.
 	Weights policy.Weights
+	// Limits bound what one request may cost.
+	Limits Limits
 }
 
 // SetDefaults fills unset fields with the plugins' defaults.
@@ -60,6 +140,7 @@ func (c *Config) SetDefaults() {
 	c.TrafficLatency.SetDefaults()
 	c.NodeLoad.SetDefaults()
 	c.CloudFallback.SetDefaults()
+	c.Limits.SetDefaults()
 	if c.Weights == (policy.Weights{}) {
 		c.Weights = policy.DefaultWeights()
 	}
@@ -72,6 +153,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.TrafficLatency.Validate(field.NewPath("trafficLatency"))...)
 	errs = append(errs, c.NodeLoad.Validate(field.NewPath("nodeLoad"))...)
 	errs = append(errs, c.CloudFallback.Validate(field.NewPath("cloudFallback"))...)
+	errs = append(errs, c.Limits.Validate(field.NewPath("limits"))...)
 	for name, w := range map[string]int32{"trafficLatency": c.Weights.TrafficLatency, "nodeLoad": c.Weights.NodeLoad} {
 		if w < 0 || w > 1000 {
 			errs = append(errs, field.Invalid(field.NewPath("weights", name), w, "must be in 0..1000"))
@@ -108,6 +190,10 @@ type Extender struct {
 	recorder record.EventRecorder
 
 	rtt topology.MatrixCache
+	// inFlight holds a token per request being answered.
+	inFlight chan struct{}
+	// every limits refusal log lines to one per source and reason.
+	every *logging.Every
 }
 
 // New builds an extender fed by the factory's node and pod informers (it
@@ -122,15 +208,17 @@ func New(f informers.SharedInformerFactory, store Store, cfg Config, m *Metrics,
 		return nil, fmt.Errorf("extender site index: %w", err)
 	}
 	return &Extender{
-		cfg:     cfg,
-		policy:  policy.LoadPolicy(cfg.NodeLoad),
-		store:   store,
-		index:   index,
-		locate:  index.Locator(f.Core().V1().Pods().Lister()),
-		nodes:   f.Core().V1().Nodes().Lister(),
-		metrics: m,
-		log:     log,
-		clock:   clock.RealClock{},
+		cfg:      cfg,
+		policy:   policy.LoadPolicy(cfg.NodeLoad),
+		store:    store,
+		index:    index,
+		locate:   index.Locator(f.Core().V1().Pods().Lister()),
+		nodes:    f.Core().V1().Nodes().Lister(),
+		metrics:  m,
+		log:      log,
+		clock:    clock.RealClock{},
+		inFlight: make(chan struct{}, cfg.Limits.MaxInFlight),
+		every:    logging.NewEvery(cfg.Limits.LogEvery, clock.RealClock{}),
 	}, nil
 }
 
@@ -152,10 +240,12 @@ func TrimPod(obj any) (any, error) {
 }
 
 // RequestError is a request the extender cannot answer: the HTTP layer
-// returns it as 400 with the message, and counts it under Reason.
+// returns it with Code (400 when 0) and the message, and counts it under
+// Reason.
 type RequestError struct {
 	Reason string
 	Msg    string
+	Code   int
 }
 
 func (e *RequestError) Error() string { return e.Msg }
@@ -177,6 +267,9 @@ func (x *Extender) candidates(args *extenderv1.ExtenderArgs) ([]candidate, bool,
 		return nil, false, badRequest("missing_pod", "the request has no Pod")
 	}
 	label := x.cfg.NetworkLatency.SiteLabel
+	if n := nodeCount(args); n > x.cfg.Limits.MaxNodes {
+		return nil, false, tooManyNodes(n, x.cfg.Limits.MaxNodes)
+	}
 	if args.NodeNames != nil {
 		names := *args.NodeNames
 		out := make([]candidate, len(names))
@@ -202,6 +295,12 @@ func (x *Extender) candidates(args *extenderv1.ExtenderArgs) ([]candidate, bool,
 		n := &items[i]
 		if n.Name == "" {
 			return nil, false, badRequest("unknown_node", "node %d of the request has no name", i)
+		}
+		if len(n.Name) > maxNodeName {
+			return nil, false, badRequest("bad_node_name", "node %d of the request has a %d-byte name (at most %d)", i, len(n.Name), maxNodeName)
+		}
+		if v := n.Labels[label]; len(label)+len(v) > x.cfg.Limits.MaxLabelBytes {
+			return nil, false, badRequest(reasonLabelTooLong, "node %q: %s", n.Name, labelTooLong(label, v, x.cfg.Limits.MaxLabelBytes))
 		}
 		out[i] = candidate{node: n, site: topology.SiteOf(n.Name, n.Labels, label)}
 	}
@@ -309,7 +408,20 @@ func (x *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) (*
 // returns nil verdicts when the pod has no constraints, or a reason that
 // rejects every node: a malformed label (unresolvable) or a <from> that names
 // nothing yet (resolvable).
-func (x *Extender) delayVerdicts(_ context.Context, pod *v1.Pod, cands []candidate) (*policy.DelayJudgement, string, bool, error) {
+func (x *Extender) delayVerdicts(ctx context.Context, pod *v1.Pod, cands []candidate) (*policy.DelayJudgement, string, bool, error) {
+	for k, v := range pod.Labels {
+		if len(k)+len(v) > x.cfg.Limits.MaxLabelBytes {
+			// One short reason, the same string for every node: a label
+			// the apiserver could never have accepted is not copied into
+			// the reply once per node.
+			reason := "pod " + labelTooLong(k, v, x.cfg.Limits.MaxLabelBytes)
+			x.metrics.Bounded.WithLabelValues(reasonLabelTooLong).Inc()
+			if x.every.Allow(reasonLabelTooLong + "\x00" + pod.Namespace + "/" + pod.Name) {
+				x.log.WarnContext(ctx, "A pod label is over the limit: every node rejected", "pod", pod.Namespace+"/"+pod.Name, "reason", reason)
+			}
+			return nil, reason, true, nil
+		}
+	}
 	cs, err := placement.ParseConstraints(pod.Labels)
 	if err != nil {
 		x.metrics.MalformedLabels.Inc()
@@ -407,7 +519,7 @@ func (x *Extender) Prioritize(ctx context.Context, args *extenderv1.ExtenderArgs
 // near 0 beside the edge sites' gains near the unknown-RTT penalty) squeeze
 // every edge site into the top of the 9 levels left. All zero without traffic
 // data (the plugin then skips).
-func (x *Extender) trafficScores(_ context.Context, pod *v1.Pod, cands []candidate) []float64 {
+func (x *Extender) trafficScores(ctx context.Context, pod *v1.Pod, cands []candidate) []float64 {
 	out := make([]float64, len(cands))
 	traffic := x.store.Traffic()
 	total := 0.0
@@ -418,7 +530,19 @@ func (x *Extender) trafficScores(_ context.Context, pod *v1.Pod, cands []candida
 		x.metrics.MissingData.WithLabelValues("traffic").Inc()
 		return out
 	}
-	sites := x.sites(cands)
+	// The sites are the cluster's, from the node informer: a request's
+	// nodes the informer has not seen do not add sites to the matrix (a
+	// request listing 25,000 unlabelled nodes would otherwise build a
+	// 25,000 x 25,000 one). They score 0 here, as a site without data.
+	sites := x.index.Sites()
+	if limit := x.store.MaxSites(); len(sites) > limit {
+		x.metrics.Bounded.WithLabelValues(topology.ReasonTooManySites).Inc()
+		if x.every.Allow(topology.ReasonTooManySites) {
+			x.log.WarnContext(ctx, "The cluster has more sites than the RTT matrix limit: /prioritize scores without traffic",
+				"sites", len(sites), "limit", limit)
+		}
+		return out
+	}
 	index := make(map[string]int, len(sites))
 	for i, site := range sites {
 		index[site] = i
@@ -427,18 +551,23 @@ func (x *Extender) trafficScores(_ context.Context, pod *v1.Pod, cands []candida
 	prob := policy.Problem(sites, x.matrix(sites), traffic, x.cfg.TrafficLatency.PerReplicaRPS)
 	raw := policy.Rank(prob, policy.Current(sites, count)).Raw
 	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	unknown := false
 	for _, c := range cands {
-		if !x.isCloud(c.node) {
-			r := raw[index[c.site]]
-			lo, hi = min(lo, r), max(hi, r)
+		if i, ok := index[c.site]; ok && !x.isCloud(c.node) {
+			lo, hi = min(lo, raw[i]), max(hi, raw[i])
+		} else if !ok {
+			unknown = true
 		}
+	}
+	if unknown {
+		x.metrics.Bounded.WithLabelValues(reasonUnknownSite).Inc()
 	}
 	if hi <= lo {
 		return out
 	}
 	for i, c := range cands {
-		if !x.isCloud(c.node) {
-			out[i] = float64(raw[index[c.site]]-lo) / float64(hi-lo)
+		if j, ok := index[c.site]; ok && !x.isCloud(c.node) {
+			out[i] = float64(raw[j]-lo) / float64(hi-lo)
 		}
 	}
 	return out
@@ -449,7 +578,8 @@ func (x *Extender) isCloud(n *v1.Node) bool {
 }
 
 // sites returns the index's sites plus any candidate site it lacks (a node
-// sent whole that the informer has not seen), sorted.
+// sent whole that the informer has not seen), sorted: the sites /filter
+// judges, one by one (no matrix is built over them).
 func (x *Extender) sites(cands []candidate) []string {
 	sites := x.index.Sites()
 	var extra []string
@@ -478,6 +608,35 @@ func contains(s []string, v string) bool {
 
 func (x *Extender) matrix(sites []string) [][]float64 {
 	return x.rtt.Matrix(x.store, sites)
+}
+
+// Reasons of the extender's refusals and bounds beside the RequestErrors'.
+const (
+	reasonLabelTooLong = "label_too_long"
+	reasonUnknownSite  = "unknown_site"
+	reasonTooManyNodes = "too_many_nodes"
+	reasonInFlight     = "in_flight"
+	reasonTooLarge     = "too_large"
+)
+
+func nodeCount(args *extenderv1.ExtenderArgs) int {
+	switch {
+	case args.NodeNames != nil:
+		return len(*args.NodeNames)
+	case args.Nodes != nil:
+		return len(args.Nodes.Items)
+	}
+	return 0
+}
+
+func tooManyNodes(n, limit int) error {
+	return &RequestError{Reason: reasonTooManyNodes, Code: http.StatusRequestEntityTooLarge,
+		Msg: fmt.Sprintf("the request lists %d nodes, over the limit of %d", n, limit)}
+}
+
+// labelTooLong names a label by the start of its key, and its length.
+func labelTooLong(key, value string, limit int) string {
+	return fmt.Sprintf("label %.40q is %d bytes (key and value), over the %d-byte limit", key, len(key)+len(value), limit)
 }
 
 // errRequest reports whether err is a RequestError.

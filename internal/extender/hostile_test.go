@@ -38,8 +38,8 @@ func TestHostileClients(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- Serve(ctx, ln, client, store, RunOptions{
-			MaxBodyBytes: 64 << 10,
-			Server:       httpserve.Options{ReadHeaderTimeout: 300 * time.Millisecond, ReadTimeout: time.Second},
+			Config: Config{Limits: Limits{MaxBodyBytes: 64 << 10}},
+			Server: httpserve.Options{ReadHeaderTimeout: 300 * time.Millisecond, ReadTimeout: time.Second},
 		}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}()
 	t.Cleanup(func() {

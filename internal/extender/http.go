@@ -6,43 +6,36 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	v1 "k8s.io/api/core/v1"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 )
-
-// DefaultMaxBodyBytes is the default request body limit: enough for the pod
-// and a few thousand node names, or several hundred full Node objects.
-const DefaultMaxBodyBytes = 8 << 20
 
 // verbPrioritize is the extender API's verb (kube-scheduler's prioritizeVerb).
 const verbPrioritize = "prioritize" //nolint:misspell // the API's spelling
 
 // HandlerOptions shape the HTTP handler.
 type HandlerOptions struct {
-	// MaxBodyBytes limits a request body; larger ones get 413. 0 means
-	// DefaultMaxBodyBytes.
-	MaxBodyBytes int64
 	// Gatherer serves /metrics.
 	Gatherer prometheus.Gatherer
 	// Ready reports whether the informers have synced; /healthz is 503 until then.
 	Ready func() bool
 }
 
-// Handler serves POST /filter, POST /prioritize, GET /healthz and GET /metrics.
+// Handler serves POST /filter, POST /prioritize, GET /healthz and GET /metrics,
+// within the Config's Limits.
 func (x *Extender) Handler(o HandlerOptions) http.Handler {
-	if o.MaxBodyBytes <= 0 {
-		o.MaxBodyBytes = DefaultMaxBodyBytes
-	}
 	mux := http.NewServeMux()
-	mux.Handle("POST /filter", x.verb("filter", o.MaxBodyBytes, func(ctx context.Context, a *extenderv1.ExtenderArgs) (any, error) {
+	mux.Handle("POST /filter", x.verb("filter", func(ctx context.Context, a *extenderv1.ExtenderArgs) (any, error) {
 		return x.Filter(ctx, a)
 	}))
-	mux.Handle("POST /"+verbPrioritize, x.verb(verbPrioritize, o.MaxBodyBytes, func(ctx context.Context, a *extenderv1.ExtenderArgs) (any, error) {
+	mux.Handle("POST /"+verbPrioritize, x.verb(verbPrioritize, func(ctx context.Context, a *extenderv1.ExtenderArgs) (any, error) {
 		return x.Prioritize(ctx, a) //nolint:misspell // the API's verb
 	}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -58,10 +51,22 @@ func (x *Extender) Handler(o HandlerOptions) http.Handler {
 	return x.instrument(mux)
 }
 
-// verb decodes ExtenderArgs, runs f and writes its result as JSON.
-func (x *Extender) verb(name string, limit int64, f func(context.Context, *extenderv1.ExtenderArgs) (any, error)) http.Handler {
+// verb takes an in-flight token, decodes ExtenderArgs, runs f and writes its
+// result as JSON. Without a token free the request gets 429 before its body
+// is read: the tokens bound the memory requests in progress hold.
+func (x *Extender) verb(name string, f func(context.Context, *extenderv1.ExtenderArgs) (any, error)) http.Handler {
+	lim := x.cfg.Limits
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		args, err := DecodeArgs(http.MaxBytesReader(w, r.Body, limit))
+		select {
+		case x.inFlight <- struct{}{}:
+			defer func() { <-x.inFlight }()
+		default:
+			w.Header().Set("Retry-After", "1")
+			x.refuse(w, r, reasonInFlight, http.StatusTooManyRequests,
+				fmt.Sprintf("%s: %d requests in progress, the limit", name, lim.MaxInFlight))
+			return
+		}
+		args, err := DecodeArgs(http.MaxBytesReader(w, r.Body, lim.MaxBodyBytes), lim.MaxNodes)
 		if err == nil {
 			var out any
 			out, err = f(r.Context(), args)
@@ -73,16 +78,37 @@ func (x *Extender) verb(name string, limit int64, f func(context.Context, *exten
 		var tooLarge *http.MaxBytesError
 		switch re, ok := errRequest(err); {
 		case errors.As(err, &tooLarge):
-			x.metrics.Rejected.WithLabelValues("too_large").Inc()
-			http.Error(w, fmt.Sprintf("request body over the %d-byte limit", tooLarge.Limit), http.StatusRequestEntityTooLarge)
+			x.refuse(w, r, reasonTooLarge, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over the %d-byte limit", tooLarge.Limit))
 		case ok:
-			x.metrics.Rejected.WithLabelValues(re.Reason).Inc()
-			http.Error(w, name+": "+re.Msg, http.StatusBadRequest)
+			code := re.Code
+			if code == 0 {
+				code = http.StatusBadRequest
+			}
+			x.refuse(w, r, re.Reason, code, name+": "+re.Msg)
 		default:
-			x.metrics.Rejected.WithLabelValues("malformed").Inc()
-			http.Error(w, name+": "+err.Error(), http.StatusBadRequest)
+			x.refuse(w, r, "malformed", http.StatusBadRequest, name+": "+err.Error())
 		}
 	})
+}
+
+// refuse answers a refused request with code and msg, counts it under
+// reason, and logs it once per source, reason and Limits.LogEvery.
+func (x *Extender) refuse(w http.ResponseWriter, r *http.Request, reason string, code int, msg string) {
+	x.counted(r, reason, msg)
+	http.Error(w, msg, code)
+}
+
+// counted counts and logs a refusal whose answer is written elsewhere.
+func (x *Extender) counted(r *http.Request, reason, msg string) {
+	x.metrics.Rejected.WithLabelValues(reason).Inc()
+	source, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		source = r.RemoteAddr
+	}
+	if x.every.Allow(source + "\x00" + reason) {
+		x.log.WarnContext(r.Context(), "Extender request refused (logged once per source and reason per interval; every one is counted)",
+			"source", source, "reason", reason, "detail", msg, "interval", x.cfg.Limits.LogEvery)
+	}
 }
 
 // writeJSON writes out as JSON with a Content-Length. kube-scheduler's
@@ -109,13 +135,25 @@ func (x *Extender) writeJSON(w http.ResponseWriter, r *http.Request, verb string
 	}
 }
 
+// wireArgs is ExtenderArgs with the nodes left undecoded, so that their
+// count is checked before each becomes a v1.Node (a few hundred bytes of
+// JSON each, several kB decoded).
+type wireArgs struct {
+	Pod   *v1.Pod `json:"pod"`
+	Nodes *struct {
+		Items []json.RawMessage `json:"items"`
+	} `json:"nodes,omitempty"`
+	NodeNames *[]string `json:"nodenames,omitempty"`
+}
+
 // DecodeArgs reads one ExtenderArgs JSON document (as kube-scheduler sends
-// it) and nothing after it. A decoding error is a *RequestError, except a
-// body over the limit, which is the reader's *http.MaxBytesError.
-func DecodeArgs(r io.Reader) (*extenderv1.ExtenderArgs, error) {
+// it) and nothing after it, with at most maxNodes nodes. A decoding error is
+// a *RequestError, except a body over the limit, which is the reader's
+// *http.MaxBytesError.
+func DecodeArgs(r io.Reader, maxNodes int) (*extenderv1.ExtenderArgs, error) {
 	dec := json.NewDecoder(r)
-	var args extenderv1.ExtenderArgs
-	if err := dec.Decode(&args); err != nil {
+	var wire wireArgs
+	if err := dec.Decode(&wire); err != nil {
 		return nil, decodeError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
@@ -124,7 +162,22 @@ func DecodeArgs(r io.Reader) (*extenderv1.ExtenderArgs, error) {
 		}
 		return nil, badRequest("malformed_json", "malformed JSON: data after the ExtenderArgs object")
 	}
-	return &args, nil
+	args := &extenderv1.ExtenderArgs{Pod: wire.Pod, NodeNames: wire.NodeNames}
+	if wire.NodeNames != nil && len(*wire.NodeNames) > maxNodes {
+		return nil, tooManyNodes(len(*wire.NodeNames), maxNodes)
+	}
+	if wire.Nodes != nil {
+		if len(wire.Nodes.Items) > maxNodes {
+			return nil, tooManyNodes(len(wire.Nodes.Items), maxNodes)
+		}
+		args.Nodes = &v1.NodeList{Items: make([]v1.Node, len(wire.Nodes.Items))}
+		for i, raw := range wire.Nodes.Items {
+			if err := json.Unmarshal(raw, &args.Nodes.Items[i]); err != nil {
+				return nil, badRequest("malformed_json", "malformed ExtenderArgs JSON: node %d: %v", i, err)
+			}
+		}
+	}
+	return args, nil
 }
 
 func decodeError(err error) error {
@@ -171,7 +224,7 @@ func (x *Extender) instrument(next http.Handler) http.Handler {
 		defer func() {
 			if p := recover(); p != nil {
 				x.log.ErrorContext(r.Context(), "extender handler panicked", "verb", verb, "panic", p)
-				x.metrics.Rejected.WithLabelValues("internal").Inc()
+				x.counted(r, "internal", fmt.Sprint(p))
 				if sw.code == 0 {
 					http.Error(sw, "internal error", http.StatusInternalServerError)
 				}
@@ -184,11 +237,11 @@ func (x *Extender) instrument(next http.Handler) http.Handler {
 			x.metrics.Duration.WithLabelValues(verb, code).Observe(time.Since(start).Seconds())
 		}()
 		if verb == "other" {
-			x.metrics.Rejected.WithLabelValues("unknown_path").Inc()
+			x.counted(r, "unknown_path", r.URL.Path)
 		}
 		next.ServeHTTP(sw, r)
 		if sw.code == http.StatusMethodNotAllowed {
-			x.metrics.Rejected.WithLabelValues("method_not_allowed").Inc()
+			x.counted(r, "method_not_allowed", r.Method+" "+r.URL.Path)
 		}
 	})
 }

@@ -15,6 +15,12 @@ type Metrics struct {
 	Duration *prometheus.HistogramVec
 	// Rejected counts requests answered 4xx, by reason.
 	Rejected *prometheus.CounterVec
+	// Bounded counts requests answered within a limit, by reason:
+	// label_too_long (a pod label over Limits.MaxLabelBytes rejects every
+	// node with one short reason), unknown_site (nodes the informer has not
+	// seen score without traffic), too_many_sites (the cluster has more
+	// sites than the store's MaxSites: no traffic scores).
+	Bounded *prometheus.CounterVec
 	// Filtered counts nodes filtered out, by reason (delay, delay_from, label, load).
 	Filtered *prometheus.CounterVec
 	// MalformedLabels counts pods with a malformed delay label.
@@ -41,6 +47,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "ning_extender_rejected_requests_total",
 			Help: "Extender requests refused (4xx), by reason.",
 		}, []string{"reason"}),
+		Bounded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ning_extender_bounded_requests_total",
+			Help: "Extender requests answered within a limit, by reason: label_too_long, unknown_site, too_many_sites.",
+		}, []string{"reason"}),
 		Filtered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ning_extender_filtered_nodes_total",
 			Help: "Nodes filtered out by /filter, by reason: delay (a constraint is broken), delay_from (its <from> names nothing yet), label (malformed delay label), load.",
@@ -58,7 +68,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Requests to /prioritize scored without fresh data, by kind (traffic, load).",
 		}, []string{"data"}),
 	}
-	for _, c := range []prometheus.Collector{m.Requests, m.Duration, m.Rejected, m.Filtered, m.MalformedLabels, m.FailOpen, m.MissingData} {
+	for _, c := range []prometheus.Collector{m.Requests, m.Duration, m.Rejected, m.Bounded, m.Filtered, m.MalformedLabels, m.FailOpen, m.MissingData} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering the extender's metrics: %w", err)
 		}

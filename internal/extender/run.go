@@ -19,9 +19,8 @@ import (
 
 // RunOptions configure Serve.
 type RunOptions struct {
-	Config       Config
-	MaxBodyBytes int64
-	Server       httpserve.Options
+	Config Config
+	Server httpserve.Options
 	// Gatherers are served on /metrics beside the extender's own registry
 	// (e.g. the MQTT source's metrics).
 	Gatherers []prometheus.Gatherer
@@ -59,8 +58,7 @@ func Serve(ctx context.Context, ln net.Listener, client kubernetes.Interface, st
 		}
 	}
 	h := x.Handler(HandlerOptions{
-		MaxBodyBytes: o.MaxBodyBytes,
-		Gatherer:     append(prometheus.Gatherers{reg}, o.Gatherers...),
+		Gatherer: append(prometheus.Gatherers{reg}, o.Gatherers...),
 	})
 	log.InfoContext(ctx, "ning extender serving", "addr", ln.Addr().String(), "tls", o.Server.CertFile != "")
 	return httpserve.Serve(ctx, "extender", ln, h, o.Server, log)

@@ -32,6 +32,9 @@ type SchedulerConfigParams struct {
 	Ignorable        bool
 	// HTTPTimeout bounds each call; 0 means 5s.
 	HTTPTimeout time.Duration
+	// CAFile, set, is the CA file that verifies an https:// URL's
+	// certificate (tlsConfig.caFile).
+	CAFile string
 }
 
 // SchedulerConfig renders a KubeSchedulerConfiguration for the stock
@@ -59,9 +62,13 @@ func SchedulerConfig(p SchedulerConfigParams) (string, error) {
 }
 
 // DeployConfigParams are deploy/extender-config.yaml's: in-cluster, leader
-// election on, the extender behind the Service ning-extender in kube-system.
+// election on, the extender behind the Service ning-extender in kube-system
+// over HTTPS (as the chart serves it), ignorable, so that stock scheduling
+// goes on while the extender is down.
 var DeployConfigParams = SchedulerConfigParams{
 	LeaderElect:      true,
-	URL:              "http://ning-extender.kube-system.svc:8888",
+	URL:              "https://ning-extender.kube-system.svc:8888",
 	NodeCacheCapable: true,
+	Ignorable:        true,
+	CAFile:           "/etc/kubernetes/ning-extender-ca.crt",
 }

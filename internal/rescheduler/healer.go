@@ -232,11 +232,10 @@ func (h *healer) act(ctx context.Context, actions []nodeAction, ev *evictor) []E
 	return out
 }
 
-// setDownTaint adds or removes the NoSchedule taint TaintNodeDown. It
-// patches the node (the chart grants the rescheduler patch on nodes, not
-// update: the lab found tainting Forbidden when this was an Update): a
-// merge patch of the whole taint list, with the resourceVersion it was read
-// at, so a concurrent change conflicts and is read again.
+// setDownTaint adds or removes the NoSchedule taint TaintNodeDown, with a
+// merge patch of spec.taints alone (the chart grants `nodes patch`, and its
+// ValidatingAdmissionPolicy refuses any other change). The patch carries the
+// resourceVersion read, so a concurrent change gets a conflict and a retry.
 func (h *healer) setDownTaint(ctx context.Context, name string, on bool) error {
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		n, err := h.client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
@@ -254,10 +253,10 @@ func (h *healer) setDownTaint(ctx context.Context, name string, on bool) error {
 		}
 		patch, err := json.Marshal(map[string]any{
 			"metadata": map[string]any{"resourceVersion": n.ResourceVersion},
-			"spec":     map[string]any{"taints": taints},
+			"spec":     map[string]any{"taints": taints}, // nil removes the field
 		})
 		if err != nil {
-			return err
+			return fmt.Errorf("node %s: the taint patch: %w", name, err)
 		}
 		_, err = h.client.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
 		return err

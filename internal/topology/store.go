@@ -3,6 +3,7 @@ package topology
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -21,6 +22,9 @@ const (
 	// DefaultMaxFutureSkew is how far in the future an observation's timestamp
 	// may lie (clock skew between a prober and this process) before it is rejected.
 	DefaultMaxFutureSkew = 10 * time.Second
+	// DefaultMaxSites is how many sites a store holds data for at most: its
+	// RTT matrix, 2,000 x 2,000 float64s, is 32 MB.
+	DefaultMaxSites = 2000
 )
 
 // Reasons an observation is rejected; they are the values of the reason label of
@@ -33,6 +37,9 @@ const (
 	ReasonBadRate   = "bad_rate"
 	ReasonFutureTS  = "future_timestamp"
 	ReasonMissingTS = "missing_timestamp"
+	// ReasonTooManySites is an observation naming a new site when the store
+	// already holds Config.MaxSites.
+	ReasonTooManySites = "too_many_sites"
 )
 
 // RejectError says why an observation was not stored.
@@ -55,6 +62,10 @@ type Config struct {
 	TTL time.Duration
 	// MaxFutureSkew bounds how far ahead of this clock an observation may be stamped.
 	MaxFutureSkew time.Duration
+	// MaxSites bounds the sites the store holds data for; an observation
+	// naming a new site past it is rejected (ReasonTooManySites). The
+	// extender also builds no RTT matrix over more sites than this.
+	MaxSites int
 }
 
 func (c Config) withDefaults() Config {
@@ -66,6 +77,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxFutureSkew <= 0 {
 		c.MaxFutureSkew = DefaultMaxFutureSkew
+	}
+	if c.MaxSites <= 0 {
+		c.MaxSites = DefaultMaxSites
 	}
 	return c
 }
@@ -126,7 +140,10 @@ type Store struct {
 	static    map[[2]string]float64
 	loads     map[string]*Load
 	traffic   map[string]trafficEntry
-	version   uint64
+	// sites holds every site named by links, static RTTs or traffic, at
+	// most cfg.MaxSites of them.
+	sites   map[string]struct{}
+	version uint64
 	// rttVersion counts RTT changes only (MatrixCache keys on it).
 	rttVersion uint64
 	// loadWrites counts load reports; every loadSweepEvery of them drops the
@@ -159,7 +176,36 @@ func NewStore(cfg Config, clk clock.PassiveClock) *Store {
 		static:    map[[2]string]float64{},
 		loads:     map[string]*Load{},
 		traffic:   map[string]trafficEntry{},
+		sites:     map[string]struct{}{},
 	}
+}
+
+// admitLocked checks that the store may hold data for sites: each is
+// known already, or there is room for the new ones. It records them.
+func (s *Store) admitLocked(sites ...string) error {
+	var fresh []string
+	for _, site := range sites {
+		if _, ok := s.sites[site]; !ok && !slices.Contains(fresh, site) {
+			fresh = append(fresh, site)
+		}
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	if len(s.sites)+len(fresh) > s.cfg.MaxSites {
+		return reject(ReasonTooManySites, "site %.40q is new and the store already holds data for %d sites (its limit %d)", fresh[0], len(s.sites), s.cfg.MaxSites)
+	}
+	for _, site := range sites {
+		s.sites[site] = struct{}{}
+	}
+	return nil
+}
+
+// MaxSites is the configured limit on sites (Config.MaxSites).
+func (s *Store) MaxSites() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.cfg.MaxSites
 }
 
 // SetConfig changes the store's configuration (for a command that builds the
@@ -255,6 +301,9 @@ func (s *Store) ObserveRTT(m RTTSample) error {
 	key := [2]string{m.From, m.To}
 	l := s.links[key]
 	if l == nil {
+		if err := s.admitLocked(m.From, m.To); err != nil {
+			return err
+		}
 		l = &Link{Loss: loss}
 		s.links[key] = l
 		s.reporters[m.From] = true
@@ -292,6 +341,9 @@ func (s *Store) SetStaticRTT(from, to string, ms float64) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.admitLocked(from, to); err != nil {
+		return err
+	}
 	s.static[[2]string{from, to}] = ms
 	s.last.RTT = s.clock.Now()
 	s.version++
@@ -370,18 +422,8 @@ func (s *Store) Matrix(sites []string) [][]float64 {
 func (s *Store) Sites() []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	set := map[string]bool{}
-	for k := range s.links {
-		set[k[0]], set[k[1]] = true, true
-	}
-	for k := range s.static {
-		set[k[0]], set[k[1]] = true, true
-	}
-	for k := range s.traffic {
-		set[k] = true
-	}
-	out := make([]string, 0, len(set))
-	for k := range set {
+	out := make([]string, 0, len(s.sites))
+	for k := range s.sites {
 		out = append(out, k)
 	}
 	sort.Strings(out)
@@ -482,6 +524,9 @@ func (s *Store) SetTraffic(site string, rps float64, at time.Time, static bool) 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.admitLocked(site); err != nil {
+		return err
+	}
 	s.traffic[site] = trafficEntry{rps: rps, updated: at, static: static}
 	s.last.Traffic = s.clock.Now()
 	s.version++

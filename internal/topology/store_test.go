@@ -244,3 +244,49 @@ func TestStaleLoadsAreDropped(t *testing.T) {
 		t.Errorf("FreshLoads = %d, want 10", got)
 	}
 }
+
+// TestMaxSites fills a store to its site limit through every writer and
+// checks that a new site past it is refused, while known sites still update.
+func TestMaxSites(t *testing.T) {
+	clk := clocktesting.NewFakePassiveClock(t0)
+	s := NewStore(Config{MaxSites: 3}, clk)
+	steps := []struct {
+		name string
+		do   func() error
+		want string // the rejection reason, "" for accepted
+	}{
+		{"a->b", func() error {
+			return s.ObserveRTT(RTTSample{From: "a", To: "b", MeanMs: 1, Sent: 1, Received: 1, At: t0})
+		}, ""},
+		{"traffic c", func() error { return s.SetTraffic("c", 1, t0, false) }, ""},
+		{"a->d", func() error {
+			return s.ObserveRTT(RTTSample{From: "a", To: "d", MeanMs: 1, Sent: 1, Received: 1, At: t0})
+		}, ReasonTooManySites},
+		{"static d->e", func() error { return s.SetStaticRTT("d", "e", 1) }, ReasonTooManySites},
+		{"traffic d", func() error { return s.SetTraffic("d", 1, t0, false) }, ReasonTooManySites},
+		{"known b->c", func() error {
+			return s.ObserveRTT(RTTSample{From: "b", To: "c", MeanMs: 1, Sent: 1, Received: 1, At: t0})
+		}, ""},
+		{"static c->a", func() error { return s.SetStaticRTT("c", "a", 2) }, ""},
+	}
+	for _, st := range steps {
+		err := st.do()
+		var re *RejectError
+		got := ""
+		if errors.As(err, &re) {
+			got = re.Reason
+		} else if err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if got != st.want {
+			t.Errorf("%s: rejection %q (%v), want %q", st.name, got, err, st.want)
+		}
+	}
+	if got := fmt.Sprint(s.Sites()); got != "[a b c]" {
+		t.Errorf("Sites() = %s, want [a b c]", got)
+	}
+	err := s.SetTraffic("zz", 1, t0, false)
+	if want := `site "zz" is new and the store already holds data for 3 sites (its limit 3)`; err == nil || err.Error() != want {
+		t.Errorf("error %v, want %q", err, want)
+	}
+}

@@ -128,6 +128,7 @@ func TestApply(t *testing.T) {
 	}{
 		{"", namespace, "restricted", func(t *testing.T, objs []*unstructured.Unstructured) {
 			checkRBAC(ctx, t, c, namespace, defaultRBAC)
+			checkAdmissionPolicies(ctx, t, c, namespace)
 			checkProbeJob(ctx, t, c, objs)
 			checkSchedulerRuns(ctx, t, c, objs)
 		}},
@@ -136,11 +137,12 @@ func TestApply(t *testing.T) {
 		{"testdata/external.yaml", "ning-edge", "privileged", func(t *testing.T, objs []*unstructured.Unstructured) {
 			checkRBAC(ctx, t, c, "ning-edge", externalRBAC)
 			checkProbeJob(ctx, t, c, objs)
-			checkStockSchedulerConfig(t, objs)
+			checkStockSchedulerConfig(t, objs, false)
 		}},
 		{"testdata/embedded-tls.yaml", "ning-tls", "restricted", func(t *testing.T, objs []*unstructured.Unstructured) {
 			checkRBAC(ctx, t, c, "ning-tls", cronJobRBAC)
 			checkProbeJob(ctx, t, c, objs)
+			checkStockSchedulerConfig(t, objs, true)
 		}},
 	} {
 		t.Run(setName(tc.file), func(t *testing.T) {
@@ -262,7 +264,8 @@ func checkWorkloads(t *testing.T, objs []*unstructured.Unstructured) {
 }
 
 // checkServedPort: the probe's named port is declared, and the command is
-// told to listen on it (--listen=:N, --secure-port=N or the broker's).
+// told to listen on it (--listen=:N, --listen=$(POD_IP):N with POD_IP the
+// pod's IP from the downward API, --secure-port=N or the broker's).
 func checkServedPort(t *testing.T, name string, ctr v1.Container, port string) {
 	t.Helper()
 	var n int32
@@ -275,8 +278,15 @@ func checkServedPort(t *testing.T, name string, ctr v1.Container, port string) {
 		t.Errorf("%s: probe port %q is not a declared port", name, port)
 		return
 	}
+	podIP := false
+	for _, e := range ctr.Env {
+		if e.Name == "POD_IP" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "status.podIP" {
+			podIP = true
+		}
+	}
 	for _, a := range ctr.Args {
-		if a == fmt.Sprintf("--listen=:%d", n) || a == fmt.Sprintf("--secure-port=%d", n) {
+		if a == fmt.Sprintf("--listen=:%d", n) || a == fmt.Sprintf("--secure-port=%d", n) ||
+			(podIP && a == fmt.Sprintf("--listen=$(POD_IP):%d", n)) {
 			return
 		}
 	}

@@ -32,7 +32,7 @@ containers:
       - --owner=cronjob/{{ .name }}
       {{- else }}
       - --interval={{ $v.interval }}
-      - --listen=:{{ $v.port }}
+      - --listen=$(POD_IP):{{ $v.port }}
       - --owner=deployment/{{ .name }}
       {{- end }}
       - --source={{ $v.source }}
@@ -43,7 +43,13 @@ containers:
       {{- end }}
       - --node-label={{ $v.nodeLabel }}
       {{- else }}
-      - --otlp-listen=:{{ $v.otlpPort }}
+      - --otlp-listen=$(POD_IP):{{ $v.otlpPort }}
+      {{- if not (and $v.otlpTLSSecret $v.otlpTokenSecret) }}
+      {{- fail "discovery.source otlp needs discovery.otlpTLSSecret and discovery.otlpTokenSecret: the receiver takes pushes only over TLS with a bearer token" }}
+      {{- end }}
+      - --otlp-tls-cert=/etc/ning/otlp-tls/tls.crt
+      - --otlp-tls-key=/etc/ning/otlp-tls/tls.key
+      - --otlp-token-file=/etc/ning/otlp-token/token
       {{- with $v.otlpMetric }}
       - --otlp-metric={{ . }}
       {{- end }}
@@ -81,6 +87,7 @@ containers:
       {{- toYaml . | nindent 6 }}
       {{- end }}
     env:
+      {{- include "ning.podIPEnv" $ | nindent 6 }}
       {{- include "ning.mqttEnv" $ | nindent 6 }}
     {{- if eq $v.mode "continuous" }}
     ports:
@@ -108,11 +115,27 @@ containers:
         mountPath: /etc/ning/probe-job
         readOnly: true
       {{- include "ning.mqttVolumeMounts" $ | nindent 6 }}
+      {{- if eq $v.source "otlp" }}
+      - name: otlp-tls
+        mountPath: /etc/ning/otlp-tls
+        readOnly: true
+      - name: otlp-token
+        mountPath: /etc/ning/otlp-token
+        readOnly: true
+      {{- end }}
 volumes:
   - name: probe-job
     configMap:
       name: {{ .name }}-probe-job
   {{- include "ning.mqttVolumes" $ | nindent 2 }}
+  {{- if eq $v.source "otlp" }}
+  - name: otlp-tls
+    secret:
+      secretName: {{ $v.otlpTLSSecret }}
+  - name: otlp-token
+    secret:
+      secretName: {{ $v.otlpTokenSecret }}
+  {{- end }}
 {{- with $v.nodeSelector }}
 nodeSelector:
   {{- toYaml . | nindent 2 }}

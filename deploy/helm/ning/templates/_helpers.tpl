@@ -199,3 +199,10 @@ capabilities:
   add: [NET_RAW]
 {{- end }}
 {{- end -}}
+
+{{/* The pod's IP, for binding listeners to it ($(POD_IP) in args). */}}
+{{- define "ning.podIPEnv" -}}
+- name: POD_IP
+  valueFrom:
+    fieldRef: {fieldPath: status.podIP}
+{{- end -}}
