@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/utils/clock"
 
 	"github.com/ning-edge/ning/internal/logging"
 )
@@ -45,7 +46,7 @@ func newRefusals(reg prometheus.Registerer, log *slog.Logger) (*refusals, error)
 	r := &refusals{
 		total:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: refusalMetricName, Help: refusalMetricHelp}, []string{"reason"}),
 		log:      log,
-		throttle: logging.NewThrottle(refusalLogInterval),
+		throttle: logging.NewThrottle(refusalLogInterval, clock.RealClock{}),
 	}
 	if err := reg.Register(r.total); err != nil {
 		return nil, fmt.Errorf("registering broker metrics: %w", err)

@@ -21,13 +21,13 @@ type Metrics struct {
 	Decisions   prometheus.Counter
 	LastSuccess prometheus.Gauge
 	JobsCreated prometheus.Counter
-	every       *logging.Every
+	every       *logging.Throttle
 }
 
 // NewMetrics registers discovery's metrics on reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
-		every: logging.NewEvery(LogEvery, clock.RealClock{}),
+		every: logging.NewThrottle(LogEvery, clock.RealClock{}),
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ning_discover_errors_total",
 			Help: "Bad or missing input, by reason; the previous decision was kept."}, []string{"reason"}),
 		SiteRate: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ning_discover_site_requests_per_second",
@@ -56,7 +56,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 func (m *Metrics) Reporter(log *slog.Logger) func(*DataError) {
 	return func(e *DataError) {
 		m.Errors.WithLabelValues(e.Reason).Inc()
-		if m.every.Allow(e.Source + "\x00" + e.Reason) {
+		if ok, _ := m.every.Allow(e.Source + "\x00" + e.Reason); ok {
 			log.Warn("discovery input rejected (logged once per source and reason per interval; every one is counted)",
 				"reason", e.Reason, "source", e.Source, "detail", e.Detail, "err", e.Err, "interval", LogEvery)
 		}

@@ -193,7 +193,7 @@ type Extender struct {
 	// inFlight holds a token per request being answered.
 	inFlight chan struct{}
 	// every limits refusal log lines to one per source and reason.
-	every *logging.Every
+	every *logging.Throttle
 }
 
 // New builds an extender fed by the factory's node and pod informers (it
@@ -218,7 +218,7 @@ func New(f informers.SharedInformerFactory, store Store, cfg Config, m *Metrics,
 		log:      log,
 		clock:    clock.RealClock{},
 		inFlight: make(chan struct{}, cfg.Limits.MaxInFlight),
-		every:    logging.NewEvery(cfg.Limits.LogEvery, clock.RealClock{}),
+		every:    logging.NewThrottle(cfg.Limits.LogEvery, clock.RealClock{}),
 	}, nil
 }
 
@@ -416,7 +416,7 @@ func (x *Extender) delayVerdicts(ctx context.Context, pod *v1.Pod, cands []candi
 			// the reply once per node.
 			reason := "pod " + labelTooLong(k, v, x.cfg.Limits.MaxLabelBytes)
 			x.metrics.Bounded.WithLabelValues(reasonLabelTooLong).Inc()
-			if x.every.Allow(reasonLabelTooLong + "\x00" + pod.Namespace + "/" + pod.Name) {
+			if ok, _ := x.every.Allow(reasonLabelTooLong + "\x00" + pod.Namespace + "/" + pod.Name); ok {
 				x.log.WarnContext(ctx, "A pod label is over the limit: every node rejected", "pod", pod.Namespace+"/"+pod.Name, "reason", reason)
 			}
 			return nil, reason, true, nil
@@ -537,7 +537,7 @@ func (x *Extender) trafficScores(ctx context.Context, pod *v1.Pod, cands []candi
 	sites := x.index.Sites()
 	if limit := x.store.MaxSites(); len(sites) > limit {
 		x.metrics.Bounded.WithLabelValues(topology.ReasonTooManySites).Inc()
-		if x.every.Allow(topology.ReasonTooManySites) {
+		if ok, _ := x.every.Allow(topology.ReasonTooManySites); ok {
 			x.log.WarnContext(ctx, "The cluster has more sites than the RTT matrix limit: /prioritize scores without traffic",
 				"sites", len(sites), "limit", limit)
 		}

@@ -105,7 +105,7 @@ func (x *Extender) counted(r *http.Request, reason, msg string) {
 	if err != nil {
 		source = r.RemoteAddr
 	}
-	if x.every.Allow(source + "\x00" + reason) {
+	if ok, _ := x.every.Allow(source + "\x00" + reason); ok {
 		x.log.WarnContext(r.Context(), "Extender request refused (logged once per source and reason per interval; every one is counted)",
 			"source", source, "reason", reason, "detail", msg, "interval", x.cfg.Limits.LogEvery)
 	}

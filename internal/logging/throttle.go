@@ -3,6 +3,8 @@ package logging
 import (
 	"sync"
 	"time"
+
+	"k8s.io/utils/clock"
 )
 
 // Throttle lets one log line through per key and interval, so that a
@@ -10,7 +12,7 @@ import (
 // thousand times. It is safe for concurrent use.
 type Throttle struct {
 	interval time.Duration
-	now      func() time.Time
+	clock    clock.PassiveClock
 
 	mu   sync.Mutex
 	last map[string]throttled
@@ -27,9 +29,9 @@ type throttled struct {
 const maxThrottleKeys = 4096
 
 // NewThrottle returns a Throttle letting one line per key through every
-// interval.
-func NewThrottle(interval time.Duration) *Throttle {
-	return &Throttle{interval: interval, now: time.Now, last: map[string]throttled{}}
+// interval, timed by clk.
+func NewThrottle(interval time.Duration, clk clock.PassiveClock) *Throttle {
+	return &Throttle{interval: interval, clock: clk, last: map[string]throttled{}}
 }
 
 // Allow reports whether a line for key may be logged now, and how many
@@ -37,7 +39,7 @@ func NewThrottle(interval time.Duration) *Throttle {
 func (t *Throttle) Allow(key string) (ok bool, suppressed int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	now := t.now()
+	now := t.clock.Now()
 	e, seen := t.last[key]
 	if seen && now.Sub(e.at) < t.interval {
 		e.suppressed++

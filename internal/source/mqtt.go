@@ -84,7 +84,7 @@ func NewMQTT(store *topology.Store, cfg Config, clk clock.PassiveClock, reg prom
 		return nil, err
 	}
 	s := &MQTT{store: store, clock: clk, maxBytes: cfg.MaxPayload, log: log, cross: cross, nodeSite: cfg.NodeSite,
-		throttle: logging.NewThrottle(time.Minute)}
+		throttle: logging.NewThrottle(time.Minute, clock.RealClock{})}
 	if s.maxBytes <= 0 {
 		s.maxBytes = DefaultMaxPayload
 	}

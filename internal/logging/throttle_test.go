@@ -9,13 +9,14 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
-func TestEvery(t *testing.T) {
+func TestThrottle(t *testing.T) {
 	clk := clocktesting.NewFakePassiveClock(time.Unix(1000, 0))
-	e := NewEvery(time.Minute, clk)
+	e := NewThrottle(time.Minute, clk)
 	var got []bool
 	step := func(key string, advance time.Duration) {
 		clk.SetTime(clk.Now().Add(advance))
-		got = append(got, e.Allow(key))
+		ok, _ := e.Allow(key)
+		got = append(got, ok)
 	}
 	step("a", 0)
 	step("a", time.Second)    // within the interval
@@ -26,13 +27,13 @@ func TestEvery(t *testing.T) {
 		t.Errorf("Allow (-want +got):\n%s", diff)
 	}
 	// A flood of keys stays bounded and lets new keys through.
-	for i := range 3 * maxEveryKeys {
+	for i := range 3 * maxThrottleKeys {
 		e.Allow(fmt.Sprint("flood-", i))
 	}
-	if n := len(e.last); n > maxEveryKeys {
-		t.Errorf("%d keys remembered, want at most %d", n, maxEveryKeys)
+	if n := len(e.last); n > maxThrottleKeys {
+		t.Errorf("%d keys remembered, want at most %d", n, maxThrottleKeys)
 	}
-	if !e.Allow("late") {
+	if ok, _ := e.Allow("late"); !ok {
 		t.Error("a new key after the flood was not let through")
 	}
 }
