@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	v1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -35,6 +36,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	ningv1 "github.com/ning-edge/ning/api/proto/ning/v1"
+	"github.com/ning-edge/ning/internal/broker"
 	"github.com/ning-edge/ning/internal/cli"
 	"github.com/ning-edge/ning/internal/lab"
 	"github.com/ning-edge/ning/internal/mqtt"
@@ -216,8 +218,19 @@ func (e *env) testBrokerDNS(t *testing.T) {
 	}
 }
 
-func (e *env) mqttConfig(id string) mqtt.Config {
-	return mqtt.Config{BrokerURL: "mqtt://" + e.brokerIP + ":1883", ClientID: id, Username: "ning", Password: "ning-lab-password"}
+// mqttConfig is how the test reaches the lab's broker as the chart's
+// ServiceAccount account (ning-scheduler to read reports, ning-discover to
+// publish traffic): with a token of that account for the broker's audience,
+// as the chart's pods do (mqtt.auth=token, docs/security.md).
+func (e *env) mqttConfig(ctx context.Context, t *testing.T, id, account string) mqtt.Config {
+	t.Helper()
+	tr, err := e.client.CoreV1().ServiceAccounts("ning").CreateToken(ctx, account, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{"ning-broker"}, ExpirationSeconds: ptr.To[int64](3600)},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("a broker token for %s: %v", account, err)
+	}
+	return mqtt.Config{BrokerURL: "mqtt://" + e.brokerIP + ":1883", ClientID: id, Username: broker.TokenUsername, Password: tr.Status.Token}
 }
 
 // quietPSI is the CPU pressure (PSI "some" avg10, percent) under which the
@@ -252,7 +265,7 @@ func (e *env) testProberRTT(t *testing.T) {
 	type round struct{ p50, psi float64 }
 	var mu sync.Mutex
 	got := map[[2]string][]round{}
-	_, err := mqtt.NewSubscriber(ctx, e.mqttConfig("lab-test-rtt"), mqtt.SubscriberOptions{Topics: []string{mqtt.TopicLatencyAll}},
+	_, err := mqtt.NewSubscriber(ctx, e.mqttConfig(ctx, t, "lab-test-rtt", "ning-scheduler"), mqtt.SubscriberOptions{Topics: []string{mqtt.TopicLatencyAll}},
 		func(_ string, payload []byte) {
 			var r ningv1.LatencyReport
 			if proto.Unmarshal(payload, &r) != nil {
@@ -351,7 +364,7 @@ func (e *env) testProberRTT(t *testing.T) {
 // publishTraffic publishes a TrafficReport as the discovery gateway would.
 func (e *env) publishTraffic(ctx context.Context, t *testing.T, traffic map[string]float64) {
 	t.Helper()
-	pub, err := mqtt.NewPublisher(ctx, e.mqttConfig(fmt.Sprintf("lab-test-traffic-%d", time.Now().UnixNano())), mqtt.PublisherOptions{}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	pub, err := mqtt.NewPublisher(ctx, e.mqttConfig(ctx, t, fmt.Sprintf("lab-test-traffic-%d", time.Now().UnixNano()), "ning-discover"), mqtt.PublisherOptions{}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

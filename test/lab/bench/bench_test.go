@@ -15,12 +15,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
 
 	ningv1 "github.com/ning-edge/ning/api/proto/ning/v1"
+	"github.com/ning-edge/ning/internal/broker"
 	"github.com/ning-edge/ning/internal/lab"
 	"github.com/ning-edge/ning/internal/mqtt"
 	"github.com/ning-edge/ning/internal/topology"
@@ -318,8 +321,16 @@ func (h *harness) waitTraffic(ctx context.Context, timeout time.Duration) *ningv
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	got := make(chan *ningv1.TrafficReport, 16)
+	// As the chart's scheduler account, with a token for the broker's
+	// audience (mqtt.auth=token), as the chart's pods connect.
+	tr, err := h.client.CoreV1().ServiceAccounts("ning").CreateToken(ctx, "ning-scheduler", &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{"ning-broker"}, ExpirationSeconds: ptr.To[int64](3600)},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		h.t.Fatalf("a broker token: %v", err)
+	}
 	sub, err := mqtt.NewSubscriber(ctx, mqtt.Config{BrokerURL: "mqtt://" + h.brokerIP + ":1883", ClientID: fmt.Sprintf("bench-%d", time.Now().UnixNano()),
-		Username: "ning", Password: "ning-lab-password"}, mqtt.SubscriberOptions{Topics: []string{mqtt.TopicTraffic}},
+		Username: broker.TokenUsername, Password: tr.Status.Token}, mqtt.SubscriberOptions{Topics: []string{mqtt.TopicTraffic}},
 		func(_ string, payload []byte) {
 			var r ningv1.TrafficReport
 			if proto.Unmarshal(payload, &r) == nil && len(r.Sites) > 0 {
