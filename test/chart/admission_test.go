@@ -94,7 +94,7 @@ func checkAdmissionPolicies(ctx context.Context, t *testing.T, c *cluster, ns st
 		{"set the provider ID", map[string]any{"spec": map[string]any{"providerID": "evil://x"}}, true},
 	} {
 		err := patch(resched, tc.body)
-		if tc.refuse != (err != nil) || (err != nil && !(apierrors.IsForbidden(err) && strings.Contains(err.Error(), "ValidatingAdmissionPolicy"))) {
+		if tc.refuse != (err != nil) || (err != nil && (!apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "ValidatingAdmissionPolicy"))) {
 			t.Errorf("rescheduler: %s: %v, want refused by the admission policy: %v", tc.name, err, tc.refuse)
 		} else {
 			t.Logf("rescheduler: %s: %s", tc.name, verdict(err))
@@ -130,7 +130,7 @@ func checkAdmissionPolicies(ctx context.Context, t *testing.T, c *cluster, ns st
 		{"", true}, // the namespace's default account
 	} {
 		_, err := disc.BatchV1().Jobs(ns).Create(ctx, job(fmt.Sprint("vap-", i), tc.sa), metav1.CreateOptions{})
-		if tc.refuse != (err != nil) || (err != nil && !(apierrors.IsForbidden(err) && strings.Contains(err.Error(), "ValidatingAdmissionPolicy"))) {
+		if tc.refuse != (err != nil) || (err != nil && (!apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "ValidatingAdmissionPolicy"))) {
 			t.Errorf("discovery: a Job as %q: %v, want refused by the admission policy: %v", tc.sa, err, tc.refuse)
 		} else {
 			t.Logf("discovery: a Job as %q: %s", tc.sa, verdict(err))

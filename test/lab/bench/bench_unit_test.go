@@ -116,9 +116,9 @@ func TestLoad(t *testing.T) {
 	for _, r := range rs {
 		by[r.Target] = append(by[r.Target], r)
 	}
-	fast := bench.Summarize(by["fast"], map[string]string{"a": "n1"})
-	slow := bench.Summarize(by["slow"], nil)
-	broken := bench.Summarize(by["broken"], nil)
+	fast := bench.Summarise(by["fast"], map[string]string{"a": "n1"})
+	slow := bench.Summarise(by["slow"], nil)
+	broken := bench.Summarise(by["broken"], nil)
 	// No bounds on how fast: speed is for benchmarks. A slow answer takes
 	// at least its 300 ms, counted from the scheduled send.
 	if fast.Errors != 0 || fast.LocalShare != 1 {

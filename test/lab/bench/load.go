@@ -54,9 +54,11 @@ type Arrival struct {
 	target int
 }
 
-// At is the arrival's time from the start; Target its target's index.
+// At is the arrival's time from the start.
 func (a Arrival) At() time.Duration { return a.at }
-func (a Arrival) Target() int       { return a.target }
+
+// Target is the index of the target the arrival is sent to.
+func (a Arrival) Target() int { return a.target }
 
 // Schedule is the fixed send schedule: for every target, Poisson arrivals
 // at the scenario's piecewise-constant rate for site, each target from its
@@ -202,7 +204,7 @@ func ReadResults(path string) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	var out []Result
 	dec := json.NewDecoder(bufio.NewReader(f))
 	for {

@@ -77,7 +77,7 @@ func NewReport(topology, workload string, runs []*Run, siteNode map[string]strin
 		from := eventStart(run.Scenario)
 		for _, m := range Methods {
 			rs := by[m]
-			mr := &MethodResult{Summary: Summarize(rs, siteNode), ModelWeightedRTTms: round2(run.Model[m]),
+			mr := &MethodResult{Summary: Summarise(rs, siteNode), ModelWeightedRTTms: round2(run.Model[m]),
 				Placement: run.Before[m], PerSite: map[string]Summary{}, ErrorKinds: map[string]int{}}
 			if !maps.Equal(run.Before[m], run.After[m]) {
 				mr.PlacementAfter = run.After[m]
@@ -90,7 +90,7 @@ func NewReport(topology, workload string, runs []*Run, siteNode map[string]strin
 				}
 			}
 			for s, xs := range site {
-				mr.PerSite[s] = Summarize(xs, siteNode)
+				mr.PerSite[s] = Summarise(xs, siteNode)
 			}
 			if from >= 0 {
 				n := 0

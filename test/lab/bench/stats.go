@@ -19,8 +19,8 @@ type Summary struct {
 	LocalShare float64 `json:"localShare"`
 }
 
-// Summarize computes a Summary; siteNode maps a site to its node.
-func Summarize(rs []Result, siteNode map[string]string) Summary {
+// Summarise computes a Summary; siteNode maps a site to its node.
+func Summarise(rs []Result, siteNode map[string]string) Summary {
 	var ms []float64
 	s := Summary{Requests: len(rs)}
 	local := 0
