@@ -119,7 +119,7 @@ test-mosquitto: ## run the MQTT transport tests against a real Mosquitto on 127.
 	  $(MOSQUITTO) -c $$tmp/mosquitto.conf > $$tmp/mosquitto.log 2>&1 & pid=$$!; \
 	  for i in $$(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/18830) 2>/dev/null && break; \
 	    kill -0 $$pid 2>/dev/null || { cat $$tmp/mosquitto.log; echo "mosquitto exited"; exit 1; }; sleep 0.05; done; \
-	  NING_MQTT_URL=mqtt://127.0.0.1:18830 $(GO) test $(RACE) -count=1 -v -run 'TestPublishSubscribeRoundTrip|TestMQTTSourceEndToEnd|TestPublisherMosquittoRestart|TestMosquittoPasswordFile' \
+	  NING_MQTT_URL=mqtt://127.0.0.1:18830 $(GO) test $(RACE) -count=1 -v -run 'TestPublishSubscribeRoundTrip|TestMQTTSourceEndToEnd|TestPublisherMosquittoRestart|TestMosquittoPasswordFile|TestMosquittoACL' \
 	    ./internal/mqtt ./internal/source > $$tmp/test.log 2>&1; rc=$$?; \
 	  kill $$pid; wait $$pid 2>/dev/null; grep -E '^(=== RUN|\s*---|ok|FAIL|PASS)|latency|broker:' $$tmp/test.log; \
 	  [ $$rc = 0 ] || tail -50 $$tmp/test.log; rm -rf $$tmp; exit $$rc

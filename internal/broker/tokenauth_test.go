@@ -41,9 +41,6 @@ func podToken(t *testing.T, c kubernetes.Interface, sa, node, audience string) s
 // that site's reports. The scheduler's token makes it the scheduler. A token
 // for another audience, or of an account with no identity, is refused.
 func TestTokenIdentities(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a real kube-apiserver: skipped in -short")
-	}
 	cp := testcluster.Start(t)
 	c := cp.Client
 	ctx := context.Background()

@@ -179,15 +179,31 @@ func TestPublisherMosquittoRestart(t *testing.T) {
 // clients refused: the right password carries a report from a publisher to a
 // subscriber; a wrong password, an unknown user and no credentials are
 // refused, and the error says the broker refused the user name or password.
+// mosquittoBinaries returns the paths of mosquitto and mosquitto_passwd. It
+// skips t when they are missing, or fails it under make test-mosquitto
+// (NING_MQTT_URL set), which must run it. what names the test.
+func mosquittoBinaries(t *testing.T, what string) (bin, passwd string) {
+	t.Helper()
+	for _, name := range []string{"mosquitto", "mosquitto_passwd"} {
+		path, err := exec.LookPath(name)
+		if err != nil {
+			msg := fmt.Sprintf("%s not installed (apt-get install -y mosquitto): %s test against a real broker", name, what)
+			if os.Getenv("NING_MQTT_URL") != "" {
+				t.Fatal(msg + ": required under make test-mosquitto")
+			}
+			t.Skip(msg + " skipped")
+		}
+		if name == "mosquitto" {
+			bin = path
+		} else {
+			passwd = path
+		}
+	}
+	return bin, passwd
+}
+
 func TestMosquittoPasswordFile(t *testing.T) {
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		t.Skip("mosquitto not installed (apt-get install -y mosquitto): password-file test against a real broker skipped")
-	}
-	passwd, err := exec.LookPath("mosquitto_passwd")
-	if err != nil {
-		t.Skip("mosquitto_passwd not installed (apt-get install -y mosquitto): password-file test against a real broker skipped")
-	}
+	bin, passwd := mosquittoBinaries(t, "password-file")
 	dir := t.TempDir()
 	pwFile := filepath.Join(dir, "passwd")
 	for i, u := range [][2]string{{"probe@site-a", "s3cret"}, {"scheduler", "pw2"}} {
@@ -227,14 +243,7 @@ func TestMosquittoPasswordFile(t *testing.T) {
 // forged traffic report are refused (PUBACK 0x87), its own report arrives,
 // and the scheduler may not publish.
 func TestMosquittoACL(t *testing.T) {
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		t.Skip("mosquitto not installed (apt-get install -y mosquitto): ACL test against a real broker skipped")
-	}
-	passwd, err := exec.LookPath("mosquitto_passwd")
-	if err != nil {
-		t.Skip("mosquitto_passwd not installed (apt-get install -y mosquitto): ACL test against a real broker skipped")
-	}
+	bin, passwd := mosquittoBinaries(t, "ACL")
 	dir := t.TempDir()
 	pwFile, aclFile := filepath.Join(dir, "passwd"), filepath.Join(dir, "acl")
 	users := [][2]string{{"probe@a", "pa"}, {"probe@b", "pb"}, {"discover", "pd"}, {"scheduler", "ps"}}
