@@ -241,6 +241,12 @@ func scrape(t *testing.T, url string) map[string]float64 {
 // peakRSS returns a process's peak resident set size (VmHWM) in bytes.
 func peakRSS(t *testing.T, pid int) uint64 {
 	t.Helper()
+	return procStatus(t, pid).VmHWM
+}
+
+// procStatus reads a process's /proc/PID/status.
+func procStatus(t *testing.T, pid int) procfs.ProcStatus {
+	t.Helper()
 	p, err := procfs.NewProc(pid)
 	if err != nil {
 		t.Fatal(err)
@@ -249,7 +255,7 @@ func peakRSS(t *testing.T, pid int) uint64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return st.VmHWM
+	return st
 }
 
 // syncBuffer is a bytes.Buffer a subprocess's stdout and stderr both write.

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -43,7 +42,7 @@ func startBrokerProc(t *testing.T, bin string, users map[string]string, extra ..
 	if err := os.WriteFile(usersFile, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr, metrics := freePort(t), freePort(t)
+	addr, metrics := freeAddr(t), freeAddr(t)
 	args := append([]string{"broker", "--listen", addr, "--users-file", usersFile, "--data-dir", filepath.Join(dir, "data"),
 		"--metrics-listen", metrics, "--log-level", "warn"}, extra...)
 	cmd := exec.Command(bin, args...)
@@ -78,36 +77,10 @@ func startBrokerProc(t *testing.T, bin string, users map[string]string, extra ..
 	return &brokerProc{cmd: cmd, addr: addr, metricsURL: "http://" + metrics + "/metrics"}
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// peakRSS is the process's VmHWM from /proc/PID/status, in bytes.
+// peakRSS is the process's VmHWM, in bytes.
 func (p *brokerProc) peakRSS(t *testing.T) int64 {
 	t.Helper()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmHWM in /proc/PID/status")
-	return 0
+	return int64(procStatus(t, p.cmd.Process.Pid).VmHWM)
 }
 
 // anonRSS is the process's current RssAnon, in bytes: the memory the
@@ -115,40 +88,15 @@ func (p *brokerProc) peakRSS(t *testing.T) int64 {
 // clean page cache it drops under the container's limit instead of killing).
 func (p *brokerProc) anonRSS(t *testing.T) int64 {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "RssAnon:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatal("no RssAnon in /proc/PID/status")
-	return 0
+	return int64(procStatus(t, p.cmd.Process.Pid).RssAnon)
 }
 
 // rssParts is the process's current VmRSS split (RssAnon, RssFile), for the
 // log: a bbolt store's mapped file counts in RSS too.
 func (p *brokerProc) rssParts(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var parts []string
-	for _, line := range strings.Split(string(b), "\n") {
-		for _, k := range []string{"VmRSS:", "RssAnon:", "RssFile:"} {
-			if strings.HasPrefix(line, k) {
-				parts = append(parts, strings.Join(strings.Fields(line), " "))
-			}
-		}
-	}
-	return strings.Join(parts, ", ")
+	st := procStatus(t, p.cmd.Process.Pid)
+	return fmt.Sprintf("VmRSS %d kB, RssAnon %d kB, RssFile %d kB", st.VmRSS>>10, st.RssAnon>>10, st.RssFile>>10)
 }
 
 // refused reads ning_broker_refused_total{reason} from the broker's /metrics.
