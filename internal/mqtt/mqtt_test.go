@@ -403,14 +403,14 @@ func TestConfigRejectsBadURLs(t *testing.T) {
 
 // TestSubscriberBrokerRestart stops the embedded broker while ten probers'
 // reports are published and starts a new one on the same port and data
-// directory: the subscriber reconnects by itself, the latest report of every
-// site arrives, and at most one report is lost, and only one of those
-// published while the broker was down. Without the data directory the new broker knows nothing of
-// the subscriber until it subscribes again, and whatever the publisher's queue
-// delivers before that is lost (185 of 600 in a run here). With it, mochi
-// v2.7.9 still loses one report in about six runs, among the first published
-// during the outage (a race in its session takeover); Mosquitto with
-// persistence loses none (TestPublisherMosquittoRestart).
+// directory: the subscriber reconnects by itself and every report arrives,
+// those published while the broker was down included. Without the data
+// directory the new broker knows nothing of the subscriber until it subscribes
+// again, and whatever the publisher's queue delivers before that is lost (185
+// of 600 in a run here). Unpatched mochi v2.7.9 also lost the reports
+// published to the restored session while the subscriber took it over (1 to 3
+// of 600, in about one run in six; third_party/mochi-mqtt-server/NING_PATCH.md).
+// Mosquitto with persistence loses none either (TestPublisherMosquittoRestart).
 func TestSubscriberBrokerRestart(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -463,9 +463,8 @@ func TestSubscriberBrokerRestart(t *testing.T) {
 		}
 		return m
 	}
-	// waitAll tolerates up to tolerate lost reports, all of them among the
-	// reports outage[0] to outage[1]-1.
-	waitAll := func(what string, tolerate int, outage [2]int) {
+	// waitAll fails the test unless every report published so far arrived.
+	waitAll := func(what string) {
 		t.Helper()
 		fctx, fcancel := context.WithTimeout(ctx, 15*time.Second)
 		defer fcancel()
@@ -476,41 +475,25 @@ func TestSubscriberBrokerRestart(t *testing.T) {
 		for deadline := time.Now().Add(5 * time.Second); len(m) > 0 && time.Now().Before(deadline); m = missing() {
 			time.Sleep(10 * time.Millisecond)
 		}
-		if len(m) > tolerate {
-			sort.Strings(m)
-			t.Fatalf("%s: %d of %d reports never reached the subscriber, e.g. %v", what, len(m), i, m[:min(5, len(m))])
-		}
-		for _, name := range m {
-			var j int
-			if _, err := fmt.Sscanf(name, "n-%d", &j); err != nil || j < outage[0] || j >= outage[1] {
-				t.Fatalf("%s: report %s was lost, but it was not published while the broker was down (n-%d to n-%d)", what, name, outage[0], outage[1]-1)
-			}
-		}
 		if len(m) > 0 {
-			t.Logf("%s: %d of %d reports lost: %v", what, len(m), i, m)
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		for j := i - 10; j < i; j++ { // the last report of each site
-			if got[fmt.Sprintf("n-%d", j)] == 0 {
-				t.Errorf("%s: the latest report of site-%d (n-%d) never arrived", what, j%10, j)
-			}
+			sort.Strings(m)
+			t.Errorf("%s: %d of %d reports never reached the subscriber, e.g. %v", what, len(m), i, m[:min(5, len(m))])
 		}
 	}
 	publish(50)
-	waitAll("before the restart", 0, [2]int{})
+	waitAll("before the restart")
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	down := i
 	publish(500) // while the broker is down: inside the queue bound of 1000
-	up := i
 	time.Sleep(300 * time.Millisecond)
 	b2 := startBrokerConfig(t, addr, persistent)
 	defer b2.Close()
 	publish(50)
-	waitAll("across the restart", 1, [2]int{down, up})
-	t.Logf("%d of %d reports reached the subscriber across a broker restart (%v dropped from the queue)", i-len(missing()), i, testutil.ToFloat64(pub.metrics.dropped))
+	waitAll("across the restart")
+	if d := testutil.ToFloat64(pub.metrics.dropped); d != 0 {
+		t.Errorf("the publisher dropped %v reports from its queue", d)
+	}
 	if err := pub.Close(ctx); err != nil {
 		t.Error(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -144,6 +145,7 @@ type Server struct {
 	Log          *slog.Logger         // minimal no-alloc logger
 	hooks        *Hooks               // hooks contains hooks for extra functionality such as auth and persistent storage
 	inlineClient *Client              // inlineClient is a special client used for inline subscriptions and inline Publish
+	takeover     sync.RWMutex         // ning: a session takeover excludes publishing to clients (NING_PATCH.md)
 }
 
 // loop contains interval tickers for the system events loop.
@@ -454,8 +456,7 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 
 	s.hooks.OnSessionEstablish(cl, pk)
 
-	sessionPresent := s.inheritClientSession(pk, cl)
-	s.Clients.Add(cl) // [MQTT-4.1.0-1]
+	sessionPresent := s.inheritClientSession(pk, cl) // ning: it adds cl to s.Clients (NING_PATCH.md)
 
 	err = s.SendConnack(cl, code, sessionPresent, nil) // [MQTT-3.1.4-5] [MQTT-3.2.0-1] [MQTT-3.2.0-2] &[MQTT-3.14.0-1]
 	if err != nil {
@@ -560,47 +561,60 @@ func (s *Server) validateConnect(cl *Client, pk packets.Packet) packets.Code {
 // connection ID. If clean is true, the state of any previously existing client
 // session is abandoned.
 func (s *Server) inheritClientSession(pk packets.Packet, cl *Client) bool {
-	if existing, ok := s.Clients.Get(cl.ID); ok {
-		_ = s.DisconnectClient(existing, packets.ErrSessionTakenOver)                                   // [MQTT-3.1.4-3]
-		if pk.Connect.Clean || (existing.Properties.Clean && existing.Properties.ProtocolVersion < 5) { // [MQTT-3.1.2-4] [MQTT-3.1.4-4]
-			s.UnsubscribeClient(existing)
-			existing.ClearInflights()
-			existing.State.isTakenOver.Store(true) // only set isTakenOver after unsubscribe has occurred
-			return false                           // [MQTT-3.2.2-3]
+	existing, ok := s.Clients.Get(cl.ID)
+	if !ok {
+		if atomic.LoadInt64(&s.Info.ClientsConnected) > atomic.LoadInt64(&s.Info.ClientsMaximum) {
+			atomic.AddInt64(&s.Info.ClientsMaximum, 1)
 		}
+		s.Clients.Add(cl) // [MQTT-4.1.0-1]
+		return false      // [MQTT-3.2.2-2]
+	}
 
-		existing.State.isTakenOver.Store(true)
-		if existing.State.Inflight.Len() > 0 {
-			cl.State.Inflight = existing.State.Inflight.Clone() // [MQTT-3.1.2-5]
-			if cl.State.Inflight.maximumReceiveQuota == 0 && cl.ops.options.Capabilities.ReceiveMaximum != 0 {
-				cl.State.Inflight.ResetReceiveQuota(int32(cl.ops.options.Capabilities.ReceiveMaximum)) // server receive max per client
-				cl.State.Inflight.ResetSendQuota(int32(cl.Properties.Props.ReceiveMaximum))            // client receive max
-			}
-		}
-
-		for _, sub := range existing.State.Subscriptions.GetAll() {
-			existed := !s.Topics.Subscribe(cl.ID, sub) // [MQTT-3.8.4-3]
-			if !existed {
-				atomic.AddInt64(&s.Info.Subscriptions, 1)
-			}
-			cl.State.Subscriptions.Add(sub.Filter, sub)
-		}
-
-		// Clean the state of the existing client to prevent sequential take-overs
-		// from increasing memory usage by inflights + subs * client-id.
+	_ = s.DisconnectClient(existing, packets.ErrSessionTakenOver)                                   // [MQTT-3.1.4-3]
+	if pk.Connect.Clean || (existing.Properties.Clean && existing.Properties.ProtocolVersion < 5) { // [MQTT-3.1.2-4] [MQTT-3.1.4-4]
 		s.UnsubscribeClient(existing)
 		existing.ClearInflights()
-
-		s.Log.Debug("session taken over", "client", cl.ID, "old_remote", existing.Net.Remote, "new_remote", cl.Net.Remote)
-
-		return true // [MQTT-3.2.2-3]
+		existing.State.isTakenOver.Store(true) // only set isTakenOver after unsubscribe has occurred
+		s.Clients.Add(cl)                      // [MQTT-4.1.0-1]
+		return false                           // [MQTT-3.2.2-3]
 	}
 
-	if atomic.LoadInt64(&s.Info.ClientsConnected) > atomic.LoadInt64(&s.Info.ClientsMaximum) {
-		atomic.AddInt64(&s.Info.ClientsMaximum, 1)
+	// ning: from the copy of the old client's in-flight messages until the new
+	// client takes its place, no publish may reach the old one, or it is lost
+	// with it (NING_PATCH.md).
+	s.takeover.Lock()
+	existing.State.isTakenOver.Store(true)
+	if existing.State.Inflight.Len() > 0 {
+		cl.State.Inflight = existing.State.Inflight.Clone() // [MQTT-3.1.2-5]
+		if cl.State.Inflight.maximumReceiveQuota == 0 && cl.ops.options.Capabilities.ReceiveMaximum != 0 {
+			cl.State.Inflight.ResetReceiveQuota(int32(cl.ops.options.Capabilities.ReceiveMaximum)) // server receive max per client
+			cl.State.Inflight.ResetSendQuota(int32(cl.Properties.Props.ReceiveMaximum))            // client receive max
+		}
 	}
 
-	return false // [MQTT-3.2.2-2]
+	for _, sub := range existing.State.Subscriptions.GetAll() {
+		existed := !s.Topics.Subscribe(cl.ID, sub) // [MQTT-3.8.4-3]
+		if !existed {
+			atomic.AddInt64(&s.Info.Subscriptions, 1)
+		}
+		cl.State.Subscriptions.Add(sub.Filter, sub)
+	}
+	s.Clients.Add(cl) // [MQTT-4.1.0-1]
+	s.takeover.Unlock()
+
+	// Clean the state of the existing client to prevent sequential take-overs
+	// from increasing memory usage by inflights + subs * client-id.
+	s.UnsubscribeClient(existing)
+	// ning: the old client's in-flight messages moved to the new one, under
+	// the same client ID and packet IDs, so they are forgotten without the
+	// OnQosDropped hooks, which would delete the new client's stored copies.
+	for _, tk := range existing.State.Inflight.GetAll(false) {
+		existing.State.Inflight.Delete(tk.PacketID)
+	}
+
+	s.Log.Debug("session taken over", "client", cl.ID, "old_remote", existing.Net.Remote, "new_remote", cl.Net.Remote)
+
+	return true // [MQTT-3.2.2-3]
 }
 
 // SendConnack returns a Connack packet to a client.
@@ -1011,6 +1025,8 @@ func (s *Server) publishToSubscribers(pk packets.Packet) {
 		inlineSubscription.Handler(s.inlineClient, inlineSubscription.Subscription, pk)
 	}
 
+	s.takeover.RLock() // ning: see inheritClientSession
+	defer s.takeover.RUnlock()
 	for id, subs := range subscribers.Subscriptions {
 		if cl, ok := s.Clients.Get(id); ok {
 			_, err := s.publishToClient(cl, subs, pk)
