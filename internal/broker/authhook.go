@@ -51,7 +51,7 @@ func (h *identityHook) OnConnect(cl *mochi.Client, pk packets.Packet) error {
 		if code == packets.ErrNotAuthorized {
 			reason = RefusedIdentity
 		}
-		h.refusals.refuse(reason, remote, detail)
+		h.refusals.refuse(reason, hostOf(remote), detail)
 		_ = h.srv.SendConnack(cl, code, false, nil)
 		return code
 	}

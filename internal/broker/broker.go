@@ -19,6 +19,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/bbolt"
+	"k8s.io/utils/clock"
 )
 
 // DefaultListen is local: exposing the broker is a deliberate choice.
@@ -65,6 +66,8 @@ type Config struct {
 	// Registerer receives the broker's metrics (ning_broker_*); nil means a
 	// private registry.
 	Registerer prometheus.Registerer
+	// Clock times the throttling of refusal logs; nil means the real clock.
+	Clock clock.PassiveClock
 }
 
 // Time and connection bounds.
@@ -123,7 +126,7 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	refused, err := newRefusals(reg, log)
+	refused, err := newRefusals(reg, log, cfg.Clock)
 	if err != nil {
 		return nil, err
 	}

@@ -63,7 +63,7 @@ func (c *boundedConn) Write(b []byte) (int, error) {
 	_ = c.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	n, err := c.Conn.Write(b)
 	if errors.Is(err, os.ErrDeadlineExceeded) && c.timedOut.CompareAndSwap(false, true) {
-		c.refusals.refuse(RefusedWriteTimeout, c.RemoteAddr().String(),
+		c.refusals.refuse(RefusedWriteTimeout, hostOf(c.RemoteAddr().String()),
 			fmt.Sprintf("a write blocked for %s (the client stopped reading); connection closed", c.writeTimeout))
 		_ = c.Close()
 	}
@@ -122,7 +122,7 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 			defer l.clients.Done()
 			if err := establish(l.id, bc); err != nil {
 				if errors.Is(err, os.ErrDeadlineExceeded) && strings.HasPrefix(err.Error(), "read connection") {
-					l.refusals.refuse(RefusedConnectTimeout, c.RemoteAddr().String(),
+					l.refusals.refuse(RefusedConnectTimeout, hostOf(c.RemoteAddr().String()),
 						fmt.Sprintf("no CONNECT within %s; connection closed", l.connectTimeout))
 				}
 				l.log.Debug("client connection ended", "listener", l.id, "err", err)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,11 +43,14 @@ type refusals struct {
 	throttle *logging.Throttle
 }
 
-func newRefusals(reg prometheus.Registerer, log *slog.Logger) (*refusals, error) {
+func newRefusals(reg prometheus.Registerer, log *slog.Logger, clk clock.PassiveClock) (*refusals, error) {
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
 	r := &refusals{
 		total:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: refusalMetricName, Help: refusalMetricHelp}, []string{"reason"}),
 		log:      log,
-		throttle: logging.NewThrottle(refusalLogInterval, clock.RealClock{}),
+		throttle: logging.NewThrottle(refusalLogInterval, clk),
 	}
 	if err := reg.Register(r.total); err != nil {
 		return nil, fmt.Errorf("registering broker metrics: %w", err)
@@ -58,13 +62,24 @@ func newRefusals(reg prometheus.Registerer, log *slog.Logger) (*refusals, error)
 	return r, nil
 }
 
-// refuse counts one refusal of source (an identity, or a remote address
-// before there is one) and logs it, throttled.
+// refuse counts one refusal of source (an identity, or a remote host before
+// there is one: hostOf) and logs it, throttled.
 func (r *refusals) refuse(reason, source, detail string) {
 	r.total.WithLabelValues(reason).Inc()
 	if ok, suppressed := r.throttle.Allow(reason + "\x00" + source); ok {
 		r.log.Warn("broker refused", "reason", reason, "source", source, "detail", detail, "suppressedSinceLast", suppressed)
 	}
+}
+
+// hostOf is a remote address without its port, the source of a refusal
+// before the client has an identity: each connection of one client comes
+// from a new port, and its refusals are logged once per interval, not once
+// per connection.
+func hostOf(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
 }
 
 func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 	"strings"
@@ -17,8 +18,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	ningv1 "github.com/ning-edge/ning/api/proto/ning/v1"
+	"github.com/ning-edge/ning/internal/logging/logtest"
 	"github.com/ning-edge/ning/internal/mqtt/topics"
 )
 
@@ -299,6 +302,46 @@ func TestCredentials(t *testing.T) {
 	}
 	if _, err := New(Config{Listen: "127.0.0.1:0", Users: map[string]string{"ning": "pw"}}, discard()); err == nil || !strings.Contains(err.Error(), "probe@SITE") {
 		t.Errorf("a users file naming no identity: err %v, want one listing the identities", err)
+	}
+}
+
+// TestRefusalLogPerHost: a client refused over and over, each time from a
+// new port, is logged once per interval with the count suppressed since,
+// and every refusal is counted.
+func TestRefusalLogPerHost(t *testing.T) {
+	key := []byte("another key of 32 bytes, at least")
+	reg := prometheus.NewRegistry()
+	clk := clocktesting.NewFakePassiveClock(time.Unix(1e9, 0))
+	var logs logtest.Buffer
+	b, err := New(Config{Listen: "127.0.0.1:0", IdentityKey: key, Registerer: reg, Clock: clk}, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	refuse := func(n int) {
+		for i := range n {
+			if _, got := dial(t, b.Addr(), fmt.Sprintf("c%d", i), "probe@a", "not its password"); got != codeBadCredentials {
+				t.Fatalf("CONNACK %#x, want %#x", got, codeBadCredentials)
+			}
+		}
+	}
+	refuse(5)
+	clk.SetTime(clk.Now().Add(refusalLogInterval))
+	refuse(1)
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if strings.Contains(l, "broker refused") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 2 || !strings.Contains(lines[0], "source=127.0.0.1 ") || !strings.Contains(lines[1], "suppressedSinceLast=4") {
+		t.Errorf("refusal logs, want one for 127.0.0.1 and one 10 s later with 4 suppressed:\n%s", strings.Join(lines, "\n"))
+	}
+	if got := testutil.ToFloat64(b.refusedCounter(RefusedCredentials)); got != 6 {
+		t.Errorf("%s{reason=%q} = %v, want 6", refusalMetricName, RefusedCredentials, got)
 	}
 }
 

@@ -128,6 +128,8 @@ type OTLP struct {
 	// perSource counts each source's series.
 	perSource map[string]int
 	inFlight  chan struct{}
+	// swept is when a full receiver last dropped its expired series.
+	swept time.Time
 }
 
 type point struct {
@@ -296,6 +298,9 @@ func (r *OTLP) addPoint(source, resNode, resKey, scope string, delta bool, dp *m
 				r.o.Metric, source, n, node)}
 		}
 		if len(r.series) >= r.o.Limits.MaxSeries {
+			r.sweepLocked(now)
+		}
+		if len(r.series) >= r.o.Limits.MaxSeries {
 			return &DataError{Reason: ReasonOTLPTooManySeries, Detail: fmt.Sprintf("metric %s: %d series held, the limit; point of node %.60s dropped",
 				r.o.Metric, r.o.Limits.MaxSeries, node)}
 		}
@@ -306,6 +311,32 @@ func (r *OTLP) addPoint(source, resNode, resKey, scope string, delta bool, dp *m
 	s.arrived = now
 	s.add(p)
 	return nil
+}
+
+// expired: nothing of ser arrived in the window ending at now.
+func (r *OTLP) expired(ser *series, now time.Time) bool { return now.Sub(ser.arrived) > r.o.Window }
+
+func (r *OTLP) dropLocked(key string, ser *series) {
+	delete(r.series, key)
+	if r.perSource[ser.source]--; r.perSource[ser.source] <= 0 {
+		delete(r.perSource, ser.source)
+	}
+}
+
+// sweepLocked drops the expired series of a full receiver, so that a new
+// source takes the room of one that stopped pushing before the next Sample
+// would drop it; at most once a second, as a flood of new series at the cap
+// must not buy a scan of every series per point.
+func (r *OTLP) sweepLocked(now time.Time) {
+	if now.Sub(r.swept) < time.Second {
+		return
+	}
+	r.swept = now
+	for key, ser := range r.series {
+		if r.expired(ser, now) {
+			r.dropLocked(key, ser)
+		}
+	}
 }
 
 // add inserts p in time order; a point at an existing time replaces it.
@@ -400,12 +431,9 @@ func (r *OTLP) Sample(_ context.Context, now time.Time) (Sample, error) {
 	for key, ser := range r.series {
 		v, ok, stale := ser.rate(now, r.o.Window)
 		switch {
-		case stale || now.Sub(ser.arrived) > r.o.Window:
+		case stale || r.expired(ser, now):
 			// Nothing arrived in the window (whatever the points claim).
-			delete(r.series, key)
-			if r.perSource[ser.source]--; r.perSource[ser.source] <= 0 {
-				delete(r.perSource, ser.source)
-			}
+			r.dropLocked(key, ser)
 		case !ok:
 			warming[ser.node] = true
 		default:

@@ -209,6 +209,31 @@ func TestOTLPRejects(t *testing.T) {
 	}
 }
 
+// TestOTLPFullReceiverSweeps: a receiver at its series cap refuses a new
+// source while every series is live, and takes it once a source stopped
+// pushing for a window, without waiting for the next Sample to drop its
+// series.
+func TestOTLPFullReceiverSweeps(t *testing.T) {
+	clk := testingclock.NewFakePassiveClock(t0)
+	r := NewOTLP(OTLPOptions{Clock: clk, Limits: OTLPLimits{MaxSeries: 2, MaxSeriesPerSource: 2}})
+	for _, n := range []string{"n1", "n2"} {
+		if rej, msg := r.Ingest("10.0.0.1", request(n, cum, true, pt{0, -1, 1})); rej != 0 {
+			t.Fatalf("source a's series %s rejected: %s", n, msg)
+		}
+	}
+	if rej, msg := r.Ingest("10.0.0.2", request("n3", cum, true, pt{0, -1, 1})); rej != 1 || !strings.Contains(msg, "the limit") {
+		t.Errorf("a new source at the cap: %d rejected (%q), want 1 naming the limit", rej, msg)
+	}
+	later := DefaultOTLPWindow + time.Second
+	clk.SetTime(t0.Add(later))
+	if rej, msg := r.Ingest("10.0.0.2", request("n3", cum, true, pt{later.Seconds(), -1, 1})); rej != 0 {
+		t.Errorf("a new source after the old one went quiet for a window: rejected: %s", msg)
+	}
+	if got := len(r.series); got != 1 {
+		t.Errorf("%d series held, want 1 (the new source's)", got)
+	}
+}
+
 // startReceiver serves a receiver on a loopback port until the test ends.
 func startReceiver(t *testing.T, o OTLPOptions) (*OTLP, string) {
 	t.Helper()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -69,6 +70,11 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 	}
 	if err := Check(plan, cfg.BinDir); err != nil {
 		return nil, err
+	}
+	// The lab's processes run in StateDir: a relative --bin-dir (make
+	// lab-up's bin/lab) must not be resolved there.
+	if cfg.BinDir, err = filepath.Abs(cfg.BinDir); err != nil {
+		return nil, fmt.Errorf("--bin-dir: %w", err)
 	}
 	l := &Lab{cfg: cfg, plan: plan, log: cfg.Log, procs: newProcs(), shaper: newShaper(),
 		nodeOpts: nodeOptions{binDir: cfg.BinDir, unprivilegedICMP: cfg.UnprivilegedICMP},

@@ -28,7 +28,10 @@ func writeFile(path, content string) error {
 // state and sockets, CNI from CNIDir with the site's own conf_dir, the lab's
 // pause image, and restrict_oom_score_adj (this machine refuses negative
 // oom_score_adj: without it every sandbox fails with "can't get final
-// child's PID from pipe: EOF").
+// child's PID from pipe: EOF"), and the pods' network namespaces under the
+// site's state (netns_mounts_under_state_dir), so that lab down removes them
+// with RunDir: under /var/run/netns they outlived the lab once their veth
+// died with the node's namespace, with no lab address left to know them by.
 func containerdConfig(s Site, o nodeOptions) string {
 	return fmt.Sprintf(`version = 2
 root = %q
@@ -49,6 +52,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   restrict_oom_score_adj = true
   enable_unprivileged_icmp = %t
   enable_unprivileged_ports = true
+  netns_mounts_under_state_dir = true
   stream_server_address = %q
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = %q

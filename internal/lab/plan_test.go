@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -276,5 +277,18 @@ func TestNodeConfigs(t *testing.T) {
 	var kp map[string]any
 	if err := yaml.UnmarshalStrict([]byte(kubeProxyConfig(s)), &kp); err != nil || kp["mode"] != "iptables" {
 		t.Errorf("kube-proxy configuration: %v, mode %v", err, kp["mode"])
+	}
+}
+
+// TestWaitForStopsOnExit: a wait gives up at the first look that finds a lab
+// process exited, rather than at its timeout.
+func TestWaitForStopsOnExit(t *testing.T) {
+	looks := 0
+	err := waitFor(context.Background(), "every node Ready", time.Hour, func(context.Context) error {
+		looks++
+		return errors.Join(errStop, errors.New("airport-kubelet exited: exit status 127"))
+	})
+	if !errors.Is(err, errStop) || !strings.Contains(err.Error(), "airport-kubelet exited") || looks != 1 {
+		t.Errorf("waitFor: %v after %d looks, want the exit after 1", err, looks)
 	}
 }

@@ -130,6 +130,9 @@ func waitFor(ctx context.Context, what string, timeout time.Duration, ok func(co
 		if last = ok(ctx); last == nil {
 			return nil
 		}
+		if errors.Is(last, errStop) {
+			return fmt.Errorf("waiting for %s: %w", what, last) // no use waiting on
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting %s for %s: %w", timeout, what, last)

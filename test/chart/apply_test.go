@@ -239,6 +239,7 @@ func checkWorkloads(t *testing.T, objs []*unstructured.Unstructured) {
 					t.Errorf("%s: no %s limit", name, r)
 				}
 			}
+			checkPodIPListeners(t, name, ctr)
 			if !longRunning {
 				continue
 			}
@@ -265,7 +266,8 @@ func checkWorkloads(t *testing.T, objs []*unstructured.Unstructured) {
 
 // checkServedPort: the probe's named port is declared, and the command is
 // told to listen on it (--listen=:N, --listen=$(POD_IP):N with POD_IP the
-// pod's IP from the downward API, --secure-port=N or the broker's).
+// pod's IP from the downward API, --metrics-listen=$(POD_IP):N or
+// --secure-port=N).
 func checkServedPort(t *testing.T, name string, ctr v1.Container, port string) {
 	t.Helper()
 	var n int32
@@ -278,19 +280,38 @@ func checkServedPort(t *testing.T, name string, ctr v1.Container, port string) {
 		t.Errorf("%s: probe port %q is not a declared port", name, port)
 		return
 	}
-	podIP := false
-	for _, e := range ctr.Env {
-		if e.Name == "POD_IP" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "status.podIP" {
-			podIP = true
-		}
-	}
+	podIP := hasPodIPEnv(ctr)
 	for _, a := range ctr.Args {
 		if a == fmt.Sprintf("--listen=:%d", n) || a == fmt.Sprintf("--secure-port=%d", n) ||
-			(podIP && a == fmt.Sprintf("--listen=$(POD_IP):%d", n)) {
+			(podIP && (a == fmt.Sprintf("--listen=$(POD_IP):%d", n) || a == fmt.Sprintf("--metrics-listen=$(POD_IP):%d", n))) {
 			return
 		}
 	}
 	t.Errorf("%s: probes port %d but the arguments %v do not serve it", name, n, ctr.Args)
+}
+
+// checkPodIPListeners: every listener a container is told of is bound to the
+// pod's IP, not to every interface (docs/security.md).
+func checkPodIPListeners(t *testing.T, name string, ctr v1.Container) {
+	t.Helper()
+	for _, a := range ctr.Args {
+		flag, addr, ok := strings.Cut(a, "=")
+		if !ok || (!strings.HasSuffix(flag, "-listen") && flag != "--bind-address") {
+			continue
+		}
+		if !strings.HasPrefix(addr, "$(POD_IP)") {
+			t.Errorf("%s: container %s listens on %q, not on the pod's IP", name, ctr.Name, a)
+		} else if !hasPodIPEnv(ctr) {
+			t.Errorf("%s: container %s uses $(POD_IP) without POD_IP from status.podIP", name, ctr.Name)
+		}
+	}
+}
+
+// hasPodIPEnv: the container has $POD_IP from the downward API's status.podIP.
+func hasPodIPEnv(ctr v1.Container) bool {
+	return slices.ContainsFunc(ctr.Env, func(e v1.EnvVar) bool {
+		return e.Name == "POD_IP" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "status.podIP"
+	})
 }
 
 func fromUnstructured(t *testing.T, u *unstructured.Unstructured, into any) {

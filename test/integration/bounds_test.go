@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/procfs"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/ning-edge/ning/internal/logging/logtest"
 	"github.com/ning-edge/ning/internal/testcluster"
 )
 
@@ -52,7 +53,7 @@ func TestExtenderUnderAttack(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := freeAddr(t)
-	var logs syncBuffer
+	var logs logtest.Buffer
 	cmd := exec.CommandContext(ctx, bin, "extender", "--listen", addr, "--kubeconfig", cp.Kubeconfig, "--latency-file", file, "--log-level", "warn")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -256,22 +257,4 @@ func procStatus(t *testing.T, pid int) procfs.ProcStatus {
 		t.Fatal(err)
 	}
 	return st
-}
-
-// syncBuffer is a bytes.Buffer a subprocess's stdout and stderr both write.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

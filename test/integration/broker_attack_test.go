@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,6 +30,35 @@ const brokerGoMemLimit = "200MiB"
 type brokerProc struct {
 	cmd              *exec.Cmd
 	addr, metricsURL string
+	// cgroup is the memory cgroup (v1) holding the process at the chart's
+	// limit, as the kubelet would; empty when not root.
+	cgroup string
+}
+
+// memoryCgroupRoot is the cgroup v1 memory hierarchy (DESIGN.md: this
+// machine's and CI's cgroups are v1).
+const memoryCgroupRoot = "/sys/fs/cgroup/memory"
+
+// limitMemory moves pid into a new memory cgroup limited to limit bytes
+// (page cache included, as a container's limit counts it), so that a
+// process over it is reclaimed from or OOM-killed as in a pod. It returns
+// the cgroup's directory and a removal to call once the process is gone.
+func limitMemory(pid int, limit int64) (dir string, remove func(), err error) {
+	dir = filepath.Join(memoryCgroupRoot, fmt.Sprintf("ning-test-broker-%d", pid))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return "", nil, fmt.Errorf("creating memory cgroup: %w", err)
+	}
+	remove = func() { _ = os.Remove(dir) }
+	for _, w := range []struct{ file, value string }{
+		{"memory.limit_in_bytes", strconv.FormatInt(limit, 10)},
+		{"cgroup.procs", strconv.Itoa(pid)},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, w.file), []byte(w.value), 0o644); err != nil {
+			remove()
+			return "", nil, fmt.Errorf("memory cgroup %s: %w", w.file, err)
+		}
+	}
+	return dir, remove, nil
 }
 
 func startBrokerProc(t *testing.T, bin string, users map[string]string, extra ...string) *brokerProc {
@@ -55,9 +85,20 @@ func startBrokerProc(t *testing.T, bin string, users map[string]string, extra ..
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	var cgroup string
+	removeCgroup := func() {}
+	if os.Getuid() == 0 {
+		// Root (CI) must get the limit: a failure here fails the test.
+		if cgroup, removeCgroup, err = limitMemory(cmd.Process.Pid, brokerMemoryLimit); err != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			t.Fatalf("the broker under the chart's memory limit: %v", err)
+		}
+	}
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
+		removeCgroup()
 		_ = logf.Close()
 		if t.Failed() {
 			out, _ := os.ReadFile(logf.Name())
@@ -74,7 +115,32 @@ func startBrokerProc(t *testing.T, bin string, users map[string]string, extra ..
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return &brokerProc{cmd: cmd, addr: addr, metricsURL: "http://" + metrics + "/metrics"}
+	return &brokerProc{cmd: cmd, addr: addr, metricsURL: "http://" + metrics + "/metrics", cgroup: cgroup}
+}
+
+// checkMemoryLimit fails the test if the broker was OOM-killed or is gone,
+// and logs its cgroup's peak usage; without root it says the limit was not
+// applied.
+func (p *brokerProc) checkMemoryLimit(t *testing.T) {
+	t.Helper()
+	if p.cgroup == "" {
+		t.Logf("not root: the broker ran without the chart's %d MiB memory limit (only its RSS is checked)", brokerMemoryLimit>>20)
+		return
+	}
+	oom, err := os.ReadFile(filepath.Join(p.cgroup, "memory.oom_control"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(oom), "oom_kill ") && !strings.Contains(string(oom), "oom_kill 0") {
+		t.Errorf("the broker's memory cgroup (limit %d MiB) OOM-killed it: %s", brokerMemoryLimit>>20, strings.ReplaceAll(string(oom), "\n", "; "))
+	}
+	if err := p.cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Errorf("the broker is gone under the chart's memory limit: %v", err)
+	}
+	peak, _ := os.ReadFile(filepath.Join(p.cgroup, "memory.max_usage_in_bytes"))
+	fail, _ := os.ReadFile(filepath.Join(p.cgroup, "memory.failcnt"))
+	t.Logf("under a %d MiB memory cgroup, as in its pod: peak usage (page cache included) %s bytes, %s times at the limit (reclaimed), not OOM-killed",
+		brokerMemoryLimit>>20, strings.TrimSpace(string(peak)), strings.TrimSpace(string(fail)))
 }
 
 // peakRSS is the process's VmHWM, in bytes.
@@ -148,8 +214,10 @@ func pahoConnect(t *testing.T, addr, id, user, pass string) *paho.Client {
 // store on disk: 300 prober identities each retain one 1.9 MB report on its
 // own topic. The broker takes them up to its retained-bytes bound and
 // refuses the rest (PUBACK 0x97), and its anonymous RSS stays under the
-// chart's memory limit. Its VmHWM is logged too: it includes the bbolt
-// store's mapped file pages, reclaimable page cache.
+// chart's memory limit. As root it runs in a memory cgroup at that limit,
+// as in its pod, and must not be OOM-killed. Its VmHWM is logged too: it
+// includes the bbolt store's mapped file pages, page cache the cgroup
+// reclaims.
 func TestBrokerRetainedFlood(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the ning binary: skipped in -short (make test-integration runs it)")
@@ -195,6 +263,7 @@ func TestBrokerRetainedFlood(t *testing.T) {
 	if peakAnon >= brokerMemoryLimit {
 		t.Errorf("peak anonymous RSS %d MiB, over the chart's %d MiB limit", peakAnon>>20, brokerMemoryLimit>>20)
 	}
+	b.checkMemoryLimit(t)
 }
 
 // TestBrokerStuckSubscriber is issue 18's "# subscriber that never reads"
@@ -270,6 +339,7 @@ func TestBrokerStuckSubscriber(t *testing.T) {
 	if rss >= brokerMemoryLimit {
 		t.Errorf("peak RSS %d MiB, over the chart's %d MiB limit", rss>>20, brokerMemoryLimit>>20)
 	}
+	b.checkMemoryLimit(t)
 
 	_ = silent.SetReadDeadline(time.Now().Add(20 * time.Second))
 	if _, err := silent.Read(make([]byte, 1)); err == nil {

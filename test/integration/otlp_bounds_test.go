@@ -31,6 +31,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ning-edge/ning/internal/discover"
+	"github.com/ning-edge/ning/internal/logging/logtest"
 	"github.com/ning-edge/ning/internal/testcluster"
 )
 
@@ -59,7 +60,7 @@ func TestDiscoveryOTLPUnderAttack(t *testing.T) {
 	otlpAddr, httpAddr := freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var logs syncBuffer
+	var logs logtest.Buffer
 	cmd := exec.CommandContext(ctx, bin, "discover", "--source", "otlp", "--dry-run", "--kubeconfig", cp.Kubeconfig,
 		"--otlp-listen", otlpAddr, "--listen", httpAddr, "--interval", "1h", "--otlp-match", "",
 		"--otlp-tls-cert", certFile, "--otlp-tls-key", keyFile, "--otlp-token-file", tokenFile, "--log-level", "warn")

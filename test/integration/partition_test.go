@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 
 	"github.com/ning-edge/ning/internal/broker"
 	"github.com/ning-edge/ning/internal/broker/brokertest"
+	"github.com/ning-edge/ning/internal/logging/logtest"
 	"github.com/ning-edge/ning/internal/mqtt"
 	"github.com/ning-edge/ning/internal/netem"
 	"github.com/ning-edge/ning/internal/netem/netemtest"
@@ -350,7 +349,7 @@ func startProber(ctx context.Context, t *testing.T, lab *netem.Lab, bin string, 
 	t.Helper()
 	pctx, cancel := context.WithCancel(ctx)
 	cmd := exec.CommandContext(pctx, "ip", append([]string{"netns", "exec", lab.Namespace("a"), bin}, args...)...)
-	var stderr lockedBuffer
+	var stderr logtest.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Start(); err != nil {
 		cancel()
@@ -367,24 +366,6 @@ func startProber(ctx context.Context, t *testing.T, lab *netem.Lab, bin string, 
 			t.Logf("ning probe's log:\n%s", out)
 		}
 	})
-}
-
-// lockedBuffer is a bytes.Buffer safe for a process's output and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // waitUntil polls cond every 20 ms and fails the test after timeout.

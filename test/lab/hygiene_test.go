@@ -1,44 +1,25 @@
 package lab_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ning-edge/ning/internal/lab"
+	"github.com/ning-edge/ning/internal/logging/logtest"
 )
 
-// syncBuffer is a bytes.Buffer a command writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startUp starts `ning lab up` without waiting for it.
-func (e *env) startUp(t *testing.T, upArgs []string) (*exec.Cmd, *syncBuffer, <-chan error) {
+func (e *env) startUp(t *testing.T, upArgs []string) (*exec.Cmd, *logtest.Buffer, <-chan error) {
 	t.Helper()
 	cmd := exec.Command(e.ningBin, append([]string{"lab"}, upArgs...)...)
 	cmd.Dir = "../.."
-	out := &syncBuffer{}
+	out := &logtest.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -49,7 +30,7 @@ func (e *env) startUp(t *testing.T, upArgs []string) (*exec.Cmd, *syncBuffer, <-
 }
 
 // waitUntil polls cond every 250 ms until it holds, up returns, or timeout.
-func waitUntil(t *testing.T, what string, timeout time.Duration, done <-chan error, out *syncBuffer, cond func() bool) {
+func waitUntil(t *testing.T, what string, timeout time.Duration, done <-chan error, out *logtest.Buffer, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {

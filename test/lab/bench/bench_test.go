@@ -284,9 +284,11 @@ scrape_configs:
 
 // startOTLPTrial runs `ning discover --source otlp --once --dry-run` on the
 // host, receiving the gateways' OTLP pushes; its decision lands in
-// otlp-decision.json.
+// otlp-decision.json. It takes pushes without a token (--otlp-insecure):
+// it listens on the lab bridge's host address, which only the lab's
+// namespaces reach.
 func (h *harness) startOTLPTrial(ctx context.Context) {
-	h.background(ctx, "otlp-decision.json", h.ningBin, "discover", "--source", "otlp", "--otlp-listen", otlpAddr,
+	h.background(ctx, "otlp-decision.json", h.ningBin, "discover", "--source", "otlp", "--otlp-listen", otlpAddr, "--otlp-insecure",
 		"--once", "--dry-run", "--wait", "150s", "-o", "json", "--kubeconfig", lab.Kubeconfig, "--gateway-namespace", bench.GatewayNamespace)
 }
 
