@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,18 +27,25 @@ import (
 	"github.com/ning-edge/ning/internal/testcluster"
 )
 
-// crash fails every request of a replica once set, as when its process
-// dies: it neither renews its Lease nor releases it.
+// crash fails every request of a replica once crashed, as when its process
+// dies: it neither renews its Lease nor releases it. With after set, the
+// replica crashes right after the first request for which after is true
+// has been answered.
 type crash struct {
 	rt      http.RoundTripper
 	crashed *atomic.Bool
+	after   func(*http.Request) bool
 }
 
 func (c crash) RoundTrip(r *http.Request) (*http.Response, error) {
 	if c.crashed.Load() {
 		return nil, errors.New("the replica has crashed")
 	}
-	return c.rt.RoundTrip(r)
+	resp, err := c.rt.RoundTrip(r)
+	if err == nil && c.after != nil && c.after(r) {
+		c.crashed.Store(true)
+	}
+	return resp, err
 }
 
 // healReplica is one rescheduler process under leader election, its node
@@ -52,97 +59,261 @@ type healReplica struct {
 	stopped chan error
 }
 
-// TestNodeDownHandOver: a node goes down, and the leader is killed 5 s
-// after (it has tainted that node and deleted its pods); a second node went
-// down meanwhile. The standby takes over with none of the leader's memory,
-// on a real apiserver with the real ReplicaSet controller: it keeps the
-// first node's taint (it sees no renewal of its Lease), takes the second
-// down on time (timed from its Lease's renew time, not from the hand-over),
-// deletes each pod once (the first node's are already gone) and leaves the
-// bare and StatefulSet pods, saying so; when the first node renews again,
-// it takes its taint off. Node checks follow one fake clock, the cluster's
-// (the Lease renewals, the taints' TimeAdded); leader election runs in real
-// time.
-func TestNodeDownHandOver(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+// healEnv is a real apiserver with the real ReplicaSet controller, nodes
+// whose Leases the test renews (each with the cluster's fake clock), and
+// rescheduler replicas whose node checks follow that clock; leader
+// election runs in real time.
+type healEnv struct {
+	t      *testing.T
+	ctx    context.Context
+	cp     *testcluster.ControlPlane
+	c      kubernetes.Interface
+	clk    *clocktesting.FakeClock
+	start  time.Time
+	cfg    Config
+	nodes  []string
+	silent map[string]bool // nodes that do not renew their Lease
+	// created and deleted count the web pods the apiserver created and
+	// deleted, from the start.
+	created, deleted atomic.Int32
+	// terms counts the leader terms begun: each leaves two tickers on clk
+	// (a fake ticker's Stop does not remove it).
+	terms atomic.Int32
+}
+
+// newHealEnv starts the cluster: nodes a-0 .. c-1, their Leases renewed
+// now, lasting 4 s; NodeDownAfter is 4 s, and the nodes are checked every
+// second of the fake clock.
+func newHealEnv(t *testing.T, ctx context.Context) *healEnv {
 	cp := testcluster.Start(t)
-	c := cp.Client
-	clk := clocktesting.NewFakeClock(time.Now().Truncate(time.Second)) // Lease and taint times are whole seconds
-	start := clk.Now()
-	const leaseSeconds = 4
-	cfg := DefaultConfig()
-	cfg.NodeDownAfter, cfg.NodeCheckInterval = 4*time.Second, time.Second
-	nodes := []string{"a-0", "a-1", "b-0", "b-1", "c-0", "c-1"}
-	for _, name := range nodes {
-		if _, err := testcluster.CreateReadyNode(ctx, c, testcluster.Node{Name: name, Site: name[:1]}); err != nil {
+	e := &healEnv{t: t, ctx: ctx, cp: cp, c: cp.Client, clk: clocktesting.NewFakeClock(time.Now().Truncate(time.Second)), // Lease and taint times are whole seconds
+		cfg: DefaultConfig(), nodes: []string{"a-0", "a-1", "b-0", "b-1", "c-0", "c-1"}, silent: map[string]bool{}}
+	e.start = e.clk.Now()
+	e.cfg.NodeDownAfter, e.cfg.NodeCheckInterval = 4*time.Second, time.Second
+	for _, name := range e.nodes {
+		if _, err := testcluster.CreateReadyNode(ctx, e.c, testcluster.Node{Name: name, Site: name[:1]}); err != nil {
 			t.Fatal(err)
 		}
-		now := metav1.NewMicroTime(clk.Now())
-		if _, err := c.CoordinationV1().Leases(v1.NamespaceNodeLease).Create(ctx, &coordinationv1.Lease{
+		now := metav1.NewMicroTime(e.clk.Now())
+		if _, err := e.c.CoordinationV1().Leases(v1.NamespaceNodeLease).Create(ctx, &coordinationv1.Lease{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: v1.NamespaceNodeLease},
-			Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(name), LeaseDurationSeconds: ptr.To(int32(leaseSeconds)), RenewTime: &now},
+			Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(name), LeaseDurationSeconds: ptr.To(int32(4)), RenewTime: &now},
 		}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// Every web pod the apiserver creates or deletes, from the start.
-	var created, deleted atomic.Int32
-	w, err := c.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	w, err := e.c.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{LabelSelector: "app=web"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Stop()
+	t.Cleanup(w.Stop)
 	go func() {
 		for ev := range w.ResultChan() {
 			switch ev.Type {
 			case watch.Added:
-				created.Add(1)
+				e.created.Add(1)
 			case watch.Deleted:
-				deleted.Add(1)
+				e.deleted.Add(1)
 			}
 		}
 	}()
-	if err := testcluster.StartWorkloadControllers(ctx, c); err != nil {
+	if err := testcluster.StartWorkloadControllers(ctx, e.c); err != nil {
 		t.Fatal(err)
 	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		if err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
-			return cond(), nil
-		}); err != nil {
-			t.Fatalf("waiting for %s: %v", what, err)
-		}
-	}
-	listPods := func(selector string) []v1.Pod {
-		t.Helper()
-		pods, err := c.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: selector})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pods.Items
-	}
+	return e
+}
 
-	// web: four ReplicaSet pods, two on a-0 and two on a-1 (bound here, as
-	// the scheduler would).
+func (e *healEnv) waitFor(what string, cond func() bool) {
+	e.t.Helper()
+	if err := wait.PollUntilContextTimeout(e.ctx, 20*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		return cond(), nil
+	}); err != nil {
+		e.t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
+
+func (e *healEnv) pods(selector string) []v1.Pod {
+	e.t.Helper()
+	pods, err := e.c.CoreV1().Pods("default").List(e.ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return pods.Items
+}
+
+// web creates ReplicaSet web with one pod on each of nodes (bound here, as
+// the scheduler would), Running and Ready.
+func (e *healEnv) web(nodes ...string) {
+	e.t.Helper()
 	labels := map[string]string{"app": "web"}
-	if _, err := c.AppsV1().ReplicaSets("default").Create(ctx, &appsv1.ReplicaSet{
+	if _, err := e.c.AppsV1().ReplicaSets("default").Create(e.ctx, &appsv1.ReplicaSet{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
-		Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To(int32(4)), Selector: &metav1.LabelSelector{MatchLabels: labels},
+		Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To(int32(len(nodes))), Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: v1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: v1.PodSpec{SchedulerName: cfg.SchedulerName, Containers: []v1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}}}},
+				Spec: v1.PodSpec{SchedulerName: e.cfg.SchedulerName, Containers: []v1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}}}},
 	}, metav1.CreateOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+	e.waitFor("web's pods", func() bool { return len(e.pods("app=web")) == len(nodes) })
+	for i, p := range e.pods("app=web") {
+		if err := e.c.CoreV1().Pods("default").Bind(e.ctx, &v1.Binding{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace},
+			Target: v1.ObjectReference{Kind: "Node", Name: nodes[i]}}, metav1.CreateOptions{}); err != nil {
+			e.t.Fatal(err)
+		}
+		markRunning(e.ctx, e.t, e.c, p.Name)
+	}
+}
+
+// replica starts a rescheduler replica under leader election; after, if
+// set, is the request after which it crashes (see crash).
+func (e *healEnv) replica(name string, after func(*http.Request) bool) *healReplica {
+	t := e.t
+	r := &healReplica{name: name, reg: prometheus.NewRegistry(), stopped: make(chan error, 1)}
+	var err error
+	if r.m, err = NewMetrics(r.reg); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("web's four pods", func() bool { return len(listPods("app=web")) == 4 })
-	for i, p := range listPods("app=web") {
-		node := []string{"a-0", "a-1"}[i%2]
-		if err := c.CoreV1().Pods("default").Bind(ctx, &v1.Binding{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace},
-			Target: v1.ObjectReference{Kind: "Node", Name: node}}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		markRunning(ctx, t, c, p.Name)
+	rc := rest.CopyConfig(e.cp.Config)
+	rc.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return crash{rt: rt, crashed: &r.crashed, after: after} }
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
 	}
+	store := lineStore(t, e.clk, nil, nil)
+	lc := LeaderConfig{Namespace: "kube-system", Name: "ning-rescheduler", Identity: name, LeaseDuration: 3 * time.Second,
+		RenewDeadline: 2 * time.Second, RetryPeriod: 250 * time.Millisecond}
+	go func() {
+		r.stopped <- Lead(e.ctx, client, lc, discard(), func(ctx context.Context) {
+			rs, err := New(client, store, e.cfg, r.m, discard(), e.clk)
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+				return
+			}
+			r.rs.Store(rs)
+			defer r.rs.Store(nil)
+			e.terms.Add(1)
+			if err := rs.Run(ctx); err != nil && ctx.Err() == nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		})
+	}()
+	return r
+}
+
+func (r *healReplica) leading() bool { return testutil.ToFloat64(r.m.Leader) == 1 }
+
+// checks is how many node checks r has finished.
+func (r *healReplica) checks(t *testing.T) uint64 {
+	t.Helper()
+	families, err := r.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range families {
+		if mf.GetName() == "ning_rescheduler_node_check_duration_seconds" {
+			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	return 0
+}
+
+// deletions is how many pods r deleted from down nodes.
+func (r *healReplica) deletions() float64 {
+	return testutil.ToFloat64(r.m.Evictions.WithLabelValues("node_down", string(resultDeleted)))
+}
+
+// tick is one second of the cluster's time: the live nodes renew their
+// Leases (stamped with the second to come), the leader r's cache sees it,
+// and r makes its node check for that second.
+func (e *healEnv) tick(r *healReplica) {
+	e.t.Helper()
+	next := e.clk.Now().Add(time.Second)
+	renewed := map[string]time.Time{}
+	for _, name := range e.nodes {
+		if e.silent[name] {
+			continue
+		}
+		l, err := e.c.CoordinationV1().Leases(v1.NamespaceNodeLease).Get(e.ctx, name, metav1.GetOptions{})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		l.Spec.RenewTime = ptr.To(metav1.NewMicroTime(next))
+		if _, err := e.c.CoordinationV1().Leases(v1.NamespaceNodeLease).Update(e.ctx, l, metav1.UpdateOptions{}); err != nil {
+			e.t.Fatal(err)
+		}
+		renewed[name] = next
+	}
+	e.waitFor(r.name+"'s Lease cache", func() bool {
+		rs := r.rs.Load()
+		if rs == nil {
+			return false
+		}
+		for name, at := range renewed {
+			l, err := rs.leases.Leases(v1.NamespaceNodeLease).Get(name)
+			if err != nil || l.Spec.RenewTime == nil || !l.Spec.RenewTime.Time.Equal(at) {
+				return false
+			}
+		}
+		return true
+	})
+	e.waitFor(r.name+"'s loops", func() bool { return e.clk.Waiters() == 2*int(e.terms.Load()) })
+	before := r.checks(e.t)
+	e.clk.Step(time.Second)
+	e.waitFor(r.name+"'s node check", func() bool { return r.checks(e.t) > before })
+}
+
+// at is the fake clock's time in whole seconds from the start.
+func (e *healEnv) at() int { return int(e.clk.Now().Sub(e.start) / time.Second) }
+
+// taint is the node's TaintNodeDown, nil without one.
+func (e *healEnv) taint(name string) *v1.Taint {
+	e.t.Helper()
+	n, err := e.c.CoreV1().Nodes().Get(e.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, tn := range n.Spec.Taints {
+		if tn.Key == TaintNodeDown {
+			return &tn
+		}
+	}
+	return nil
+}
+
+// onNode counts the web pods bound to node.
+func (e *healEnv) onNode(node string) int {
+	n := 0
+	for _, p := range e.pods("app=web") {
+		if p.Spec.NodeName == node {
+			n++
+		}
+	}
+	return n
+}
+
+func (e *healEnv) stop(cancel context.CancelFunc, rs ...*healReplica) {
+	cancel()
+	for _, r := range rs {
+		if err := <-r.stopped; err != nil {
+			e.t.Errorf("%s: Lead: %v", r.name, err)
+		}
+	}
+}
+
+// TestNodeDownHandOver: a node goes down, and the leader is killed 5 s
+// after (it has tainted that node and deleted its pods); a second node went
+// down meanwhile. The standby takes over with none of the leader's memory:
+// it keeps the first node's taint (it sees no renewal of its Lease), takes
+// the second down on time (timed from its Lease's renew time, not from the
+// hand-over), deletes each pod once (the first node's are already gone) and
+// leaves the bare and StatefulSet pods, saying so; when the first node
+// renews again, it takes its taint off.
+func TestNodeDownHandOver(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e := newHealEnv(t, ctx)
+	c := e.c
+	e.web("a-0", "a-1", "a-0", "a-1")
 	// On a-0 too: a bare pod, and a pod of StatefulSet db (whose controller
 	// does not run here).
 	sts, err := c.AppsV1().StatefulSets("default").Create(ctx, &appsv1.StatefulSet{
@@ -159,190 +330,65 @@ func TestNodeDownHandOver(t *testing.T) {
 		{ObjectMeta: metav1.ObjectMeta{Name: "db-0", Namespace: "default", Labels: map[string]string{"app": "db"},
 			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(sts, appsv1.SchemeGroupVersion.WithKind("StatefulSet"))}}},
 	} {
-		p.Spec = v1.PodSpec{SchedulerName: cfg.SchedulerName, NodeName: "a-0", Containers: []v1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}}
+		p.Spec = v1.PodSpec{SchedulerName: e.cfg.SchedulerName, NodeName: "a-0", Containers: []v1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}}
 		if _, err := c.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		markRunning(ctx, t, c, p.Name)
 	}
 
-	// The replicas. terms counts the leader terms begun: each leaves two
-	// tickers on clk (a fake ticker's Stop does not remove it).
-	var terms atomic.Int32
-	leader := LeaderConfig{Namespace: "kube-system", Name: "ning-rescheduler", LeaseDuration: 3 * time.Second,
-		RenewDeadline: 2 * time.Second, RetryPeriod: 250 * time.Millisecond}
-	startReplica := func(name string) *healReplica {
-		r := &healReplica{name: name, reg: prometheus.NewRegistry(), stopped: make(chan error, 1)}
-		if r.m, err = NewMetrics(r.reg); err != nil {
-			t.Fatal(err)
-		}
-		rc := rest.CopyConfig(cp.Config)
-		rc.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return crash{rt: rt, crashed: &r.crashed} }
-		client, err := kubernetes.NewForConfig(rc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		store := lineStore(t, clk, nil, nil)
-		lc := leader
-		lc.Identity = name
-		go func() {
-			r.stopped <- Lead(ctx, client, lc, discard(), func(ctx context.Context) {
-				rs, err := New(client, store, cfg, r.m, discard(), clk)
-				if err != nil {
-					t.Errorf("%s: %v", name, err)
-					return
-				}
-				r.rs.Store(rs)
-				defer r.rs.Store(nil)
-				terms.Add(1)
-				if err := rs.Run(ctx); err != nil && ctx.Err() == nil {
-					t.Errorf("%s: %v", name, err)
-				}
-			})
-		}()
-		return r
-	}
-	leading := func(r *healReplica) bool { return testutil.ToFloat64(r.m.Leader) == 1 }
-	checks := func(r *healReplica) uint64 {
-		t.Helper()
-		families, err := r.reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, mf := range families {
-			if mf.GetName() == "ning_rescheduler_node_check_duration_seconds" {
-				return mf.GetMetric()[0].GetHistogram().GetSampleCount()
-			}
-		}
-		return 0
-	}
-
-	// tick is one second of the cluster's time: the live nodes renew their
-	// Leases (stamped with the second to come), the leader's cache sees it,
-	// and the leader makes its node check for that second.
-	silent := map[string]bool{}
-	var mu sync.Mutex // guards silent
-	tick := func(r *healReplica) {
-		t.Helper()
-		next := clk.Now().Add(time.Second)
-		renewed := map[string]time.Time{}
-		mu.Lock()
-		for _, name := range nodes {
-			if silent[name] {
-				continue
-			}
-			l, err := c.CoordinationV1().Leases(v1.NamespaceNodeLease).Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			l.Spec.RenewTime = ptr.To(metav1.NewMicroTime(next))
-			if _, err := c.CoordinationV1().Leases(v1.NamespaceNodeLease).Update(ctx, l, metav1.UpdateOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			renewed[name] = next
-		}
-		mu.Unlock()
-		waitFor(r.name+"'s Lease cache", func() bool {
-			rs := r.rs.Load()
-			if rs == nil {
-				return false
-			}
-			for name, at := range renewed {
-				l, err := rs.leases.Leases(v1.NamespaceNodeLease).Get(name)
-				if err != nil || l.Spec.RenewTime == nil || !l.Spec.RenewTime.Time.Equal(at) {
-					return false
-				}
-			}
-			return true
-		})
-		waitFor(r.name+"'s loops", func() bool { return clk.Waiters() == 2*int(terms.Load()) })
-		before := checks(r)
-		clk.Step(time.Second)
-		waitFor(r.name+"'s node check", func() bool { return checks(r) > before })
-	}
-	at := func() int { return int(clk.Now().Sub(start) / time.Second) }
-	taint := func(name string) *v1.Taint {
-		t.Helper()
-		n, err := c.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, tn := range n.Spec.Taints {
-			if tn.Key == TaintNodeDown {
-				return &tn
-			}
-		}
-		return nil
-	}
-	deletions := func(r *healReplica) float64 {
-		return testutil.ToFloat64(r.m.Evictions.WithLabelValues("node_down", string(resultDeleted)))
-	}
-	onNode := func(node string) int {
-		n := 0
-		for _, p := range listPods("app=web") {
-			if p.Spec.NodeName == node {
-				n++
-			}
-		}
-		return n
-	}
-
-	a := startReplica("a")
-	waitFor("a to lead", func() bool { return leading(a) })
-	b := startReplica("b")
+	a := e.replica("a", nil)
+	e.waitFor("a to lead", a.leading)
+	b := e.replica("b", nil)
 	// a-0 renews last at 2 s, a-1 at 5 s.
-	for at() < 7 {
-		switch at() {
+	for e.at() < 7 {
+		switch e.at() {
 		case 2:
-			mu.Lock()
-			silent["a-0"] = true
-			mu.Unlock()
+			e.silent["a-0"] = true
 		case 5:
-			mu.Lock()
-			silent["a-1"] = true
-			mu.Unlock()
+			e.silent["a-1"] = true
 		}
-		tick(a)
-		if got, want := taint("a-0") != nil, at() >= 6; got != want {
-			t.Fatalf("at %d s, a-0 tainted %t, want %t (silent since 2 s, down after %v)", at(), got, want, cfg.NodeDownAfter)
+		e.tick(a)
+		if got, want := e.taint("a-0") != nil, e.at() >= 6; got != want {
+			t.Fatalf("at %d s, a-0 tainted %t, want %t (silent since 2 s, down after %v)", e.at(), got, want, e.cfg.NodeDownAfter)
 		}
 	}
-	if n := onNode("a-0"); n != 0 || deletions(a) != 2 {
-		t.Fatalf("after a-0 went down: %d web pods still on it, the leader deleted %v; want 0 and 2", n, deletions(a))
+	if n := e.onNode("a-0"); n != 0 || a.deletions() != 2 {
+		t.Fatalf("after a-0 went down: %d web pods still on it, the leader deleted %v; want 0 and 2", n, a.deletions())
 	}
 
 	// 5 s after a-0 went down, the leader dies.
 	a.crashed.Store(true)
-	waitFor("a to stop acting", func() bool { return !leading(a) })
-	waitFor("b to lead", func() bool { return leading(b) })
-	for at() < 12 {
-		tick(b)
-		if taint("a-0") == nil {
-			t.Fatalf("at %d s, %s's first checks took the taint off a-0, which is still silent", at(), b.name)
+	e.waitFor("a to stop acting", func() bool { return !a.leading() })
+	e.waitFor("b to lead", b.leading)
+	for e.at() < 12 {
+		e.tick(b)
+		if e.taint("a-0") == nil {
+			t.Fatalf("at %d s, %s's first checks took the taint off a-0, which is still silent", e.at(), b.name)
 		}
-		if got, want := taint("a-1") != nil, at() >= 9; got != want {
-			t.Fatalf("at %d s, a-1 tainted %t, want %t (silent since 5 s, down after %v)", at(), got, want, cfg.NodeDownAfter)
+		if got, want := e.taint("a-1") != nil, e.at() >= 9; got != want {
+			t.Fatalf("at %d s, a-1 tainted %t, want %t (silent since 5 s, down after %v)", e.at(), got, want, e.cfg.NodeDownAfter)
 		}
 	}
-	if tn := taint("a-1"); !tn.TimeAdded.Time.Equal(start.Add(9 * time.Second)) {
-		t.Errorf("a-1 tainted at %v, want at 9 s", tn.TimeAdded.Sub(start))
+	if tn := e.taint("a-1"); !tn.TimeAdded.Time.Equal(e.start.Add(9 * time.Second)) {
+		t.Errorf("a-1 tainted at %v, want at 9 s", tn.TimeAdded.Sub(e.start))
 	}
-	if n := onNode("a-1"); n != 0 {
+	if n := e.onNode("a-1"); n != 0 {
 		t.Errorf("%d web pods still on a-1", n)
 	}
 	// Each pod of a down node deleted once, and replaced once.
-	waitFor("web's replacements", func() bool { return created.Load() == 8 && deleted.Load() == 4 })
-	if da, db := deletions(a), deletions(b); da != 2 || db != 2 {
+	e.waitFor("web's replacements", func() bool { return e.created.Load() == 8 && e.deleted.Load() == 4 })
+	if da, db := a.deletions(), b.deletions(); da != 2 || db != 2 {
 		t.Errorf("deletions: %v by a, %v by b; want 2 each", da, db)
 	}
 	t.Logf("web pods deleted from down nodes: %v by the first leader, %v by its successor; %d deleted and %d created in all (4 at the start)",
-		deletions(a), deletions(b), deleted.Load(), created.Load())
-	// The pods ning leaves on a-0 are still there, with a Warning naming why.
+		a.deletions(), b.deletions(), e.deleted.Load(), e.created.Load())
+	// The pods ning leaves on a-0 are still there, with a Warning saying why.
 	for _, name := range []string{"bare", "db-0"} {
 		if _, err := c.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{}); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
-		waitFor("the NingNotRescued Event on "+name, func() bool {
+		e.waitFor("the NingNotRescued Event on "+name, func() bool {
 			evs, err := c.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: fields.Set{
 				"involvedObject.name": name, "reason": ReasonNotRescued}.String()})
 			return err == nil && len(evs.Items) > 0
@@ -357,25 +403,69 @@ func TestNodeDownHandOver(t *testing.T) {
 	}
 
 	// a-0 is back: b sees its Lease renewed and takes the taint off.
-	mu.Lock()
-	delete(silent, "a-0")
-	mu.Unlock()
-	tick(b)
-	if taint("a-0") != nil {
+	delete(e.silent, "a-0")
+	e.tick(b)
+	if e.taint("a-0") != nil {
 		t.Errorf("a-0 renews again, but still carries %s", TaintNodeDown)
 	}
-	if taint("a-1") == nil {
+	if e.taint("a-1") == nil {
 		t.Errorf("a-1 is still silent, but lost %s", TaintNodeDown)
 	}
-	if n := created.Load(); n != 8 {
+	if n := e.created.Load(); n != 8 {
 		t.Errorf("%d web pods created in all, want 8", n)
 	}
-	cancel()
-	for _, r := range []*healReplica{a, b} {
-		if err := <-r.stopped; err != nil {
-			t.Errorf("%s: Lead: %v", r.name, err)
+	e.stop(cancel, a, b)
+}
+
+// TestNodeDownCrashAfterTaint: the leader crashes between tainting a down
+// node and deleting its pods. The next leader keeps the taint, deletes the
+// pods once it has seen the node silent itself, and nothing is deleted or
+// replaced twice.
+func TestNodeDownCrashAfterTaint(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e := newHealEnv(t, ctx)
+	e.web("a-0", "a-0", "b-0")
+	// a crashes once its taint patch on a node is answered.
+	a := e.replica("a", func(r *http.Request) bool {
+		return r.Method == http.MethodPatch && strings.HasPrefix(r.URL.Path, "/api/v1/nodes/")
+	})
+	e.waitFor("a to lead", a.leading)
+	b := e.replica("b", nil)
+	for e.at() < 6 {
+		if e.at() == 2 {
+			e.silent["a-0"] = true
+		}
+		e.tick(a)
+	}
+	tn := e.taint("a-0")
+	if tn == nil || !a.crashed.Load() {
+		t.Fatalf("at 6 s a-0 is tainted: %v, a crashed: %t; want both", tn, a.crashed.Load())
+	}
+	if n := e.onNode("a-0"); n != 2 || a.deletions() != 0 {
+		t.Fatalf("a crashed before deleting, yet %d web pods are on a-0 (want 2) and it deleted %v", n, a.deletions())
+	}
+	e.waitFor("a to stop acting", func() bool { return !a.leading() })
+	e.waitFor("b to lead", b.leading)
+	for e.at() < 12 {
+		e.tick(b)
+		if e.taint("a-0") == nil {
+			t.Fatalf("at %d s, %s took the taint off a-0, which is still silent", e.at(), b.name)
 		}
 	}
+	if got := e.taint("a-0"); !got.TimeAdded.Equal(tn.TimeAdded) {
+		t.Errorf("a-0's taint added at %v, then at %v: tainted again", tn.TimeAdded.Sub(e.start), got.TimeAdded.Sub(e.start))
+	}
+	e.waitFor("web's replacements", func() bool { return e.created.Load() == 5 && e.deleted.Load() == 2 })
+	if n := e.onNode("a-0"); n != 0 || b.deletions() != 2 {
+		t.Errorf("%d web pods still on a-0, %v deleted by b; want 0 and 2", n, b.deletions())
+	}
+	e.tick(b)
+	if c, d := e.created.Load(), e.deleted.Load(); c != 5 || d != 2 {
+		t.Errorf("web pods created %d, deleted %d in all; want 5 (3 at the start) and 2", c, d)
+	}
+	t.Logf("web pods deleted from a-0: %v by the crashed leader, %v by its successor", a.deletions(), b.deletions())
+	e.stop(cancel, a, b)
 }
 
 // markRunning sets a bound pod Running and Ready, as its kubelet would.
