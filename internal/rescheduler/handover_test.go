@@ -205,16 +205,7 @@ func (r *healReplica) leading() bool { return testutil.ToFloat64(r.m.Leader) == 
 // checks is how many node checks r has finished.
 func (r *healReplica) checks(t *testing.T) uint64 {
 	t.Helper()
-	families, err := r.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range families {
-		if mf.GetName() == "ning_rescheduler_node_check_duration_seconds" {
-			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
-		}
-	}
-	return 0
+	return samples(t, r.reg, "ning_rescheduler_node_check_duration_seconds")
 }
 
 // deletions is how many pods r deleted from down nodes.

@@ -244,12 +244,18 @@ func testLeaderHandOver(t *testing.T, crashAtEviction bool) {
 // cycles is how many rescheduling cycles reg's rescheduler has finished.
 func cycles(t *testing.T, reg *prometheus.Registry) uint64 {
 	t.Helper()
+	return samples(t, reg, "ning_rescheduler_cycle_duration_seconds")
+}
+
+// samples is how many observations the histogram name in reg holds.
+func samples(t *testing.T, reg *prometheus.Registry, name string) uint64 {
+	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range families {
-		if mf.GetName() == "ning_rescheduler_cycle_duration_seconds" {
+		if mf.GetName() == name {
 			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
 		}
 	}
