@@ -43,6 +43,12 @@ func (b *nodeBuilder) downTaint() *nodeBuilder {
 	return b
 }
 
+// downTaintAt puts the taint on as the rescheduler does, added at.
+func (b *nodeBuilder) downTaintAt(at time.Time) *nodeBuilder {
+	b.n.Spec.Taints = append(b.n.Spec.Taints, v1.Taint{Key: TaintNodeDown, Effect: v1.TaintEffectNoSchedule, TimeAdded: ptr.To(metav1.NewTime(at))})
+	return b
+}
+
 // cloud labels the node a cloud node (CloudFallback's default label).
 func (b *nodeBuilder) cloud() *nodeBuilder {
 	b.n.Labels["kubernetes.io/role"] = "cloud"
@@ -77,6 +83,12 @@ func (b *podBuilder) label(k, v string) *podBuilder {
 		b.p.Labels = map[string]string{}
 	}
 	b.p.Labels[k] = v
+	return b
+}
+
+// terminating marks the pod deleted (at t0), its containers still stopping.
+func (b *podBuilder) terminating() *podBuilder {
+	b.p.DeletionTimestamp = ptr.To(metav1.NewTime(t0))
 	return b
 }
 

@@ -32,21 +32,36 @@ type healer struct {
 	recorder record.EventRecorder
 
 	mu sync.Mutex // guards the state below
-	// seen is, per node, the last Lease renewal and when it was observed.
+	// seen is, per node, what this process has seen of its Lease. What a
+	// node's state is (down or not) lives in the cluster, so that a new
+	// leader carries on: the taint, the Lease's renew time and the Ready
+	// condition; seen only times renewals by this process's clock.
 	seen map[string]leaseSeen
-	// handled are pods already deleted from down nodes.
-	handled map[types.UID]bool
+	// handled are pods already deleted from down nodes; warned, the pods on
+	// down nodes that ning does not rescue and has said so.
+	handled, warned map[types.UID]bool
 	// leaseEvent is when the lease cache last saw any node's Lease change.
 	leaseEvent time.Time
 }
 
+// leaseSeen is what this process has seen of one node's Lease: the renew
+// time it last read, the time from which it counts the node silent, and
+// whether it has seen the Lease renewed (its renew time change).
 type leaseSeen struct {
 	renew, observed time.Time
+	renewed         bool
+}
+
+// nodeLease is what the healer reads of a node's Lease: its renew time and
+// its duration (zero when the Lease does not say).
+type nodeLease struct {
+	renew    time.Time
+	duration time.Duration
 }
 
 func newHealer(cfg Config, client kubernetes.Interface, m *Metrics, log *slog.Logger, clk clock.PassiveClock, rec record.EventRecorder) *healer {
 	return &healer{cfg: cfg, client: client, m: m, log: log, clock: clk, recorder: rec,
-		seen: map[string]leaseSeen{}, handled: map[types.UID]bool{}}
+		seen: map[string]leaseSeen{}, handled: map[types.UID]bool{}, warned: map[types.UID]bool{}}
 }
 
 func (h *healer) sawLease() {
@@ -61,21 +76,40 @@ type nodeHealth struct {
 	// unreachable is true when the node has gone silent (Lease not renewed,
 	// Ready Unknown), so its kubelet cannot finish a graceful deletion.
 	unreachable bool
+	// unconfirmed: the node carries the taint, but this process has not
+	// seen it silent for NodeDownAfter yet (a new leader's first looks). It
+	// stays down, and its pods wait.
+	unconfirmed bool
 	why         string
 }
 
-// health judges a node by its Lease (renew is the zero time without one),
-// timed by when this process saw each renewal (not by the kubelet's clock),
-// and by its Ready condition.
-func (h *healer) health(n *v1.Node, renew, now time.Time) nodeHealth {
-	if !renew.IsZero() {
+// health judges a node by its Lease (a zero renew time without one), by the
+// TaintNodeDown taint on it and by its Ready condition. Renewals are timed by
+// when this process saw them, not by the kubelet's clock, except at the first
+// look (firstSight). A node that carries the taint stays down until this
+// process sees its Lease renewed: a new leader, whose first look at a dead
+// node sees no renewal yet, keeps the taint its predecessor put on, and
+// deletes the pods left there once the silence is confirmed.
+func (h *healer) health(n *v1.Node, l nodeLease, now time.Time) nodeHealth {
+	tainted, since := downTaint(n)
+	if !l.renew.IsZero() {
 		s, ok := h.seen[n.Name]
-		if !ok || !s.renew.Equal(renew) {
-			s = leaseSeen{renew: renew, observed: now}
-			h.seen[n.Name] = s
+		switch {
+		case !ok:
+			s = leaseSeen{renew: l.renew, observed: h.firstSight(l, now)}
+		case !s.renew.Equal(l.renew):
+			s = leaseSeen{renew: l.renew, observed: now, renewed: true}
 		}
+		h.seen[n.Name] = s
 		if silent := now.Sub(s.observed); silent >= h.cfg.NodeDownAfter {
 			return nodeHealth{down: true, unreachable: true, why: fmt.Sprintf("its Lease has not been renewed for %s", silent.Round(time.Second))}
+		}
+		if tainted && !s.renewed {
+			why := "it carries " + TaintNodeDown + " and no renewal of its Lease has been seen since"
+			if !since.IsZero() {
+				why = fmt.Sprintf("it has carried %s for %s and no renewal of its Lease has been seen since", TaintNodeDown, now.Sub(since).Round(time.Second))
+			}
+			return nodeHealth{down: true, unconfirmed: true, unreachable: readyStatus(n) != v1.ConditionFalse, why: why}
 		}
 	}
 	for _, c := range n.Status.Conditions {
@@ -90,13 +124,54 @@ func (h *healer) health(n *v1.Node, renew, now time.Time) nodeHealth {
 	return nodeHealth{}
 }
 
-func hasDownTaint(n *v1.Node) bool {
+// firstSight is the time from which a process that has not seen a node's
+// Lease before counts the node silent: the Lease's renew time (no later than
+// now), so that a node that fell silent under the last leader is down on
+// time under the next. But the first look alone never finds a node down:
+// the node gets one renewal period more (a quarter of the Lease's duration,
+// as the kubelet renews; half NodeDownAfter if the Lease gives none), in
+// which a live kubelet whose clock lags renews and is seen to.
+func (h *healer) firstSight(l nodeLease, now time.Time) time.Time {
+	grace := l.duration / 4
+	if grace <= 0 {
+		grace = h.cfg.NodeDownAfter / 2
+	}
+	from := l.renew
+	if from.After(now) {
+		from = now
+	}
+	if earliest := now.Add(min(grace, h.cfg.NodeDownAfter) - h.cfg.NodeDownAfter); from.Before(earliest) {
+		from = earliest
+	}
+	return from
+}
+
+// downTaint reports whether the node carries TaintNodeDown, and since when
+// (zero when the taint does not say).
+func downTaint(n *v1.Node) (bool, time.Time) {
 	for _, t := range n.Spec.Taints {
 		if t.Key == TaintNodeDown {
-			return true
+			if t.TimeAdded != nil {
+				return true, t.TimeAdded.Time
+			}
+			return true, time.Time{}
 		}
 	}
-	return false
+	return false, time.Time{}
+}
+
+func hasDownTaint(n *v1.Node) bool {
+	tainted, _ := downTaint(n)
+	return tainted
+}
+
+func readyStatus(n *v1.Node) v1.ConditionStatus {
+	for _, c := range n.Status.Conditions {
+		if c.Type == v1.NodeReady {
+			return c.Status
+		}
+	}
+	return v1.ConditionUnknown
 }
 
 // nodeAction is what the healer does about one node: taint it (down) and
@@ -107,6 +182,16 @@ type nodeAction struct {
 	taint   bool // change the taint (add when down, remove when back)
 	health  nodeHealth
 	deletes []deletion
+	// unrescued are the ning pods on the down node that ning leaves there,
+	// newly found (each is reported once).
+	unrescued []unrescued
+}
+
+// unrescued is a pod on a down node that ning does not delete, and why:
+// reason is the label of ning_rescheduler_pods_not_rescued_total.
+type unrescued struct {
+	pod         *v1.Pod
+	reason, msg string
 }
 
 type deletion struct {
@@ -116,9 +201,9 @@ type deletion struct {
 
 // decide judges every node, under the healer's lock and without I/O: the
 // stale-view guard (no Lease renewal seen for NodeDownAfter), each node's
-// health, and the mass-down guard (more than MaxDownFraction down). renew
-// maps a node to its Lease's renew time; pods are all the cached pods.
-func (h *healer) decide(ctx context.Context, nodes []*v1.Node, renew map[string]time.Time, pods []*v1.Pod) []nodeAction {
+// health, and the mass-down guard (more than MaxDownFraction down). leases
+// maps a node to its Lease; pods are all the cached pods.
+func (h *healer) decide(ctx context.Context, nodes []*v1.Node, leases map[string]nodeLease, pods []*v1.Pod) []nodeAction {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	now := h.clock.Now()
@@ -131,7 +216,7 @@ func (h *healer) decide(ctx context.Context, nodes []*v1.Node, renew map[string]
 	known := make(map[string]bool, len(nodes))
 	for _, n := range nodes {
 		known[n.Name] = true
-		if hl := h.health(n, renew[n.Name], now); hl.down {
+		if hl := h.health(n, leases[n.Name], now); hl.down {
 			down[n.Name] = hl
 		}
 	}
@@ -149,7 +234,11 @@ func (h *healer) decide(ctx context.Context, nodes []*v1.Node, renew map[string]
 		hl, isDown := down[n.Name]
 		switch {
 		case isDown:
-			out = append(out, nodeAction{node: n, down: true, taint: !hasDownTaint(n), health: hl, deletes: h.deletions(n.Name, hl, pods)})
+			a := nodeAction{node: n, down: true, taint: !hasDownTaint(n), health: hl}
+			if !hl.unconfirmed {
+				a.deletes, a.unrescued = h.deletions(n.Name, hl, pods)
+			}
+			out = append(out, a)
 		case hasDownTaint(n):
 			out = append(out, nodeAction{node: n, taint: true})
 		}
@@ -158,15 +247,29 @@ func (h *healer) decide(ctx context.Context, nodes []*v1.Node, renew map[string]
 }
 
 // deletions picks the ning pods on a down node that their controller will
-// replace, and marks them handled.
-func (h *healer) deletions(node string, hl nodeHealth, pods []*v1.Pod) []deletion {
+// replace, and marks them handled; a pod already terminating (deleted by
+// this process or an earlier leader) is not deleted again. It also returns
+// the ning pods it leaves there, newly seen, and marks them warned: a bare
+// pod, which nothing would replace, and a StatefulSet pod without
+// AllowStatefulSetForce.
+func (h *healer) deletions(node string, hl nodeHealth, pods []*v1.Pod) ([]deletion, []unrescued) {
 	var out []deletion
+	var left []unrescued
 	for _, p := range pods {
-		if p.Spec.NodeName != node || p.Spec.SchedulerName != h.cfg.SchedulerName || h.handled[p.UID] {
+		if p.Spec.NodeName != node || p.Spec.SchedulerName != h.cfg.SchedulerName || h.handled[p.UID] ||
+			p.DeletionTimestamp != nil || p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
 			continue
 		}
 		w := policy.WorkloadOf(p)
-		if !w.Replaced() || (w.Kind == "StatefulSet" && !h.cfg.AllowStatefulSetForce) {
+		if u, ok := h.cfg.notRescued(node, hl, w); ok {
+			if !h.warned[p.UID] {
+				h.warned[p.UID] = true
+				u.pod = p
+				left = append(left, u)
+			}
+			continue
+		}
+		if !w.Replaced() {
 			continue
 		}
 		// A graceful deletion needs the kubelet; an unreachable node's
@@ -177,12 +280,30 @@ func (h *healer) deletions(node string, hl nodeHealth, pods []*v1.Pod) []deletio
 		out = append(out, deletion{request: request{pod: p, workload: w.UID, reason: ReasonNodeDown, metric: "node_down", msg: msg},
 			force: hl.unreachable || w.Kind == "StatefulSet"})
 	}
-	return out
+	return out, left
 }
 
-// forgetGone drops handled pods that no longer exist; call with h.mu held.
+// notRescued says whether ning leaves a pod of workload w on the down node,
+// and why: a bare pod is never deleted (nothing would make it again), a
+// StatefulSet pod only with AllowStatefulSetForce (if the node is only cut
+// off, its pod may still run beside a successor with the same identity).
+// Pods of other controllers (a DaemonSet's, a Job's) are not ning's to move.
+func (c Config) notRescued(node string, hl nodeHealth, w policy.Workload) (unrescued, bool) {
+	switch {
+	case w.Kind == "Pod":
+		return unrescued{reason: "bare_pod", msg: fmt.Sprintf("node %s is down (%s), but ning does not delete a bare pod: no controller would make it again. "+
+			"Recreate it elsewhere, or give it a controller (a Deployment)", node, hl.why)}, true
+	case w.Kind == "StatefulSet" && !c.AllowStatefulSetForce:
+		return unrescued{reason: "statefulset", msg: fmt.Sprintf("node %s is down (%s), but ning does not force-delete StatefulSet %s's pod without --allow-statefulset-force: "+
+			"if the node is only cut off, the pod may still run beside a successor with its identity. It waits for the node, or for you to delete it", node, hl.why, w.Name)}, true
+	}
+	return unrescued{}, false
+}
+
+// forgetGone drops handled and warned pods that no longer exist; call with
+// h.mu held.
 func (h *healer) forgetGone(pods []*v1.Pod) {
-	if len(h.handled) == 0 {
+	if len(h.handled) == 0 && len(h.warned) == 0 {
 		return
 	}
 	live := make(map[types.UID]bool, len(pods))
@@ -190,6 +311,7 @@ func (h *healer) forgetGone(pods []*v1.Pod) {
 		live[p.UID] = true
 	}
 	prune(h.handled, func(uid types.UID) bool { return live[uid] })
+	prune(h.warned, func(uid types.UID) bool { return live[uid] })
 }
 
 // act carries out the decisions: taints, untaints and deletions, through the
@@ -216,6 +338,11 @@ func (h *healer) act(ctx context.Context, actions []nodeAction, ev *evictor) []E
 			} else {
 				h.recorder.Eventf(n, v1.EventTypeNormal, ReasonNodeUp, "node is back; ning schedules onto it again")
 			}
+		}
+		for _, u := range a.unrescued {
+			h.m.NotRescued.WithLabelValues(u.reason).Inc()
+			h.log.WarnContext(ctx, "pod on a down node not rescued", "pod", u.pod.Namespace+"/"+u.pod.Name, "node", n.Name, "reason", u.reason)
+			h.recorder.Eventf(u.pod, v1.EventTypeWarning, ReasonNotRescued, "%s", u.msg)
 		}
 		for _, d := range a.deletes {
 			e, res := ev.delete(ctx, d.request, d.force)

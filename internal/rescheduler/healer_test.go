@@ -2,12 +2,14 @@ package rescheduler
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
@@ -19,6 +21,8 @@ type healed struct {
 	Taint  bool
 	Delete []string // pod names
 	Force  []bool
+	// NotRescued are the pods newly reported left on the down node.
+	NotRescued []string
 }
 
 func actions(as []nodeAction) []healed {
@@ -28,6 +32,9 @@ func actions(as []nodeAction) []healed {
 		for _, d := range a.deletes {
 			h.Delete = append(h.Delete, d.pod.Name)
 			h.Force = append(h.Force, d.force)
+		}
+		for _, u := range a.unrescued {
+			h.NotRescued = append(h.NotRescued, u.pod.Name)
 		}
 		out = append(out, h)
 	}
@@ -72,23 +79,23 @@ func TestHealerDecide(t *testing.T) {
 		{name: "silent for less than NodeDownAfter: not down yet", nodes: four(nil), silent: []string{"n1"},
 			advance: after - time.Second, want: []healed{}},
 		{name: "silent for NodeDownAfter: tainted, its ReplicaSet pods force-deleted", nodes: four(nil), silent: []string{"n1"},
-			advance: after, want: []healed{{Node: "n1", Down: true, Taint: true, Delete: []string{"rs-0"}, Force: []bool{true}}}},
+			advance: after, want: []healed{{Node: "n1", Down: true, Taint: true, Delete: []string{"rs-0"}, Force: []bool{true}, NotRescued: []string{"sts-0", "bare"}}}},
 		{name: "StatefulSet pods too with AllowStatefulSetForce", nodes: four(nil), silent: []string{"n1"},
 			edit:    func(c *Config) { c.AllowStatefulSetForce = true },
-			advance: after, want: []healed{{Node: "n1", Down: true, Taint: true, Delete: []string{"rs-0", "sts-0"}, Force: []bool{true, true}}}},
+			advance: after, want: []healed{{Node: "n1", Down: true, Taint: true, Delete: []string{"rs-0", "sts-0"}, Force: []bool{true, true}, NotRescued: []string{"bare"}}}},
 		{name: "Ready False for NodeDownAfter: down, reachable, graceful deletion",
 			nodes: four(func(name string, b *nodeBuilder) {
 				if name == "n1" {
 					b.ready(v1.ConditionFalse, t0)
 				}
 			}),
-			advance: after, want: []healed{{Node: "n1", Down: true, Taint: true, Delete: []string{"rs-0"}, Force: []bool{false}}}},
-		{name: "already tainted: not tainted again, pods still deleted", nodes: four(func(name string, b *nodeBuilder) {
+			advance: after, want: []healed{{Node: "n1", Down: true, Taint: true, Delete: []string{"rs-0"}, Force: []bool{false}, NotRescued: []string{"sts-0", "bare"}}}},
+		{name: "already tainted and silent: not tainted again, pods deleted once the silence is confirmed", nodes: four(func(name string, b *nodeBuilder) {
 			if name == "n1" {
 				b.downTaint()
 			}
 		}), silent: []string{"n1"},
-			advance: after, want: []healed{{Node: "n1", Down: true, Delete: []string{"rs-0"}, Force: []bool{true}}}},
+			advance: after, want: []healed{{Node: "n1", Down: true, Delete: []string{"rs-0"}, Force: []bool{true}, NotRescued: []string{"sts-0", "bare"}}}},
 		{name: "a tainted node that is healthy is back", nodes: four(func(name string, b *nodeBuilder) {
 			if name == "n2" {
 				b.downTaint()
@@ -97,7 +104,7 @@ func TestHealerDecide(t *testing.T) {
 		{name: "mass-down guard: more than MaxDownFraction down deletes nothing", nodes: four(nil), silent: []string{"n1", "n2", "n3"},
 			advance: after, want: []healed{}, decision: "mass_node_down"},
 		{name: "exactly MaxDownFraction down still acts", nodes: four(nil), silent: []string{"n1", "n3"},
-			advance: after, want: []healed{{Node: "n1", Down: true, Taint: true, Delete: []string{"rs-0"}, Force: []bool{true}}, {Node: "n3", Down: true, Taint: true}}},
+			advance: after, want: []healed{{Node: "n1", Down: true, Taint: true, Delete: []string{"rs-0"}, Force: []bool{true}, NotRescued: []string{"sts-0", "bare"}}, {Node: "n3", Down: true, Taint: true}}},
 		{name: "stale-view guard: no Lease renewal seen anywhere judges no node", nodes: four(nil), silent: []string{"n1", "n2", "n3", "n4"},
 			noLeaseEvents: true, edit: func(c *Config) { c.MaxDownFraction = 1 }, advance: after, want: []healed{}, decision: "stale_view"},
 	}
@@ -110,9 +117,9 @@ func TestHealerDecide(t *testing.T) {
 			}
 			m := testMetrics(t)
 			h := newHealer(cfg, nil, m, discard(), clk, nil)
-			renew := map[string]time.Time{}
+			renew := map[string]nodeLease{}
 			for _, n := range tt.nodes {
-				renew[n.Name] = t0
+				renew[n.Name] = nodeLease{renew: t0}
 			}
 			h.sawLease()
 			h.decide(context.Background(), tt.nodes, renew, onN1) // first sight of every Lease
@@ -128,7 +135,7 @@ func TestHealerDecide(t *testing.T) {
 				step += d
 				for name := range renew {
 					if !silent[name] {
-						renew[name] = clk.Now()
+						renew[name] = nodeLease{renew: clk.Now()}
 						if !tt.noLeaseEvents {
 							h.sawLease()
 						}
@@ -218,6 +225,154 @@ func TestBudget(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("allowed (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestHealerFreshView: a healer that has not seen the cluster before (a new
+// leader's) takes each node's state from the cluster. A node that carries
+// ning.io/node-down stays down until its Lease is seen renewed, and its pods
+// are deleted once its silence is confirmed; an untainted node's silence is
+// timed from its Lease's renew time, but this process must see at least a
+// quarter of the Lease's duration of it (one kubelet renewal period), so that
+// a kubelet whose clock lags is not taken down by the first look.
+func TestHealerFreshView(t *testing.T) {
+	after := DefaultConfig().NodeDownAfter // 20 s
+	const lease = 40 * time.Second         // the kubelet's; it renews every 10 s
+	pods := []*v1.Pod{
+		makePod("rs-0").on("n1").owner("ReplicaSet", "web").obj(),
+		makePod("rs-going").on("n1").owner("ReplicaSet", "web").terminating().obj(),
+		makePod("sts-0").on("n1").owner("StatefulSet", "db").obj(),
+		makePod("bare").on("n1").obj(),
+	}
+	type look struct {
+		at    time.Duration // after the first look
+		renew bool          // n1's Lease is renewed before this look
+		want  []healed
+	}
+	nothing := []healed{}
+	keptDown := []healed{{Node: "n1", Down: true}}
+	deleted := func(taint, force bool) []healed {
+		return []healed{{Node: "n1", Down: true, Taint: taint, Delete: []string{"rs-0"}, Force: []bool{force}, NotRescued: []string{"sts-0", "bare"}}}
+	}
+	tainted := t0.Add(-time.Minute)
+	tests := []struct {
+		name string
+		n1   *nodeBuilder
+		// renewed is n1's Lease's renew time, from the first look (and
+		// how much its kubelet's clock is off, when it renews).
+		renewed time.Duration
+		looks   []look
+	}{
+		{name: "tainted, its Lease silent: kept down; its pods deleted a quarter Lease later, not twice",
+			n1: makeNode("n1", "a").downTaintAt(tainted), renewed: -2 * time.Minute,
+			looks: []look{{at: 0, want: keptDown}, {at: lease/4 - time.Second, want: keptDown}, {at: lease / 4, want: deleted(false, true)},
+				{at: lease/4 + time.Second, want: keptDown}}},
+		{name: "tainted, its Lease renewed after the first look: back",
+			n1: makeNode("n1", "a").downTaintAt(tainted), renewed: -2 * time.Minute,
+			looks: []look{{at: 0, want: keptDown}, {at: time.Second, renew: true, want: []healed{{Node: "n1", Taint: true}}}}},
+		{name: "tainted and Ready False, its Lease renewing: kept down, its pods deleted gracefully once it is seen renewing",
+			n1:    makeNode("n1", "a").ready(v1.ConditionFalse, tainted.Add(-after)).downTaintAt(tainted),
+			looks: []look{{at: 0, want: keptDown}, {at: time.Second, renew: true, want: deleted(false, false)}}},
+		{name: "untainted, renewed 5 s before the first look: down on time, 15 s after it",
+			n1: makeNode("n1", "a"), renewed: -5 * time.Second,
+			looks: []look{{at: 0, want: nothing}, {at: after - 5*time.Second - time.Second, want: nothing}, {at: after - 5*time.Second, want: deleted(true, true)}}},
+		{name: "untainted, renewed an hour before the first look: down a quarter Lease after it, not at it",
+			n1: makeNode("n1", "a"), renewed: -time.Hour,
+			looks: []look{{at: 0, want: nothing}, {at: lease/4 - time.Second, want: nothing}, {at: lease / 4, want: deleted(true, true)}}},
+		{name: "untainted, its kubelet's clock an hour behind, renewing: never down",
+			n1: makeNode("n1", "a"), renewed: -time.Hour,
+			looks: []look{{at: 0, want: nothing}, {at: lease/4 - time.Second, renew: true, want: nothing}, {at: lease/4 - 2*time.Second + after, want: nothing}}},
+		{name: "untainted, its renew time ahead of this clock: timed from the first look",
+			n1: makeNode("n1", "a"), renewed: time.Hour,
+			looks: []look{{at: 0, want: nothing}, {at: after - time.Second, want: nothing}, {at: after, want: deleted(true, true)}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := clocktesting.NewFakeClock(t0)
+			h := newHealer(DefaultConfig(), nil, testMetrics(t), discard(), clk, nil)
+			nodes := []*v1.Node{tt.n1.obj(), makeNode("n2", "b").obj(), makeNode("n3", "c").obj(), makeNode("n4", "d").obj()}
+			n1 := t0.Add(tt.renewed)
+			for i, l := range tt.looks {
+				clk.SetTime(t0.Add(l.at))
+				if l.renew {
+					n1 = clk.Now().Add(tt.renewed)
+				}
+				leases := map[string]nodeLease{"n1": {renew: n1, duration: lease}}
+				for _, n := range nodes[1:] {
+					leases[n.Name] = nodeLease{renew: clk.Now(), duration: lease}
+				}
+				h.sawLease()
+				if diff := cmp.Diff(l.want, actions(h.decide(context.Background(), nodes, leases, pods))); diff != "" {
+					t.Errorf("look %d, %v after the first (-want +got):\n%s", i, l.at, diff)
+				}
+			}
+		})
+	}
+}
+
+// TestHealerNotRescued: each pod that ning leaves on a down node (a bare pod;
+// a StatefulSet's without AllowStatefulSetForce) gets one Warning Event
+// saying why, and is counted by reason. ReplicaSet pods are deleted instead;
+// pods of other schedulers and of other controllers are not ning's to name.
+func TestHealerNotRescued(t *testing.T) {
+	after := DefaultConfig().NodeDownAfter
+	pods := []*v1.Pod{
+		makePod("rs-0").on("n1").owner("ReplicaSet", "web").obj(),
+		makePod("sts-0").on("n1").owner("StatefulSet", "db").obj(),
+		makePod("bare").on("n1").obj(),
+		makePod("ds-0").on("n1").owner("DaemonSet", "agent").obj(),
+		makePod("bare-elsewhere").on("n2").obj(),
+	}
+	other := makePod("not-ning").on("n1").obj()
+	other.Spec.SchedulerName = "default-scheduler"
+	pods = append(pods, other)
+	why := "node n1 is down (Ready has been Unknown for 20s (NodeStatusUnknown))"
+	bare := "Warning NingNotRescued " + why + ", but ning does not delete a bare pod: no controller would make it again. " +
+		"Recreate it elsewhere, or give it a controller (a Deployment)"
+	sts := "Warning NingNotRescued " + why + ", but ning does not force-delete StatefulSet db's pod without --allow-statefulset-force: " +
+		"if the node is only cut off, the pod may still run beside a successor with its identity. It waits for the node, or for you to delete it"
+	tests := []struct {
+		name   string
+		force  bool
+		events []string
+		counts map[string]float64
+	}{
+		{name: "defaults", events: []string{sts, bare}, counts: map[string]float64{"bare_pod": 1, "statefulset": 1}},
+		{name: "AllowStatefulSetForce", force: true, events: []string{bare}, counts: map[string]float64{"bare_pod": 1, "statefulset": 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := clocktesting.NewFakeClock(t0)
+			cfg := DefaultConfig()
+			cfg.AllowStatefulSetForce = tt.force
+			cfg.DryRun = true // no apiserver here: act neither taints nor deletes
+			m := testMetrics(t)
+			rec := record.NewFakeRecorder(20)
+			h := newHealer(cfg, nil, m, discard(), clk, rec)
+			ev := &evictor{dryRun: true, m: m, log: discard(), recorder: rec}
+			n1 := makeNode("n1", "a").ready(v1.ConditionUnknown, t0.Add(-after)).obj()
+			n1.Status.Conditions[0].Reason = "NodeStatusUnknown"
+			nodes := []*v1.Node{n1, makeNode("n2", "b").obj(), makeNode("n3", "c").obj()}
+			var events []string
+			for range 3 {
+				h.sawLease()
+				h.act(context.Background(), h.decide(context.Background(), nodes, nil, pods), ev)
+				clk.Step(time.Second)
+				for len(rec.Events) > 0 {
+					if e := <-rec.Events; strings.Contains(e, ReasonNotRescued) {
+						events = append(events, e)
+					}
+				}
+			}
+			if diff := cmp.Diff(tt.events, events); diff != "" {
+				t.Errorf("Events over three checks (-want +got):\n%s", diff)
+			}
+			for reason, want := range tt.counts {
+				if got := testutil.ToFloat64(m.NotRescued.WithLabelValues(reason)); got != want {
+					t.Errorf("ning_rescheduler_pods_not_rescued_total{reason=%q} = %v, want %v", reason, got, want)
+				}
 			}
 		})
 	}

@@ -25,14 +25,23 @@ import (
 // cutLease fails this replica's requests for the election Lease while cut
 // is set, as a partition between it and the apiserver would; its other
 // requests (pods, evictions) still go through, so a replica that kept
-// acting after losing the Lease would be seen evicting.
+// acting after losing the Lease would be seen evicting. Once crashed, it
+// fails every request, as a dead process sends none; dieAt, if set, crashes
+// it at the first request it matches, before that request is sent.
 type cutLease struct {
-	rt   http.RoundTripper
-	path string
-	cut  *atomic.Bool
+	rt           http.RoundTripper
+	path         string
+	cut, crashed *atomic.Bool
+	dieAt        func(*http.Request) bool
 }
 
 func (c cutLease) RoundTrip(r *http.Request) (*http.Response, error) {
+	if c.dieAt != nil && c.dieAt(r) {
+		c.crashed.Store(true)
+	}
+	if c.crashed.Load() {
+		return nil, errors.New("the replica has crashed")
+	}
 	if c.cut.Load() && strings.HasPrefix(r.URL.Path, c.path) {
 		return nil, errors.New("partitioned from the apiserver")
 	}
@@ -47,6 +56,7 @@ type replica struct {
 	reg     *prometheus.Registry
 	m       *Metrics
 	cut     atomic.Bool
+	crashed atomic.Bool
 	stopped chan error
 }
 
@@ -56,7 +66,15 @@ type replica struct {
 // cycle runs however its clock moves), and the replica that takes
 // the Lease over starts afresh: it evicts only after HoldCycles cycles of
 // its own, never a pod already evicted, one at a time.
-func TestLeaderHandOver(t *testing.T) {
+func TestLeaderHandOver(t *testing.T) { testLeaderHandOver(t, false) }
+
+// TestLeaderCrashBeforeEviction: the leader crashes after deciding to evict
+// and before its eviction reaches the apiserver. The next leader comes to
+// the same decision after HoldCycles of its own and evicts that once: one
+// eviction in all, as without the crash.
+func TestLeaderCrashBeforeEviction(t *testing.T) { testLeaderHandOver(t, true) }
+
+func testLeaderHandOver(t *testing.T, crashAtEviction bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cp := testcluster.Start(t)
@@ -91,8 +109,12 @@ func TestLeaderHandOver(t *testing.T) {
 			t.Fatal(err)
 		}
 		rc := rest.CopyConfig(cp.Config)
+		var dieAt func(*http.Request) bool
+		if crashAtEviction && name == "a" {
+			dieAt = func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/eviction") }
+		}
 		rc.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-			return cutLease{rt: rt, path: "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases", cut: &r.cut}
+			return cutLease{rt: rt, path: "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases", cut: &r.cut, crashed: &r.crashed, dieAt: dieAt}
 		}
 		client, err := kubernetes.NewForConfig(rc)
 		if err != nil {
@@ -169,17 +191,27 @@ func TestLeaderHandOver(t *testing.T) {
 	a := start("a")
 	waitFor("a to lead", func() bool { return leading(a) })
 	b := start("b")
-	holdThenEvict(a)
-	first := terminating()
-	if len(first) != 1 {
-		t.Fatalf("terminating pods after a's eviction: %v, want one", first)
+	var first []string
+	wantA := 1.0
+	if crashAtEviction {
+		for range cfg.HoldCycles {
+			cycle(a)
+		}
+		if n, gone := evicted(a), terminating(); !a.crashed.Load() || n != 0 || len(gone) != 0 {
+			t.Fatalf("a crashed %t, evicted %v, terminating pods %v; want a crash at its eviction request, nothing evicted", a.crashed.Load(), n, gone)
+		}
+		wantA = 0
+	} else {
+		holdThenEvict(a)
+		if first = terminating(); len(first) != 1 {
+			t.Fatalf("terminating pods after a's eviction: %v, want one", first)
+		}
+		// As the kubelet would: the evicted pod goes away.
+		if err := cp.Client.CoreV1().Pods("default").Delete(ctx, first[0], metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(0))}); err != nil {
+			t.Fatal(err)
+		}
+		a.cut.Store(true)
 	}
-	// As the kubelet would: the evicted pod goes away.
-	if err := cp.Client.CoreV1().Pods("default").Delete(ctx, first[0], metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(0))}); err != nil {
-		t.Fatal(err)
-	}
-
-	a.cut.Store(true)
 	// Leader drops to 0 once both of a's loops have returned.
 	waitFor("a to stop acting", func() bool { return !leading(a) })
 	aCycles := cycles(t, a.reg)
@@ -190,13 +222,13 @@ func TestLeaderHandOver(t *testing.T) {
 	waitFor("b to lead", func() bool { return leading(b) })
 	holdThenEvict(b) // a's holds do not carry over
 	second := terminating()
-	if len(second) != 1 || second[0] == first[0] {
-		t.Fatalf("terminating pods after b's eviction: %v, want one other than %s", second, first[0])
+	if len(second) != 1 || (len(first) == 1 && second[0] == first[0]) {
+		t.Fatalf("terminating pods after b's eviction: %v, want one other than %v", second, first)
 	}
 	// b waits for that replacement; a stays out.
 	cycle(b)
-	if na, nb := evicted(a), evicted(b); na != 1 || nb != 1 {
-		t.Fatalf("evictions: a %v, b %v; want 1 each", na, nb)
+	if na, nb := evicted(a), evicted(b); na != wantA || nb != 1 {
+		t.Fatalf("evictions: a %v, b %v; want %v and 1", na, nb, wantA)
 	}
 	if n := cycles(t, a.reg); n != aCycles {
 		t.Errorf("a ran %d cycles after losing the Lease", n-aCycles)
@@ -212,12 +244,18 @@ func TestLeaderHandOver(t *testing.T) {
 // cycles is how many rescheduling cycles reg's rescheduler has finished.
 func cycles(t *testing.T, reg *prometheus.Registry) uint64 {
 	t.Helper()
+	return samples(t, reg, "ning_rescheduler_cycle_duration_seconds")
+}
+
+// samples is how many observations the histogram name in reg holds.
+func samples(t *testing.T, reg *prometheus.Registry, name string) uint64 {
+	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range families {
-		if mf.GetName() == "ning_rescheduler_cycle_duration_seconds" {
+		if mf.GetName() == name {
 			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
 		}
 	}

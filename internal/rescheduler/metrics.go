@@ -18,14 +18,19 @@ type Metrics struct {
 	// WeightedRTT is each workload's traffic-weighted mean RTT in ms, as it
 	// runs (actual) and as planned.
 	WeightedRTT *prometheus.GaugeVec
-	// CycleDuration times a rescheduling cycle.
-	CycleDuration prometheus.Histogram
+	// CycleDuration times a rescheduling cycle, NodeCheckDuration a check of
+	// the nodes.
+	CycleDuration, NodeCheckDuration prometheus.Histogram
 	// NodesDown is how many nodes the rescheduler holds down now.
 	NodesDown prometheus.Gauge
 	// Leader is 1 while this instance holds the lease.
 	Leader prometheus.Gauge
 	// BadLabels counts pods whose delay labels do not parse.
 	BadLabels prometheus.Counter
+	// NotRescued counts the ning pods on down nodes that the rescheduler
+	// leaves there, by reason (bare_pod, statefulset): each pod once per
+	// leader term.
+	NotRescued *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics with reg.
@@ -48,6 +53,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Time one rescheduling cycle takes.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
 		}),
+		NodeCheckDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "ning_rescheduler_node_check_duration_seconds",
+			Help:    "Time one check of the nodes (for down nodes and nodes back) takes.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
+		}),
 		NodesDown: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ning_rescheduler_nodes_down",
 			Help: "Nodes the rescheduler considers down (tainted ning.io/node-down).",
@@ -60,8 +70,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "ning_rescheduler_bad_delay_labels_total",
 			Help: "Pods whose delay_<from> labels do not parse; their constraints are not enforced by the rescheduler.",
 		}),
+		NotRescued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ning_rescheduler_pods_not_rescued_total",
+			Help: "Pods on down nodes that the rescheduler leaves there, by reason: bare_pod (nothing would replace it), statefulset (without --allow-statefulset-force).",
+		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.Evictions, m.Decisions, m.WeightedRTT, m.CycleDuration, m.NodesDown, m.Leader, m.BadLabels} {
+	for _, c := range []prometheus.Collector{m.Evictions, m.Decisions, m.WeightedRTT, m.CycleDuration, m.NodeCheckDuration, m.NodesDown, m.Leader, m.BadLabels, m.NotRescued} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering rescheduler metrics: %w", err)
 		}

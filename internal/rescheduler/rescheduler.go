@@ -42,6 +42,9 @@ const (
 	ReasonDelayViolation = "NingDelayViolation"
 	ReasonNodeDown       = "NingNodeDown"
 	ReasonNodeUp         = "NingNodeUp"
+	// ReasonNotRescued is on a pod of a down node that ning leaves there
+	// (a bare pod, or a StatefulSet's without --allow-statefulset-force).
+	ReasonNotRescued = "NingNotRescued"
 )
 
 // TaintNodeDown is the NoSchedule taint the rescheduler puts on a node it
@@ -295,6 +298,8 @@ func (r *Rescheduler) cached() ([]*v1.Node, []*v1.Pod, error) {
 // NodeDownAfter), and when no node's Lease has been seen renewed for
 // NodeDownAfter the view is taken to be stale, not every node dead.
 func (r *Rescheduler) CheckNodes(ctx context.Context) []Eviction {
+	start := r.clock.Now()
+	defer func() { r.m.NodeCheckDuration.Observe(r.clock.Since(start).Seconds()) }()
 	if _, err := r.client.CoordinationV1().Leases(v1.NamespaceNodeLease).List(ctx, metav1.ListOptions{Limit: 1}); err != nil {
 		if ctx.Err() == nil {
 			r.noteAPITrouble()
@@ -311,13 +316,17 @@ func (r *Rescheduler) CheckNodes(ctx context.Context) []Eviction {
 		r.log.ErrorContext(ctx, "checking nodes", "err", err)
 		return nil
 	}
-	renew := make(map[string]time.Time, len(nodes))
+	leases := make(map[string]nodeLease, len(nodes))
 	for _, n := range nodes {
 		if l, err := r.leases.Leases(v1.NamespaceNodeLease).Get(n.Name); err == nil && l.Spec.RenewTime != nil {
-			renew[n.Name] = l.Spec.RenewTime.Time
+			nl := nodeLease{renew: l.Spec.RenewTime.Time}
+			if d := l.Spec.LeaseDurationSeconds; d != nil && *d > 0 {
+				nl.duration = time.Duration(*d) * time.Second
+			}
+			leases[n.Name] = nl
 		}
 	}
-	return r.healer.act(ctx, r.healer.decide(ctx, nodes, renew, pods), r.evictor)
+	return r.healer.act(ctx, r.healer.decide(ctx, nodes, leases, pods), r.evictor)
 }
 
 // Run starts the informers and acts until ctx is done: a rescheduling cycle
