@@ -19,7 +19,7 @@ type extenderOptions struct {
 	listen, kubeconfig, logLevel string
 	cfg                          extender.Config
 	run                          extender.RunOptions
-	unknownRTT                   string
+	unknownRTT, missingLoad      string
 	cpuFilter, cpuPenaltyFrom    float64
 	penalty                      float64
 	weights                      policy.Weights
@@ -64,6 +64,7 @@ func (o *extenderOptions) AddFlags(f *pflag.FlagSet) {
 	f.Float64Var(&o.cpuFilter, "cpu-filter", configv1alpha1.DefaultCPUFilter, "filter out nodes at or above this CPU utilisation (0..1)")
 	f.Float64Var(&o.cpuPenaltyFrom, "cpu-penalty-from", configv1alpha1.DefaultCPUPenaltyFrom, "CPU utilisation from which a node's load score drops by --penalty")
 	f.Float64Var(&o.penalty, "penalty", configv1alpha1.DefaultPenalty, "load score penalty (0..1)")
+	f.StringVar(&o.missingLoad, "missing-load", string(configv1alpha1.MissingLoadNeutral), "a node without a fresh load report: Neutral (passes /filter, neutral load score) or Filter (filtered out, as seed 004)")
 	f.Int32Var(&o.weights.TrafficLatency, "traffic-latency-weight", o.weights.TrafficLatency, "weight of the traffic part of the /prioritize score, as TrafficLatency's in the scheduler profile")
 	f.Int32Var(&o.weights.NodeLoad, "node-load-weight", o.weights.NodeLoad, "weight of the load part of the /prioritize score, as NodeLoad's in the scheduler profile")
 	f.StringVar(&o.cfg.CloudFallback.CloudLabel, "cloud-label", "kubernetes.io/role", "label marking cloud nodes, used only when no edge node fits")
@@ -85,6 +86,7 @@ func (o *extenderOptions) config() extender.Config {
 	cfg.NetworkLatency.SiteLabel = o.sources.siteLabel
 	cfg.TrafficLatency.SiteLabel = o.sources.siteLabel
 	cfg.NetworkLatency.UnknownRTT = configv1alpha1.UnknownRTTPolicy(o.unknownRTT)
+	cfg.NodeLoad.MissingLoad = configv1alpha1.MissingLoadPolicy(o.missingLoad)
 	cfg.Weights = o.weights
 	cpuFilter, cpuPenaltyFrom, penalty := o.cpuFilter, o.cpuPenaltyFrom, o.penalty
 	cfg.NodeLoad.CPUFilter, cfg.NodeLoad.CPUPenaltyFrom, cfg.NodeLoad.Penalty = &cpuFilter, &cpuPenaltyFrom, &penalty

@@ -175,7 +175,7 @@ func (c *Config) Validate() error {
 // Extender answers /filter and /prioritize. It is safe for concurrent use.
 type Extender struct {
 	cfg     Config
-	policy  placement.LoadPolicy
+	policy  policy.NodeLoad
 	store   Store
 	index   *siteindex.Index
 	locate  policy.Locator

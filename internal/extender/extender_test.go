@@ -95,6 +95,12 @@ type testEnv struct {
 // topology in its store, and waits until its index has every node and bound pod.
 func newEnv(t testing.TB, objs ...runtime.Object) *testEnv {
 	t.Helper()
+	return newEnvConfig(t, Config{}, objs...)
+}
+
+// newEnvConfig is newEnv with the extender configured by cfg.
+func newEnvConfig(t testing.TB, cfg Config, objs ...runtime.Object) *testEnv {
+	t.Helper()
 	store := topology.NewStore(topology.Config{}, clock.RealClock{})
 	for k, v := range testRTT {
 		if err := store.SetStaticRTT(k[0], k[1], v); err != nil {
@@ -113,7 +119,7 @@ func newEnv(t testing.TB, objs ...runtime.Object) *testEnv {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	x, err := New(f, store, Config{}, m, log)
+	x, err := New(f, store, cfg, m, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,6 +301,50 @@ func TestFilter(t *testing.T) {
 	}
 }
 
+// TestFilterMissingLoad: a node without a fresh load report passes under
+// missingLoad Neutral (the default, as TestFilter shows) and is filtered
+// out, resolvably, under Filter, seed 004's rule, as NodeLoad does.
+func TestFilterMissingLoad(t *testing.T) {
+	noReport := func(nodes ...string) map[string]string {
+		out := map[string]string{}
+		for _, n := range nodes {
+			out[n] = "node " + n + ": no fresh load report (missingLoad: Filter)"
+		}
+		return out
+	}
+	busy := "node b-1: CPU utilisation 90% is at or above the 85% limit"
+	for _, tc := range []struct {
+		policy configv1alpha1.MissingLoadPolicy
+		want   filterOutcome
+	}{
+		{configv1alpha1.MissingLoadNeutral, filterOutcome{Pass: []string{"a-0", "a-1", "b-0", "c-0", "c-1", "cloud-0"}, Failed: map[string]string{"b-1": busy}, Unresolvable: map[string]string{}}},
+		{configv1alpha1.MissingLoadFilter, filterOutcome{Pass: []string{"a-0"},
+			Failed: func() map[string]string {
+				m := noReport("a-1", "b-0", "c-0", "c-1", "cloud-0")
+				m["b-1"] = busy
+				return m
+			}(), Unresolvable: map[string]string{}}},
+	} {
+		t.Run(string(tc.policy), func(t *testing.T) {
+			e := newEnvConfig(t, Config{NodeLoad: configv1alpha1.NodeLoadArgs{MissingLoad: tc.policy}}, testNodes()...)
+			for node, cpu := range map[string]float64{"a-0": 0.1, "b-1": 0.9} {
+				if err := e.store.ObserveLoad(node, topology.Load{CPU: cpu, Updated: time.Now()}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, byName := range []bool{true, false} {
+				code, body := e.post(t, "/filter", args(t, makePod("p", nil), allNodes, byName))
+				if code != http.StatusOK {
+					t.Fatalf("code %d: %s", code, body)
+				}
+				if diff := cmp.Diff(tc.want, outcome(t, body, byName)); diff != "" {
+					t.Errorf("byName %v (-want +got):\n%s", byName, diff)
+				}
+			}
+		})
+	}
+}
+
 // scores decodes a HostPriorityList into a map.
 func scores(t *testing.T, body []byte) map[string]int64 {
 	t.Helper()
@@ -466,6 +516,7 @@ func TestConfigValidation(t *testing.T) {
 	}{
 		{"defaults", Config{}, ""},
 		{"bad label", Config{CloudFallback: configv1alpha1.CloudFallbackArgs{CloudLabel: "not a label!"}}, "cloudFallback.cloudLabel"},
+		{"bad missing-load policy", Config{NodeLoad: configv1alpha1.NodeLoadArgs{MissingLoad: "Drop"}}, `nodeLoad.missingLoad: Unsupported value: "Drop"`},
 		{"two site labels", Config{TrafficLatency: configv1alpha1.TrafficLatencyArgs{SiteLabel: "x.io/site"}}, "must equal networkLatency.siteLabel"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

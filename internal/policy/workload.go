@@ -27,3 +27,14 @@ func WorkloadOf(pod *v1.Pod) Workload {
 func (w Workload) Replaced() bool {
 	return w.Kind == "ReplicaSet" || w.Kind == "StatefulSet"
 }
+
+// Owns reports whether pod belongs to the workload w: its controller is w's
+// (a bare pod's workload owns no other pod). It allocates nothing, for loops
+// over a node's pods.
+func (w Workload) Owns(pod *v1.Pod) bool {
+	if w.Kind == "Pod" {
+		return pod.UID == w.UID
+	}
+	ref := metav1.GetControllerOfNoCopy(pod)
+	return ref != nil && ref.UID == w.UID
+}

@@ -1,6 +1,7 @@
 package source
 
 import (
+	"errors"
 	"os"
 	"testing"
 	"time"
@@ -59,6 +60,16 @@ func FuzzDecodeScores(f *testing.F) {
 		samples, _, err := ScoresObservations(scores, testSites, time.Unix(0, 0))
 		if err == nil {
 			checkSamples(t, samples)
+		}
+		node, l, err := ScoresLoad(scores, testSites, time.Unix(0, 0))
+		var re *topology.RejectError
+		switch {
+		case err != nil && (!errors.As(err, &re) || re.Reason != topology.ReasonBadLoad):
+			t.Fatalf("ScoresLoad error %v is not a bad_load RejectError", err)
+		case err == nil && node != "":
+			if err := topology.ValidateLoad(l); err != nil {
+				t.Fatalf("ScoresLoad gave node %s an invalid load: %v", node, err)
+			}
 		}
 	})
 }

@@ -2,7 +2,6 @@ package source
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -114,11 +113,7 @@ func (p *Poller) Poll(ctx context.Context) error {
 		p.metrics.accepted.WithLabelValues(p.name).Inc()
 		return nil
 	}
-	reason := ReasonStore
-	var re *topology.RejectError
-	if errors.As(err, &re) {
-		reason = re.Reason
-	}
+	reason := rejectReason(err)
 	p.metrics.rejected.WithLabelValues(reason).Inc()
 	return fmt.Errorf("%s: %w", p.name, err)
 }

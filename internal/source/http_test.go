@@ -161,7 +161,6 @@ func TestScoresFromProber(t *testing.T) {
 		{"empty list", ReasonUndecodable, `[]`},
 		{"latency over 1", topology.ReasonBadRTT, `[{"hostname":"a-1","ipv4":"","cpuEwmaScore":0,"latencyEwmaScore":0},{"hostname":"b-1","ipv4":"10.0.1.1","cpuEwmaScore":0,"latencyEwmaScore":1.5}]`},
 		{"negative latency", topology.ReasonBadRTT, `[{"hostname":"a-1","cpuEwmaScore":0,"latencyEwmaScore":0},{"hostname":"b-1","latencyEwmaScore":-0.1}]`},
-		{"cpu over 1", topology.ReasonBadLoad, `[{"hostname":"a-1","cpuEwmaScore":85,"latencyEwmaScore":0}]`},
 		{"bad ipv4", ReasonUndecodable, `[{"hostname":"a-1","ipv4":"fe80::1"}]`},
 		{"duplicate", ReasonDuplicate, `[{"hostname":"a-1"},{"hostname":"b-1","latencyEwmaScore":0.1},{"hostname":"b-1","latencyEwmaScore":0.2}]`},
 		{"no host name", topology.ReasonBadSite, `[{"hostname":"a-1"},{"hostname":"","latencyEwmaScore":0.1}]`},

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ning-edge/ning/internal/topology"
 )
 
 // Metrics are the counters every source shares, so that one registry shows
@@ -15,6 +17,16 @@ type Metrics struct {
 	unmapped *prometheus.CounterVec
 	// implausible counts RTTs the cross-check found implausible, by action.
 	implausible *prometheus.CounterVec
+}
+
+// rejectReason is the reason label of a rejection: a *topology.RejectError's
+// reason, else ReasonStore.
+func rejectReason(err error) string {
+	var re *topology.RejectError
+	if errors.As(err, &re) {
+		return re.Reason
+	}
+	return ReasonStore
 }
 
 // NewMetrics registers the source counters on reg; when another source

@@ -4,7 +4,6 @@
 package source
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -106,11 +105,7 @@ func NewMQTT(store *topology.Store, cfg Config, clk clock.PassiveClock, reg prom
 // store, or counts why not.
 func (s *MQTT) Handle(topic string, payload []byte) {
 	if err := s.handle(topic, payload); err != nil {
-		reason := ReasonStore
-		var re *topology.RejectError
-		if errors.As(err, &re) {
-			reason = re.Reason
-		}
+		reason := rejectReason(err)
 		s.rejected.WithLabelValues(reason).Inc()
 		if ok, suppressed := s.throttle.Allow(topic + "\x00" + reason); ok {
 			s.log.Warn("report rejected", "topic", topic, "reason", reason, "err", err, "suppressedSinceLast", suppressed)

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"sync"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -18,8 +19,10 @@ const MaxScoreEntries = 10_000
 
 // DecodeScores decodes a prober's /scores body (seed 004's shape, as `ning
 // probe` serves it), bounded to maxBytes, and checks every entry: a host
-// name, an IPv4 address or none, both scores finite and within 0..1, no host
-// twice. Errors are *topology.RejectError.
+// name, an IPv4 address or none, latencyEwmaScore finite and within 0..1, no
+// host twice. Errors are *topology.RejectError. cpuEwmaScore is not checked
+// here: only the first entry's is read (ScoresLoad checks it), and a bad one
+// loses the CPU figure, not the RTTs.
 func DecodeScores(data []byte, maxBytes int) ([]probe.Score, error) {
 	if len(data) > maxBytes {
 		return nil, &topology.RejectError{Reason: ReasonTooLarge, Detail: fmt.Sprintf("body of %d bytes is over the %d byte limit", len(data), maxBytes)}
@@ -45,8 +48,6 @@ func DecodeScores(data []byte, maxBytes int) ([]probe.Score, error) {
 			return nil, &topology.RejectError{Reason: ReasonUndecodable, Detail: fmt.Sprintf("entry %d (%s): ipv4 %q is not an IPv4 address", i, s.Hostname, s.IPv4)}
 		case !unit(s.LatencyEwmaScore):
 			return nil, &topology.RejectError{Reason: topology.ReasonBadRTT, Detail: fmt.Sprintf("entry %d (%s): latencyEwmaScore %v is outside 0..1", i, s.Hostname, s.LatencyEwmaScore)}
-		case !unit(s.CPUEwmaScore):
-			return nil, &topology.RejectError{Reason: topology.ReasonBadLoad, Detail: fmt.Sprintf("entry %d (%s): cpuEwmaScore %v is outside 0..1", i, s.Hostname, s.CPUEwmaScore)}
 		}
 		seen[s.Hostname] = true
 	}
@@ -89,16 +90,89 @@ func ScoresObservations(scores []probe.Score, sites Sites, at time.Time) (sample
 	return samples, unmapped, nil
 }
 
+// ScoresLoad returns the load the prober's own entry (the first) gives its
+// node: cpuEwmaScore, the EWMA of the node's CPU utilisation, with no
+// pressure (/scores carries none). The node is the entry's host name when
+// that is a known node, else the node of its ipv4; "" when neither is (the
+// figure then belongs to no node). A cpuEwmaScore that is not a utilisation
+// (NaN, negative, over 1) is a *topology.RejectError, reason bad_load.
+func ScoresLoad(scores []probe.Score, sites Sites, at time.Time) (node string, l topology.Load, err error) {
+	own := scores[0]
+	if !unit(own.CPUEwmaScore) {
+		return "", topology.Load{}, &topology.RejectError{Reason: topology.ReasonBadLoad,
+			Detail: fmt.Sprintf("entry 0 (%s): cpuEwmaScore %v is not a CPU utilisation in 0..1", own.Hostname, own.CPUEwmaScore)}
+	}
+	if _, ok := sites.NodeSite[own.Hostname]; ok {
+		node = own.Hostname
+	} else if n, ok := sites.IPNode[own.IPv4]; ok && own.IPv4 != "" {
+		node = n
+	}
+	if node == "" {
+		return "", topology.Load{}, nil
+	}
+	return node, topology.Load{CPU: own.CPUEwmaScore, Updated: at}, nil
+}
+
+// scoresLoads writes the CPU figures of one /scores source to the store,
+// deferring to any other source of a node's load.
+type scoresLoads struct {
+	store *topology.Store
+	mu    sync.Mutex
+	// wrote is, per node, the time of this source's last write.
+	wrote map[string]time.Time
+}
+
+// observe stores the prober node's CPU figure, unless another source
+// reports that node's load: when the node's fresh load is not the one this
+// source last wrote (or carries pressure, which /scores never does), it came
+// from the prober's MQTT reports, which carry the node's PSI beside its CPU;
+// a /scores write would replace that PSI with zeros. unmapped is true when
+// the figure names no known node.
+func (s *scoresLoads) observe(scores []probe.Score, sites Sites, at time.Time) (unmapped bool, err error) {
+	node, l, err := ScoresLoad(scores, sites, at)
+	if err != nil || node == "" {
+		return err == nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, fresh := s.store.Load(node); fresh && (!cur.Updated.Equal(s.wrote[node]) || cur.PSI != (topology.PSI{})) {
+		return false, nil
+	}
+	if err := s.store.ObserveLoad(node, l); err != nil {
+		return false, err
+	}
+	s.wrote[node] = at
+	return false, nil
+}
+
 // NewScores returns a source for the prober /scores at cfg.URL. It reads the
-// RTTs; the CPU figure is not used: it comes without the node's pressure,
-// which the prober's MQTT reports carry.
+// RTTs (ScoresObservations) and the CPU utilisation of the prober's node
+// (ScoresLoad), which, without any other load source, gives NodeLoad and the
+// extender their CPU filter and score. The two are independent: a refused
+// CPU figure is counted in ning_reports_rejected_total{reason="bad_load"}
+// and logged, and the RTTs of the same answer are stored all the same. A
+// node whose load also comes over MQTT takes it from there (see
+// scoresLoads.observe).
 func NewScores(store *topology.Store, cfg HTTPConfig, sites Sites, clk clock.PassiveClock, m *Metrics, log *slog.Logger) *Poller {
+	loads := &scoresLoads{store: store, wrote: map[string]time.Time{}}
 	observe := func(body []byte, maxBytes int, peers Sites, at time.Time) ([]topology.RTTSample, int, error) {
 		scores, err := DecodeScores(body, maxBytes)
 		if err != nil {
 			return nil, 0, err
 		}
-		return ScoresObservations(scores, peers, at)
+		samples, unmapped, err := ScoresObservations(scores, peers, at)
+		if err != nil {
+			return nil, 0, err
+		}
+		switch noNode, err := loads.observe(scores, peers, at); {
+		case err != nil:
+			reason := rejectReason(err)
+			m.rejected.WithLabelValues(reason).Inc()
+			log.Warn("CPU figure refused; the RTTs of the same answer are kept", "source", "scores", "url", cfg.URL, "reason", reason, "err", err)
+		case noNode:
+			unmapped++
+		}
+		return samples, unmapped, nil
 	}
 	return newPoller("scores", observe, store, cfg, sites, clk, m, log)
 }

@@ -35,6 +35,26 @@ const (
 	DefaultPenalty        = 0.15
 )
 
+// DefaultPodCountWeight is NodeLoadArgs' default podCountWeight: the pod-count
+// term and the load term count alike, so one more replica of the workload on
+// a node (its pod-count score 1 -> 1/2) weighs as much as 50 points of CPU
+// utilisation. Load reports are a probe period old and cannot see a burst of
+// replicas; the pod count sees each one as it is reserved.
+const DefaultPodCountWeight = 0.5
+
+// MissingLoadPolicy says what NodeLoad does with a node that has no fresh
+// load report.
+type MissingLoadPolicy string
+
+const (
+	// MissingLoadNeutral passes the node with the neutral load score (the
+	// default): a prober that is down or late never takes nodes away.
+	MissingLoadNeutral MissingLoadPolicy = "Neutral"
+	// MissingLoadFilter filters the node out, as seed 004's extender does
+	// ("no probe data available").
+	MissingLoadFilter MissingLoadPolicy = "Filter"
+)
+
 // NetworkLatencyArgs configures the NetworkLatency plugin (delay constraints).
 type NetworkLatencyArgs struct {
 	// SiteLabel is the node label whose value names a node's site.
@@ -98,6 +118,14 @@ type NodeLoadArgs struct {
 	Penalty *float64 `json:"penalty,omitempty"`
 	// PSI thresholds (avg10, percent); 0 is off.
 	PSI PSIThresholds `json:"psi,omitempty"`
+	// PodCountWeight (0..1) is the share of the score given to the number of
+	// the workload's pods already on the node (seed 003's pod count), so that
+	// a site's replicas spread over its nodes: the score is
+	// (1-w) x load score + w / (1 + pods). 0 turns the term off.
+	PodCountWeight *float64 `json:"podCountWeight,omitempty"`
+	// MissingLoad is Neutral (a node without a fresh load report passes with
+	// the neutral load score, the default) or Filter (it is filtered out).
+	MissingLoad MissingLoadPolicy `json:"missingLoad,omitempty"`
 }
 
 // PSIThresholds filter out nodes whose pressure stall information (avg10,
@@ -114,7 +142,8 @@ type PressureThreshold struct {
 	Full float64 `json:"full,omitempty"`
 }
 
-// SetDefaults fills unset fields with seed 004's thresholds (85 %, 70 %, 0.15).
+// SetDefaults fills unset fields with seed 004's thresholds (85 %, 70 %,
+// 0.15), DefaultPodCountWeight and MissingLoadNeutral.
 func (a *NodeLoadArgs) SetDefaults() {
 	set := func(p **float64, v float64) {
 		if *p == nil {
@@ -124,6 +153,10 @@ func (a *NodeLoadArgs) SetDefaults() {
 	set(&a.CPUFilter, DefaultCPUFilter)
 	set(&a.CPUPenaltyFrom, DefaultCPUPenaltyFrom)
 	set(&a.Penalty, DefaultPenalty)
+	set(&a.PodCountWeight, DefaultPodCountWeight)
+	if a.MissingLoad == "" {
+		a.MissingLoad = MissingLoadNeutral
+	}
 }
 
 // Validate checks the arguments; call SetDefaults first.
@@ -140,6 +173,10 @@ func (a *NodeLoadArgs) Validate(path *field.Path) field.ErrorList {
 	inRange(path.Child("cpuFilter"), a.CPUFilter, 1)
 	inRange(path.Child("cpuPenaltyFrom"), a.CPUPenaltyFrom, 1)
 	inRange(path.Child("penalty"), a.Penalty, 1)
+	inRange(path.Child("podCountWeight"), a.PodCountWeight, 1)
+	if a.MissingLoad != MissingLoadNeutral && a.MissingLoad != MissingLoadFilter {
+		errs = append(errs, field.NotSupported(path.Child("missingLoad"), a.MissingLoad, []string{string(MissingLoadNeutral), string(MissingLoadFilter)}))
+	}
 	psi := path.Child("psi")
 	for _, r := range []struct {
 		name string

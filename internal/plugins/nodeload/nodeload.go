@@ -1,10 +1,14 @@
 // Package nodeload is the NodeLoad scheduler plugin: it filters out nodes whose
 // CPU utilisation or pressure (PSI) from the latest prober report is over a
-// threshold, and prefers idle nodes to busy ones.
+// threshold (or, under missingLoad: Filter, that have no fresh report), and
+// prefers idle nodes, and nodes with fewer of the workload's pods, to busy
+// ones.
 package nodeload
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"sync"
 
 	v1 "k8s.io/api/core/v1"
@@ -15,7 +19,6 @@ import (
 	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
 
 	configv1alpha1 "github.com/ning-edge/ning/api/config/v1alpha1"
-	"github.com/ning-edge/ning/internal/placement"
 	"github.com/ning-edge/ning/internal/plugins/pluginargs"
 	"github.com/ning-edge/ning/internal/policy"
 	"github.com/ning-edge/ning/internal/schedmetrics"
@@ -25,8 +28,8 @@ import (
 // Name is the plugin's name in a KubeSchedulerConfiguration.
 const Name = "NodeLoad"
 
-// NeutralScore is the score of a node with no fresh load report.
-const NeutralScore = int64(float64(framework.MaxNodeScore) * policy.NeutralLoad)
+// stateKey is where PreScore keeps the pod's workload.
+const stateKey fwk.StateKey = "PreScore" + Name
 
 // Loads gives a node's latest load; ok is false when none is fresh.
 type Loads interface {
@@ -35,12 +38,14 @@ type Loads interface {
 	FreshLoads() int
 }
 
-// Plugin filters and scores nodes by load.
+// Plugin filters and scores nodes by load and by the workload's pods on them.
 type Plugin struct {
-	policy  placement.LoadPolicy
+	policy  policy.NodeLoad
 	loads   Loads
 	metrics *schedmetrics.Metrics
 	warned  sync.Once
+	// filtered logs, once, that nodes without a report are filtered out.
+	filtered sync.Once
 }
 
 var (
@@ -64,32 +69,85 @@ func Factory(loads Loads, m *schedmetrics.Metrics) frameworkruntime.PluginFactor
 func (p *Plugin) Name() string { return Name }
 
 // Filter rejects a node over a load threshold. A node without a fresh report
-// passes: missing data never filters a node. Load can fall, and evicting
-// lower-priority pods can lower it, so the rejection is plain Unschedulable.
-func (p *Plugin) Filter(_ context.Context, _ fwk.CycleState, _ *v1.Pod, ni fwk.NodeInfo) *fwk.Status {
+// passes under missingLoad: Neutral and is rejected under Filter. Load can
+// fall, a report can arrive, and evicting lower-priority pods can lower the
+// load, so the rejection is plain Unschedulable.
+func (p *Plugin) Filter(ctx context.Context, _ fwk.CycleState, _ *v1.Pod, ni fwk.NodeInfo) *fwk.Status {
 	l, fresh := p.loads.Load(ni.Node().Name)
 	if reason := policy.LoadRejection(p.policy, ni.Node().Name, l, fresh); reason != "" {
+		if !fresh {
+			p.filtered.Do(func() {
+				klog.FromContext(ctx).Info("Nodes without a fresh load report are filtered out (missingLoad: Filter; logged once)", "node", ni.Node().Name)
+			})
+		}
 		return fwk.NewStatus(fwk.Unschedulable, reason)
 	}
 	return nil
 }
 
-// PreScore counts, once per pod, cycles in which some nodes have no fresh
-// load report (by count, without a lookup per node).
-func (p *Plugin) PreScore(ctx context.Context, _ fwk.CycleState, _ *v1.Pod, nodes []fwk.NodeInfo) *fwk.Status {
+// preScoreState is the pod's workload, the same for every node.
+type preScoreState struct {
+	workload policy.Workload
+}
+
+func (s *preScoreState) Clone() fwk.StateData { return s }
+
+// PreScore finds the pod's workload once, and counts, once per pod, cycles in
+// which some nodes have no fresh load report (by count, without a lookup per
+// node).
+func (p *Plugin) PreScore(ctx context.Context, state fwk.CycleState, pod *v1.Pod, nodes []fwk.NodeInfo) *fwk.Status {
+	state.Write(stateKey, &preScoreState{workload: policy.WorkloadOf(pod)})
 	if missing := len(nodes) - p.loads.FreshLoads(); missing > 0 {
 		p.metrics.MissingData.WithLabelValues(Name, "load").Inc()
 		p.warned.Do(func() {
-			klog.FromContext(ctx).Info("Nodes without a fresh load report get a neutral NodeLoad score (logged once)", "nodes", missing)
+			klog.FromContext(ctx).Info("Nodes without a fresh load report get a neutral NodeLoad load score (logged once)", "nodes", missing)
 		})
 	}
 	return nil
 }
 
-// Score is 0..100 from the load policy's score; neutral without a report.
-func (p *Plugin) Score(_ context.Context, _ fwk.CycleState, _ *v1.Pod, ni fwk.NodeInfo) (int64, *fwk.Status) {
+// Score is 0..100 from policy.NodeScore: the load score (neutral without a
+// fresh report) and the pod-count score of the workload's pods on the node.
+func (p *Plugin) Score(_ context.Context, state fwk.CycleState, _ *v1.Pod, ni fwk.NodeInfo) (int64, *fwk.Status) {
 	l, fresh := p.loads.Load(ni.Node().Name)
-	return int64(float64(framework.MaxNodeScore) * policy.LoadScore(p.policy, l, fresh)), nil
+	replicas := 0
+	if p.policy.PodCountWeight > 0 {
+		w, err := workload(state)
+		if err != nil {
+			return 0, fwk.AsStatus(err)
+		}
+		replicas = countReplicas(w, ni)
+	}
+	return int64(math.Round(float64(framework.MaxNodeScore) * policy.NodeScore(p.policy, l, fresh, replicas))), nil
+}
+
+// workload reads the pod's workload from PreScore's state.
+func workload(state fwk.CycleState) (policy.Workload, error) {
+	data, err := state.Read(stateKey)
+	if err != nil {
+		return policy.Workload{}, err
+	}
+	s, ok := data.(*preScoreState)
+	if !ok {
+		return policy.Workload{}, fmt.Errorf("%s: state of type %T", stateKey, data)
+	}
+	return s.workload, nil
+}
+
+// countReplicas counts the workload's pods on the node (the pods the
+// scheduler has reserved or assumed there included), leaving out pods being
+// deleted. A bare pod's workload has no other pod.
+func countReplicas(w policy.Workload, ni fwk.NodeInfo) int {
+	if w.Kind == "Pod" {
+		return 0
+	}
+	n := 0
+	for _, pi := range ni.GetPods() {
+		if p := pi.GetPod(); p.DeletionTimestamp == nil && w.Owns(p) {
+			n++
+		}
+	}
+	return n
 }
 
 // ScoreExtensions returns nil: scores are already in 0..MaxNodeScore.

@@ -2,16 +2,20 @@ package nodeload
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
 	st "k8s.io/kubernetes/pkg/scheduler/testing"
 	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
 
 	"github.com/ning-edge/ning/internal/schedmetrics"
 	"github.com/ning-edge/ning/internal/topology"
@@ -19,14 +23,12 @@ import (
 
 var now = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 
-// loads is a real topology store holding each node's CPU (and memory
-// "full" pressure) as reported now.
-func loads(t *testing.T, cpu map[string]float64, memFull map[string]float64) *topology.Store {
+// loads is a real topology store holding each node's load as reported now.
+func loads(t *testing.T, load map[string]topology.Load) *topology.Store {
 	t.Helper()
 	s := topology.NewStore(topology.Config{}, clocktesting.NewFakeClock(now))
-	for node, c := range cpu {
-		l := topology.Load{CPU: c, Updated: now}
-		l.PSI.Memory.Full = memFull[node]
+	for node, l := range load {
+		l.Updated = now
 		if err := s.ObserveLoad(node, l); err != nil {
 			t.Fatal(err)
 		}
@@ -47,10 +49,31 @@ func newPlugin(t *testing.T, store Loads, args string) *Plugin {
 	return p.(*Plugin)
 }
 
-func nodeInfo(n *v1.Node) fwk.NodeInfo {
-	ni := framework.NewNodeInfo()
-	ni.SetNode(n)
+func nodeInfo(name string, pods ...*v1.Pod) fwk.NodeInfo {
+	ni := framework.NewNodeInfo(pods...)
+	ni.SetNode(st.MakeNode().Name(name).Obj())
 	return ni
+}
+
+// replica is pod name of the ReplicaSet owner (UID "uid-"+owner).
+func replica(owner, name string) *st.PodWrapper {
+	p := st.MakePod().Namespace("default").Name(name).UID("uid-" + name)
+	p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: owner,
+		UID: types.UID("uid-" + owner), Controller: ptr.To(true)}}
+	return p
+}
+
+// pods returns n pods of owner on a node; terminating ones if asked.
+func pods(owner string, n int, terminating bool) []*v1.Pod {
+	var out []*v1.Pod
+	for i := range n {
+		p := replica(owner, fmt.Sprintf("%s-on-node-%d", owner, i))
+		if terminating {
+			p = p.Terminating()
+		}
+		out = append(out, p.Obj())
+	}
+	return out
 }
 
 // outcome is a Filter status and a Score, as compared.
@@ -60,46 +83,81 @@ type outcome struct {
 	Score   int64
 }
 
-func TestNodeLoad(t *testing.T) {
+// run filters and scores pod on ni as the framework does (Filter, then
+// PreScore, then Score, one CycleState).
+func run(t *testing.T, p *Plugin, pod *v1.Pod, ni fwk.NodeInfo) outcome {
+	t.Helper()
+	ctx := context.Background()
+	state := framework.NewCycleState()
+	status := p.Filter(ctx, state, pod, ni)
+	if s := p.PreScore(ctx, state, pod, []fwk.NodeInfo{ni}); !s.IsSuccess() {
+		t.Fatalf("PreScore: %v", s)
+	}
+	score, sst := p.Score(ctx, state, pod, ni)
+	if !sst.IsSuccess() {
+		t.Fatalf("Score: %v", sst)
+	}
+	got := outcome{Code: fwk.Success, Score: score}
+	if status != nil {
+		got.Code, got.Reasons = status.Code(), status.Reasons()
+	}
+	return got
+}
+
+func psi(cpuSome, memSome, ioSome, memFull float64) topology.PSI {
+	return topology.PSI{CPU: topology.Pressure{Some: cpuSome}, Memory: topology.Pressure{Some: memSome, Full: memFull}, IO: topology.Pressure{Some: ioSome}}
+}
+
+// TestNodeLoadLoadTerm: with the pod-count term off, the score is the load
+// score, 1 - CPU, minus the penalty in the penalty zone, minus half the
+// worst "some" pressure (the PSI term); the filter applies the thresholds.
+func TestNodeLoadLoadTerm(t *testing.T) {
+	const off = `"podCountWeight": 0`
 	tests := []struct {
-		name    string
-		args    string
-		cpu     float64
-		memFull float64
-		// noReport: the node has sent no load report.
-		noReport bool
-		want     outcome
+		name string
+		args string
+		// load is the node's report; nil: it has sent none.
+		load *topology.Load
+		want outcome
 	}{
-		{name: "idle node scores high", cpu: 0.1, want: outcome{Code: fwk.Success, Score: 90}},
-		{name: "busier node scores lower", cpu: 0.5, want: outcome{Code: fwk.Success, Score: 50}},
-		{name: "in the penalty zone the penalty applies", cpu: 0.72, want: outcome{Code: fwk.Success, Score: 13}},
-		{name: "at the CPU limit: filtered, resolvable", cpu: 0.85,
+		{name: "idle node scores high", load: &topology.Load{CPU: 0.1}, want: outcome{Code: fwk.Success, Score: 90}},
+		{name: "busier node scores lower", load: &topology.Load{CPU: 0.5}, want: outcome{Code: fwk.Success, Score: 50}},
+		{name: "in the penalty zone the penalty applies", load: &topology.Load{CPU: 0.72}, want: outcome{Code: fwk.Success, Score: 13}},
+		{name: "at the CPU limit: filtered, resolvable", load: &topology.Load{CPU: 0.85},
 			want: outcome{Code: fwk.Unschedulable, Reasons: []string{"node n: CPU utilisation 85% is at or above the 85% limit"}, Score: 0}},
-		{name: "a raised limit from the args", args: `{"cpuFilter": 0.95}`, cpu: 0.9,
+		{name: "a raised limit from the args", args: `"cpuFilter": 0.95`, load: &topology.Load{CPU: 0.9},
 			want: outcome{Code: fwk.Success, Score: 0}},
-		{name: "memory pressure at the PSI limit: filtered", args: `{"psi": {"memory": {"full": 20}}}`, cpu: 0.1, memFull: 25,
+		{name: "PSI term: CPU pressure lowers the score by half of it", load: &topology.Load{CPU: 0.1, PSI: psi(20, 0, 0, 0)},
+			want: outcome{Code: fwk.Success, Score: 80}},
+		{name: "PSI term: the worst of the three pressures counts", load: &topology.Load{CPU: 0.1, PSI: psi(10, 40, 20, 0)},
+			want: outcome{Code: fwk.Success, Score: 70}},
+		{name: "PSI term: full pressure does not score", load: &topology.Load{CPU: 0.1, PSI: psi(0, 0, 0, 50)},
+			want: outcome{Code: fwk.Success, Score: 90}},
+		{name: "PSI term: the score stops at 0", load: &topology.Load{CPU: 0.8, PSI: psi(100, 0, 0, 0)},
+			want: outcome{Code: fwk.Success, Score: 0}},
+		{name: "memory pressure at the PSI limit: filtered", args: `"psi": {"memory": {"full": 20}}`, load: &topology.Load{CPU: 0.1, PSI: psi(0, 0, 0, 25)},
 			want: outcome{Code: fwk.Unschedulable, Reasons: []string{"node n: memory pressure (full, avg10) 25.0% is at or above the 20.0% limit"}, Score: 90}},
-		{name: "no fresh report: passes with the neutral score", noReport: true,
-			want: outcome{Code: fwk.Success, Score: NeutralScore}},
+		{name: "no fresh report: passes with the neutral score",
+			want: outcome{Code: fwk.Success, Score: 50}},
+		{name: "no fresh report, missingLoad Neutral: the same", args: `"missingLoad": "Neutral"`,
+			want: outcome{Code: fwk.Success, Score: 50}},
+		{name: "no fresh report, missingLoad Filter: filtered, resolvable", args: `"missingLoad": "Filter"`,
+			want: outcome{Code: fwk.Unschedulable, Reasons: []string{"node n: no fresh load report (missingLoad: Filter)"}, Score: 50}},
+		{name: "a fresh report, missingLoad Filter: judged by its load", args: `"missingLoad": "Filter"`, load: &topology.Load{CPU: 0.1},
+			want: outcome{Code: fwk.Success, Score: 90}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cpu, mem := map[string]float64{"n": tt.cpu}, map[string]float64{"n": tt.memFull}
-			if tt.noReport {
-				cpu = nil
+			reports := map[string]topology.Load{}
+			if tt.load != nil {
+				reports["n"] = *tt.load
 			}
-			p := newPlugin(t, loads(t, cpu, mem), tt.args)
-			ni := nodeInfo(st.MakeNode().Name("n").Obj())
-			pod := st.MakePod().Name("p").Obj()
-			status := p.Filter(context.Background(), nil, pod, ni)
-			score, sst := p.Score(context.Background(), nil, pod, ni)
-			if !sst.IsSuccess() {
-				t.Fatalf("Score: %v", sst)
+			args := "{" + off + "}"
+			if tt.args != "" {
+				args = "{" + off + ", " + tt.args + "}"
 			}
-			got := outcome{Code: fwk.Success, Score: score}
-			if status != nil {
-				got.Code, got.Reasons = status.Code(), status.Reasons()
-			}
+			p := newPlugin(t, loads(t, reports), args)
+			got := run(t, p, replica("web", "p").Obj(), nodeInfo("n"))
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
@@ -107,10 +165,104 @@ func TestNodeLoad(t *testing.T) {
 	}
 }
 
+// TestNodeLoadPodCountTerm: the pod-count term is 1 / (1 + the workload's
+// pods on the node), weighted by podCountWeight against the load term.
+func TestNodeLoadPodCountTerm(t *testing.T) {
+	tests := []struct {
+		name   string
+		args   string
+		load   *topology.Load
+		pod    *v1.Pod
+		onNode []*v1.Pod
+		want   int64
+	}{
+		{name: "only the term: no replica on the node", args: `{"podCountWeight": 1}`, want: 100},
+		{name: "only the term: one replica", args: `{"podCountWeight": 1}`, onNode: pods("web", 1, false), want: 50},
+		{name: "only the term: three replicas", args: `{"podCountWeight": 1}`, onNode: pods("web", 3, false), want: 25},
+		{name: "other workloads' pods do not count", args: `{"podCountWeight": 1}`, onNode: pods("db", 3, false), want: 100},
+		{name: "replicas being deleted do not count", args: `{"podCountWeight": 1}`,
+			onNode: append(pods("web", 2, true), pods("web", 1, false)...), want: 50},
+		{name: "a bare pod has no replicas", args: `{"podCountWeight": 1}`, pod: st.MakePod().Name("bare").UID("uid-bare").Obj(),
+			onNode: pods("web", 2, false), want: 100},
+		{name: "the default weight, 0.5: half load, half pod count", load: &topology.Load{CPU: 0.2},
+			onNode: pods("web", 1, false), want: 65},
+		{name: "the default weight without a load report", want: 75},
+		{name: "a weight of 0.25", args: `{"podCountWeight": 0.25}`, load: &topology.Load{CPU: 0.6},
+			onNode: pods("web", 3, false), want: 36},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reports := map[string]topology.Load{}
+			if tt.load != nil {
+				reports["n"] = *tt.load
+			}
+			pod := tt.pod
+			if pod == nil {
+				pod = replica("web", "p").Obj()
+			}
+			p := newPlugin(t, loads(t, reports), tt.args)
+			got := run(t, p, pod, nodeInfo("n", tt.onNode...))
+			if diff := cmp.Diff(outcome{Code: fwk.Success, Score: tt.want}, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestNodeLoadSpreadsReplicas places a ReplicaSet's replicas one at a time on
+// the best-scoring of a site's three equally loaded nodes, as the scheduler
+// does when NodeLoad breaks the tie: with the pod-count term they spread
+// evenly; without it they pile on one node.
+func TestNodeLoadSpreadsReplicas(t *testing.T) {
+	tests := []struct {
+		name string
+		args string
+		want map[string]int
+	}{
+		{name: "default weight", want: map[string]int{"n0": 2, "n1": 2, "n2": 2}},
+		{name: "term off", args: `{"podCountWeight": 0}`, want: map[string]int{"n0": 6, "n1": 0, "n2": 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reports := map[string]topology.Load{"n0": {CPU: 0.3}, "n1": {CPU: 0.3}, "n2": {CPU: 0.3}}
+			p := newPlugin(t, loads(t, reports), tt.args)
+			var nodes []*framework.NodeInfo
+			for _, name := range []string{"n0", "n1", "n2"} {
+				ni := framework.NewNodeInfo()
+				ni.SetNode(st.MakeNode().Name(name).Obj())
+				nodes = append(nodes, ni)
+			}
+			got := map[string]int{"n0": 0, "n1": 0, "n2": 0}
+			for i := range 6 {
+				pod := replica("web", fmt.Sprintf("web-%d", i)).Obj()
+				best, bestScore := -1, int64(-1)
+				for j, ni := range nodes {
+					if o := run(t, p, pod, ni); o.Code == fwk.Success && o.Score > bestScore {
+						best, bestScore = j, o.Score
+					}
+				}
+				nodes[best].AddPod(pod)
+				got[nodes[best].Node().Name]++
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("replicas per node (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestNodeLoadRejectsBadArgs(t *testing.T) {
-	_, err := Factory(loads(t, nil, nil), schedmetrics.Register())(context.Background(), &runtime.Unknown{Raw: []byte(`{"cpuFiltre": 0.9}`)}, nil)
-	want := "NodeLoad args: pluginConfig.NodeLoad.args.cpuFiltre: Forbidden: unknown field"
-	if err == nil || err.Error() != want {
-		t.Fatalf("err = %v, want %q", err, want)
+	tests := []struct{ args, want string }{
+		{`{"cpuFiltre": 0.9}`, "NodeLoad args: pluginConfig.NodeLoad.args.cpuFiltre: Forbidden: unknown field"},
+		{`{"podCountWeight": 1.5}`, "NodeLoad args: pluginConfig.NodeLoad.args.podCountWeight: Invalid value: 1.5: must be in 0..1"},
+		{`{"missingLoad": "Drop"}`, `NodeLoad args: pluginConfig.NodeLoad.args.missingLoad: Unsupported value: "Drop": supported values: "Neutral", "Filter"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.args, func(t *testing.T) {
+			_, err := Factory(loads(t, nil), schedmetrics.Register())(context.Background(), &runtime.Unknown{Raw: []byte(tt.args)}, nil)
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
 	}
 }

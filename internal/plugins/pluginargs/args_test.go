@@ -4,9 +4,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	configv1alpha1 "github.com/ning-edge/ning/api/config/v1alpha1"
+	"github.com/ning-edge/ning/internal/placement"
 	"github.com/ning-edge/ning/internal/policy"
 )
 
@@ -24,8 +26,10 @@ func TestDecodeDefaults(t *testing.T) {
 	if err := Decode("NodeLoad", raw(`{"cpuFilter": 0.9}`), &l); err != nil {
 		t.Fatal(err)
 	}
-	if p := policy.LoadPolicy(l); p.CPUFilter != 0.9 || p.CPUPenaltyFrom != 0.7 || p.Penalty != 0.15 {
-		t.Fatalf("policy = %+v", p)
+	want := policy.NodeLoad{LoadPolicy: placement.LoadPolicy{CPUFilter: 0.9, CPUPenaltyFrom: 0.7, Penalty: 0.15},
+		MissingLoad: configv1alpha1.MissingLoadNeutral, PodCountWeight: 0.5}
+	if diff := cmp.Diff(want, policy.LoadPolicy(l)); diff != "" {
+		t.Fatalf("policy (-want +got):\n%s", diff)
 	}
 }
 
@@ -47,6 +51,10 @@ func TestDecodeErrors(t *testing.T) {
 			`pluginConfig.NodeLoad.args.cpuFilter: Invalid value: 1.5: must be in 0..1`},
 		{"penalty above filter", "NodeLoad", &configv1alpha1.NodeLoadArgs{}, `{"cpuFilter": 0.5}`,
 			`pluginConfig.NodeLoad.args.cpuPenaltyFrom: Invalid value: 0.7: must not be above cpuFilter (0.5)`},
+		{"pod-count weight over 1", "NodeLoad", &configv1alpha1.NodeLoadArgs{}, `{"podCountWeight": 1.5}`,
+			`pluginConfig.NodeLoad.args.podCountWeight: Invalid value: 1.5: must be in 0..1`},
+		{"bad missing-load policy", "NodeLoad", &configv1alpha1.NodeLoadArgs{}, `{"missingLoad": "filter"}`,
+			`pluginConfig.NodeLoad.args.missingLoad: Unsupported value: "filter": supported values: "Neutral", "Filter"`},
 		{"psi over 100", "NodeLoad", &configv1alpha1.NodeLoadArgs{}, `{"psi": {"memory": {"full": 120}}}`,
 			`pluginConfig.NodeLoad.args.psi.memory.full: Invalid value: 120: must be in 0..100`},
 		{"misspelt field", "NetworkLatency", &configv1alpha1.NetworkLatencyArgs{}, `{"siteLable": "zone"}`,

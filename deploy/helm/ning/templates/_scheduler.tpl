@@ -50,6 +50,8 @@ profiles:
           cpuFilter: {{ $p.cpuFilter }}
           cpuPenaltyFrom: {{ $p.cpuPenaltyFrom }}
           penalty: {{ $p.penalty }}
+          podCountWeight: {{ $p.podCountWeight }}
+          missingLoad: {{ $p.missingLoad }}
       - name: CloudFallback
         args:
           cloudLabel: {{ $p.cloudLabel }}
