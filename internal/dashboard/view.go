@@ -117,7 +117,7 @@ func newPage(s Snapshot) page {
 	p.Chart = newChart(s.History, s.Sites, colour)
 	for i := range s.Workloads {
 		w := &s.Workloads[i]
-		r := workloadRow{Key: w.Key(), Kind: w.Kind, Total: w.Total(), Pending: fmt.Sprint(w.Pending), WeightedRTT: ms(w.WeightedRTTMs)}
+		r := workloadRow{Key: w.Key(), Kind: w.Kind, Total: w.Total(), Pending: fmt.Sprint(w.Pending), WeightedRTT: weightedMS(w.WeightedRTTMs)}
 		if w.Deployment != "" {
 			r.Kind = "Deployment"
 		}
