@@ -119,7 +119,8 @@ Events) and ning's data sources, and serves a live web page on --listen:
 
   - an RTT heatmap between sites (unknown RTTs grey, never 0),
   - traffic per site and each site's nodes,
-  - replicas per site over time (--history samples, one every --interval),
+  - replicas per site over time, stacked (--history samples, one every
+    --interval),
   - each workload's replicas per site and the traffic-weighted mean RTT of
     that placement,
   - recent decisions: Events whose reason starts with "Ning" (NingPlacement from
