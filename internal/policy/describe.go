@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"log/slog"
 	"math"
 	"strconv"
 
@@ -79,6 +80,19 @@ func FormatMS(ms float64, known bool) string {
 func FormatMeanRTT(p *placement.Problem, x placement.Placement) string {
 	return FormatMS(MeanRTT(p, x))
 }
+
+// LogMeanRTT is placement x's weighted mean RTT (FormatMeanRTT) as a log
+// attribute's value, worked out only when the line is written.
+func LogMeanRTT(p *placement.Problem, x placement.Placement) slog.LogValuer {
+	return meanRTTLog{p, x}
+}
+
+type meanRTTLog struct {
+	p *placement.Problem
+	x placement.Placement
+}
+
+func (m meanRTTLog) LogValue() slog.Value { return slog.StringValue(FormatMeanRTT(m.p, m.x)) }
 
 // formatRate writes a request rate without needless decimals: "300", "12.5".
 func formatRate(v float64) string {

@@ -81,7 +81,7 @@ func TestNoPenaltyReachesAPerson(t *testing.T) {
 		for n := range 27 {
 			x := placement.Placement{n % 3, n / 3 % 3, n / 9}
 			var texts []string
-			texts = append(texts, FormatMeanRTT(p, x))
+			texts = append(texts, FormatMeanRTT(p, x), LogMeanRTT(p, x).LogValue().String())
 			for j := range x {
 				texts = append(texts, DescribeGain(p, x, j, 1))
 				for k := range x {

@@ -323,7 +323,7 @@ func (mv *mover) decideWorkload(ctx context.Context, w *workload, v *view, seen 
 	if gain < mv.cfg.Threshold || m.Before-m.Planned < mv.cfg.MinGainMs || m.Before <= 0 {
 		mv.m.Decisions.WithLabelValues("below_threshold").Inc()
 		mv.log.DebugContext(ctx, "the plan gains too little to move a pod", "workload", w.String(),
-			"weightedRTT", policy.FormatMeanRTT(prob, current), "planned", policy.FormatMeanRTT(prob, m.Plan), "placement", describe(v.sites, current), "plan", describe(v.sites, m.Plan),
+			"weightedRTT", policy.LogMeanRTT(prob, current), "planned", policy.LogMeanRTT(prob, m.Plan), "placement", describe(v.sites, current), "plan", describe(v.sites, m.Plan),
 			"gain", gain, "threshold", mv.cfg.Threshold, "minGainMs", mv.cfg.MinGainMs)
 		return proposal{}, false
 	}
