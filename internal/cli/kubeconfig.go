@@ -37,6 +37,7 @@ type kubeFlags struct {
 func (k *kubeFlags) AddFlags(fs *pflag.FlagSet) {
 	addKubeconfigFlag(fs, &k.kubeconfig)
 	names := clientcmd.RecommendedConfigOverrideFlags("")
+	names.CurrentContext.Description = "the kubeconfig context to use (default: its current-context)"
 	names.CurrentContext.BindStringFlag(fs, &k.overrides.CurrentContext)
 	ns := names.ContextOverrideFlags.Namespace
 	ns.Description = "show only this namespace (default: the kubeconfig context's namespace if it sets one, else every namespace)"
