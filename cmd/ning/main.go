@@ -1,5 +1,6 @@
 // Command ning is latency-aware scheduling for Kubernetes edge clusters: one
-// binary with a subcommand per component.
+// binary with a subcommand per component. Named kubectl-ning, it is also a
+// kubectl plugin (`kubectl ning status`).
 package main
 
 import (
@@ -14,10 +15,11 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := cli.NewRoot().ExecuteContext(ctx)
+	root := cli.NewRootFor(os.Args[0])
+	err := root.ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "ning:", err)
+		fmt.Fprintln(os.Stderr, root.DisplayName()+":", err)
 		os.Exit(1)
 	}
 }

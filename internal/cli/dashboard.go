@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,7 +18,7 @@ import (
 // viewOptions are what `ning dashboard` and `ning status` share: the
 // cluster, the scheduler's data sources, and which pods and sites to show.
 type viewOptions struct {
-	kubeconfig    string
+	kube          kubeFlags
 	source        sourceOptions
 	schedulerName string
 	logLevel      string
@@ -25,24 +26,28 @@ type viewOptions struct {
 }
 
 func (o *viewOptions) AddFlags(fs *pflag.FlagSet) {
-	addKubeconfigFlag(fs, &o.kubeconfig)
+	o.kube.AddFlags(fs)
 	o.source.AddFlags(fs)
 	fs.StringVar(&o.schedulerName, "scheduler-name", dashboard.DefaultSchedulerName, "show the pods with this spec.schedulerName")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 }
 
 func (o *viewOptions) Validate() error {
-	return errors.Join(validLogLevel(o.logLevel), o.source.Validate())
+	return errors.Join(o.kube.Validate(), validLogLevel(o.logLevel), o.source.Validate())
 }
 
 // Config returns the view and the logger.
 func (o *viewOptions) Config() (dashboard.View, *slog.Logger, error) {
-	r, err := o.source.reader(o.logLevel, o.kubeconfig)
+	ns, err := o.kube.namespace()
+	if err != nil {
+		return dashboard.View{}, nil, err
+	}
+	r, err := o.source.reader(o.logLevel, o.kube)
 	if err != nil {
 		return dashboard.View{}, nil, err
 	}
 	d := o.dashboard
-	d.SiteLabel, d.SchedulerName = o.source.siteLabel, o.schedulerName
+	d.SiteLabel, d.SchedulerName, d.Namespace = o.source.siteLabel, o.schedulerName, ns
 	return dashboard.View{Client: r.client, Store: o.source.store(), Sources: r.sources, Options: d}, r.log, nil
 }
 
@@ -81,7 +86,7 @@ type statusOptions struct {
 func (o *statusOptions) AddFlags(fs *pflag.FlagSet) {
 	o.view.AddFlags(fs)
 	fs.StringVarP(&o.output, "output", "o", "table", "output format: table or json")
-	fs.StringVar(&o.wl, "workload", "", "show only this workload (namespace/name)")
+	fs.StringVar(&o.wl, "workload", "", "show only this workload (namespace/name, or name with a namespace from -n or the context)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long to wait for the cluster to be listed")
 	fs.DurationVar(&o.settle, "mqtt-wait", 3*time.Second, "with --mqtt, how long to collect reports before printing")
 	fs.Float64Var(&o.view.dashboard.PerReplicaRPS, "per-replica-rps", 0, "requests/s one replica serves, for the weighted mean RTT (0: no limit)")
@@ -106,7 +111,11 @@ func (o *statusOptions) Config() (dashboard.StatusConfig, error) {
 	if err != nil {
 		return dashboard.StatusConfig{}, err
 	}
-	return dashboard.StatusConfig{View: v, Timeout: o.timeout, Settle: o.settle, Workload: o.wl, Output: o.output, Out: o.out}, nil
+	wl := o.wl
+	if ns := v.Options.Namespace; ns != "" && wl != "" && !strings.Contains(wl, "/") {
+		wl = ns + "/" + wl // as kubectl names an object in the namespace
+	}
+	return dashboard.StatusConfig{View: v, Timeout: o.timeout, Settle: o.settle, Workload: wl, Output: o.output, Out: o.out}, nil
 }
 
 func newDashboardCommand() *cobra.Command {
@@ -119,7 +128,8 @@ Events) and ning's data sources, and serves a live web page on --listen:
 
   - an RTT heatmap between sites (unknown RTTs grey, never 0),
   - traffic per site and each site's nodes,
-  - replicas per site over time (--history samples, one every --interval),
+  - replicas per site over time, stacked (--history samples, one every
+    --interval),
   - each workload's replicas per site and the traffic-weighted mean RTT of
     that placement,
   - recent decisions: Events whose reason starts with "Ning" (NingPlacement from
@@ -129,7 +139,8 @@ Events) and ning's data sources, and serves a live web page on --listen:
 GET / is the page (it refreshes itself every 2 s), GET /api/snapshot the same
 data as JSON (?workload=namespace/name), GET /healthz (503 until the cluster is
 listed), GET /metrics. RTT and traffic come from the scheduler's sources:
---latency-file and, with --mqtt, prober and discovery reports.`,
+--latency-file and, with --mqtt, prober and discovery reports. --context,
+-n/--namespace and -A/--all-namespaces are kubectl's, as in ning status.`,
 		Example: `  ning dashboard --kubeconfig ~/.kube/config --latency-file examples/edge-city.yaml
   ning dashboard --listen 127.0.0.1:9090 --mqtt --broker tls://broker:8883 --mqtt-ca ca.pem`,
 		Args: cobra.NoArgs,
@@ -159,9 +170,16 @@ RTT of its placement and the last decision (an Event whose reason starts with
 A workload is the set of pods one controller owns; --workload namespace/name
 names it by its controller (a ReplicaSet) or its Deployment. With --mqtt,
 status first listens for --mqtt-wait so that the broker's retained reports
-arrive. -o json prints the dashboard's snapshot (GET /api/snapshot).`,
+arrive. -o json prints the dashboard's snapshot (GET /api/snapshot).
+
+The cluster flags are kubectl's: --context, -n/--namespace (pods and Events
+of one namespace; by default the context's namespace when it sets one, else
+every namespace), -A/--all-namespaces; with a namespace, --workload NAME
+means NAMESPACE/NAME. Installed or linked as kubectl-ning, this is
+kubectl ning status.`,
 		Example: `  ning status --kubeconfig ~/.kube/config --latency-file examples/edge-city.yaml
-  ning status --mqtt --broker mqtt://broker:1883 --workload shop/web -o json`,
+  ning status --mqtt --broker mqtt://broker:1883 --workload shop/web -o json
+  kubectl ning status --context edge -n shop --workload web`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signalContext(cmd)

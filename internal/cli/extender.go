@@ -110,7 +110,7 @@ func (o *extenderOptions) Validate() error {
 }
 
 func (o *extenderOptions) Config() (extender.RunConfig, error) {
-	r, err := o.sources.reader(o.logLevel, o.kubeconfig)
+	r, err := o.sources.reader(o.logLevel, kubeFlags{kubeconfig: o.kubeconfig})
 	if err != nil {
 		return extender.RunConfig{}, err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ning-edge/ning/internal/placement"
+	"github.com/ning-edge/ning/internal/policy"
 	"github.com/ning-edge/ning/internal/topology"
 )
 
@@ -58,10 +59,12 @@ least cost over replicas with spare capacity.`,
 	return cmd
 }
 
-// PlaceResult is the JSON shape of `ning place -o json`.
+// PlaceResult is the JSON shape of `ning place -o json`. A weighted RTT is
+// null when it is unknown: some traffic is served over a site pair without an
+// RTT in the file.
 type PlaceResult struct {
 	Placement     map[string]int           `json:"placement"`
-	WeightedRTTms float64                  `json:"weightedRTTms"`
+	WeightedRTTms *float64                 `json:"weightedRTTms"`
 	Optimal       *PlacementCost           `json:"optimal"`
 	GapPercent    *float64                 `json:"gapPercent,omitempty"`
 	OptimalNote   string                   `json:"optimalNote,omitempty"`
@@ -71,7 +74,7 @@ type PlaceResult struct {
 // PlacementCost is a placement with its traffic-weighted mean RTT.
 type PlacementCost struct {
 	Placement     map[string]int `json:"placement"`
-	WeightedRTTms float64        `json:"weightedRTTms"`
+	WeightedRTTms *float64       `json:"weightedRTTms"`
 }
 
 func runPlace(out io.Writer, o placeOptions) error {
@@ -110,7 +113,7 @@ func Place(p *placement.Problem) (*PlaceResult, error) {
 	}
 	res := &PlaceResult{
 		Placement:     plan.Map(p.Sites),
-		WeightedRTTms: round3(p.Cost(plan)),
+		WeightedRTTms: meanRTT(p, plan),
 		Baselines:     map[string]PlacementCost{},
 	}
 	opt, err := placement.Optimal(p)
@@ -121,21 +124,45 @@ func Place(p *placement.Problem) (*PlaceResult, error) {
 	case err != nil:
 		return nil, err
 	default:
-		oc := p.Cost(opt)
-		res.Optimal = &PlacementCost{Placement: opt.Map(p.Sites), WeightedRTTms: round3(oc)}
-		g := 0.0
-		if oc > 0 {
-			g = round3(100 * (p.Cost(plan) - oc) / oc)
+		res.Optimal = &PlacementCost{Placement: opt.Map(p.Sites), WeightedRTTms: meanRTT(p, opt)}
+		oc, optKnown := policy.MeanRTT(p, opt)
+		pc, planKnown := policy.MeanRTT(p, plan)
+		if optKnown && planKnown {
+			g := 0.0
+			if oc > 0 {
+				g = round3(100 * (pc - oc) / oc)
+			}
+			res.GapPercent = &g
+		} else {
+			res.OptimalNote = "no gap to the optimum: a weighted RTT is unknown (some traffic is served over a site pair without an RTT)"
 		}
-		res.GapPercent = &g
 	}
 	for name, b := range placement.Baselines(p) {
-		res.Baselines[name] = PlacementCost{Placement: b.Map(p.Sites), WeightedRTTms: round3(p.Cost(b))}
+		res.Baselines[name] = PlacementCost{Placement: b.Map(p.Sites), WeightedRTTms: meanRTT(p, b)}
 	}
 	return res, nil
 }
 
 func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
+
+// meanRTT is x's weighted mean RTT to three decimals, nil when unknown.
+func meanRTT(p *placement.Problem, x placement.Placement) *float64 {
+	v, known := policy.MeanRTT(p, x)
+	if !known {
+		return nil
+	}
+	v = round3(v)
+	return &v
+}
+
+// msText writes a weighted RTT of the table (ms, three decimals) or says it
+// is unknown, as every ning output does.
+func msText(v *float64) string {
+	if v == nil {
+		return policy.FormatMS(0, false)
+	}
+	return fmt.Sprintf("%.3f", *v)
+}
 
 func writePlaceTable(out io.Writer, p *placement.Problem, res *PlaceResult) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
@@ -159,12 +186,12 @@ func writePlaceTable(out io.Writer, p *placement.Problem, res *PlaceResult) erro
 		}
 		w.printf("%s\n", strings.Join(row, "\t"))
 	}
-	row := []string{"weighted RTT (ms)", "", fmt.Sprintf("%.3f", res.WeightedRTTms)}
+	row := []string{"weighted RTT (ms)", "", msText(res.WeightedRTTms)}
 	if res.Optimal != nil {
-		row = append(row, fmt.Sprintf("%.3f", res.Optimal.WeightedRTTms))
+		row = append(row, msText(res.Optimal.WeightedRTTms))
 	}
 	for _, n := range names {
-		row = append(row, fmt.Sprintf("%.3f", res.Baselines[n].WeightedRTTms))
+		row = append(row, msText(res.Baselines[n].WeightedRTTms))
 	}
 	w.printf("%s\n", strings.Join(row, "\t"))
 	if w.err != nil {
@@ -176,8 +203,10 @@ func writePlaceTable(out io.Writer, p *placement.Problem, res *PlaceResult) erro
 	w = &errWriter{w: out}
 	if res.GapPercent != nil {
 		w.printf("\nning's plan is %.3f%% above the exact optimum.\n", *res.GapPercent)
-	} else {
+	} else if res.Optimal == nil {
 		w.printf("\nexact optimum not computed: %s\n", res.OptimalNote)
+	} else {
+		w.printf("\n%s.\n", res.OptimalNote)
 	}
 	return w.err
 }

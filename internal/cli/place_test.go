@@ -60,11 +60,11 @@ func TestPlaceJSON(t *testing.T) {
 		if !ok {
 			t.Fatalf("baseline %s missing", name)
 		}
-		if b.WeightedRTTms < res.WeightedRTTms {
-			t.Errorf("baseline %s (%v ms) beats ning (%v ms)", name, b.WeightedRTTms, res.WeightedRTTms)
+		if *b.WeightedRTTms < *res.WeightedRTTms {
+			t.Errorf("baseline %s (%v ms) beats ning (%v ms)", name, *b.WeightedRTTms, *res.WeightedRTTms)
 		}
 	}
-	if res.WeightedRTTms < res.Optimal.WeightedRTTms {
+	if *res.WeightedRTTms < *res.Optimal.WeightedRTTms {
 		t.Errorf("plan below the optimum")
 	}
 }
@@ -78,6 +78,61 @@ func TestPlaceTable(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// orInf is a weighted RTT with unknown (nil) as +Inf, for comparisons.
+func orInf(v *float64) float64 {
+	if v == nil {
+		return math.Inf(1)
+	}
+	return *v
+}
+
+// TestPlaceUnknownRTT: with no RTT between the two sites that have traffic,
+// one replica cannot have a known weighted RTT. The JSON says null and the
+// table "unknown"; neither shows placement's unknown-RTT penalty.
+func TestPlaceUnknownRTT(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "split.yaml")
+	if err := os.WriteFile(file, []byte("sites:\n  - {name: a, traffic: 100}\n  - {name: b, traffic: 20}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCLI(t, "place", "-f", file, "--replicas", "1", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res PlaceResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out)
+	}
+	if res.WeightedRTTms != nil || res.Optimal == nil || res.Optimal.WeightedRTTms != nil || res.GapPercent != nil {
+		t.Errorf("one replica, no RTT between the traffic sites: want null weighted RTTs and no gap:\n%s", out)
+	}
+	table, err := runCLI(t, "place", "-f", file, "--replicas", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{out, table} {
+		if strings.Contains(text, "100000") || strings.Contains(text, "1e+05") {
+			t.Errorf("the output shows the unknown-RTT penalty:\n%s", text)
+		}
+	}
+	for _, want := range []string{"weighted RTT (ms)           unknown  unknown", "no gap to the optimum: a weighted RTT is unknown"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+	// Two replicas reach both sites at a known RTT (0 ms, each its own).
+	out, err = runCLI(t, "place", "-f", file, "--replicas", "2", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res = PlaceResult{}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.WeightedRTTms == nil || *res.WeightedRTTms != 0 || res.GapPercent == nil {
+		t.Errorf("two replicas, one per traffic site: want a weighted RTT of 0 ms and a gap:\n%s", out)
 	}
 }
 
@@ -144,8 +199,8 @@ func TestExamplesPlanQuality(t *testing.T) {
 					t.Fatalf("%s r=%d: %v", f, r, err)
 				}
 				for name, b := range res.Baselines {
-					if res.WeightedRTTms > b.WeightedRTTms {
-						t.Errorf("%s r=%d limited=%v: ning %v ms, worse than %s %v ms", f, r, limited, res.WeightedRTTms, name, b.WeightedRTTms)
+					if orInf(res.WeightedRTTms) > orInf(b.WeightedRTTms) {
+						t.Errorf("%s r=%d limited=%v: ning %v ms, worse than %s %v ms", f, r, limited, orInf(res.WeightedRTTms), name, orInf(b.WeightedRTTms))
 					}
 				}
 				if res.GapPercent != nil {

@@ -122,7 +122,7 @@ func (o *reschedulerOptions) Validate() error {
 }
 
 func (o *reschedulerOptions) Config() (rescheduler.RunConfig, error) {
-	r, err := o.sources.reader(o.logLevel, o.kubeconfig)
+	r, err := o.sources.reader(o.logLevel, kubeFlags{kubeconfig: o.kubeconfig})
 	if err != nil {
 		return rescheduler.RunConfig{}, err
 	}

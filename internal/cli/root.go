@@ -2,8 +2,27 @@
 package cli
 
 import (
+	"path/filepath"
+	"strings"
+
 	"github.com/spf13/cobra"
 )
+
+// PluginName is the file name kubectl finds its ning plugin by: the binary
+// installed or linked as kubectl-ning somewhere on $PATH runs as `kubectl
+// ning ...` (kubectl execs it with the arguments after "ning").
+const PluginName = "kubectl-ning"
+
+// NewRootFor is NewRoot for the binary started as argv0 (os.Args[0]). Started
+// as kubectl-ning, its help and usage lines say `kubectl ning`; the commands
+// and their flags are the same either way.
+func NewRootFor(argv0 string) *cobra.Command {
+	root := NewRoot()
+	if strings.TrimSuffix(filepath.Base(argv0), ".exe") == PluginName {
+		root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl ning"}
+	}
+	return root
+}
 
 // NewRoot returns the ning command with every subcommand.
 func NewRoot() *cobra.Command {
@@ -15,7 +34,8 @@ path: it measures the round-trip time between sites, learns where traffic enters
 the cluster, and steers replicas toward it, while honouring per-pod delay limits
 (the delay_<from>: "<ms>" label), node load and node failures.
 
-Each component is a subcommand of this one binary.`,
+Each component is a subcommand of this one binary. Installed or linked as
+kubectl-ning on $PATH it is also a kubectl plugin: kubectl ning status.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

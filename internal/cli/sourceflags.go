@@ -145,12 +145,12 @@ type reader struct {
 	sources source.Sources
 }
 
-func (o *sourceOptions) reader(logLevel, kubeconfig string) (reader, error) {
+func (o *sourceOptions) reader(logLevel string, kube kubeFlags) (reader, error) {
 	log, err := newLogger(logLevel)
 	if err != nil {
 		return reader{}, err
 	}
-	client, err := kubeClient(kubeconfig)
+	client, err := kube.client()
 	if err != nil {
 		return reader{}, err
 	}

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"image"
 	"image/png"
 	"net/http/httptest"
 	"os"
@@ -113,29 +114,102 @@ func TestBrowser(t *testing.T) {
 	if !strings.Contains(heat, ">34.0</td>") || !strings.Contains(heat, `class="rtt unknown"`) {
 		t.Errorf("the rendered heatmap lacks dallas-toronto's 34.0 ms or an unknown cell:\n%s", heat)
 	}
-	if n := strings.Count(dom, `<polyline class="series"`); n != 4 {
-		t.Errorf("the chart has %d lines, want one per site with replicas in the history (4)", n)
-	}
+	checkBands(t, dom, []string{"austin", "dallas", "edge-x", "toronto"})
 
+	shot := screenshot(t, bin, srv.URL+"/", "dashboard.png")
+	checkScreenshot(t, shot)
+}
+
+// TestBrowserStackedChart renders the case lines drew as one: four sites at
+// one replica each. The chart must show four bands, each in its site's
+// colour, each as tall as a quarter of the plot.
+func TestBrowserStackedChart(t *testing.T) {
+	bin := chromium(t)
+	s := fixture(t)
+	s.History = oneEach(12)
+	srv := httptest.NewServer(Handler(fixed(s)))
+	defer srv.Close()
+
+	dom := runBrowser(t.Context(), t, bin, srv.URL+"/", "--dump-dom")
+	sites := []string{"austin", "dallas", "edge-x", "toronto"}
+	checkBands(t, dom, sites)
+
+	shot := screenshot(t, bin, srv.URL+"/", "dashboard-replicas-stacked.png")
+	checkScreenshot(t, shot)
+	// The page colours each site as newPage does; in the screenshot each
+	// band covers about 660 x 49 px of its colour, far more than the site's
+	// swatches and traffic bar (at most 160 x 12 px) could.
+	img := decodePNG(t, shot)
+	colour := newPage(s).Sites
+	for _, site := range sites {
+		var hex string
+		for _, r := range colour {
+			if r.Name == site {
+				hex = r.Colour
+			}
+		}
+		var cr, cg, cb uint32
+		if _, err := fmt.Sscanf(hex, "#%02x%02x%02x", &cr, &cg, &cb); err != nil {
+			t.Fatalf("site %s colour %q: %v", site, hex, err)
+		}
+		n := 0
+		b := img.Bounds()
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				r, g, bl, _ := img.At(x, y).RGBA()
+				if near(r>>8, cr) && near(g>>8, cg) && near(bl>>8, cb) {
+					n++
+				}
+			}
+		}
+		if n < 15000 {
+			t.Errorf("site %s: %d pixels of its colour %s in the screenshot, want a band of at least 15000", site, n, hex)
+		}
+	}
+}
+
+func near(a, b uint32) bool { return a+3 >= b && b+3 >= a }
+
+// checkBands checks that the rendered chart has one band per site, each with
+// its own outline and colour.
+func checkBands(t *testing.T, dom string, sites []string) {
+	t.Helper()
+	bands := regexp.MustCompile(`<polygon class="series" data-site="([^"]+)" points="([^"]+)" fill="([^"]+)"`).FindAllStringSubmatch(dom, -1)
+	var got []string
+	points, fills := map[string]bool{}, map[string]bool{}
+	for _, b := range bands {
+		got = append(got, b[1])
+		points[b[2]], fills[b[3]] = true, true
+	}
+	if strings.Join(got, " ") != strings.Join(sites, " ") {
+		t.Errorf("the chart's bands are %v, want one per site with replicas in the history %v", got, sites)
+	}
+	if len(points) != len(bands) || len(fills) != len(bands) {
+		t.Errorf("%d bands but %d distinct outlines and %d distinct colours: some sites are drawn on top of each other", len(bands), len(points), len(fills))
+	}
+}
+
+// screenshot saves the page at url as name in the test artefacts directory
+// ($NING_ARTEFACTS, else a temporary one) and returns its path.
+func screenshot(t *testing.T, bin, url, name string) string {
+	t.Helper()
 	dir := os.Getenv(artefactsEnv)
 	if dir == "" {
 		dir = t.TempDir()
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	shot, err := filepath.Abs(filepath.Join(dir, "dashboard.png"))
+	shot, err := filepath.Abs(filepath.Join(dir, name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = os.Remove(shot)
-	runBrowser(t.Context(), t, bin, srv.URL+"/", "--screenshot="+shot, "--hide-scrollbars")
-	checkScreenshot(t, shot)
+	runBrowser(t.Context(), t, bin, url, "--screenshot="+shot, "--hide-scrollbars", "--force-color-profile=srgb")
 	t.Logf("screenshot: %s", shot)
+	return shot
 }
 
-// checkScreenshot checks that the file is a PNG of the window that is not
-// one flat colour.
-func checkScreenshot(t *testing.T, file string) {
+func decodePNG(t *testing.T, file string) image.Image {
 	t.Helper()
 	f, err := os.Open(file)
 	if err != nil {
@@ -146,6 +220,14 @@ func checkScreenshot(t *testing.T, file string) {
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", file, err)
 	}
+	return img
+}
+
+// checkScreenshot checks that the file is a PNG of the window that is not
+// one flat colour.
+func checkScreenshot(t *testing.T, file string) {
+	t.Helper()
+	img := decodePNG(t, file)
 	b := img.Bounds()
 	if b.Dx() != 1280 || b.Dy() != 1500 {
 		t.Errorf("screenshot is %dx%d, want the 1280x1500 window", b.Dx(), b.Dy())

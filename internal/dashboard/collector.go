@@ -37,6 +37,9 @@ type Options struct {
 	// SchedulerName selects the pods shown: those with this
 	// spec.schedulerName (DefaultSchedulerName).
 	SchedulerName string
+	// Namespace, when not empty, limits the pods and Events shown to one
+	// namespace (nodes and sites are the whole cluster's).
+	Namespace string
 	// History is how many samples of replicas per site are kept
 	// (DefaultHistory), one every Interval (DefaultInterval).
 	History  int
@@ -92,6 +95,7 @@ type Collector struct {
 	store Store
 
 	nodeFactory, podFactory informers.SharedInformerFactory
+	eventFactory            informers.SharedInformerFactory
 	nodes                   corelisters.NodeLister
 	pods                    corelisters.PodLister
 	events                  corelisters.EventLister
@@ -118,12 +122,13 @@ func NewCollector(client kubernetes.Interface, store Store, o Options) (*Collect
 	// Only ning's pods are listed: the API server filters on
 	// spec.schedulerName, so a large cluster's other pods never reach us.
 	c.nodeFactory = informers.NewSharedInformerFactory(client, 0)
-	c.podFactory = informers.NewSharedInformerFactoryWithOptions(client, 0,
+	c.podFactory = informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(o.Namespace),
 		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
 			lo.FieldSelector = fields.OneTermEqualSelector("spec.schedulerName", o.SchedulerName).String()
 		}))
+	c.eventFactory = informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(o.Namespace))
 	nodes := c.nodeFactory.Core().V1().Nodes()
-	events := c.nodeFactory.Core().V1().Events()
+	events := c.eventFactory.Core().V1().Events()
 	pods := c.podFactory.Core().V1().Pods()
 	c.nodes, c.events, c.pods = nodes.Lister(), events.Lister(), pods.Lister()
 	c.hasSynced = []cache.InformerSynced{nodes.Informer().HasSynced, events.Informer().HasSynced, pods.Informer().HasSynced}
@@ -138,10 +143,15 @@ func (c *Collector) Run(ctx context.Context) error {
 	if !c.running.CompareAndSwap(false, true) {
 		return errors.New("dashboard: the collector is already running")
 	}
-	c.nodeFactory.Start(ctx.Done())
-	c.podFactory.Start(ctx.Done())
-	defer c.podFactory.Shutdown()
-	defer c.nodeFactory.Shutdown()
+	factories := []informers.SharedInformerFactory{c.nodeFactory, c.podFactory, c.eventFactory}
+	for _, f := range factories {
+		f.Start(ctx.Done())
+	}
+	defer func() {
+		for _, f := range factories {
+			f.Shutdown()
+		}
+	}()
 	if !cache.WaitForCacheSync(ctx.Done(), c.hasSynced...) {
 		return fmt.Errorf("dashboard: listing nodes, pods and events: %w", context.Cause(ctx))
 	}

@@ -111,7 +111,7 @@ func fixtureInputs() inputs {
 			podOf("lab", "solo", "", "", "edge-x"),
 		},
 		events: []*v1.Event{
-			event("shop", "web-6d4f8-a", "NingPlacement", "Placed in site dallas (node dallas-1): lowers the traffic-weighted mean RTT by 27.20 ms", t0.Add(-90*time.Second)),
+			event("shop", "web-6d4f8-a", "NingPlacement", "Placed in site dallas (node dallas-1): first replica: serves all 125 req/s at a weighted mean RTT of 5.76 ms", t0.Add(-90*time.Second)),
 			event("shop", "web-6d4f8-old", "NingReschedule", "Evicted from site austin to move the replica toward dallas", t0.Add(-30*time.Second)),
 			event("shop", "web-6d4f8-d", "Scheduled", "Successfully assigned shop/web-6d4f8-d to toronto-1", t0.Add(-20*time.Second)),
 			event("lab", "solo", "NingPlacement", "Placed in site edge-x (node edge-x)", t0.Add(-200*time.Second)),

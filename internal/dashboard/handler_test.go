@@ -47,7 +47,7 @@ func TestPage(t *testing.T) {
 		`<tr class="workload" data-workload="shop/web">`,
 		`0.32 ms`,
 		`NingReschedule`,
-		`<polyline class="series" data-site="dallas"`,
+		`<polygon class="series" data-site="dallas"`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the page lacks %q", want)

@@ -302,8 +302,8 @@ func newWorkload(p *v1.Pod) *Workload {
 }
 
 // weightedRTT is the traffic-weighted mean RTT of a placement, or nil when it
-// cannot be told: no replica, no traffic, or traffic with no replica at a
-// known RTT (placement.Problem.Cost would charge it a penalty, not an RTT).
+// cannot be told (policy.MeanRTT): no replica, no traffic, or traffic served
+// at an unknown RTT.
 func weightedRTT(replicas map[string]int, sites []Site, rtt [][]*float64, perReplicaRPS float64) *float64 {
 	names := make([]string, len(sites))
 	traffic := make(map[string]float64, len(sites))
@@ -324,25 +324,13 @@ func weightedRTT(replicas map[string]int, sites []Site, rtt [][]*float64, perRep
 	p := policy.Problem(names, matrix, traffic, perReplicaRPS)
 	x := policy.Current(names, replicas)
 	p.Replicas = x.Total()
-	if p.Replicas == 0 || p.TotalTraffic() <= 0 {
-		return nil
-	}
-	for i, w := range p.Traffic {
-		if w <= 0 {
-			continue
-		}
-		reached := false
-		for j, n := range x {
-			reached = reached || (n > 0 && !math.IsInf(p.RTT[i][j], 1))
-		}
-		if !reached {
-			return nil
-		}
-	}
 	if err := p.Validate(); err != nil {
 		return nil
 	}
-	v := p.Cost(x)
+	v, known := policy.MeanRTT(p, x)
+	if !known {
+		return nil
+	}
 	return &v
 }
 

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/ning-edge/ning/internal/policy"
 )
 
 // WriteTable prints a snapshot as ning's status table: per site its nodes,
@@ -73,7 +75,7 @@ func WriteTable(w io.Writer, s Snapshot, workload string) error {
 			if wl.Deployment != "" {
 				kind = "Deployment"
 			}
-			rows = append(rows, []string{wl.Key(), kind, fmt.Sprint(wl.Total()), fmt.Sprint(wl.Pending), ms(wl.WeightedRTTMs)})
+			rows = append(rows, []string{wl.Key(), kind, fmt.Sprint(wl.Total()), fmt.Sprint(wl.Pending), weightedMS(wl.WeightedRTTMs)})
 		}
 		if err := columns(&b, rows); err != nil {
 			return err
@@ -124,6 +126,15 @@ func ms(v *float64) string {
 		return "unknown"
 	}
 	return fmt.Sprintf("%.2f ms", *v)
+}
+
+// weightedMS writes a workload's weighted mean RTT as every ning output does
+// (policy.FormatMS).
+func weightedMS(v *float64) string {
+	if v == nil {
+		return policy.FormatMS(0, false)
+	}
+	return policy.FormatMS(*v, true)
 }
 
 // age says how long before now t was: "never" for the zero time.

@@ -3,6 +3,7 @@ package dashboard
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -56,14 +57,16 @@ type chart struct {
 	Top, Bottom       int
 	MaxY              int
 	First, Last       string
-	Lines             []line
+	Layers            []layer
 	Samples           int
 	YTicks            []tick
 	NotEnoughHistory  bool
 	PlotWidth, PlotHt int
 }
 
-type line struct {
+// layer is one site's band of the stacked chart: its replicas stacked on
+// the sites before it, so four sites at one replica each are four bands.
+type layer struct {
 	Site, Colour, Points string
 	Now                  int
 }
@@ -117,7 +120,7 @@ func newPage(s Snapshot) page {
 	p.Chart = newChart(s.History, s.Sites, colour)
 	for i := range s.Workloads {
 		w := &s.Workloads[i]
-		r := workloadRow{Key: w.Key(), Kind: w.Kind, Total: w.Total(), Pending: fmt.Sprint(w.Pending), WeightedRTT: ms(w.WeightedRTTMs)}
+		r := workloadRow{Key: w.Key(), Kind: w.Kind, Total: w.Total(), Pending: fmt.Sprint(w.Pending), WeightedRTT: weightedMS(w.WeightedRTTMs)}
 		if w.Deployment != "" {
 			r.Kind = "Deployment"
 		}
@@ -203,7 +206,9 @@ func hslHex(h, s, l float64) string {
 	return fmt.Sprintf("#%02x%02x%02x", to(r), to(g), to(0))
 }
 
-// newChart draws the replicas per site over time as one polyline per site.
+// newChart draws the replicas per site over time as a stacked area chart:
+// one band per site (sorted by name, the first at the bottom), each as thick
+// as the site's replicas, so the top edge is the total.
 func newChart(history []Sample, sites []Site, colour map[string]string) chart {
 	c := chart{Width: 720, Height: 240, Left: 40, Right: 700, Top: 12, Bottom: 210, Samples: len(history)}
 	c.PlotWidth, c.PlotHt = c.Right-c.Left, c.Bottom-c.Top
@@ -216,10 +221,12 @@ func newChart(history []Sample, sites []Site, colour map[string]string) chart {
 	span := last.Sub(first).Seconds()
 	seen := map[string]bool{}
 	for _, smp := range history {
+		total := 0
 		for site, n := range smp.Replicas {
 			seen[site] = true
-			c.MaxY = max(c.MaxY, n)
+			total += n
 		}
+		c.MaxY = max(c.MaxY, total)
 	}
 	for _, st := range sites {
 		if st.Replicas > 0 {
@@ -247,16 +254,23 @@ func newChart(history []Sample, sites []Site, colour map[string]string) chart {
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	below := make([]int, len(history)) // replicas of the bands drawn so far
 	for _, name := range names {
-		var pts []string
-		for _, smp := range history {
-			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(smp.Time), y(smp.Replicas[name])))
+		top := make([]string, 0, len(history))
+		bottom := make([]string, 0, len(history))
+		for k, smp := range history {
+			bottom = append(bottom, fmt.Sprintf("%.1f,%.1f", x(smp.Time), y(below[k])))
+			below[k] += smp.Replicas[name]
+			top = append(top, fmt.Sprintf("%.1f,%.1f", x(smp.Time), y(below[k])))
 		}
+		// The band's outline: along its top left to right, back along its bottom.
+		slices.Reverse(bottom)
 		col := colour[name]
 		if col == "" {
 			col = "#000000"
 		}
-		c.Lines = append(c.Lines, line{Site: name, Colour: col, Points: strings.Join(pts, " "), Now: history[len(history)-1].Replicas[name]})
+		c.Layers = append(c.Layers, layer{Site: name, Colour: col, Points: strings.Join(append(top, bottom...), " "),
+			Now: history[len(history)-1].Replicas[name]})
 	}
 	return c
 }

@@ -323,7 +323,7 @@ func (mv *mover) decideWorkload(ctx context.Context, w *workload, v *view, seen 
 	if gain < mv.cfg.Threshold || m.Before-m.Planned < mv.cfg.MinGainMs || m.Before <= 0 {
 		mv.m.Decisions.WithLabelValues("below_threshold").Inc()
 		mv.log.DebugContext(ctx, "the plan gains too little to move a pod", "workload", w.String(),
-			"weightedRTTms", m.Before, "plannedMs", m.Planned, "placement", describe(v.sites, current), "plan", describe(v.sites, m.Plan),
+			"weightedRTT", policy.LogMeanRTT(prob, current), "planned", policy.LogMeanRTT(prob, m.Plan), "placement", describe(v.sites, current), "plan", describe(v.sites, m.Plan),
 			"gain", gain, "threshold", mv.cfg.Threshold, "minGainMs", mv.cfg.MinGainMs)
 		return proposal{}, false
 	}
@@ -337,8 +337,8 @@ func (mv *mover) decideWorkload(ctx context.Context, w *workload, v *view, seen 
 		return proposal{}, false
 	}
 	pod := newestOn(running, v, v.sites[m.From])
-	msg := fmt.Sprintf("moving a replica of %s from %s toward %s: weighted RTT %.1fms now (%s), %.1fms after this move, %.1fms planned (%s, %.0f%% better)",
-		w.kind+"/"+w.name, v.sites[m.From], v.sites[m.To], m.Before, describe(v.sites, current), m.After, m.Planned, describe(v.sites, m.Plan), 100*gain)
+	msg := fmt.Sprintf("moving a replica of %s from %s toward %s (now %s, planned %s): %s",
+		w.kind+"/"+w.name, v.sites[m.From], v.sites[m.To], describe(v.sites, current), describe(v.sites, m.Plan), policy.DescribeMove(prob, current, m.From, m.To, m.Plan))
 	return proposal{request: request{pod: pod, workload: w.uid, reason: ReasonReschedule, metric: "traffic", msg: msg}, w: w, ready: ready}, true
 }
 

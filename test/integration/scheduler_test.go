@@ -56,10 +56,15 @@ func TestScheduler(t *testing.T) {
 		e.createPod(t, ns, "p", nil, nil)
 		e.waitSite(t, ns, "p")
 		note := e.waitEvent(t, ns, "p", "NingPlacement")
-		for _, want := range []string{"Placed in site a", "runner-up site"} {
+		// A bare pod is a workload's first replica: the Event says what it
+		// serves, never the unknown-RTT penalty the cost charges "no replica".
+		for _, want := range []string{"Placed in site a", "first replica: serves all", "runner-up site"} {
 			if !strings.Contains(note, want) {
 				t.Errorf("event %q lacks %q", note, want)
 			}
+		}
+		if strings.Contains(note, "9999") || strings.Contains(note, "lowers") {
+			t.Errorf("event %q shows a gain over the unknown-RTT penalty", note)
 		}
 	})
 

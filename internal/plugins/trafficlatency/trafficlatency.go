@@ -82,6 +82,10 @@ type preScoreState struct {
 	index map[string]int
 	gains placement.Gains
 	raw   []int64
+	// prob and current are the workload's problem and placement, for the
+	// Event's description of the gain.
+	prob    *placement.Problem
+	current placement.Placement
 	// candidates are the sites of the nodes scored, set by NormalizeScore.
 	candidates map[string]bool
 }
@@ -110,8 +114,9 @@ func (p *Plugin) PreScore(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 	for i, site := range st.sites {
 		st.index[site] = i
 	}
-	prob := policy.Problem(st.sites, p.matrix(st.sites), traffic, p.args.PerReplicaRPS)
-	r := policy.Rank(prob, policy.Current(st.sites, count))
+	st.prob = policy.Problem(st.sites, p.matrix(st.sites), traffic, p.args.PerReplicaRPS)
+	st.current = policy.Current(st.sites, count)
+	r := policy.Rank(st.prob, st.current)
 	st.gains, st.raw = r.Gains, r.Raw
 	state.Write(stateKey, st)
 	return nil
@@ -224,11 +229,11 @@ func (p *Plugin) PostBind(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 		}
 	}
 	p.metrics.Placements.WithLabelValues(fmt.Sprint(chosen == best)).Inc()
-	msg := fmt.Sprintf("Placed in site %s (node %s): lowers the traffic-weighted mean RTT by %.2f ms, %.1f req/s per replica",
-		site, nodeName, st.gains.Gain[chosen], st.gains.Share[chosen])
+	msg := fmt.Sprintf("Placed in site %s (node %s): %s", site, nodeName,
+		policy.DescribeGain(st.prob, st.current, chosen, st.gains.Share[chosen]))
 	if runner >= 0 {
-		msg += fmt.Sprintf("; runner-up site %s: %.2f ms, %.1f req/s per replica",
-			st.sites[runner], st.gains.Gain[runner], st.gains.Share[runner])
+		msg += fmt.Sprintf("; runner-up site %s: %s", st.sites[runner],
+			policy.DescribeGain(st.prob, st.current, runner, st.gains.Share[runner]))
 	}
 	p.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeNormal, "NingPlacement", "Scheduling", "%s", msg)
 	klog.FromContext(ctx).V(4).Info("ning placement", "pod", klog.KObj(pod), "detail", msg)
