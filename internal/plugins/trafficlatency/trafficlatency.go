@@ -111,7 +111,10 @@ func (p *Plugin) PreScore(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 		st.index[site] = i
 	}
 	prob := policy.Problem(st.sites, p.matrix(st.sites), traffic, p.args.PerReplicaRPS)
-	r := policy.Rank(prob, policy.Current(st.sites, count))
+	r, err := policy.Rank(ctx, prob, policy.Current(st.sites, count))
+	if err != nil {
+		return fwk.AsStatus(fmt.Errorf("%s: %w", Name, err))
+	}
 	st.gains, st.raw = r.Gains, r.Raw
 	state.Write(stateKey, st)
 	return nil
