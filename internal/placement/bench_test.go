@@ -74,6 +74,21 @@ func BenchmarkScore(b *testing.B) {
 	}
 }
 
+// BenchmarkScoreLimited is MarginalGains with a per-replica rate limit: one
+// min-cost transport per site.
+func BenchmarkScoreLimited(b *testing.B) {
+	p := RandomProblem(rand.New(rand.NewPCG(9, 50)), RandomOptions{Sites: 50, Replicas: 10, PerReplicaShare: 0.08})
+	cur := make(Placement, len(p.Sites))
+	for r := range 10 {
+		cur[(r*7)%len(cur)]++
+	}
+	for b.Loop() {
+		if _, err := MarginalGains(b.Context(), p, cur); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkPlanSmall(b *testing.B) {
 	for _, o := range []RandomOptions{
 		{Sites: 10, Replicas: 7, PerReplicaShare: 0.2, RTT: Uniform},
