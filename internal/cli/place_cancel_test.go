@@ -76,7 +76,7 @@ func TestPlaceStops(t *testing.T) {
 			select {
 			case err := <-done:
 				t.Fatalf("ning place ended (err %v) before it was stopped: the plan no longer takes long enough for this test", err)
-			case <-time.After(300 * time.Millisecond):
+			case <-time.After(200 * time.Millisecond):
 			}
 			var err error
 			tick := time.NewTicker(100 * time.Millisecond)

@@ -97,7 +97,7 @@ func TestCancelStopsLongSolve(t *testing.T) {
 		after time.Duration // when to cancel: well before the solve ends
 		solve func(ctx context.Context) error
 	}{
-		{"Plan, rate-limited, 100 sites, in the move search", 500 * time.Millisecond,
+		{"Plan, rate-limited, 100 sites", 100 * time.Millisecond,
 			func(ctx context.Context) error { _, err := Plan(ctx, p100); return err }},
 		{"Plan, rate-limited, 1000 sites, in the first transport", 50 * time.Millisecond,
 			func(ctx context.Context) error { _, err := Plan(ctx, p1000); return err }},
