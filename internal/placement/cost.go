@@ -15,8 +15,11 @@ const eps = 1e-9
 // An unknown RTT counts as UnknownRTTPenaltyMs. With no traffic the cost is 0.
 func (p *Problem) Cost(x Placement) float64 { return p.cost(nil, x) }
 
-// cost is Cost inside a solve: once h stops, a rate-limited cost is +Inf.
+// cost is Cost inside a solve: once h stops, +Inf.
 func (p *Problem) cost(h *halt, x Placement) float64 {
+	if h.stopped() {
+		return math.Inf(1)
+	}
 	w := p.TotalTraffic()
 	if w <= 0 {
 		return 0

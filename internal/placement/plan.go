@@ -61,7 +61,7 @@ func (p *Problem) plan(h *halt) Placement {
 			bestCost = p.cost(h, best)
 		}
 	}
-	if p.capacitated() {
+	if p.capacitated() && !h.stopped() {
 		// A second start: the plan without the rate limit, which often sits in
 		// another basin of the single-move search.
 		free := *p
@@ -135,6 +135,9 @@ func (p *Problem) perturbed(h *halt, best Placement, bestCost float64) Placement
 // improve runs the local search that fits the problem and, without a rate
 // limit, re-deals the replicas that do not change the cost.
 func (p *Problem) improve(h *halt, x Placement) Placement {
+	if h.stopped() {
+		return x
+	}
 	if p.capacitated() {
 		return p.moveSearch(h, x)
 	}
@@ -155,6 +158,9 @@ func (p *Problem) base() Placement {
 // helps; the rest are dealt by balance.
 func (p *Problem) greedyMedian(h *halt) Placement {
 	x := p.base()
+	if h.stopped() {
+		return x
+	}
 	n := len(x)
 	near := p.nearestAll(x) // distance from each traffic site to its nearest replica
 	for left := p.Replicas - x.Total(); left > 0; left-- {
@@ -195,6 +201,9 @@ func (p *Problem) greedyMedian(h *halt) Placement {
 // per replica, ties to the site with fewer replicas, then the earlier site.
 // Replicas not yet placed are dealt the same way.
 func (p *Problem) balance(h *halt, x Placement) Placement {
+	if h.stopped() {
+		return x
+	}
 	served := p.served(x)
 	out := p.base()
 	for j, v := range x {
@@ -255,6 +264,9 @@ func (p *Problem) dhondtBefore(served []float64, x Placement, a, b int) bool {
 // second-nearest open site, so one pass over all moves costs
 // O(sites x traffic sites) instead of O(open x sites x traffic sites).
 func (p *Problem) swapSearch(h *halt, x Placement) Placement {
+	if h.stopped() {
+		return x
+	}
 	x = append(Placement(nil), x...)
 	n := len(x)
 	var demand []int
@@ -270,7 +282,9 @@ func (p *Problem) swapSearch(h *halt, x Placement) Placement {
 	d1 := make([]float64, n)
 	d2 := make([]float64, n)
 	update := func() {
-		h.spend(len(demand) * n)
+		if h.spend(len(demand) * n) {
+			return
+		}
 		for _, i := range demand {
 			near1[i], d1[i], d2[i] = -1, UnknownRTTPenaltyMs, UnknownRTTPenaltyMs
 			for j, v := range x {
@@ -342,6 +356,9 @@ const MaxMoveEvaluations = 4000
 // problems only the 8 nearest sites are tried as destinations, within
 // MaxMoveEvaluations.
 func (p *Problem) moveSearch(h *halt, x Placement) Placement {
+	if h.stopped() {
+		return x
+	}
 	x = append(Placement(nil), x...)
 	n := len(x)
 	const neighbours = 8
