@@ -1,6 +1,10 @@
 package placement
 
-import "math"
+import (
+	"context"
+	"fmt"
+	"math"
+)
 
 const eps = 1e-9
 
@@ -14,6 +18,17 @@ const eps = 1e-9
 // cannot serve all traffic, every replica is overloaded in the same proportion.
 // An unknown RTT counts as UnknownRTTPenaltyMs. With no traffic the cost is 0.
 func (p *Problem) Cost(x Placement) float64 { return p.cost(nil, x) }
+
+// CostContext is Cost that stops soon after ctx ends (a rate-limited cost is
+// a min-cost transport, long on a large cluster), returning ctx.Err() wrapped.
+func (p *Problem) CostContext(ctx context.Context, x Placement) (float64, error) {
+	h := newHalt(ctx)
+	c := p.cost(h, x)
+	if err := h.err(fmt.Sprintf("cost of a placement over %d sites", len(p.Sites))); err != nil {
+		return 0, err
+	}
+	return c, nil
+}
 
 // cost is Cost inside a solve: once h stops, +Inf.
 func (p *Problem) cost(h *halt, x Placement) float64 {

@@ -48,12 +48,17 @@ func nextMove(ctx context.Context, prob *placement.Problem, current placement.Pl
 			p.Capacity[j] = placement.Unlimited
 		}
 	}
-	m.Before = p.Cost(current)
+	if m.Before, err = p.CostContext(ctx, current); err != nil {
+		return m, "", false, err
+	}
 	planned, err := placement.Plan(ctx, &p)
 	if err != nil {
 		return m, "", false, fmt.Errorf("planning: %w", err)
 	}
-	m.Planned, m.Plan = p.Cost(planned), planned
+	if m.Planned, err = p.CostContext(ctx, planned); err != nil {
+		return m, "", false, err
+	}
+	m.Plan = planned
 	if m.Planned >= m.Before {
 		return m, "already as planned", false, nil
 	}
@@ -70,7 +75,11 @@ func nextMove(ctx context.Context, prob *placement.Problem, current placement.Pl
 		}
 		if t >= 0 && t != s {
 			after[t]++
-			if c := p.Cost(after); c < best {
+			c, err := p.CostContext(ctx, after)
+			if err != nil {
+				return m, "", false, err
+			}
+			if c < best {
 				best, m.From, m.To = c, s, t
 			}
 			after[t]--
