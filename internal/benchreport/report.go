@@ -70,14 +70,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	if !o.Skip["quality"] {
 		o.Log.Info("placement quality")
-		r.Quality = measureQuality(o.Quick)
+		r.Quality = measureQuality(ctx, o.Quick)
 		if err := plotGaps(filepath.Join(o.Dir, "quality-gaps.svg"), r.Quality); err != nil {
 			fail("quality plot", err)
 		}
 	}
 	if !o.Skip["planner"] {
 		o.Log.Info("planner time")
-		r.Planner = measurePlanner(o.Quick)
+		r.Planner = measurePlanner(ctx, o.Quick)
 		if err := plotPlanner(filepath.Join(o.Dir, "planner-time.svg"), r.Planner); err != nil {
 			fail("planner plot", err)
 		}
@@ -185,19 +185,19 @@ type FamilyQuality struct {
 // Methods in the order the report lists them.
 var Methods = []string{"ning", "spread", "busiest-nearest", "seed-extender"}
 
-func measureQuality(quick bool) *Quality {
+func measureQuality(ctx context.Context, quick bool) *Quality {
 	n := 1000
 	if quick {
 		n = 50
 	}
 	q := &Quality{Instances: n, Gaps: map[string][]float64{}, Examples: map[string][]float64{}}
 	add := func(into map[string][]float64, p *placement.Problem) {
-		opt, err := placement.Optimal(p)
+		opt, err := placement.Optimal(ctx, p)
 		if err != nil {
 			return
 		}
 		o := p.Cost(opt)
-		x, err := placement.Plan(p)
+		x, err := placement.Plan(ctx, p)
 		if err != nil {
 			return
 		}
@@ -280,7 +280,7 @@ type PlannerTime struct {
 	Millis          float64
 }
 
-func measurePlanner(quick bool) []PlannerTime {
+func measurePlanner(ctx context.Context, quick bool) []PlannerTime {
 	sizes := []int{10, 20, 50, 100, 200, 500, 1000}
 	if quick {
 		sizes = []int{10, 50}
@@ -306,7 +306,7 @@ func measurePlanner(quick bool) []PlannerTime {
 			for seed := range runs {
 				p := placement.RandomProblem(randFor(seed, n), o)
 				start := time.Now()
-				if _, err := placement.Plan(p); err != nil {
+				if _, err := placement.Plan(ctx, p); err != nil {
 					continue
 				}
 				times = append(times, float64(time.Since(start).Microseconds())/1000)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,12 +42,17 @@ traffic-weighted mean RTT: ning's plan, the exact optimum when it is computable
 
 Without --per-replica-rps each site's traffic is served by the nearest replica;
 with it, a replica serves at most that many requests/s and traffic is routed at
-least cost over replicas with spare capacity.`,
+least cost over replicas with spare capacity.
+
+Ctrl-C (SIGINT) or SIGTERM stops the planning within milliseconds, with an
+error that names the signal.`,
 		Example: `  ning place -f examples/edge-city.yaml --replicas 4
   ning place -f examples/continental.yaml --replicas 3 --per-replica-rps 400 -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runPlace(cmd.OutOrStdout(), o)
+			ctx, stop := signalContext(cmd)
+			defer stop()
+			return runPlace(ctx, cmd.OutOrStdout(), o)
 		},
 	}
 	f := cmd.Flags()
@@ -77,7 +83,7 @@ type PlacementCost struct {
 	WeightedRTTms *float64       `json:"weightedRTTms"`
 }
 
-func runPlace(out io.Writer, o placeOptions) error {
+func runPlace(ctx context.Context, out io.Writer, o placeOptions) error {
 	if o.output != "table" && o.output != "json" {
 		return fmt.Errorf("--output %q: want table or json", o.output)
 	}
@@ -93,7 +99,7 @@ func runPlace(out io.Writer, o placeOptions) error {
 		return fmt.Errorf("%s: %w", o.file, err)
 	}
 	p := placement.FromSpec(spec, o.replicas, o.perReplicaRPS)
-	res, err := Place(p)
+	res, err := Place(ctx, p)
 	if err != nil {
 		return fmt.Errorf("%s: %w", o.file, err)
 	}
@@ -105,9 +111,10 @@ func runPlace(out io.Writer, o placeOptions) error {
 	return writePlaceTable(out, p, res)
 }
 
-// Place runs the planner, the exact optimum and the baselines on one problem.
-func Place(p *placement.Problem) (*PlaceResult, error) {
-	plan, err := placement.Plan(p)
+// Place runs the planner, the exact optimum and the baselines on one problem;
+// it stops soon after ctx ends, with an error wrapping ctx.Err().
+func Place(ctx context.Context, p *placement.Problem) (*PlaceResult, error) {
+	plan, err := placement.Plan(ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +123,7 @@ func Place(p *placement.Problem) (*PlaceResult, error) {
 		WeightedRTTms: meanRTT(p, plan),
 		Baselines:     map[string]PlacementCost{},
 	}
-	opt, err := placement.Optimal(p)
+	opt, err := placement.Optimal(ctx, p)
 	var tooLarge *placement.TooLargeError
 	switch {
 	case errors.As(err, &tooLarge):

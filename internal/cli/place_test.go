@@ -194,7 +194,7 @@ func TestExamplesPlanQuality(t *testing.T) {
 				if p.Validate() != nil {
 					continue
 				}
-				res, err := Place(p)
+				res, err := Place(t.Context(), p)
 				if err != nil {
 					t.Fatalf("%s r=%d: %v", f, r, err)
 				}

@@ -183,9 +183,9 @@ func (c *Cluster) problem() *placement.Problem {
 }
 
 // Optimum is the exact optimum's weighted mean RTT for the scenario now.
-func (c *Cluster) Optimum() (float64, map[string]int, error) {
+func (c *Cluster) Optimum(ctx context.Context) (float64, map[string]int, error) {
 	p := c.problem()
-	x, err := placement.Optimal(p)
+	x, err := placement.Optimal(ctx, p)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -600,7 +600,7 @@ func (c *Cluster) measure(ctx context.Context) (Phase, error) {
 	if ph.Default, _, _, err = c.Placement(ctx, DefaultWorkload); err != nil {
 		return ph, err
 	}
-	if ph.OptimumMs, ph.Optimum, err = c.Optimum(); err != nil {
+	if ph.OptimumMs, ph.Optimum, err = c.Optimum(ctx); err != nil {
 		return ph, err
 	}
 	ph.NingMs, ph.DefaultMs = round2(c.Cost(ph.Ning)), round2(c.Cost(ph.Default))

@@ -490,7 +490,10 @@ func (x *Extender) Prioritize(ctx context.Context, args *extenderv1.ExtenderArgs
 	if err != nil {
 		return nil, err
 	}
-	traffic := x.trafficScores(ctx, args.Pod, cands)
+	traffic, err := x.trafficScores(ctx, args.Pod, cands)
+	if err != nil {
+		return nil, err
+	}
 	out := make(extenderv1.HostPriorityList, len(cands))
 	missingLoad := false
 	for i, c := range cands {
@@ -518,8 +521,8 @@ func (x *Extender) Prioritize(ctx context.Context, args *extenderv1.ExtenderArgs
 // traffic part, and a cloud site with no RTT data would otherwise (its gain
 // near 0 beside the edge sites' gains near the unknown-RTT penalty) squeeze
 // every edge site into the top of the 9 levels left. All zero without traffic
-// data (the plugin then skips).
-func (x *Extender) trafficScores(ctx context.Context, pod *v1.Pod, cands []candidate) []float64 {
+// data (the plugin then skips). It stops with an error when ctx ends.
+func (x *Extender) trafficScores(ctx context.Context, pod *v1.Pod, cands []candidate) ([]float64, error) {
 	out := make([]float64, len(cands))
 	traffic := x.store.Traffic()
 	total := 0.0
@@ -528,7 +531,7 @@ func (x *Extender) trafficScores(ctx context.Context, pod *v1.Pod, cands []candi
 	}
 	if total <= 0 || len(cands) == 0 {
 		x.metrics.MissingData.WithLabelValues("traffic").Inc()
-		return out
+		return out, nil
 	}
 	// The sites are the cluster's, from the node informer: a request's
 	// nodes the informer has not seen do not add sites to the matrix (a
@@ -541,7 +544,7 @@ func (x *Extender) trafficScores(ctx context.Context, pod *v1.Pod, cands []candi
 			x.log.WarnContext(ctx, "The cluster has more sites than the RTT matrix limit: /prioritize scores without traffic",
 				"sites", len(sites), "limit", limit)
 		}
-		return out
+		return out, nil
 	}
 	index := make(map[string]int, len(sites))
 	for i, site := range sites {
@@ -549,7 +552,11 @@ func (x *Extender) trafficScores(ctx context.Context, pod *v1.Pod, cands []candi
 	}
 	count := x.index.Counts(policy.WorkloadOf(pod).UID, pod.UID)
 	prob := policy.Problem(sites, x.matrix(sites), traffic, x.cfg.TrafficLatency.PerReplicaRPS)
-	raw := policy.Rank(prob, policy.Current(sites, count)).Raw
+	r, err := policy.Rank(ctx, prob, policy.Current(sites, count))
+	if err != nil {
+		return nil, fmt.Errorf("ranking sites: %w", err)
+	}
+	raw := r.Raw
 	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
 	unknown := false
 	for _, c := range cands {
@@ -563,14 +570,14 @@ func (x *Extender) trafficScores(ctx context.Context, pod *v1.Pod, cands []candi
 		x.metrics.Bounded.WithLabelValues(reasonUnknownSite).Inc()
 	}
 	if hi <= lo {
-		return out
+		return out, nil
 	}
 	for i, c := range cands {
 		if j, ok := index[c.site]; ok && !x.isCloud(c.node) {
 			out[i] = float64(raw[j]-lo) / float64(hi-lo)
 		}
 	}
-	return out
+	return out, nil
 }
 
 func (x *Extender) isCloud(n *v1.Node) bool {
@@ -617,6 +624,9 @@ const (
 	reasonTooManyNodes = "too_many_nodes"
 	reasonInFlight     = "in_flight"
 	reasonTooLarge     = "too_large"
+	// reasonCancelled: the request ended (its client gave up) while the
+	// verb was still computing.
+	reasonCancelled = "cancelled"
 )
 
 func nodeCount(args *extenderv1.ExtenderArgs) int {

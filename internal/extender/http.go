@@ -79,6 +79,8 @@ func (x *Extender) verb(name string, f func(context.Context, *extenderv1.Extende
 		switch re, ok := errRequest(err); {
 		case errors.As(err, &tooLarge):
 			x.refuse(w, r, reasonTooLarge, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over the %d-byte limit", tooLarge.Limit))
+		case r.Context().Err() != nil && errors.Is(err, r.Context().Err()):
+			x.refuse(w, r, reasonCancelled, http.StatusServiceUnavailable, name+": "+err.Error())
 		case ok:
 			code := re.Code
 			if code == 0 {

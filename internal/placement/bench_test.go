@@ -20,7 +20,7 @@ func BenchmarkPlan(b *testing.B) {
 		p := RandomProblem(rand.New(rand.NewPCG(7, uint64(o.Sites))), o)
 		b.Run(fmt.Sprintf("sites=%d/replicas=%d/share=%v", o.Sites, o.Replicas, o.PerReplicaShare), func(b *testing.B) {
 			for b.Loop() {
-				if _, err := Plan(p); err != nil {
+				if _, err := Plan(b.Context(), p); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -32,7 +32,7 @@ func BenchmarkPlan(b *testing.B) {
 func BenchmarkOptimal12Sites(b *testing.B) {
 	p := RandomProblem(rand.New(rand.NewPCG(8, 12)), RandomOptions{Sites: 12, Replicas: 6})
 	for b.Loop() {
-		if _, err := Optimal(p); err != nil {
+		if _, err := Optimal(b.Context(), p); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -53,10 +53,15 @@ func BenchmarkScore(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("per-pod/sites=%d", sites), func(b *testing.B) {
 			for b.Loop() {
-				MarginalGains(p, cur)
+				if _, err := MarginalGains(b.Context(), p, cur); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
-		g := MarginalGains(p, cur)
+		g, err := MarginalGains(b.Context(), p, cur)
+		if err != nil {
+			b.Fatal(err)
+		}
 		b.Run(fmt.Sprintf("per-node/sites=%d", sites), func(b *testing.B) {
 			var sink float64
 			i := 0
@@ -69,6 +74,21 @@ func BenchmarkScore(b *testing.B) {
 	}
 }
 
+// BenchmarkScoreLimited is MarginalGains with a per-replica rate limit: one
+// min-cost transport per site.
+func BenchmarkScoreLimited(b *testing.B) {
+	p := RandomProblem(rand.New(rand.NewPCG(9, 50)), RandomOptions{Sites: 50, Replicas: 10, PerReplicaShare: 0.08})
+	cur := make(Placement, len(p.Sites))
+	for r := range 10 {
+		cur[(r*7)%len(cur)]++
+	}
+	for b.Loop() {
+		if _, err := MarginalGains(b.Context(), p, cur); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkPlanSmall(b *testing.B) {
 	for _, o := range []RandomOptions{
 		{Sites: 10, Replicas: 7, PerReplicaShare: 0.2, RTT: Uniform},
@@ -78,7 +98,7 @@ func BenchmarkPlanSmall(b *testing.B) {
 		p := RandomProblem(rand.New(rand.NewPCG(7, uint64(o.Sites))), o)
 		b.Run(fmt.Sprintf("sites=%d/replicas=%d/share=%v", o.Sites, o.Replicas, o.PerReplicaShare), func(b *testing.B) {
 			for b.Loop() {
-				if _, err := Plan(p); err != nil {
+				if _, err := Plan(b.Context(), p); err != nil {
 					b.Fatal(err)
 				}
 			}

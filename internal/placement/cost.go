@@ -1,6 +1,10 @@
 package placement
 
-import "math"
+import (
+	"context"
+	"fmt"
+	"math"
+)
 
 const eps = 1e-9
 
@@ -13,7 +17,24 @@ const eps = 1e-9
 // nearest replicas with spare capacity" done well); when the replicas together
 // cannot serve all traffic, every replica is overloaded in the same proportion.
 // An unknown RTT counts as UnknownRTTPenaltyMs. With no traffic the cost is 0.
-func (p *Problem) Cost(x Placement) float64 {
+func (p *Problem) Cost(x Placement) float64 { return p.cost(nil, x) }
+
+// CostContext is Cost that stops soon after ctx ends (a rate-limited cost is
+// a min-cost transport, long on a large cluster), returning ctx.Err() wrapped.
+func (p *Problem) CostContext(ctx context.Context, x Placement) (float64, error) {
+	h := newHalt(ctx)
+	c := p.cost(h, x)
+	if err := h.err(fmt.Sprintf("cost of a placement over %d sites", len(p.Sites))); err != nil {
+		return 0, err
+	}
+	return c, nil
+}
+
+// cost is Cost inside a solve: once h stops, +Inf.
+func (p *Problem) cost(h *halt, x Placement) float64 {
+	if h.stopped() {
+		return math.Inf(1)
+	}
 	w := p.TotalTraffic()
 	if w <= 0 {
 		return 0
@@ -22,7 +43,7 @@ func (p *Problem) Cost(x Placement) float64 {
 		return UnknownRTTPenaltyMs
 	}
 	if p.capacitated() {
-		return p.transportCost(x) / w
+		return p.transportCost(h, x) / w
 	}
 	total := 0.0
 	for i, wi := range p.Traffic {
@@ -84,21 +105,24 @@ func (p *Problem) served(x Placement) []float64 {
 // transportCost is the least total cost (rate x ms) of routing all traffic to
 // replicas, each site j absorbing at most PerReplicaRPS*x[j] (scaled up
 // uniformly when the replicas cannot absorb it all).
-func (p *Problem) transportCost(x Placement) float64 {
+func (p *Problem) transportCost(h *halt, x Placement) float64 {
 	caps := make([]float64, len(x))
 	for j, n := range x {
 		caps[j] = p.PerReplicaRPS * float64(n)
 	}
-	cost, _ := p.transport(caps)
+	cost, _ := p.transport(h, caps)
 	return cost
 }
 
 // transport solves the min-cost transport from traffic sites to sites with the
 // given absorbing capacities by successive shortest paths (Dijkstra with
 // potentials on the dense bipartite residual graph). It returns the total cost
-// and the amount absorbed at each site.
-func (p *Problem) transport(caps []float64) (float64, []float64) {
+// and the amount absorbed at each site; once h stops, +Inf.
+func (p *Problem) transport(h *halt, caps []float64) (float64, []float64) {
 	n := len(p.Sites)
+	if h.stopped() {
+		return math.Inf(1), make([]float64, n)
+	}
 	w, room := p.TotalTraffic(), 0.0
 	for _, c := range caps {
 		room += c
@@ -181,6 +205,9 @@ func (p *Problem) transport(caps []float64) (float64, []float64) {
 			}
 			if u < 0 || u == sink {
 				break
+			}
+			if h.spend(nodes + n) {
+				return math.Inf(1), absorbed
 			}
 			done[u] = true
 			arcs(u, func(v int, cost, _ float64) {

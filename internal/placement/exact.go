@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"context"
 	"fmt"
 	"math"
 )
@@ -28,22 +29,29 @@ func (e *TooLargeError) Error() string {
 // limit it tries every set of min(replicas, usable sites) open sites (more open
 // sites never cost more) and deals the surplus as Plan does; with one it tries
 // every replica count per site. Problems beyond the limits give a *TooLargeError.
-func Optimal(p *Problem) (Placement, error) {
+// It stops soon after ctx ends, returning ctx.Err() wrapped.
+func Optimal(ctx context.Context, p *Problem) (Placement, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	return p.optimal(MaxExactSets, MaxExactPlacements)
-}
-
-// optimal enumerates within the given budgets; the problem is valid.
-func (p *Problem) optimal(maxSets, maxPlacements float64) (Placement, error) {
-	if p.capacitated() {
-		return p.optimalCounts(maxPlacements)
+	h := newHalt(ctx)
+	x, err := p.optimal(h, MaxExactSets, MaxExactPlacements)
+	if err := h.err(fmt.Sprintf("exact optimum of %d replicas over %d sites", p.Replicas, len(p.Sites))); err != nil {
+		return nil, err
 	}
-	return p.optimalSets(maxSets)
+	return x, err
 }
 
-func (p *Problem) optimalSets(limit float64) (Placement, error) {
+// optimal enumerates within the given budgets; the problem is valid. Once h
+// stops, its result means nothing.
+func (p *Problem) optimal(h *halt, maxSets, maxPlacements float64) (Placement, error) {
+	if p.capacitated() {
+		return p.optimalCounts(h, maxPlacements)
+	}
+	return p.optimalSets(h, maxSets)
+}
+
+func (p *Problem) optimalSets(h *halt, limit float64) (Placement, error) {
 	n := len(p.Sites)
 	forced, usable := 0, 0
 	var free []int
@@ -73,7 +81,7 @@ func (p *Problem) optimalSets(limit float64) (Placement, error) {
 	best := append(Placement(nil), x...)
 	w := p.TotalTraffic()
 	if w <= 0 {
-		return p.balance(best), nil // every placement costs 0
+		return p.balance(h, best), nil // every placement costs 0
 	}
 	// Depth-first over the sets, keeping per depth each traffic site's
 	// distance to its nearest open site: a leaf costs O(traffic sites), not
@@ -99,6 +107,9 @@ func (p *Problem) optimalSets(limit float64) (Placement, error) {
 	bestCost := math.Inf(1)
 	var walk func(start, depth int)
 	walk = func(start, depth int) {
+		if h.spend(len(demand)) {
+			return
+		}
 		if depth == open {
 			total := 0.0
 			for _, i := range demand {
@@ -121,7 +132,7 @@ func (p *Problem) optimalSets(limit float64) (Placement, error) {
 		}
 	}
 	walk(0, 0)
-	return p.balance(best), nil
+	return p.balance(h, best), nil
 }
 
 func binomial(n, k int) float64 {
@@ -135,7 +146,7 @@ func binomial(n, k int) float64 {
 	return r
 }
 
-func (p *Problem) optimalCounts(limit float64) (Placement, error) {
+func (p *Problem) optimalCounts(h *halt, limit float64) (Placement, error) {
 	n := len(p.Sites)
 	x := p.base()
 	left := p.Replicas - x.Total()
@@ -153,12 +164,15 @@ func (p *Problem) optimalCounts(limit float64) (Placement, error) {
 	bestCost := math.Inf(1)
 	var walk func(j, left int)
 	walk = func(j, left int) {
+		if h.stopped() {
+			return
+		}
 		if j == n-1 {
 			if left > upper[j] {
 				return
 			}
 			x[j] += left
-			if c := p.Cost(x); c < bestCost-eps {
+			if c := p.cost(h, x); c < bestCost-eps {
 				bestCost = c
 				copy(best, x)
 			}

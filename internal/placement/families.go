@@ -75,7 +75,7 @@ func (f Family) Instances(n int) []*Problem {
 		if p.Validate() != nil {
 			continue
 		}
-		if _, err := Optimal(p); err != nil {
+		if _, err := p.optimal(nil, MaxExactSets, MaxExactPlacements); err != nil {
 			continue
 		}
 		out = append(out, p)

@@ -18,11 +18,11 @@ func TestPlannerFamilies(t *testing.T) {
 		t.Run(f.Name, func(t *testing.T) {
 			var gaps []float64
 			for i, p := range f.Instances(n) {
-				x, err := Plan(p)
+				x, err := Plan(t.Context(), p)
 				if err != nil {
 					t.Fatalf("instance %d: %v", i, err)
 				}
-				opt, _ := Optimal(p)
+				opt, _ := Optimal(t.Context(), p)
 				c, o := p.Cost(x), p.Cost(opt)
 				if c < o-1e-6*math.Max(1, o) {
 					t.Fatalf("instance %d: plan %v costs %v, below the optimum %v: the exact search is wrong", i, x, c, o)
@@ -70,7 +70,7 @@ func TestPlannerRegressions(t *testing.T) {
 	exact := 0
 	for i, r := range cases {
 		p := fromJSON(r.Problem)
-		x, err := Plan(p)
+		x, err := Plan(t.Context(), p)
 		if err != nil {
 			t.Fatalf("case %d (%s): %v", i, r.Family, err)
 		}

@@ -1,6 +1,10 @@
 package placement
 
-import "math"
+import (
+	"context"
+	"fmt"
+	"math"
+)
 
 // Gains says, for each site, how much one more replica there would help a
 // workload whose replicas run as in current. Gain is the drop in the
@@ -15,27 +19,32 @@ type Gains struct {
 
 // MarginalGains computes Gains. Without a rate limit it costs
 // O(sites x sites-with-traffic) once per workload, after which each node's
-// score is a lookup by its site; with a limit, one min-cost transport per site.
-func MarginalGains(p *Problem, current Placement) Gains {
+// score is a lookup by its site; with a limit, one min-cost transport per site,
+// and it stops soon after ctx ends, returning ctx.Err() wrapped.
+func MarginalGains(ctx context.Context, p *Problem, current Placement) (Gains, error) {
 	n := len(p.Sites)
 	g := Gains{Gain: make([]float64, n), Share: make([]float64, n)}
 	w := p.TotalTraffic()
 	if w <= 0 {
-		return g
+		return g, nil
 	}
 	served := p.served(current)
 	for j := range g.Share {
 		g.Share[j] = served[j] / float64(current[j]+1)
 	}
 	if p.capacitated() {
-		base := p.Cost(current)
+		h := newHalt(ctx)
+		base := p.cost(h, current)
 		x := append(Placement(nil), current...)
 		for j := range x {
 			x[j]++
-			g.Gain[j] = base - p.Cost(x)
+			g.Gain[j] = base - p.cost(h, x)
 			x[j]--
 		}
-		return g
+		if err := h.err(fmt.Sprintf("marginal gains over %d sites", n)); err != nil {
+			return Gains{}, err
+		}
+		return g, nil
 	}
 	near := p.nearestAll(current)
 	var busy []int // the sites with traffic: often far fewer than all
@@ -53,7 +62,7 @@ func MarginalGains(p *Problem, current Placement) Gains {
 		}
 		g.Gain[j] = total / w
 	}
-	return g
+	return g, nil
 }
 
 // Better reports whether site a should get the workload's next replica before

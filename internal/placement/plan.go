@@ -1,6 +1,8 @@
 package placement
 
 import (
+	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"sort"
@@ -26,39 +28,58 @@ import (
 // again (an iterated local search) for as many rounds as perturbRounds allows
 // at that size. The rounds use a generator seeded from the problem's size, so
 // the same problem always gets the same plan.
-func Plan(p *Problem) (Placement, error) {
+//
+// Plan stops soon after ctx ends (within a millisecond or so of work) and
+// returns ctx.Err() wrapped, with the cause when there is one.
+func Plan(ctx context.Context, p *Problem) (Placement, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	start := p.greedyMedian()
-	if p.capacitated() {
-		start = p.roundedTransport()
+	h := newHalt(ctx)
+	x := p.plan(h)
+	if err := h.err(fmt.Sprintf("planning %d replicas over %d sites", p.Replicas, len(p.Sites))); err != nil {
+		return nil, err
 	}
-	best := p.improve(start)
-	bestCost := p.Cost(best)
+	return x, nil
+}
+
+// plan is Plan on a valid problem; once h stops, it returns nil.
+func (p *Problem) plan(h *halt) Placement {
+	start := p.greedyMedian(h)
+	if p.capacitated() {
+		start = p.roundedTransport(h)
+	}
+	best := p.improve(h, start)
+	bestCost := p.cost(h, best)
 	for _, name := range baselineNames {
+		if h.stopped() {
+			return nil
+		}
 		b := baselines[name](p)
-		if p.Cost(b) < bestCost-eps*math.Max(1, bestCost) {
-			best = p.improve(b)
-			bestCost = p.Cost(best)
+		if p.cost(h, b) < bestCost-eps*math.Max(1, bestCost) {
+			best = p.improve(h, b)
+			bestCost = p.cost(h, best)
 		}
 	}
-	if p.capacitated() {
+	if p.capacitated() && !h.stopped() {
 		// A second start: the plan without the rate limit, which often sits in
 		// another basin of the single-move search.
 		free := *p
 		free.PerReplicaRPS = 0
-		if y := p.improve(free.improve(free.greedyMedian())); p.Cost(y) < bestCost-eps*math.Max(1, bestCost) {
-			best, bestCost = y, p.Cost(y)
+		if y := p.improve(h, free.improve(h, free.greedyMedian(h))); p.cost(h, y) < bestCost-eps*math.Max(1, bestCost) {
+			best, bestCost = y, p.cost(h, y)
 		}
 	}
-	if opt, err := p.optimal(PlanExactSets, PlanExactPlacements); err == nil {
-		if p.Cost(opt) < bestCost-eps*math.Max(1, bestCost) {
-			return opt, nil
-		}
-		return best, nil
+	if h.stopped() {
+		return nil
 	}
-	return p.perturbed(best, bestCost), nil
+	if opt, err := p.optimal(h, PlanExactSets, PlanExactPlacements); err == nil {
+		if p.cost(h, opt) < bestCost-eps*math.Max(1, bestCost) {
+			return opt
+		}
+		return best
+	}
+	return p.perturbed(h, best, bestCost)
 }
 
 // The exact optimum's budget inside Plan, in candidate placements: a few
@@ -83,7 +104,7 @@ func (p *Problem) perturbRounds() int {
 // perturbed is the iterated local search: from the best plan so far, move two
 // random replicas to random sites with room, search again, and keep the result
 // when it costs less.
-func (p *Problem) perturbed(best Placement, bestCost float64) Placement {
+func (p *Problem) perturbed(h *halt, best Placement, bestCost float64) Placement {
 	rounds := p.perturbRounds()
 	if rounds == 0 {
 		return best
@@ -92,6 +113,9 @@ func (p *Problem) perturbed(best Placement, bestCost float64) Placement {
 	rng := rand.New(rand.NewPCG(uint64(n), uint64(p.Replicas)))
 	x := make(Placement, n)
 	for range rounds {
+		if h.stopped() {
+			return nil
+		}
 		copy(x, best)
 		for range 1 + rng.IntN(3) {
 			from, to := rng.IntN(n), rng.IntN(n)
@@ -100,8 +124,8 @@ func (p *Problem) perturbed(best Placement, bestCost float64) Placement {
 				x[to]++
 			}
 		}
-		y := p.improve(x)
-		if c := p.Cost(y); c < bestCost-eps*math.Max(1, bestCost) {
+		y := p.improve(h, x)
+		if c := p.cost(h, y); c < bestCost-eps*math.Max(1, bestCost) {
 			best, bestCost = y, c
 		}
 	}
@@ -110,11 +134,14 @@ func (p *Problem) perturbed(best Placement, bestCost float64) Placement {
 
 // improve runs the local search that fits the problem and, without a rate
 // limit, re-deals the replicas that do not change the cost.
-func (p *Problem) improve(x Placement) Placement {
-	if p.capacitated() {
-		return p.moveSearch(x)
+func (p *Problem) improve(h *halt, x Placement) Placement {
+	if h.stopped() {
+		return x
 	}
-	return p.balance(p.swapSearch(x))
+	if p.capacitated() {
+		return p.moveSearch(h, x)
+	}
+	return p.balance(h, p.swapSearch(h, x))
 }
 
 // base returns the placement with each site at its minimum.
@@ -129,12 +156,18 @@ func (p *Problem) base() Placement {
 // greedyMedian opens sites one at a time, each time the one whose first
 // replica lowers the total cost the most, until no replica is left or no site
 // helps; the rest are dealt by balance.
-func (p *Problem) greedyMedian() Placement {
+func (p *Problem) greedyMedian(h *halt) Placement {
 	x := p.base()
+	if h.stopped() {
+		return x
+	}
 	n := len(x)
 	near := p.nearestAll(x) // distance from each traffic site to its nearest replica
 	for left := p.Replicas - x.Total(); left > 0; left-- {
 		bestJ, bestGain := -1, eps
+		if h.spend(n * len(p.Traffic)) {
+			return x
+		}
 		for j := 0; j < n; j++ {
 			if x[j] > 0 || !p.room(x, j) {
 				continue
@@ -159,7 +192,7 @@ func (p *Problem) greedyMedian() Placement {
 			near[i] = math.Min(near[i], p.dist(i, bestJ))
 		}
 	}
-	return p.balance(x)
+	return p.balance(h, x)
 }
 
 // balance keeps the set of sites that hold replicas and deals every replica
@@ -167,7 +200,10 @@ func (p *Problem) greedyMedian() Placement {
 // site serves: the next replica goes to the site with the most served traffic
 // per replica, ties to the site with fewer replicas, then the earlier site.
 // Replicas not yet placed are dealt the same way.
-func (p *Problem) balance(x Placement) Placement {
+func (p *Problem) balance(h *halt, x Placement) Placement {
+	if h.stopped() {
+		return x
+	}
 	served := p.served(x)
 	out := p.base()
 	for j, v := range x {
@@ -182,6 +218,9 @@ func (p *Problem) balance(x Placement) Placement {
 		anyOpen = anyOpen || open[j]
 	}
 	for left := p.Replicas - out.Total(); left > 0; left-- {
+		if h.spend(len(out)) {
+			return out
+		}
 		bestJ := -1
 		for j := range out {
 			if (anyOpen && !open[j]) || !p.room(out, j) {
@@ -224,7 +263,10 @@ func (p *Problem) dhondtBefore(served []float64, x Placement, a, b int) bool {
 // Whitaker's fast interchange keeps, per traffic site, the nearest and
 // second-nearest open site, so one pass over all moves costs
 // O(sites x traffic sites) instead of O(open x sites x traffic sites).
-func (p *Problem) swapSearch(x Placement) Placement {
+func (p *Problem) swapSearch(h *halt, x Placement) Placement {
+	if h.stopped() {
+		return x
+	}
 	x = append(Placement(nil), x...)
 	n := len(x)
 	var demand []int
@@ -240,6 +282,9 @@ func (p *Problem) swapSearch(x Placement) Placement {
 	d1 := make([]float64, n)
 	d2 := make([]float64, n)
 	update := func() {
+		if h.spend(len(demand) * n) {
+			return
+		}
 		for _, i := range demand {
 			near1[i], d1[i], d2[i] = -1, UnknownRTTPenaltyMs, UnknownRTTPenaltyMs
 			for j, v := range x {
@@ -263,6 +308,9 @@ func (p *Problem) swapSearch(x Placement) Placement {
 		for in := 0; in < n; in++ {
 			if x[in] > 0 || !p.room(x, in) {
 				continue
+			}
+			if h.spend(len(demand) + n) {
+				return x
 			}
 			gain := 0.0
 			clear(loss)
@@ -307,7 +355,10 @@ const MaxMoveEvaluations = 4000
 // from one site to another lowers the cost, make the best such move. On large
 // problems only the 8 nearest sites are tried as destinations, within
 // MaxMoveEvaluations.
-func (p *Problem) moveSearch(x Placement) Placement {
+func (p *Problem) moveSearch(h *halt, x Placement) Placement {
+	if h.stopped() {
+		return x
+	}
 	x = append(Placement(nil), x...)
 	n := len(x)
 	const neighbours = 8
@@ -315,6 +366,9 @@ func (p *Problem) moveSearch(x Placement) Placement {
 	if n > 2*neighbours {
 		near = make([][]int, n)
 		for a := range near {
+			if h.spend(8 * n) {
+				return x
+			}
 			order := make([]int, n)
 			for j := range order {
 				order[j] = j
@@ -323,7 +377,7 @@ func (p *Problem) moveSearch(x Placement) Placement {
 			near[a] = order[1 : neighbours+1]
 		}
 	}
-	cur := p.Cost(x)
+	cur := p.cost(h, x)
 	budget := MaxMoveEvaluations
 	for iter := 0; iter < 4*p.Replicas+n && budget > 0; iter++ {
 		bestCost, bestFrom, bestTo := cur-eps*math.Max(1, cur), -1, -1
@@ -339,7 +393,7 @@ func (p *Problem) moveSearch(x Placement) Placement {
 				x[from]--
 				x[to]++
 				budget--
-				if c := p.Cost(x); c < bestCost {
+				if c := p.cost(h, x); c < bestCost {
 					bestCost, bestFrom, bestTo = c, from, to
 				}
 				x[from]++
@@ -353,6 +407,9 @@ func (p *Problem) moveSearch(x Placement) Placement {
 				for _, to := range tos[from] {
 					try(to)
 				}
+			}
+			if h.stopped() {
+				return x
 			}
 		}
 		if bestFrom < 0 {
@@ -368,7 +425,7 @@ func (p *Problem) moveSearch(x Placement) Placement {
 // roundedTransport starts the rate-limited search: route all traffic at least
 // cost with every site able to host up to its capacity, give each site the
 // replicas it needs for what it absorbs, then add or remove replicas to match.
-func (p *Problem) roundedTransport() Placement {
+func (p *Problem) roundedTransport(h *halt) Placement {
 	n := len(p.Sites)
 	caps := make([]float64, n)
 	for j := range caps {
@@ -378,7 +435,10 @@ func (p *Problem) roundedTransport() Placement {
 		}
 		caps[j] = p.PerReplicaRPS * float64(c)
 	}
-	_, absorbed := p.transport(caps)
+	_, absorbed := p.transport(h, caps)
+	if h.stopped() {
+		return p.base()
+	}
 	x := p.base()
 	for j, a := range absorbed {
 		need := int(math.Ceil(a/p.PerReplicaRPS - 1e-6))

@@ -72,10 +72,10 @@ func TestValidate(t *testing.T) {
 			p := threeSites()
 			p.Replicas = 2
 			tt.edit(p)
-			if _, err := Plan(p); err == nil || err.Error() != tt.want {
+			if _, err := Plan(t.Context(), p); err == nil || err.Error() != tt.want {
 				t.Fatalf("Plan err = %v; want %q", err, tt.want)
 			}
-			if _, err := Optimal(p); err == nil || err.Error() != tt.want {
+			if _, err := Optimal(t.Context(), p); err == nil || err.Error() != tt.want {
 				t.Fatalf("Optimal err = %v; want %q", err, tt.want)
 			}
 		})
@@ -90,7 +90,7 @@ func TestPlanSurplusFollowsTraffic(t *testing.T) {
 		RTT:      [][]float64{{0, 20, 40}, {20, 0, 30}, {40, 30, 0}},
 		Replicas: 10,
 	}
-	x, err := Plan(p)
+	x, err := Plan(t.Context(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestPlanSurplusFollowsTraffic(t *testing.T) {
 		t.Fatalf("plan = %v, want %v (one per site, the rest by traffic)", x, want)
 	}
 	p.Traffic = []float64{0, 0, 0}
-	x, _ = Plan(p)
+	x, _ = Plan(t.Context(), p)
 	if want := (Placement{4, 3, 3}); !equal(x, want) {
 		t.Fatalf("with no traffic the plan = %v, want an even %v", x, want)
 	}
@@ -109,7 +109,7 @@ func TestPlanRespectsCapacityAndMin(t *testing.T) {
 	p.Replicas = 4
 	p.Capacity = []int{1, Unlimited, 1}
 	p.Min = []int{0, 0, 1}
-	x, err := Plan(p)
+	x, err := Plan(t.Context(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestOptimalMatchesBruteForce(t *testing.T) {
 		if p.Validate() != nil {
 			continue
 		}
-		x, err := Optimal(p)
+		x, err := Optimal(t.Context(), p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -185,13 +185,13 @@ func TestOptimalMatchesBruteForce(t *testing.T) {
 
 func TestOptimalTooLarge(t *testing.T) {
 	p := RandomProblem(rand.New(rand.NewPCG(3, 4)), RandomOptions{Sites: 40, Replicas: 20})
-	_, err := Optimal(p)
+	_, err := Optimal(t.Context(), p)
 	var tl *TooLargeError
 	if !errors.As(err, &tl) {
 		t.Fatalf("err = %v, want *TooLargeError", err)
 	}
 	p = RandomProblem(rand.New(rand.NewPCG(3, 4)), RandomOptions{Sites: 12, Replicas: 6})
-	if _, err := Optimal(p); err != nil {
+	if _, err := Optimal(t.Context(), p); err != nil {
 		t.Fatalf("12 sites without a rate limit must be exact: %v", err)
 	}
 }
@@ -208,11 +208,11 @@ func TestPlannerQuality(t *testing.T) {
 	var gaps, greedyGaps []float64
 	baseGaps := map[string][]float64{}
 	for k, p := range QualityInstances(n) {
-		x, err := Plan(p)
+		x, err := Plan(t.Context(), p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		opt, err := Optimal(p)
+		opt, err := Optimal(t.Context(), p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -221,9 +221,9 @@ func TestPlannerQuality(t *testing.T) {
 			t.Fatalf("instance %d: plan %v costs %v, below the optimum %v: the exact search is wrong", k, x, c, o)
 		}
 		gaps = append(gaps, gap(c, o))
-		start := p.greedyMedian()
+		start := p.greedyMedian(nil)
 		if p.capacitated() {
-			start = p.roundedTransport()
+			start = p.roundedTransport(nil)
 		}
 		greedyGaps = append(greedyGaps, gap(p.Cost(start), o))
 		// Plan polishes every baseline that beats its own start, so it is never
@@ -285,7 +285,10 @@ func TestMarginalGainsMatchCost(t *testing.T) {
 		for r := 0; r < k%4; r++ {
 			cur[rng.IntN(len(cur))]++
 		}
-		g := MarginalGains(p, cur)
+		g, err := MarginalGains(t.Context(), p, cur)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for j := range cur {
 			next := append(Placement(nil), cur...)
 			next[j]++
@@ -307,13 +310,16 @@ func TestGainsAgreeWithPlan(t *testing.T) {
 		RTT:      [][]float64{{0, 10, 30, 50}, {10, 0, 25, 45}, {30, 25, 0, 20}, {50, 45, 20, 0}},
 		Replicas: 9,
 	}
-	plan, err := Plan(p)
+	plan, err := Plan(t.Context(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	x := make(Placement, 4)
 	for range p.Replicas {
-		g := MarginalGains(p, x)
+		g, err := MarginalGains(t.Context(), p, x)
+		if err != nil {
+			t.Fatal(err)
+		}
 		best := 0
 		for j := range x {
 			if g.Better(x, j, best) {

@@ -161,7 +161,7 @@ func QualityInstances(n int) []*Problem {
 		if p.Validate() != nil {
 			continue
 		}
-		if _, err := Optimal(p); err != nil {
+		if _, err := p.optimal(nil, MaxExactSets, MaxExactPlacements); err != nil {
 			continue // beyond the exact limit: not a quality instance
 		}
 		out = append(out, p)

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"math"
 
 	"github.com/ning-edge/ning/internal/placement"
@@ -51,11 +52,15 @@ const tieSteps = 1024
 // gain (in microseconds) or, when no site lowers the RTT, the traffic per
 // replica (in milli-requests/s), then fewer replicas now. The scheduler
 // plugin, the extender and the rescheduler's prediction all rank with it.
-func Rank(p *placement.Problem, current placement.Placement) Ranking {
+// It stops soon after ctx ends, returning ctx.Err() wrapped.
+func Rank(ctx context.Context, p *placement.Problem, current placement.Placement) (Ranking, error) {
 	q := *p
 	q.Replicas = current.Total() + 1
-	g := placement.MarginalGains(&q, current)
-	return Ranking{Gains: g, Raw: RawScores(g, current)}
+	g, err := placement.MarginalGains(ctx, &q, current)
+	if err != nil {
+		return Ranking{}, err
+	}
+	return Ranking{Gains: g, Raw: RawScores(g, current)}, nil
 }
 
 // RawScores turns gains into integers that order sites as Plan fills them

@@ -13,7 +13,7 @@ type Metrics struct {
 	// blocked_by_pdb, gone, error).
 	Evictions *prometheus.CounterVec
 	// Decisions counts per-workload outcomes of a cycle (moved, below_threshold,
-	// holding, settling, no_traffic, no_improving_move, limited, ...).
+	// holding, settling, no_traffic, no_improving_move, plan_failed, limited, ...).
 	Decisions *prometheus.CounterVec
 	// WeightedRTT is each workload's traffic-weighted mean RTT in ms, as it
 	// runs (actual) and as planned.

@@ -164,6 +164,11 @@ func (mv *mover) decide(ctx context.Context, v *view, ws []*workload) []proposal
 	var out []proposal
 	mv.m.WeightedRTT.Reset()
 	for _, w := range ws {
+		if ctx.Err() != nil {
+			// Shutting down or no longer the leader: the next term starts
+			// afresh, so the holds need no pruning either.
+			return nil
+		}
 		if p, ok := mv.decideWorkload(ctx, w, v, seen); ok {
 			out = append(out, p)
 		}
@@ -313,7 +318,14 @@ func (mv *mover) decideWorkload(ctx context.Context, w *workload, v *view, seen 
 		mv.m.Decisions.WithLabelValues("no_traffic").Inc()
 		return proposal{}, false
 	}
-	m, why, ok := nextMove(prob, current, siteLimits{Usable: usable, MinKeep: mv.cfg.MinPerTrafficSite})
+	m, why, ok, err := nextMove(ctx, prob, current, siteLimits{Usable: usable, MinKeep: mv.cfg.MinPerTrafficSite})
+	if err != nil {
+		if ctx.Err() == nil {
+			mv.m.Decisions.WithLabelValues("plan_failed").Inc()
+			mv.log.ErrorContext(ctx, "planning the workload", "workload", w.String(), "err", err)
+		}
+		return proposal{}, false
+	}
 	mv.m.WeightedRTT.WithLabelValues(w.namespace, w.kind+"/"+w.name, "actual").Set(finite(m.Before))
 	mv.m.WeightedRTT.WithLabelValues(w.namespace, w.kind+"/"+w.name, "planned").Set(finite(m.Planned))
 	gain := 0.0

@@ -1,6 +1,7 @@
 package rescheduler
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -35,8 +36,10 @@ type siteLimits struct {
 // scores best once the evicted pod is gone, the same marginal gain the
 // planner deals replicas by. A move is only returned when that replacement
 // strictly lowers the weighted RTT, so under unchanged data every move makes
-// progress and evictions cannot cycle. ok is false, with why, otherwise.
-func nextMove(prob *placement.Problem, current placement.Placement, lim siteLimits) (m move, why string, ok bool) {
+// progress and evictions cannot cycle. ok is false, with why, otherwise. err
+// is not nil when planning failed, and then m holds only Before: when ctx
+// ends, the planner stops within milliseconds and err wraps ctx.Err().
+func nextMove(ctx context.Context, prob *placement.Problem, current placement.Placement, lim siteLimits) (m move, why string, ok bool, err error) {
 	p := *prob
 	p.Capacity = make([]int, len(p.Sites))
 	for j := range p.Capacity {
@@ -45,14 +48,19 @@ func nextMove(prob *placement.Problem, current placement.Placement, lim siteLimi
 			p.Capacity[j] = placement.Unlimited
 		}
 	}
-	m.Before = p.Cost(current)
-	planned, err := placement.Plan(&p)
-	if err != nil {
-		return m, fmt.Sprintf("planning: %v", err), false
+	if m.Before, err = p.CostContext(ctx, current); err != nil {
+		return m, "", false, err
 	}
-	m.Planned, m.Plan = p.Cost(planned), planned
+	planned, err := placement.Plan(ctx, &p)
+	if err != nil {
+		return m, "", false, fmt.Errorf("planning: %w", err)
+	}
+	if m.Planned, err = p.CostContext(ctx, planned); err != nil {
+		return m, "", false, err
+	}
+	m.Plan = planned
 	if m.Planned >= m.Before {
-		return m, "already as planned", false
+		return m, "already as planned", false, nil
 	}
 	best := math.Inf(1)
 	after := append(placement.Placement(nil), current...)
@@ -61,10 +69,17 @@ func nextMove(prob *placement.Problem, current placement.Placement, lim siteLimi
 			continue
 		}
 		after[s]--
-		t := schedulerChoice(&p, after, lim.Usable)
+		t, err := schedulerChoice(ctx, &p, after, lim.Usable)
+		if err != nil {
+			return m, "", false, err
+		}
 		if t >= 0 && t != s {
 			after[t]++
-			if c := p.Cost(after); c < best {
+			c, err := p.CostContext(ctx, after)
+			if err != nil {
+				return m, "", false, err
+			}
+			if c < best {
 				best, m.From, m.To = c, s, t
 			}
 			after[t]--
@@ -72,14 +87,18 @@ func nextMove(prob *placement.Problem, current placement.Placement, lim siteLimi
 		after[s]++
 	}
 	if best >= m.Before*(1-1e-9) {
-		return m, "no single eviction lowers the RTT", false
+		return m, "no single eviction lowers the RTT", false, nil
 	}
 	m.After = best
-	return m, "", true
+	return m, "", true, nil
 }
 
 // schedulerChoice is the site TrafficLatency ranks first for the workload's
 // next pod, among usable sites, or -1 when none is usable.
-func schedulerChoice(p *placement.Problem, current placement.Placement, usable []bool) int {
-	return policy.Rank(p, current).Best(usable)
+func schedulerChoice(ctx context.Context, p *placement.Problem, current placement.Placement, usable []bool) (int, error) {
+	r, err := policy.Rank(ctx, p, current)
+	if err != nil {
+		return -1, fmt.Errorf("ranking sites: %w", err)
+	}
+	return r.Best(usable), nil
 }

@@ -48,7 +48,10 @@ func TestNextMove(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.prob.Replicas = tc.current.Total()
-			m, why, ok := nextMove(tc.prob, tc.current, siteLimits{Usable: tc.usable, MinKeep: tc.minKeep})
+			m, why, ok, err := nextMove(t.Context(), tc.prob, tc.current, siteLimits{Usable: tc.usable, MinKeep: tc.minKeep})
+			if err != nil {
+				t.Fatal(err)
+			}
 			if ok != tc.wantOK {
 				t.Fatalf("ok = %v (%s), want %v; move %+v", ok, why, tc.wantOK, m)
 			}
@@ -82,7 +85,10 @@ func TestMovesConverge(t *testing.T) {
 		cost := p.Cost(x)
 		moves := 0
 		for {
-			m, _, ok := nextMove(p, x, siteLimits{Usable: usable, MinKeep: 1})
+			m, _, ok, err := nextMove(t.Context(), p, x, siteLimits{Usable: usable, MinKeep: 1})
+			if err != nil {
+				t.Fatalf("instance %d: %v", i, err)
+			}
 			if !ok {
 				break
 			}

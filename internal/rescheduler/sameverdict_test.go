@@ -332,7 +332,10 @@ func (s *states) reschedulerChoice(t *testing.T, pod *v1.Pod) string {
 		}
 	}
 	prob := policy.Problem(v.sites, v.rtt, v.traffic, 0)
-	j := schedulerChoice(prob, policy.Current(v.sites, counts), s.mv.usableSites(pod, cs, v))
+	j, err := schedulerChoice(t.Context(), prob, policy.Current(v.sites, counts), s.mv.usableSites(pod, cs, v))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if j < 0 {
 		return "none"
 	}

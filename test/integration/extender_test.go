@@ -115,7 +115,7 @@ func TestExtender(t *testing.T) {
 					time.Sleep(300 * time.Millisecond)
 				}
 				sites := []string{"a", "b", "c"}
-				plan, err := placement.Plan(&placement.Problem{
+				plan, err := placement.Plan(t.Context(), &placement.Problem{
 					Sites: sites, Traffic: []float64{100, 10, 5},
 					Capacity: []int{placement.Unlimited, placement.Unlimited, placement.Unlimited},
 					RTT:      e.store.Matrix(sites), Replicas: 6,

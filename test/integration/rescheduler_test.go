@@ -355,7 +355,7 @@ func planFor(t *testing.T, traffic map[string]float64, replicas int) map[string]
 	p := &placement.Problem{Sites: sites, Traffic: []float64{traffic["a"], traffic["b"], traffic["c"]},
 		Capacity: []int{placement.Unlimited, placement.Unlimited, placement.Unlimited},
 		RTT:      [][]float64{{0, 10, 20}, {10, 0, 10}, {20, 10, 0}}, Replicas: replicas, PerReplicaRPS: perReplicaRPS}
-	x, err := placement.Plan(p)
+	x, err := placement.Plan(t.Context(), p)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -141,7 +141,7 @@ func TestScheduler(t *testing.T) {
 			Capacity: []int{placement.Unlimited, placement.Unlimited, placement.Unlimited},
 			RTT:      e.store.Matrix(sites), Replicas: 6,
 		}
-		plan, err := placement.Plan(p)
+		plan, err := placement.Plan(t.Context(), p)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -399,7 +399,7 @@ func (e *env) place(t *testing.T, traffic map[string]float64, replicas int) map[
 		spec.Sites[i].Traffic = traffic[spec.Sites[i].Name]
 	}
 	p := placement.FromSpec(&spec, replicas, 0)
-	res, err := cli.Place(p)
+	res, err := cli.Place(t.Context(), p)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -116,7 +116,10 @@ func (p *Plugin) PreScore(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 	}
 	st.prob = policy.Problem(st.sites, p.matrix(st.sites), traffic, p.args.PerReplicaRPS)
 	st.current = policy.Current(st.sites, count)
-	r := policy.Rank(st.prob, st.current)
+	r, err := policy.Rank(ctx, st.prob, st.current)
+	if err != nil {
+		return fwk.AsStatus(fmt.Errorf("%s: %w", Name, err))
+	}
 	st.gains, st.raw = r.Gains, r.Raw
 	state.Write(stateKey, st)
 	return nil

@@ -164,7 +164,7 @@ func (h *harness) problem(traffic map[string]float64) *placement.Problem {
 
 // optimum is `ning place`'s exact plan for the traffic.
 func (h *harness) optimum(traffic map[string]float64) map[string]int {
-	res, err := cli.Place(h.problem(traffic))
+	res, err := cli.Place(h.t.Context(), h.problem(traffic))
 	if err != nil {
 		h.t.Fatal(err)
 	}
