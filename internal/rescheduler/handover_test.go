@@ -84,7 +84,7 @@ type healEnv struct {
 // newHealEnv starts the cluster: nodes a-0 .. c-1, their Leases renewed
 // now, lasting 4 s; NodeDownAfter is 4 s, and the nodes are checked every
 // second of the fake clock.
-func newHealEnv(t *testing.T, ctx context.Context) *healEnv {
+func newHealEnv(ctx context.Context, t *testing.T) *healEnv {
 	cp := testcluster.Start(t)
 	e := &healEnv{t: t, ctx: ctx, cp: cp, c: cp.Client, clk: clocktesting.NewFakeClock(time.Now().Truncate(time.Second)), // Lease and taint times are whole seconds
 		cfg: DefaultConfig(), nodes: []string{"a-0", "a-1", "b-0", "b-1", "c-0", "c-1"}, silent: map[string]bool{}}
@@ -302,7 +302,7 @@ func (e *healEnv) stop(cancel context.CancelFunc, rs ...*healReplica) {
 func TestNodeDownHandOver(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	e := newHealEnv(t, ctx)
+	e := newHealEnv(ctx, t)
 	c := e.c
 	e.web("a-0", "a-1", "a-0", "a-1")
 	// On a-0 too: a bare pod, and a pod of StatefulSet db (whose controller
@@ -415,7 +415,7 @@ func TestNodeDownHandOver(t *testing.T) {
 func TestNodeDownCrashAfterTaint(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	e := newHealEnv(t, ctx)
+	e := newHealEnv(ctx, t)
 	e.web("a-0", "a-0", "b-0")
 	// a crashes once its taint patch on a node is answered.
 	a := e.replica("a", func(r *http.Request) bool {
