@@ -99,7 +99,7 @@ func TestCancelStopsLongSolve(t *testing.T) {
 	}{
 		{"Plan, rate-limited, 100 sites", 100 * time.Millisecond,
 			func(ctx context.Context) error { _, err := Plan(ctx, p100); return err }},
-		{"Plan, rate-limited, 1000 sites, in the first transport", 50 * time.Millisecond,
+		{"Plan, rate-limited, 1000 sites", 50 * time.Millisecond,
 			func(ctx context.Context) error { _, err := Plan(ctx, p1000); return err }},
 		{"Plan, no rate limit, 1000 sites", 100 * time.Millisecond,
 			func(ctx context.Context) error { _, err := Plan(ctx, &free1000); return err }},

@@ -165,12 +165,12 @@ func (p *Problem) greedyMedian(h *halt) Placement {
 	near := p.nearestAll(x) // distance from each traffic site to its nearest replica
 	for left := p.Replicas - x.Total(); left > 0; left-- {
 		bestJ, bestGain := -1, eps
-		if h.spend(n * len(p.Traffic)) {
-			return x
-		}
 		for j := 0; j < n; j++ {
 			if x[j] > 0 || !p.room(x, j) {
 				continue
+			}
+			if h.spend(len(p.Traffic)) {
+				return x
 			}
 			gain := 0.0
 			for i, wi := range p.Traffic {
