@@ -221,7 +221,7 @@ func TestMoverCloudFallback(t *testing.T) {
 				t.Fatalf("got %d proposals, want a move toward %s", len(got), tt.want)
 			case tt.want == "delay" && got[0].reason != ReasonDelayViolation:
 				t.Errorf("proposed %s (%s), want the delay violation repaired", got[0].msg, got[0].reason)
-			case tt.want != "delay" && tt.want != "" && !strings.Contains(got[0].msg, "toward "+tt.want+":"):
+			case tt.want != "delay" && tt.want != "" && !strings.Contains(got[0].msg, "toward "+tt.want+" ("):
 				t.Errorf("message %q: want a move toward %s", got[0].msg, tt.want)
 			}
 			if tt.decision != "" && testutil.ToFloat64(m.Decisions.WithLabelValues(tt.decision)) == 0 {
