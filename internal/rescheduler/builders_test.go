@@ -1,6 +1,7 @@
 package rescheduler
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 
@@ -98,6 +100,23 @@ func (b *podBuilder) notReady() *podBuilder {
 }
 
 func (b *podBuilder) obj() *v1.Pod { return b.p.DeepCopy() }
+
+// createPod creates a built pod in the apiserver (with a container and
+// without its UID, which the apiserver assigns) and sets its status, as its
+// kubelet would have.
+func createPod(ctx context.Context, t *testing.T, c kubernetes.Interface, p *v1.Pod) {
+	t.Helper()
+	p.UID = ""
+	p.Spec.Containers = []v1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}
+	created, err := c.CoreV1().Pods(p.Namespace).Create(ctx, p, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created.Status = p.Status
+	if _, err := c.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // lineStore is sites a, b, c in a row, 20 ms apart, with traffic as given.
 func lineStore(t *testing.T, clk clock.PassiveClock, traffic map[string]float64, rtt map[[2]string]float64) *topology.Store {

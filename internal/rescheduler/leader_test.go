@@ -11,7 +11,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -86,16 +85,7 @@ func testLeaderHandOver(t *testing.T, crashAtEviction bool) {
 	// Three replicas of web on a-0; every request enters at c.
 	for i := range 3 {
 		p := makePod("web-"+string(rune('0'+i))).on("a-0").owner("ReplicaSet", "web").obj()
-		p.UID = ""
-		p.Spec.Containers = []v1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}
-		created, err := cp.Client.CoreV1().Pods(p.Namespace).Create(ctx, p, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		created.Status = p.Status
-		if _, err := cp.Client.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		createPod(ctx, t, cp.Client, p)
 	}
 	cfg := DefaultConfig()
 	cfg.NodeDownAfter = time.Hour // the healer has nothing to do here
