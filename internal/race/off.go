@@ -5,5 +5,5 @@
 // (up to 8x measured on the planner's 1,000-site cancellations).
 package race
 
-// Enabled: this binary was built with -race.
+// Enabled is true when this binary was built with -race.
 const Enabled = false

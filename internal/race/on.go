@@ -2,5 +2,5 @@
 
 package race
 
-// Enabled: this binary was built with -race.
+// Enabled is true when this binary was built with -race.
 const Enabled = true
