@@ -169,14 +169,6 @@ func TestNetnsEndToEnd(t *testing.T) {
 		go serveEcho(pc)
 	}
 
-	type row struct {
-		method, site      string
-		cfgRTT, cfgJitter float64
-		cfgLoss           float64
-		ref, refStddev    float64 // the reference round trip
-		avg, stddev, loss float64
-		received, sent    uint32
-	}
 	var (
 		mu   sync.Mutex
 		rows []row
@@ -241,36 +233,28 @@ func TestNetnsEndToEnd(t *testing.T) {
 	t.Run("accuracy", func(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(tt.methods, func(t *testing.T) {
-				refs := references(t)
-				r := runProbe(t, tt.methods, netnsCount, tt.interval, tt.extra...)
-				if len(r.GetTargets()) != len(netnsLinks) {
-					t.Fatalf("%d targets in the report, want %d", len(r.GetTargets()), len(netnsLinks))
-				}
-				for _, tr := range r.GetTargets() {
-					var cfg netem.Shape
-					for _, l := range netnsLinks {
-						if l.site == tr.GetSite() {
-							cfg = l.rtt
+				// One measurement may fall on a stall of the machine (all
+				// links off by the same millisecond or two at once); a
+				// prober that is wrong is wrong twice. The first attempt's
+				// misses are logged, the second's fail the test.
+				var got []row
+				for attempt := 1; attempt <= 2; attempt++ {
+					var errs []error
+					got, errs = measureMethod(t, tt.methods, tt.interval, tt.want, tt.extra, references, runProbe)
+					if len(errs) == 0 {
+						break
+					}
+					for _, err := range errs {
+						if attempt == 1 {
+							t.Logf("attempt 1 (measured again): %v", err)
+						} else {
+							t.Error(err)
 						}
 					}
-					if tr.GetMethod() != tt.want {
-						t.Errorf("target %s: method %s, want %s (%s)", tr.GetSite(), methodName(tr.GetMethod()), methodName(tt.want), tr.GetError())
-						continue
-					}
-					rw := row{method: methodName(tt.want), site: tr.GetSite(),
-						cfgRTT: ms(cfg.Delay), cfgJitter: ms(cfg.Jitter), cfgLoss: cfg.Loss,
-						ref: refs[tr.GetSite()][0], refStddev: refs[tr.GetSite()][1],
-						avg: tr.GetAvgMs(), stddev: tr.GetStddevMs(), received: tr.GetReceived(), sent: tr.GetSent()}
-					rw.loss = 1 - float64(rw.received)/float64(max(rw.sent, 1))
-					for _, err := range checkAccuracy(rw.method, rw.site, cfg, accuracy{
-						ref: rw.ref, refStddev: rw.refStddev, avg: rw.avg, stddev: rw.stddev, sent: rw.sent, received: rw.received,
-					}) {
-						t.Error(err)
-					}
-					mu.Lock()
-					rows = append(rows, rw)
-					mu.Unlock()
 				}
+				mu.Lock()
+				rows = append(rows, got...)
+				mu.Unlock()
 			})
 		}
 	})
@@ -366,6 +350,53 @@ func serveEcho(pc net.PacketConn) {
 		}
 		_, _ = pc.WriteTo(buf[:n], from)
 	}
+}
+
+// row is one link's measurement by one method, for the test's table.
+type row struct {
+	method, site      string
+	cfgRTT, cfgJitter float64
+	cfgLoss           float64
+	ref, refStddev    float64 // the reference round trip
+	avg, stddev, loss float64
+	received, sent    uint32
+}
+
+// measureMethod measures every link with one method against each link's
+// reference round trip, and returns the rows and what checkAccuracy found.
+func measureMethod(t *testing.T, methods, interval string, want ningv1.ProbeMethod, extra []string,
+	references func(*testing.T) map[string][2]float64,
+	runProbe func(t *testing.T, methods string, count int, interval string, extra ...string) *ningv1.LatencyReport) ([]row, []error) {
+	t.Helper()
+	refs := references(t)
+	r := runProbe(t, methods, netnsCount, interval, extra...)
+	if len(r.GetTargets()) != len(netnsLinks) {
+		t.Fatalf("%d targets in the report, want %d", len(r.GetTargets()), len(netnsLinks))
+	}
+	var rows []row
+	var errs []error
+	for _, tr := range r.GetTargets() {
+		var cfg netem.Shape
+		for _, l := range netnsLinks {
+			if l.site == tr.GetSite() {
+				cfg = l.rtt
+			}
+		}
+		if tr.GetMethod() != want {
+			t.Errorf("target %s: method %s, want %s (%s)", tr.GetSite(), methodName(tr.GetMethod()), methodName(want), tr.GetError())
+			continue
+		}
+		rw := row{method: methodName(want), site: tr.GetSite(),
+			cfgRTT: ms(cfg.Delay), cfgJitter: ms(cfg.Jitter), cfgLoss: cfg.Loss,
+			ref: refs[tr.GetSite()][0], refStddev: refs[tr.GetSite()][1],
+			avg: tr.GetAvgMs(), stddev: tr.GetStddevMs(), received: tr.GetReceived(), sent: tr.GetSent()}
+		rw.loss = 1 - float64(rw.received)/float64(max(rw.sent, 1))
+		errs = append(errs, checkAccuracy(rw.method, rw.site, cfg, accuracy{
+			ref: rw.ref, refStddev: rw.refStddev, avg: rw.avg, stddev: rw.stddev, sent: rw.sent, received: rw.received,
+		})...)
+		rows = append(rows, rw)
+	}
+	return rows, errs
 }
 
 // TestCheckAccuracy shows that the end-to-end test's tolerances reject what
