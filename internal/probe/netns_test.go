@@ -37,9 +37,10 @@ var netnsLinks = []struct {
 }
 
 // Tolerances of the end-to-end test. The prober is held to the round trip
-// the test measures itself over the same link just before (a UDP echo, one
-// packet at a time: what the delayers really add, about 0.8 ms above the
-// configured figure), not to the configured figure; the delayers are held to
+// the test measures itself over the same link while the prober runs (a UDP
+// echo, one packet at a time: what the delayers really add, about 0.8 ms
+// above the configured figure, and what a stall of the machine adds to every
+// packet in flight), not to the configured figure; the delayers are held to
 // the configured one, more loosely.
 const (
 	netnsRTTTolerance   = 1.0  // ms, prober's average vs the reference round trip
@@ -47,7 +48,7 @@ const (
 	netnsLossTolerance  = 0.05 // measured vs configured loss on a lossy link, as a share
 	netnsLostLossless   = 1    // probes lost on a link configured without loss
 	netnsCount          = 400  // probes per target: loss within 5 points at 3 sigma
-	netnsRefCount       = 100  // reference round trips per target and method
+	netnsRefCount       = 100  // reference round trips per target and method, at least
 )
 
 // netnsStddevBounds is the range the prober's standard deviation must lie in
@@ -62,9 +63,10 @@ func netnsStddevBounds(jitterMs, refStddev float64) (lo, hi float64) {
 	return 0.8 * want, 1.25*max(want, refStddev) + 0.5
 }
 
-// referenceRTT times n UDP echoes to addr:7 from namespace from, one at a
-// time, and returns their mean, standard deviation and the number lost.
-func referenceRTT(lab *netem.Lab, from, addr string, n int) (avg, stddev float64, lost int, err error) {
+// referenceRTT times UDP echoes to addr:7 from namespace from, one at a
+// time, until stop is closed (and at least min of them), and returns their
+// mean, standard deviation and the number lost.
+func referenceRTT(lab *netem.Lab, from, addr string, min int, stop <-chan struct{}) (avg, stddev float64, lost int, err error) {
 	var conn net.Conn
 	if err := lab.Do(from, func() (err error) {
 		conn, err = net.Dial("udp4", addr+":7")
@@ -75,7 +77,15 @@ func referenceRTT(lab *netem.Lab, from, addr string, n int) (avg, stddev float64
 	defer func() { _ = conn.Close() }()
 	var samples []float64
 	buf := make([]byte, 64)
-	for i := range n {
+	stopped := func() bool {
+		select {
+		case <-stop:
+			return true
+		default:
+			return false
+		}
+	}
+	for i := 0; i < min || !stopped(); i++ {
 		msg := fmt.Appendf(nil, "ref %d", i)
 		start := time.Now()
 		if _, err := conn.Write(msg); err != nil {
@@ -97,7 +107,7 @@ func referenceRTT(lab *netem.Lab, from, addr string, n int) (avg, stddev float64
 		}
 	}
 	if len(samples) == 0 {
-		return 0, 0, lost, fmt.Errorf("no echo from %s in %d tries", addr, n)
+		return 0, 0, lost, fmt.Errorf("no echo from %s in %d tries", addr, lost)
 	}
 	for _, v := range samples {
 		avg += v
@@ -207,17 +217,19 @@ func TestNetnsEndToEnd(t *testing.T) {
 		{methods: "udp", interval: "5ms", extra: []string{"--udp-port", "7"}, want: ningv1.ProbeMethod_PROBE_METHOD_UDP_ECHO},
 		{methods: "tcp", interval: "5ms", extra: []string{"--tcp-port", "9"}, want: ningv1.ProbeMethod_PROBE_METHOD_TCP_CONNECT}, // RST from a closed port
 	}
-	// references measures every link's reference round trip, all links at once.
-	references := func(t *testing.T) map[string][2]float64 {
+	// references starts every link's reference round trip, all links at
+	// once; the function it returns stops them and gives their figures.
+	references := func(t *testing.T) func() map[string][2]float64 {
 		t.Helper()
 		var (
 			wg   sync.WaitGroup
 			rmu  sync.Mutex
 			refs = map[string][2]float64{}
+			stop = make(chan struct{})
 		)
 		for _, l := range netnsLinks {
 			wg.Go(func() {
-				avg, sd, _, err := referenceRTT(lab, "a", addrs[l.site], netnsRefCount)
+				avg, sd, _, err := referenceRTT(lab, "a", addrs[l.site], netnsRefCount, stop)
 				rmu.Lock()
 				defer rmu.Unlock()
 				if err != nil {
@@ -227,8 +239,11 @@ func TestNetnsEndToEnd(t *testing.T) {
 				refs[l.site] = [2]float64{avg, sd}
 			})
 		}
-		wg.Wait()
-		return refs
+		return func() map[string][2]float64 {
+			close(stop)
+			wg.Wait()
+			return refs
+		}
 	}
 	t.Run("accuracy", func(t *testing.T) {
 		for _, tt := range tests {
@@ -266,7 +281,7 @@ func TestNetnsEndToEnd(t *testing.T) {
 		return rows[i].site < rows[j].site
 	})
 	var b strings.Builder
-	fmt.Fprintf(&b, "measured vs configured, %d probes per target and method, NFQUEUE delayer; reference: %d UDP echoes per target, one at a time, just before:\n", netnsCount, netnsRefCount)
+	fmt.Fprintf(&b, "measured vs configured, %d probes per target and method, NFQUEUE delayer; reference: UDP echoes per target, one at a time, alongside (at least %d):\n", netnsCount, netnsRefCount)
 	fmt.Fprintf(&b, "%-12s %-5s %-16s %-16s %-11s %-8s %-9s %-10s %s\n", "method", "site", "configured RTT", "reference", "measured", "diff", "stddev", "loss cfg", "loss measured")
 	for _, r := range rows {
 		cfg := fmt.Sprintf("%.0f ms", r.cfgRTT)
@@ -299,7 +314,7 @@ func TestNetnsEndToEnd(t *testing.T) {
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // accuracy is what one probe run measured to one target, and the reference
-// round trip measured just before it.
+// round trip measured alongside it.
 type accuracy struct {
 	ref, refStddev, avg, stddev float64 // ms
 	sent, received              uint32
@@ -365,11 +380,12 @@ type row struct {
 // measureMethod measures every link with one method against each link's
 // reference round trip, and returns the rows and what checkAccuracy found.
 func measureMethod(t *testing.T, methods, interval string, want ningv1.ProbeMethod, extra []string,
-	references func(*testing.T) map[string][2]float64,
+	references func(*testing.T) func() map[string][2]float64,
 	runProbe func(t *testing.T, methods string, count int, interval string, extra ...string) *ningv1.LatencyReport) ([]row, []error) {
 	t.Helper()
-	refs := references(t)
+	stopReferences := references(t)
 	r := runProbe(t, methods, netnsCount, interval, extra...)
+	refs := stopReferences()
 	if len(r.GetTargets()) != len(netnsLinks) {
 		t.Fatalf("%d targets in the report, want %d", len(r.GetTargets()), len(netnsLinks))
 	}
