@@ -125,7 +125,7 @@ test-mosquitto: ## run the MQTT transport tests against a real Mosquitto on 127.
 	  [ $$rc = 0 ] || tail -50 $$tmp/test.log; rm -rf $$tmp; exit $$rc
 
 test-netns: ## as root: ning probe across emulated WAN links (NFQUEUE delayer), every method, measured vs configured; a partitioned site through store, scheduler and rescheduler; ning demo --netns (skips without root, ip or iptables)
-	$(GO) test -count=1 -v -timeout 5m -run 'TestDelayerRoundTrip|TestNetnsEndToEnd|TestUDPEchoMeasuresConfiguredDelay' ./internal/netem ./internal/probe
+	$(GO) test -count=1 -v -timeout 8m -run 'TestDelayerRoundTrip|TestNetnsEndToEnd|TestUDPEchoMeasuresConfiguredDelay' ./internal/netem ./internal/probe
 	$(GO) test -count=1 -v -timeout 5m -run 'TestNetnsProbersThroughBroker' ./internal/demo/netns
 	$(GO) test -count=1 -v -timeout 8m -run 'TestPartitionedSite|TestDemoNetns' ./test/integration 2>&1 | grep -E '^(=== RUN|\s*--- |ok|FAIL|PASS|panic)|_test.go:'
 
