@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,7 +20,6 @@ import (
 	"github.com/prometheus/procfs"
 	"k8s.io/apimachinery/pkg/util/wait"
 
-	"github.com/ning-edge/ning/internal/logging/logtest"
 	"github.com/ning-edge/ning/internal/testcluster"
 )
 
@@ -53,19 +51,7 @@ func TestExtenderUnderAttack(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := freeAddr(t)
-	var logs logtest.Buffer
-	cmd := exec.CommandContext(ctx, bin, "extender", "--listen", addr, "--kubeconfig", cp.Kubeconfig, "--latency-file", file, "--log-level", "warn")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cancel()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("ning extender output:\n%s", logs.String())
-		}
-	}()
+	cmd, logs := startNing(t, bin, "extender", "--listen", addr, "--kubeconfig", cp.Kubeconfig, "--latency-file", file, "--log-level", "warn")
 	base := "http://" + addr
 	waitHealthy(t, base+"/healthz")
 

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -10,6 +9,7 @@ import (
 
 	"k8s.io/utils/clock"
 
+	"github.com/ning-edge/ning/internal/logging/logtest"
 	"github.com/ning-edge/ning/internal/testcluster"
 	"github.com/ning-edge/ning/internal/topology"
 )
@@ -23,6 +23,28 @@ func buildNing(t *testing.T) string {
 		t.Fatalf("building ning: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// startNing starts the ning binary with args (a subcommand first) until the
+// test ends, and logs its output (stdout and stderr) if the test failed.
+func startNing(t *testing.T, bin string, args ...string) (*exec.Cmd, *logtest.Buffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &logtest.Buffer{}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("starting ning %s: %v", args[0], err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("ning %s output:\n%.20000s", args[0], logs.String())
+		}
+	})
+	return cmd, logs
 }
 
 // TestSchedulerCommand runs the `ning scheduler` binary as a user would, with
@@ -55,20 +77,8 @@ latencyMs:
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var logs bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, "scheduler", "--kubeconfig", cp.Kubeconfig, "--latency-file", file,
+	startNing(t, bin, "scheduler", "--kubeconfig", cp.Kubeconfig, "--latency-file", file,
 		"--leader-elect=false", "--secure-port=0", "-v=1")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cancel()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("ning scheduler output:\n%s", logs.String())
-		}
-	}()
 	ns := e.namespace(t)
 	e.createPod(t, ns, "p", nil, nil)
 	if got := e.waitSite(t, ns, "p"); got != "c" {

@@ -13,7 +13,6 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -31,7 +30,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ning-edge/ning/internal/discover"
-	"github.com/ning-edge/ning/internal/logging/logtest"
 	"github.com/ning-edge/ning/internal/testcluster"
 )
 
@@ -58,23 +56,9 @@ func TestDiscoveryOTLPUnderAttack(t *testing.T) {
 		t.Fatal(err)
 	}
 	otlpAddr, httpAddr := freeAddr(t), freeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var logs logtest.Buffer
-	cmd := exec.CommandContext(ctx, bin, "discover", "--source", "otlp", "--dry-run", "--kubeconfig", cp.Kubeconfig,
+	cmd, logs := startNing(t, bin, "discover", "--source", "otlp", "--dry-run", "--kubeconfig", cp.Kubeconfig,
 		"--otlp-listen", otlpAddr, "--listen", httpAddr, "--interval", "1h", "--otlp-match", "",
 		"--otlp-tls-cert", certFile, "--otlp-tls-key", keyFile, "--otlp-token-file", tokenFile, "--log-level", "warn")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cancel()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("ning discover output:\n%.20000s", logs.String())
-		}
-	}()
 	waitHealthy(t, "http://"+httpAddr+"/healthz")
 
 	// dial connects from a loopback source address (another "source").
