@@ -1,7 +1,8 @@
 // Package extender serves ning's placement decisions to a stock kube-scheduler
 // through the scheduler extender HTTP API (k8s.io/kube-scheduler/extender/v1):
 // /filter applies the delay constraints and load thresholds, /prioritize ranks
-// nodes by traffic-weighted RTT gain, load and cloud fallback. It reads the
+// nodes by traffic-weighted RTT gain, load and cloud fallback, /bind binds a
+// pod and counts it at once among its workload's replicas. It reads the
 // same topology store and calls the same placement code as ning's scheduler
 // plugins (NetworkLatency, TrafficLatency, NodeLoad, CloudFallback), so the
 // two agree about where a pod belongs.
