@@ -66,13 +66,13 @@ func SchedulerConfig(p SchedulerConfigParams) (string, error) {
 
 // DeployConfigParams are deploy/extender-config.yaml's: in-cluster, leader
 // election on, the extender behind the Service ning-extender in kube-system
-// over HTTPS (as the chart serves it), binding pods (bindVerb), ignorable, so
-// that stock scheduling goes on while the extender is down.
+// over HTTPS (as the chart serves it), ignorable, so that stock scheduling
+// goes on while the extender is down; bindVerb commented out, as the chart's
+// extender.bind is off by default (the extender authenticates no client).
 var DeployConfigParams = SchedulerConfigParams{
 	LeaderElect:      true,
 	URL:              "https://ning-extender.kube-system.svc:8888",
 	NodeCacheCapable: true,
 	Ignorable:        true,
-	Bind:             true,
 	CAFile:           "/etc/kubernetes/ning-extender-ca.crt",
 }

@@ -137,12 +137,12 @@ func TestApply(t *testing.T) {
 		{"testdata/external.yaml", "ning-edge", "privileged", func(t *testing.T, objs []*unstructured.Unstructured) {
 			checkRBAC(ctx, t, c, "ning-edge", externalRBAC)
 			checkProbeJob(ctx, t, c, objs)
-			checkStockSchedulerConfig(t, objs, false, false)
+			checkStockSchedulerConfig(t, objs, false, true)
 		}},
 		{"testdata/embedded-tls.yaml", "ning-tls", "restricted", func(t *testing.T, objs []*unstructured.Unstructured) {
 			checkRBAC(ctx, t, c, "ning-tls", cronJobRBAC)
 			checkProbeJob(ctx, t, c, objs)
-			checkStockSchedulerConfig(t, objs, true, true)
+			checkStockSchedulerConfig(t, objs, true, false)
 		}},
 	} {
 		t.Run(setName(tc.file), func(t *testing.T) {
@@ -392,9 +392,11 @@ var externalRBAC = []access{
 	{sa: "edge-extender", verb: "list", resource: "nodes", want: true},
 	{sa: "edge-extender", verb: "create", resource: "pods", sub: "eviction", ns: "default", want: false},
 	{sa: "edge-extender", verb: "patch", resource: "nodes", want: false},
-	// extender.bind off: the default binder binds.
-	{sa: "edge-extender", verb: "create", resource: "pods", sub: "binding", ns: "default", want: false},
-	{sa: "edge-extender", verb: "get", resource: "pods", ns: "default", want: false},
+	// extender.bind on: /bind binds as the default binder, no more.
+	{sa: "edge-extender", verb: "create", resource: "pods", sub: "binding", ns: "default", want: true},
+	{sa: "edge-extender", verb: "get", resource: "pods", ns: "default", want: true},
+	{sa: "edge-extender", verb: "delete", resource: "pods", ns: "default", want: false},
+	{sa: "edge-extender", verb: "update", resource: "pods", ns: "default", want: false},
 	{sa: "edge-rescheduler", verb: "update", group: "coordination.k8s.io", resource: "leases", ns: "ning-edge", name: "edge-rescheduler", want: true},
 }
 
@@ -405,11 +407,9 @@ var cronJobRBAC = []access{
 	{sa: "ning-discover", verb: "get", group: "apps", resource: "deployments", ns: "ning-tls", name: "ning-discover", want: false},
 	{sa: "ning-discover", verb: "create", group: "batch", resource: "jobs", ns: "ning-tls", want: true},
 	{sa: "ning-rescheduler", verb: "create", resource: "pods", sub: "eviction", ns: "default", want: false},
-	// extender.bind (on by default): /bind binds as the default binder, no more.
-	{sa: "ning-extender", verb: "create", resource: "pods", sub: "binding", ns: "default", want: true},
-	{sa: "ning-extender", verb: "get", resource: "pods", ns: "default", want: true},
-	{sa: "ning-extender", verb: "delete", resource: "pods", ns: "default", want: false},
-	{sa: "ning-extender", verb: "update", resource: "pods", ns: "default", want: false},
+	// extender.bind off by default: the default binder binds.
+	{sa: "ning-extender", verb: "create", resource: "pods", sub: "binding", ns: "default", want: false},
+	{sa: "ning-extender", verb: "get", resource: "pods", ns: "default", want: false},
 	{sa: "ning-extender", verb: "create", resource: "pods", sub: "eviction", ns: "default", want: false},
 }
 

@@ -21,9 +21,9 @@ import (
 
 // TestExtenderBurst creates a 10-replica ReplicaSet, whose replicas the
 // real ReplicaSet controller creates in one burst, for two stock
-// kube-schedulers calling one `ning extender`: "bind" configured as
-// deploy/extender-config.yaml (bindVerb: the extender binds each pod and
-// counts it at once), "no-bind" without bindVerb (the default binder binds;
+// kube-schedulers calling one `ning extender`: "bind" with bindVerb (as
+// deploy/extender-config.yaml uncommented, or the chart's extender.bind: the
+// extender binds each pod and counts it at once), "no-bind" without bindVerb (the default binder binds;
 // the extender sees a replica only once its pod informer does). With bind the
 // burst must land as the planner says, as the TrafficLatency plugin places it
 // (TestScheduler's "workload spread by traffic"); without, it is logged:
