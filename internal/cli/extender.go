@@ -74,7 +74,7 @@ func (o *extenderOptions) AddFlags(f *pflag.FlagSet) {
 	f.Int64Var(&o.cfg.Limits.MaxBodyBytes, "max-body-bytes", extender.DefaultMaxBodyBytes, "largest request body; larger ones get 413")
 	f.IntVar(&o.cfg.Limits.MaxNodes, "max-nodes", extender.DefaultMaxNodes, "most nodes one request may list; more get 413")
 	f.IntVar(&o.cfg.Limits.MaxLabelBytes, "max-label-bytes", extender.DefaultMaxLabelBytes, "longest label (key plus value) read from a request; a pod label over it rejects every node with one short reason")
-	f.IntVar(&o.cfg.Limits.MaxInFlight, "max-in-flight", extender.DefaultMaxInFlight, "requests answered at once; more get 429")
+	f.IntVar(&o.cfg.Limits.MaxInFlight, "max-in-flight", extender.DefaultMaxInFlight, "/filter and /prioritize requests answered at once; more get 429 (/bind has its own limit, 16)")
 	f.DurationVar(&o.run.Server.ReadTimeout, "read-timeout", 0, "HTTP read timeout (default 10s)")
 	f.DurationVar(&o.run.Server.WriteTimeout, "write-timeout", 0, "HTTP write timeout (default 10s)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")

@@ -1,7 +1,8 @@
 // Package extender serves ning's placement decisions to a stock kube-scheduler
 // through the scheduler extender HTTP API (k8s.io/kube-scheduler/extender/v1):
 // /filter applies the delay constraints and load thresholds, /prioritize ranks
-// nodes by traffic-weighted RTT gain, load and cloud fallback. It reads the
+// nodes by traffic-weighted RTT gain, load and cloud fallback, /bind binds a
+// pod and counts it at once among its workload's replicas. It reads the
 // same topology store and calls the same placement code as ning's scheduler
 // plugins (NetworkLatency, TrafficLatency, NodeLoad, CloudFallback), so the
 // two agree about where a pod belongs.
@@ -22,6 +23,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/record"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
@@ -58,6 +60,11 @@ const (
 	// DefaultMaxInFlight is how many requests are answered at once:
 	// kube-scheduler calls an extender for one pod at a time per profile.
 	DefaultMaxInFlight = 4
+	// DefaultMaxBindsInFlight is how many /bind requests are answered at
+	// once: kube-scheduler binds in a goroutine per pod, so a burst's binds
+	// overlap each other and the next pods' /filter calls. A bind's body is
+	// a few hundred bytes; its cost is the apiserver's round trip.
+	DefaultMaxBindsInFlight = 16
 	// DefaultMaxBodyBytes is the default request body limit: enough for the
 	// pod and DefaultMaxNodes node names, or a few thousand full Node objects.
 	DefaultMaxBodyBytes = 8 << 20
@@ -81,6 +88,9 @@ type Limits struct {
 	// MaxInFlight is how many /filter and /prioritize requests are answered
 	// at once; more get 429 (reason in_flight) before their body is read.
 	MaxInFlight int
+	// MaxBindsInFlight is how many /bind requests are answered at once,
+	// apart from MaxInFlight; more get 429 (reason in_flight).
+	MaxBindsInFlight int
 	// MaxBodyBytes limits a request body; larger ones get 413 (too_large).
 	MaxBodyBytes int64
 	// LogEvery is how often refusals of one reason from one source are
@@ -99,6 +109,9 @@ func (l *Limits) SetDefaults() {
 	if l.MaxInFlight == 0 {
 		l.MaxInFlight = DefaultMaxInFlight
 	}
+	if l.MaxBindsInFlight == 0 {
+		l.MaxBindsInFlight = DefaultMaxBindsInFlight
+	}
 	if l.MaxBodyBytes == 0 {
 		l.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -111,7 +124,7 @@ func (l *Limits) SetDefaults() {
 func (l *Limits) Validate(path *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	for name, v := range map[string]int64{"maxNodes": int64(l.MaxNodes), "maxLabelBytes": int64(l.MaxLabelBytes),
-		"maxInFlight": int64(l.MaxInFlight), "maxBodyBytes": l.MaxBodyBytes, "logEvery": int64(l.LogEvery)} {
+		"maxInFlight": int64(l.MaxInFlight), "maxBindsInFlight": int64(l.MaxBindsInFlight), "maxBodyBytes": l.MaxBodyBytes, "logEvery": int64(l.LogEvery)} {
 		if v <= 0 {
 			errs = append(errs, field.Invalid(path.Child(name), v, "must be positive"))
 		}
@@ -132,6 +145,10 @@ type Config struct {
 	Weights policy.Weights
 	// Limits bound what one request may cost.
 	Limits Limits
+	// AssumeFor is how long a pod bound through /bind counts as assumed
+	// while the pod informer has not seen it bound; 0 means
+	// DefaultAssumeFor.
+	AssumeFor time.Duration
 }
 
 // SetDefaults fills unset fields with the plugins' defaults.
@@ -141,6 +158,9 @@ func (c *Config) SetDefaults() {
 	c.NodeLoad.SetDefaults()
 	c.CloudFallback.SetDefaults()
 	c.Limits.SetDefaults()
+	if c.AssumeFor == 0 {
+		c.AssumeFor = DefaultAssumeFor
+	}
 	if c.Weights == (policy.Weights{}) {
 		c.Weights = policy.DefaultWeights()
 	}
@@ -154,6 +174,9 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.NodeLoad.Validate(field.NewPath("nodeLoad"))...)
 	errs = append(errs, c.CloudFallback.Validate(field.NewPath("cloudFallback"))...)
 	errs = append(errs, c.Limits.Validate(field.NewPath("limits"))...)
+	if c.AssumeFor < 0 {
+		errs = append(errs, field.Invalid(field.NewPath("assumeFor"), c.AssumeFor.String(), "must not be negative"))
+	}
 	for name, w := range map[string]int32{"trafficLatency": c.Weights.TrafficLatency, "nodeLoad": c.Weights.NodeLoad} {
 		if w < 0 || w > 1000 {
 			errs = append(errs, field.Invalid(field.NewPath("weights", name), w, "must be in 0..1000"))
@@ -172,7 +195,8 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Extender answers /filter and /prioritize. It is safe for concurrent use.
+// Extender answers /filter, /prioritize and /bind. It is safe for
+// concurrent use.
 type Extender struct {
 	cfg     Config
 	policy  policy.NodeLoad
@@ -180,6 +204,7 @@ type Extender struct {
 	index   *siteindex.Index
 	locate  policy.Locator
 	nodes   corelisters.NodeLister
+	pods    corelisters.PodLister
 	metrics *Metrics
 	log     *slog.Logger
 	clock   clock.PassiveClock
@@ -188,10 +213,15 @@ type Extender struct {
 	open policy.FailOpenLatch
 	// recorder, when set, records the fail-open Event NetworkLatency records.
 	recorder record.EventRecorder
+	// client, when set, binds pods for /bind.
+	client kubernetes.Interface
+	// assumed are the pods /bind bound, until they expire.
+	assumed assumedPods
 
 	rtt topology.MatrixCache
-	// inFlight holds a token per request being answered.
-	inFlight chan struct{}
+	// inFlight holds a token per /filter or /prioritize request being
+	// answered, binding one per /bind request.
+	inFlight, binding chan struct{}
 	// every limits refusal log lines to one per source and reason.
 	every *logging.Throttle
 }
@@ -207,17 +237,20 @@ func New(f informers.SharedInformerFactory, store Store, cfg Config, m *Metrics,
 	if err != nil {
 		return nil, fmt.Errorf("extender site index: %w", err)
 	}
+	pods := f.Core().V1().Pods().Lister()
 	return &Extender{
 		cfg:      cfg,
 		policy:   policy.LoadPolicy(cfg.NodeLoad),
 		store:    store,
 		index:    index,
-		locate:   index.Locator(f.Core().V1().Pods().Lister()),
+		locate:   index.Locator(pods),
 		nodes:    f.Core().V1().Nodes().Lister(),
+		pods:     pods,
 		metrics:  m,
 		log:      log,
 		clock:    clock.RealClock{},
 		inFlight: make(chan struct{}, cfg.Limits.MaxInFlight),
+		binding:  make(chan struct{}, cfg.Limits.MaxBindsInFlight),
 		every:    logging.NewThrottle(cfg.Limits.LogEvery, clock.RealClock{}),
 	}, nil
 }
@@ -550,6 +583,7 @@ func (x *Extender) trafficScores(ctx context.Context, pod *v1.Pod, cands []candi
 	for i, site := range sites {
 		index[site] = i
 	}
+	x.expireAssumed()
 	count := x.index.Counts(policy.WorkloadOf(pod).UID, pod.UID)
 	prob := policy.Problem(sites, x.matrix(sites), traffic, x.cfg.TrafficLatency.PerReplicaRPS)
 	r, err := policy.Rank(ctx, prob, policy.Current(sites, count))

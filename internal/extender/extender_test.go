@@ -85,10 +85,11 @@ func startCluster(t testing.TB, objs ...runtime.Object) kubernetes.Interface {
 }
 
 type testEnv struct {
-	x     *Extender
-	store *topology.Store
-	reg   *prometheus.Registry
-	h     http.Handler
+	x      *Extender
+	client kubernetes.Interface
+	store  *topology.Store
+	reg    *prometheus.Registry
+	h      http.Handler
 }
 
 // newEnv starts an extender over a real apiserver holding objs, with the test
@@ -112,7 +113,8 @@ func newEnvConfig(t testing.TB, cfg Config, objs ...runtime.Object) *testEnv {
 			t.Fatal(err)
 		}
 	}
-	f := informers.NewSharedInformerFactory(startCluster(t, objs...), 0)
+	client := startCluster(t, objs...)
+	f := informers.NewSharedInformerFactory(client, 0)
 	reg := prometheus.NewRegistry()
 	m, err := NewMetrics(reg)
 	if err != nil {
@@ -146,7 +148,8 @@ func newEnvConfig(t testing.TB, cfg Config, objs ...runtime.Object) *testEnv {
 		t.Fatalf("index never caught up: %v", err)
 	}
 	h := x.Handler(HandlerOptions{Gatherer: reg, Ready: func() bool { return true }})
-	return &testEnv{x: x, store: store, reg: reg, h: h}
+	x.client = client
+	return &testEnv{x: x, client: client, store: store, reg: reg, h: h}
 }
 
 // post sends body to path and returns the status code and body.
@@ -468,7 +471,7 @@ func TestHTTPErrors(t *testing.T) {
 		{"nameless node", "POST", "/filter", `{"Pod":` + pod + `,"Nodes":{"items":[{}]}}`, 400, "has no name"},
 		{"too large", "POST", "/filter", `{"Pod":` + pod + `,"NodeNames":["` + strings.Repeat("x", DefaultMaxBodyBytes) + `"]}`, 413, "limit"},
 		{"wrong method", "GET", "/filter", ``, 405, ""},
-		{"unknown path", "POST", "/bind", `{}`, 404, ""},
+		{"unknown path", "POST", "/preempt", `{}`, 404, ""},
 		{"empty node list is fine", "POST", "/filter", `{"Pod":` + pod + `,"NodeNames":[]}`, 200, `"NodeNames":[]`},
 		{"healthz", "GET", "/healthz", ``, 200, "ok"},
 	} {

@@ -16,10 +16,20 @@ var fuzzSeeds = []string{
 	`{"Pod":`,
 }
 
+// bindSeeds are /bind requests as kube-scheduler sends them and near misses.
+var bindSeeds = []string{
+	`{"PodName":"p","PodNamespace":"default","PodUID":"0b6b4c6e-1f7e-4c43-9d0a-2f1c1d1e1f10","Node":"a-0"}`,
+	`{"PodName":"p","PodNamespace":"default","Node":"a-0"}`,
+	`{"PodName":"","PodNamespace":"default","PodUID":"u","Node":"a-0"}`,
+	`{"PodName":7}`,
+	`null`,
+	`{"PodName":`,
+}
+
 // fuzzRequest checks that any body gets 200, 400 or 413 and never a 500 or a
 // panic, and that a 200 is valid JSON.
-func fuzzRequest(f *testing.F, path string) {
-	for _, s := range fuzzSeeds {
+func fuzzRequest(f *testing.F, path string, seeds []string) {
+	for _, s := range seeds {
 		f.Add([]byte(s))
 	}
 	e := newEnv(f, testNodes()...)
@@ -37,5 +47,6 @@ func fuzzRequest(f *testing.F, path string) {
 	})
 }
 
-func FuzzFilterRequest(f *testing.F)     { fuzzRequest(f, "/filter") }
-func FuzzPrioritizeRequest(f *testing.F) { fuzzRequest(f, "/"+verbPrioritize) }
+func FuzzFilterRequest(f *testing.F)     { fuzzRequest(f, "/filter", fuzzSeeds) }
+func FuzzPrioritizeRequest(f *testing.F) { fuzzRequest(f, "/"+verbPrioritize, fuzzSeeds) }
+func FuzzBindRequest(f *testing.F)       { fuzzRequest(f, "/bind", bindSeeds) }

@@ -28,8 +28,8 @@ type HandlerOptions struct {
 	Ready func() bool
 }
 
-// Handler serves POST /filter, POST /prioritize, GET /healthz and GET /metrics,
-// within the Config's Limits.
+// Handler serves POST /filter, POST /prioritize, POST /bind, GET /healthz and
+// GET /metrics, within the Config's Limits.
 func (x *Extender) Handler(o HandlerOptions) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /filter", x.verb("filter", func(ctx context.Context, a *extenderv1.ExtenderArgs) (any, error) {
@@ -38,6 +38,7 @@ func (x *Extender) Handler(o HandlerOptions) http.Handler {
 	mux.Handle("POST /"+verbPrioritize, x.verb(verbPrioritize, func(ctx context.Context, a *extenderv1.ExtenderArgs) (any, error) {
 		return x.Prioritize(ctx, a) //nolint:misspell // the API's verb
 	}))
+	mux.Handle("POST /bind", x.bindHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if o.Ready != nil && !o.Ready() {
 			http.Error(w, "informers not synced", http.StatusServiceUnavailable)
@@ -93,6 +94,76 @@ func (x *Extender) verb(name string, f func(context.Context, *extenderv1.Extende
 	})
 }
 
+// bindHandler takes a bind token, decodes ExtenderBindingArgs, runs Bind and
+// answers an ExtenderBindingResult, its Error set on a refusal: with code 200
+// when kube-scheduler could have sent the request (it reads the body of no
+// other code), else with the refusal's code.
+func (x *Extender) bindHandler() http.Handler {
+	lim := x.cfg.Limits
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fail := func(reason string, code int, msg string) {
+			x.counted(r, reason, msg)
+			x.writeJSONCode(w, r, "bind", code, &extenderv1.ExtenderBindingResult{Error: msg})
+		}
+		select {
+		case x.binding <- struct{}{}:
+			defer func() { <-x.binding }()
+		default:
+			w.Header().Set("Retry-After", "1")
+			fail(reasonInFlight, http.StatusTooManyRequests, fmt.Sprintf("bind: %d requests in progress, the limit", lim.MaxBindsInFlight))
+			return
+		}
+		args, err := DecodeBindingArgs(http.MaxBytesReader(w, r.Body, lim.MaxBodyBytes))
+		if err == nil {
+			if err = x.Bind(r.Context(), args); err == nil {
+				x.writeJSON(w, r, "bind", &extenderv1.ExtenderBindingResult{})
+				return
+			}
+		}
+		var tooLarge *http.MaxBytesError
+		switch re, ok := errRequest(err); {
+		case errors.As(err, &tooLarge):
+			fail(reasonTooLarge, http.StatusRequestEntityTooLarge, fmt.Sprintf("bind: request body over the %d-byte limit", tooLarge.Limit))
+		case r.Context().Err() != nil && errors.Is(err, r.Context().Err()):
+			fail(reasonCancelled, http.StatusServiceUnavailable, "bind: "+err.Error())
+		case ok:
+			code := re.Code
+			if code == 0 {
+				code = http.StatusBadRequest
+			}
+			fail(re.Reason, code, "bind: "+re.Msg)
+		default:
+			fail(reasonBindFailed, http.StatusOK, "bind: "+err.Error())
+		}
+	})
+}
+
+// DecodeBindingArgs reads one ExtenderBindingArgs JSON document (as
+// kube-scheduler sends it) and nothing after it. A decoding error is a
+// *RequestError, except a body over the limit, which is the reader's
+// *http.MaxBytesError.
+func DecodeBindingArgs(r io.Reader) (*extenderv1.ExtenderBindingArgs, error) {
+	dec := json.NewDecoder(r)
+	var args extenderv1.ExtenderBindingArgs
+	if err := dec.Decode(&args); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, err
+		}
+		if errors.Is(err, io.EOF) {
+			return nil, badRequest("malformed_json", "empty request body: want ExtenderBindingArgs JSON")
+		}
+		return nil, badRequest("malformed_json", "malformed ExtenderBindingArgs JSON: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return nil, badRequest("malformed_json", "malformed ExtenderBindingArgs JSON: %v", err)
+		}
+		return nil, badRequest("malformed_json", "malformed JSON: data after the ExtenderBindingArgs object")
+	}
+	return &args, nil
+}
+
 // refuse answers a refused request with code and msg, counts it under
 // reason, and logs it once per source, reason and Limits.LogEvery.
 func (x *Extender) refuse(w http.ResponseWriter, r *http.Request, reason string, code int, msg string) {
@@ -121,6 +192,11 @@ func (x *Extender) counted(r *http.Request, reason, msg string) {
 // new TCP connection per pod. With a Content-Length the client sees the end
 // of the body with the last byte it reads, and keeps the connection alive.
 func (x *Extender) writeJSON(w http.ResponseWriter, r *http.Request, verb string, out any) {
+	x.writeJSONCode(w, r, verb, http.StatusOK, out)
+}
+
+// writeJSONCode is writeJSON with the status code.
+func (x *Extender) writeJSONCode(w http.ResponseWriter, r *http.Request, verb string, code int, out any) {
 	b, err := json.Marshal(out)
 	if err != nil {
 		// Only a bug can get here: the results are plain structs.
@@ -132,6 +208,7 @@ func (x *Extender) writeJSON(w http.ResponseWriter, r *http.Request, verb string
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(code)
 	if _, err := w.Write(b); err != nil {
 		x.log.DebugContext(r.Context(), "writing the response", "verb", verb, "err", err)
 	}
@@ -220,7 +297,7 @@ func (x *Extender) instrument(next http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		verb := "other"
 		switch r.URL.Path {
-		case "/filter", "/" + verbPrioritize, "/healthz", "/metrics":
+		case "/filter", "/" + verbPrioritize, "/bind", "/healthz", "/metrics":
 			verb = r.URL.Path[1:]
 		}
 		defer func() {

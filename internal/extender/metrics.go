@@ -13,7 +13,8 @@ type Metrics struct {
 	Requests *prometheus.CounterVec
 	// Duration is the time to answer a request, by verb and code.
 	Duration *prometheus.HistogramVec
-	// Rejected counts requests answered 4xx, by reason.
+	// Rejected counts requests answered 4xx, and /bind requests answered
+	// with an ExtenderBindingResult error, by reason.
 	Rejected *prometheus.CounterVec
 	// Bounded counts requests answered within a limit, by reason:
 	// label_too_long (a pod label over Limits.MaxLabelBytes rejects every
@@ -29,6 +30,12 @@ type Metrics struct {
 	FailOpen prometheus.Counter
 	// MissingData counts requests scored without traffic or some node's load.
 	MissingData *prometheus.CounterVec
+	// Bound counts pods bound through /bind.
+	Bound prometheus.Counter
+	// AssumeExpired counts pods bound through /bind that stopped counting
+	// as assumed after Config.AssumeFor without the informer seeing them
+	// bound.
+	AssumeExpired prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -45,7 +52,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"verb", "code"}),
 		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ning_extender_rejected_requests_total",
-			Help: "Extender requests refused (4xx), by reason.",
+			Help: "Extender requests refused (4xx, or a /bind answered with an error), by reason.",
 		}, []string{"reason"}),
 		Bounded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ning_extender_bounded_requests_total",
@@ -67,8 +74,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "ning_extender_missing_data_total",
 			Help: "Requests to /prioritize scored without fresh data, by kind (traffic, load).",
 		}, []string{"data"}),
+		Bound: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ning_extender_bound_pods_total",
+			Help: "Pods bound through /bind, each counted at once in its workload's replicas per site.",
+		}),
+		AssumeExpired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ning_extender_assumed_expired_total",
+			Help: "Pods bound through /bind that stopped counting after the assume timeout without the pod informer seeing them bound.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.Requests, m.Duration, m.Rejected, m.Bounded, m.Filtered, m.MalformedLabels, m.FailOpen, m.MissingData} {
+	for _, c := range []prometheus.Collector{m.Requests, m.Duration, m.Rejected, m.Bounded, m.Filtered, m.MalformedLabels, m.FailOpen, m.MissingData, m.Bound, m.AssumeExpired} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering the extender's metrics: %w", err)
 		}

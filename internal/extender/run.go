@@ -28,7 +28,7 @@ type RunOptions struct {
 
 // Serve serves the extender on ln until ctx is done: it watches nodes and
 // pods through client, reads RTTs, traffic and loads from store, and answers
-// kube-scheduler's /filter and /prioritize calls.
+// kube-scheduler's /filter, /prioritize and /bind calls.
 func Serve(ctx context.Context, ln net.Listener, client kubernetes.Interface, store Store, o RunOptions, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	m, err := NewMetrics(reg)
@@ -47,6 +47,7 @@ func Serve(ctx context.Context, ln net.Listener, client kubernetes.Interface, st
 	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	defer events.Shutdown()
 	x.recorder = events.NewRecorder(scheme.Scheme, v1.EventSource{Component: "ning-extender"})
+	x.client = client
 	f.Start(ctx.Done())
 	defer f.Shutdown()
 	// Serve only once the caches hold every node and pod: until then a

@@ -30,6 +30,9 @@ type SchedulerConfigParams struct {
 	Weight           int
 	NodeCacheCapable bool
 	Ignorable        bool
+	// Bind sets bindVerb: the extender binds each pod and counts it at
+	// once, so that the replicas of a burst spread as the planner says.
+	Bind bool
 	// HTTPTimeout bounds each call; 0 means 5s.
 	HTTPTimeout time.Duration
 	// CAFile, set, is the CA file that verifies an https:// URL's
@@ -64,7 +67,8 @@ func SchedulerConfig(p SchedulerConfigParams) (string, error) {
 // DeployConfigParams are deploy/extender-config.yaml's: in-cluster, leader
 // election on, the extender behind the Service ning-extender in kube-system
 // over HTTPS (as the chart serves it), ignorable, so that stock scheduling
-// goes on while the extender is down.
+// goes on while the extender is down; bindVerb commented out, as the chart's
+// extender.bind is off by default (the extender authenticates no client).
 var DeployConfigParams = SchedulerConfigParams{
 	LeaderElect:      true,
 	URL:              "https://ning-extender.kube-system.svc:8888",

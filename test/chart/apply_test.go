@@ -137,12 +137,12 @@ func TestApply(t *testing.T) {
 		{"testdata/external.yaml", "ning-edge", "privileged", func(t *testing.T, objs []*unstructured.Unstructured) {
 			checkRBAC(ctx, t, c, "ning-edge", externalRBAC)
 			checkProbeJob(ctx, t, c, objs)
-			checkStockSchedulerConfig(t, objs, false)
+			checkStockSchedulerConfig(t, objs, false, true)
 		}},
 		{"testdata/embedded-tls.yaml", "ning-tls", "restricted", func(t *testing.T, objs []*unstructured.Unstructured) {
 			checkRBAC(ctx, t, c, "ning-tls", cronJobRBAC)
 			checkProbeJob(ctx, t, c, objs)
-			checkStockSchedulerConfig(t, objs, true)
+			checkStockSchedulerConfig(t, objs, true, false)
 		}},
 	} {
 		t.Run(setName(tc.file), func(t *testing.T) {
@@ -392,16 +392,25 @@ var externalRBAC = []access{
 	{sa: "edge-extender", verb: "list", resource: "nodes", want: true},
 	{sa: "edge-extender", verb: "create", resource: "pods", sub: "eviction", ns: "default", want: false},
 	{sa: "edge-extender", verb: "patch", resource: "nodes", want: false},
+	// extender.bind on: /bind binds as the default binder, no more.
+	{sa: "edge-extender", verb: "create", resource: "pods", sub: "binding", ns: "default", want: true},
+	{sa: "edge-extender", verb: "get", resource: "pods", ns: "default", want: true},
+	{sa: "edge-extender", verb: "delete", resource: "pods", ns: "default", want: false},
+	{sa: "edge-extender", verb: "update", resource: "pods", ns: "default", want: false},
 	{sa: "edge-rescheduler", verb: "update", group: "coordination.k8s.io", resource: "leases", ns: "ning-edge", name: "edge-rescheduler", want: true},
 }
 
 // cronJobRBAC: with testdata/embedded-tls.yaml (discovery as a CronJob,
-// the rescheduler off).
+// the rescheduler off, the extender on with its defaults).
 var cronJobRBAC = []access{
 	{sa: "ning-discover", verb: "get", group: "batch", resource: "cronjobs", ns: "ning-tls", name: "ning-discover", want: true},
 	{sa: "ning-discover", verb: "get", group: "apps", resource: "deployments", ns: "ning-tls", name: "ning-discover", want: false},
 	{sa: "ning-discover", verb: "create", group: "batch", resource: "jobs", ns: "ning-tls", want: true},
 	{sa: "ning-rescheduler", verb: "create", resource: "pods", sub: "eviction", ns: "default", want: false},
+	// extender.bind off by default: the default binder binds.
+	{sa: "ning-extender", verb: "create", resource: "pods", sub: "binding", ns: "default", want: false},
+	{sa: "ning-extender", verb: "get", resource: "pods", ns: "default", want: false},
+	{sa: "ning-extender", verb: "create", resource: "pods", sub: "eviction", ns: "default", want: false},
 }
 
 // checkRBAC asks the apiserver's RBAC authoriser, as each ServiceAccount.

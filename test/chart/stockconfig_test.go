@@ -17,7 +17,7 @@ import (
 // checkStockSchedulerConfig decodes the extender's KubeSchedulerConfiguration
 // for the stock scheduler with kube-scheduler's own scheme (defaults and
 // validation included) and checks that it calls the rendered Service.
-func checkStockSchedulerConfig(t *testing.T, objs []*unstructured.Unstructured, wantIgnorable bool) {
+func checkStockSchedulerConfig(t *testing.T, objs []*unstructured.Unstructured, wantIgnorable, wantBind bool) {
 	t.Helper()
 	data := configData(t, find(t, objs, "ConfigMap", "-extender-scheduler-config"), "config.yaml")
 	obj, err := runtime.Decode(schedscheme.Codecs.UniversalDecoder(), []byte(data))
@@ -38,6 +38,9 @@ func checkStockSchedulerConfig(t *testing.T, objs []*unstructured.Unstructured, 
 	want := fmt.Sprintf("%s://%s.%s.svc:%v", scheme, svc.GetName(), svc.GetNamespace(), port)
 	if len(cfg.Extenders) != 1 || cfg.Extenders[0].URLPrefix != want || !cfg.Extenders[0].NodeCacheCapable {
 		t.Fatalf("extenders %+v, want one nodeCacheCapable at %s", cfg.Extenders, want)
+	}
+	if want := map[bool]string{true: "bind"}[wantBind]; cfg.Extenders[0].BindVerb != want {
+		t.Errorf("extender bindVerb %q, want %q", cfg.Extenders[0].BindVerb, want)
 	}
 	if cfg.Extenders[0].Ignorable != wantIgnorable {
 		t.Errorf("extender ignorable %v, want %v", cfg.Extenders[0].Ignorable, wantIgnorable)

@@ -185,12 +185,16 @@ func (x *Index) put(uid types.UID, e podEntry) {
 }
 
 // remove drops a pod; with onlyAssumed, only if it is still merely assumed.
-func (x *Index) remove(uid types.UID, onlyAssumed bool) {
+// It reports whether it dropped one.
+func (x *Index) remove(uid types.UID, onlyAssumed bool) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if e, ok := x.pods[uid]; ok && (!onlyAssumed || e.assumed) {
+	e, ok := x.pods[uid]
+	if ok && (!onlyAssumed || e.assumed) {
 		x.removeLocked(uid, e)
+		return true
 	}
+	return false
 }
 
 func (x *Index) removeLocked(uid types.UID, e podEntry) {
@@ -210,8 +214,9 @@ func (x *Index) Assume(pod *v1.Pod, node string) {
 	x.put(pod.UID, podEntry{workload: policy.WorkloadOf(pod).UID, node: node, assumed: true})
 }
 
-// Forget undoes Assume (Unreserve) unless the informer has seen the pod bound.
-func (x *Index) Forget(pod *v1.Pod) { x.remove(pod.UID, true) }
+// Forget undoes Assume (Unreserve) unless the informer has seen the pod
+// bound, and reports whether it did.
+func (x *Index) Forget(pod *v1.Pod) bool { return x.remove(pod.UID, true) }
 
 // Sites returns every site that has a node, sorted. Do not modify the slice.
 func (x *Index) Sites() []string {
