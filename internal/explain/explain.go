@@ -541,23 +541,23 @@ func choose(e *Explanation, prob *placement.Problem, current placement.Placement
 	if i := bestNode[chosen]; i >= 0 {
 		c.Node, c.Total = e.Nodes[i].Name, e.Nodes[i].Total
 	}
+	var own *Node // a bound pod's node
 	if bound {
 		c.Node = e.Pod.Node
-		for _, nd := range e.Nodes {
-			if nd.Name == c.Node {
-				c.Total = nd.Total
-			}
+		if i := indexOf(e.Nodes, c.Node); i >= 0 {
+			own = &e.Nodes[i]
+			c.Total = own.Total
 		}
 	}
 	switch {
-	case bound && chosen != top && top >= 0:
-		c.Why = fmt.Sprintf("on today's data %s scores higher (%d against %d): the data changed since the pod was placed, or a default plugin or the pod's own nodeName chose", e.Sites[top].Name, e.Nodes[bestNode[top]].Total, c.Total)
-	case bound && bestNode[chosen] < 0:
-		c.Why = "no node of this site passes ning's filters on today's data: the data changed since the pod was placed"
+	case own != nil && own.Filter != "":
+		c.Why = fmt.Sprintf("on today's data node %s fails ning's filters (%s): the data changed since the pod was placed", own.Name, own.Filter)
+	case bound && top >= 0 && e.Nodes[bestNode[top]].Total > c.Total:
+		c.Why = fmt.Sprintf("on today's data site %s scores higher (%d against %d): the data changed since the pod was placed, or a default plugin or the pod's own nodeName chose", e.Sites[top].Name, e.Nodes[bestNode[top]].Total, c.Total)
 	case rank == nil:
 		c.Why = "no fresh traffic data: TrafficLatency scores every node the same; NodeLoad and CloudFallback decide"
 	default:
-		c.Why = fmt.Sprintf("the highest total score, %d: TrafficLatency ranks its marginal gain %s", c.Total, ordinal(rankOf(e.Sites, chosen)))
+		c.Why = fmt.Sprintf("the highest total score: TrafficLatency ranks the site's marginal gain %s of %d sites with a candidate node", ordinal(rankOf(e.Sites, chosen)), candidateSites(e.Sites))
 	}
 	runner := -1
 	for k, i := range bestNode {
@@ -578,11 +578,12 @@ func choose(e *Explanation, prob *placement.Problem, current placement.Placement
 	if rank != nil {
 		why = append(why, rank.WhyBehind(prob, current, chosen, runner))
 	}
-	nc, nr := e.Nodes[indexOf(e.Nodes, c.Node)], e.Nodes[bestNode[runner]]
-	for _, plugin := range []string{nodeload.Name, cloudfallback.Name} {
-		a, b := scoreOf(nc, plugin), scoreOf(nr, plugin)
-		if a != b {
-			why = append(why, fmt.Sprintf("%s %d against %d", plugin, b, a))
+	if i := indexOf(e.Nodes, c.Node); i >= 0 {
+		nc, nr := e.Nodes[i], e.Nodes[bestNode[runner]]
+		for _, plugin := range []string{nodeload.Name, cloudfallback.Name} {
+			if a, b := scoreOf(nc, plugin), scoreOf(nr, plugin); a != b {
+				why = append(why, fmt.Sprintf("%s scores it %d against %d", plugin, b, a))
+			}
 		}
 	}
 	ru.Why = strings.Join(why, "; ")
@@ -595,7 +596,18 @@ func indexOf(nodes []Node, name string) int {
 			return i
 		}
 	}
-	return 0
+	return -1
+}
+
+// candidateSites counts the sites with a candidate node.
+func candidateSites(sites []Site) int {
+	n := 0
+	for _, s := range sites {
+		if s.Normalised != nil {
+			n++
+		}
+	}
+	return n
 }
 
 func scoreOf(n Node, plugin string) int64 {
