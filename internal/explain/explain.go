@@ -186,9 +186,9 @@ type Node struct {
 // Score is one score plugin's score of a node.
 type Score struct {
 	Plugin string `json:"plugin"`
-	// Raw is the plugin's own score before NormalizeScore (NodeLoad's 0..1
-	// policy.NodeScore times 100, CloudFallback's 0 or 100, TrafficLatency's
-	// raw ranking value); Normalised is the 0..100 score the framework
+	// Raw is the plugin's own figure before the 0..100 scale: TrafficLatency's
+	// raw ranking value (policy.RawScores), NodeLoad's 0..1 policy.NodeScore,
+	// CloudFallback's 0 or 100; Normalised is the 0..100 score the framework
 	// weighs; Weight its weight in ning's profile.
 	Raw        float64 `json:"raw"`
 	Normalised int64   `json:"normalised"`
@@ -465,7 +465,7 @@ func build(ctx context.Context, in inputs, store Store, a Args) (*Explanation, e
 			st.Normalised = &v
 		}
 		nlScore := policy.NodeLoadScore(lp, load, fresh, nd.Replicas, framework.MaxNodeScore)
-		nd.Scores = append(nd.Scores, Score{Plugin: nodeload.Name, Raw: 100 * policy.NodeScore(lp, load, fresh, nd.Replicas), Normalised: nlScore, Weight: a.Weights.NodeLoad})
+		nd.Scores = append(nd.Scores, Score{Plugin: nodeload.Name, Raw: policy.NodeScore(lp, load, fresh, nd.Replicas), Normalised: nlScore, Weight: a.Weights.NodeLoad})
 		cf := policy.CloudScore(n.Labels, a.CloudFallback, framework.MaxNodeScore)
 		nd.Scores = append(nd.Scores, Score{Plugin: cloudfallback.Name, Raw: float64(cf), Normalised: cf, Weight: a.Weights.CloudFallback})
 		for _, s := range nd.Scores {
@@ -475,9 +475,16 @@ func build(ctx context.Context, in inputs, store Store, a Args) (*Explanation, e
 
 	// The planner, over the usable sites, for every replica of the workload.
 	e.Actual = placementOf(prob, policy.Current(sites, actual), sites)
-	if len(sites) == 0 {
+	anyUsable := false
+	for _, u := range usable {
+		anyUsable = anyUsable || u
+	}
+	switch {
+	case len(sites) == 0:
 		e.PlanError = "no sites: the cluster has no nodes"
-	} else {
+	case !anyUsable:
+		e.PlanError = "no site is usable: none has a schedulable node that meets the delay constraints"
+	default:
 		q := policy.Within(prob, usable)
 		q.Replicas = e.Workload.Replicas
 		if plan, err := placement.Plan(ctx, q); err != nil {

@@ -135,7 +135,7 @@ func newCluster(t *testing.T) *cluster {
 		Reason:         "NingPlacement", Type: v1.EventTypeNormal,
 		Message:        "Placed in site downtown (node downtown-0): first replica: serves all 920 req/s at a weighted mean RTT of 4.28 ms",
 		FirstTimestamp: metav1.NewTime(t0.Add(-30 * time.Second)), LastTimestamp: metav1.NewTime(t0.Add(-30 * time.Second)),
-		Source:         v1.EventSource{Component: "ning-scheduler"},
+		Source: v1.EventSource{Component: "ning-scheduler"},
 	}
 	if _, err := cp.Client.CoreV1().Events("shop").Create(ctx, ev, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

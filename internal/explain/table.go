@@ -175,7 +175,7 @@ func nodeRows(e *Explanation) [][]string {
 				}
 				switch plugin {
 				case nodeload.Name:
-					cell = fmt.Sprintf("%d (%.1f)", s.Normalised, s.Raw)
+					cell = fmt.Sprintf("%d (%.2f)", s.Normalised, s.Raw)
 				default:
 					cell = fmt.Sprint(s.Normalised)
 				}
