@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -43,6 +44,9 @@ func Run(ctx context.Context, c Config) error {
 	}
 	if c.View.Client == nil || c.View.Store == nil {
 		return fmt.Errorf("explain: a Kubernetes client and a topology store are required")
+	}
+	if v := c.View.Options.PerReplicaRPS; math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+		return fmt.Errorf("explain: per-replica rate %v: want a finite number of 0 or more", v)
 	}
 	if c.Namespace == "" {
 		return fmt.Errorf("explain %s %s: no namespace: give NAMESPACE/NAME, -n NAMESPACE or a context with a namespace", c.Kind, c.Name)
