@@ -75,8 +75,10 @@ ning status), and tells, for a pod or a Deployment's next replica:
     ago, stale, never measured);
   - each ning plugin's score per site and node: TrafficLatency's raw score
     (the marginal gain of one more replica there) and its 0..100 score
-    among the candidate nodes, NodeLoad's, CloudFallback's, with their
-    weights and the weighted total;
+    among the candidate nodes, NodeLoad's, CloudFallback's, and
+    kube-scheduler's default score plugins' (TaintToleration, NodeAffinity,
+    NodeResourcesFit, InterPodAffinity, NodeResourcesBalancedAllocation,
+    ImageLocality), with their weights and the weighted total;
   - the planner's placement for the workload beside the actual one, and the
     traffic-weighted mean RTT of each;
   - the site chosen (or the pod's own) and why, and why the runner-up lost.
@@ -84,10 +86,11 @@ ning status), and tells, for a pod or a Deployment's next replica:
 Every verdict, score and plan comes from the calls the scheduler plugins
 and the rescheduler make (internal/policy, internal/placement), with ning's
 default profile: weights 10, 2 and 1000, NodeLoad's defaults, and
---unknown-rtt as the profile's unknownRTT. kube-scheduler's default plugins
-are not scored (they need the scheduler's cache); a node counts as
-schedulable when it is Ready, not cordoned and has no taint the pod does not
-tolerate.
+--unknown-rtt as the profile's unknownRTT. The default score plugins run
+themselves, with their default arguments and weights, on a snapshot of the
+cluster's nodes and bound pods; of the default filters only this one is
+applied: a node is schedulable when it is Ready, not cordoned and has no
+taint the pod does not tolerate.
 
 NAME alone is in the namespace of -n or the context. -o json prints the same
 as JSON. Installed or linked as kubectl-ning, this is kubectl ning explain.`,

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
 
 	configv1alpha1 "github.com/ning-edge/ning/api/config/v1alpha1"
@@ -77,7 +78,7 @@ type Explanation struct {
 	// RunnerUp the best other site, and why it lost.
 	Choice   *Choice `json:"choice,omitempty"`
 	RunnerUp *Choice `json:"runnerUp,omitempty"`
-	// Default says which of kube-scheduler's default plugins are left out.
+	// Default says how kube-scheduler's default plugins are accounted for.
 	Default string `json:"defaultPlugins"`
 }
 
@@ -193,6 +194,8 @@ type Score struct {
 	Raw        float64 `json:"raw"`
 	Normalised int64   `json:"normalised"`
 	Weight     int32   `json:"weight"`
+	// Default is true for kube-scheduler's own plugins.
+	Default bool `json:"default,omitempty"`
 }
 
 // Placement is replicas per site and its traffic-weighted mean RTT.
@@ -258,7 +261,16 @@ type inputs struct {
 	events        []*v1.Event
 	schedulerName string
 	now           time.Time
+	// client and allPods (every namespace's) feed the default score
+	// plugins' snapshot; without a client they are not scored.
+	client  kubernetes.Interface
+	allPods []*v1.Pod
 }
+
+// defaultsNote says how kube-scheduler's default plugins are accounted for.
+const defaultsNote = "score plugins TaintToleration, NodeAffinity, NodeResourcesFit, InterPodAffinity, " +
+	"NodeResourcesBalancedAllocation and ImageLocality run themselves on a snapshot of the cluster, with their default " +
+	"arguments and weights; of their filters only Schedulable (Ready, not cordoned, taints tolerated) is applied"
 
 // errNotFound marks an object that is not there.
 var errNotFound = errors.New("not found")
@@ -267,8 +279,7 @@ var errNotFound = errors.New("not found")
 func build(ctx context.Context, in inputs, store Store, a Args) (*Explanation, error) {
 	a = a.withDefaults()
 	e := &Explanation{Time: in.now, Kind: in.kind, Namespace: in.namespace, Name: in.name,
-		UnknownRTT: string(a.UnknownRTT), Weights: a.Weights,
-		Default: "kube-scheduler's default plugins (NodeResourcesFit, TaintToleration, NodeAffinity, ImageLocality, ...) are not scored here: they need the scheduler's cache; only their effect on Schedulable nodes (Ready, not cordoned, taints tolerated) is shown"}
+		UnknownRTT: string(a.UnknownRTT), Weights: a.Weights}
 	u := store.LastUpdates()
 	e.Updates = Updates{RTT: u.RTT, Traffic: u.Traffic, Load: u.Load}
 
@@ -473,6 +484,33 @@ func build(ctx context.Context, in inputs, store Store, a Args) (*Explanation, e
 		}
 	}
 
+	// kube-scheduler's default score plugins, run themselves.
+	e.Default = "not scored (no cluster client)"
+	if in.client != nil {
+		names := make([]string, len(candidates))
+		for c, i := range candidates {
+			names[c] = e.Nodes[i].Name
+		}
+		probe := sample
+		if target == nil { // a Deployment's next replica: a new pod beside the others
+			probe = sample.DeepCopy()
+			probe.UID, probe.Spec.NodeName = "", ""
+		}
+		scores, err := defaultScores(ctx, in.client, probe, nodes, in.allPods, names)
+		if err != nil {
+			e.Default = "not scored: " + err.Error()
+		} else {
+			e.Default = defaultsNote
+			for _, i := range candidates {
+				nd := &e.Nodes[i]
+				for _, s := range scores[nd.Name] {
+					nd.Scores = append(nd.Scores, s)
+					nd.Total += s.Normalised * int64(s.Weight)
+				}
+			}
+		}
+	}
+
 	// The planner, over the usable sites, for every replica of the workload.
 	e.Actual = placementOf(prob, policy.Current(sites, actual), sites)
 	anyUsable := false
@@ -587,9 +625,9 @@ func choose(e *Explanation, prob *placement.Problem, current placement.Placement
 	}
 	if i := indexOf(e.Nodes, c.Node); i >= 0 {
 		nc, nr := e.Nodes[i], e.Nodes[bestNode[runner]]
-		for _, plugin := range []string{nodeload.Name, cloudfallback.Name} {
-			if a, b := scoreOf(nc, plugin), scoreOf(nr, plugin); a != b {
-				why = append(why, fmt.Sprintf("%s scores it %d against %d", plugin, b, a))
+		for _, s := range nr.Scores {
+			if a := scoreOf(nc, s.Plugin); s.Plugin != trafficlatency.Name && a != s.Normalised {
+				why = append(why, fmt.Sprintf("%s scores it %d against %d (weight %d)", s.Plugin, s.Normalised, a, s.Weight))
 			}
 		}
 	}

@@ -106,14 +106,21 @@ func list(ctx context.Context, c Config) (inputs, error) {
 	for i := range nodes.Items {
 		in.nodes = append(in.nodes, &nodes.Items[i])
 	}
-	// Every pod of the namespace: a delay_<from> may name any pod.
-	pods, err := client.Pods(c.Namespace).List(ctx, metav1.ListOptions{})
+	// Every pod: the namespace's for the workload and a delay_<from>'s pod
+	// (it may be anyone's), all bound ones for the default plugins'
+	// snapshot (resources, images, affinity).
+	all, err := client.Pods("").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return inputs{}, cause("pods", err)
 	}
-	for i := range pods.Items {
-		in.pods = append(in.pods, &pods.Items[i])
+	for i := range all.Items {
+		p := &all.Items[i]
+		in.allPods = append(in.allPods, p)
+		if p.Namespace == c.Namespace {
+			in.pods = append(in.pods, p)
+		}
 	}
+	in.client = c.View.Client
 	if c.Kind == KindPod {
 		events, err := client.Events(c.Namespace).List(ctx, metav1.ListOptions{
 			FieldSelector: fields.OneTermEqualSelector("involvedObject.name", c.Name).String(),

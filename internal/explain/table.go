@@ -30,6 +30,12 @@ func WriteTable(w io.Writer, e *Explanation) error {
 	if err := columns(&b, nodeRows(e)); err != nil {
 		return err
 	}
+	if rows := defaultRows(e); len(rows) > 1 {
+		b.WriteString("\nkube-scheduler's default score plugins (normalised, x weight):\n")
+		if err := columns(&b, rows); err != nil {
+			return err
+		}
+	}
 	b.WriteString("\n")
 	rows := [][]string{{"PLACEMENT", "REPLICAS PER SITE", "WEIGHTED RTT"}, placementRow("actual", e.Actual)}
 	if e.PlanError == "" {
@@ -160,7 +166,7 @@ func nodeRows(e *Explanation) [][]string {
 		fmt.Sprintf("%s x%d", trafficlatency.Name, w.TrafficLatency),
 		fmt.Sprintf("%s x%d", nodeload.Name, w.NodeLoad),
 		fmt.Sprintf("%s x%d", cloudfallback.Name, w.CloudFallback),
-		"TOTAL", "FILTER"}}
+		"DEFAULT PLUGINS", "TOTAL", "FILTER"}}
 	for _, nd := range e.Nodes {
 		cpu := "-"
 		if nd.CPU != nil {
@@ -182,6 +188,17 @@ func nodeRows(e *Explanation) [][]string {
 			}
 			row = append(row, cell)
 		}
+		def, hasDef := int64(0), false
+		for _, s := range nd.Scores {
+			if s.Default {
+				def, hasDef = def+s.Normalised*int64(s.Weight), true
+			}
+		}
+		if hasDef {
+			row = append(row, fmt.Sprint(def))
+		} else {
+			row = append(row, "-")
+		}
 		total, filter := "-", "passes"
 		if nd.Filter != "" {
 			filter = "fails: " + nd.Filter
@@ -189,6 +206,46 @@ func nodeRows(e *Explanation) [][]string {
 			total = fmt.Sprint(nd.Total)
 		}
 		rows = append(rows, append(row, total, filter))
+	}
+	return rows
+}
+
+// defaultRows are the candidates' default plugin scores, one column each.
+func defaultRows(e *Explanation) [][]string {
+	var plugins []string
+	weight := map[string]int32{}
+	for _, nd := range e.Nodes {
+		for _, s := range nd.Scores {
+			if _, ok := weight[s.Plugin]; s.Default && !ok {
+				weight[s.Plugin] = s.Weight
+				plugins = append(plugins, s.Plugin)
+			}
+		}
+	}
+	sort.Strings(plugins)
+	head := []string{"NODE"}
+	for _, p := range plugins {
+		head = append(head, fmt.Sprintf("%s x%d", p, weight[p]))
+	}
+	rows := [][]string{head}
+	for _, nd := range e.Nodes {
+		if nd.Filter != "" {
+			continue
+		}
+		row := []string{nd.Name}
+		for _, p := range plugins {
+			cell := "-"
+			for _, s := range nd.Scores {
+				if s.Plugin == p {
+					cell = fmt.Sprint(s.Normalised)
+				}
+			}
+			row = append(row, cell)
+		}
+		rows = append(rows, row)
+	}
+	if len(plugins) == 0 {
+		return nil
 	}
 	return rows
 }
