@@ -18,6 +18,7 @@ import (
 	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/names"
 	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/queuesort"
 	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
+	schedulermetrics "k8s.io/kubernetes/pkg/scheduler/metrics"
 )
 
 // defaultScorers are kube-scheduler's default score plugins that ning's
@@ -33,26 +34,22 @@ var defaultScorers = map[string]bool{
 // cluster (every bound pod but the one explained), and returns each
 // candidate node's scores, normalised as the framework weighs them.
 func defaultScores(ctx context.Context, client kubernetes.Interface, pod *v1.Pod, nodes []*v1.Node, pods []*v1.Pod, candidates []string) (map[string][]Score, error) {
+	schedulermetrics.Register() // the framework counts into them; once per process
 	def, err := latest.Default()
 	if err != nil {
 		return nil, fmt.Errorf("kube-scheduler's default configuration: %w", err)
 	}
 	prof := def.Profiles[0]
+	// MultiPoint: each plugin at the extension points it implements.
 	weights := map[string]int32{}
-	var score, preScore []config.Plugin
+	multi := []config.Plugin{{Name: queuesort.Name}, {Name: defaultbinder.Name}}
 	for _, p := range prof.Plugins.MultiPoint.Enabled {
 		if defaultScorers[p.Name] && p.Weight > 0 {
 			weights[p.Name] = p.Weight
-			score = append(score, p)
-			preScore = append(preScore, config.Plugin{Name: p.Name})
+			multi = append(multi, p)
 		}
 	}
-	prof.Plugins = &config.Plugins{
-		QueueSort: config.PluginSet{Enabled: []config.Plugin{{Name: queuesort.Name}}},
-		Bind:      config.PluginSet{Enabled: []config.Plugin{{Name: defaultbinder.Name}}},
-		PreScore:  config.PluginSet{Enabled: preScore},
-		Score:     config.PluginSet{Enabled: score},
-	}
+	prof.Plugins = &config.Plugins{MultiPoint: config.PluginSet{Enabled: multi}}
 	var bound []*v1.Pod
 	for _, p := range pods {
 		if p.Spec.NodeName != "" && p.UID != pod.UID && p.Status.Phase != v1.PodSucceeded && p.Status.Phase != v1.PodFailed {

@@ -270,7 +270,8 @@ type inputs struct {
 // defaultsNote says how kube-scheduler's default plugins are accounted for.
 const defaultsNote = "score plugins TaintToleration, NodeAffinity, NodeResourcesFit, InterPodAffinity, " +
 	"NodeResourcesBalancedAllocation and ImageLocality run themselves on a snapshot of the cluster, with their default " +
-	"arguments and weights; of their filters only Schedulable (Ready, not cordoned, taints tolerated) is applied"
+	"arguments and weights (a plugin with nothing to score, such as NodeAffinity without preferred terms, skips); " +
+	"of their filters only Schedulable (Ready, not cordoned, taints tolerated) is applied"
 
 // errNotFound marks an object that is not there.
 var errNotFound = errors.New("not found")

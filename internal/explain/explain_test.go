@@ -69,7 +69,8 @@ type cluster struct {
 	clock *clocktesting.FakeClock
 }
 
-// newCluster makes the nodes (downtown-1 busy, airport's two cordoned, the
+// newCluster makes the nodes (downtown-1 busy, airport-1 and north-suburb-0
+// cordoned, the
 // cloud node labelled kubernetes.io/role=cloud), the store (the static
 // matrix, downtown-university measured 10 s ago at 6 ms, edge-x-downtown
 // measured 20 min ago and stale, loads of downtown's nodes) and the pods:
@@ -77,7 +78,7 @@ type cluster struct {
 //   - shop/web, a Deployment's three replicas on downtown-0, university-0
 //     and airport-0, with a NingPlacement Event on the first;
 //   - shop/cam, within 10 ms of airport (delay_airport), on downtown-0;
-//   - shop/gate, within 2 ms of airport, pending: airport's nodes are
+//   - shop/gate, within 2 ms of north-suburb, pending: its only node is
 //     cordoned and every other site is measured too far or not at all.
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
@@ -95,8 +96,8 @@ func newCluster(t *testing.T) *cluster {
 			t.Fatal(err)
 		}
 	}
-	cordon(t, cp, "airport-0")
 	cordon(t, cp, "airport-1")
+	cordon(t, cp, "north-suburb-0")
 
 	c.store = topology.NewStore(topology.Config{}, c.clock)
 	spec, err := topology.ParseSpec([]byte(edgeCity))
@@ -128,7 +129,7 @@ func newCluster(t *testing.T) *cluster {
 		createPod(t, cp, name, node, map[string]string{"app": "web", "pod-template-hash": "5d9c7"}, &rs)
 	}
 	createPod(t, cp, "cam", "downtown-0", map[string]string{"delay_airport": "10"}, nil)
-	createPod(t, cp, "gate", "", map[string]string{"delay_airport": "2"}, nil)
+	createPod(t, cp, "gate", "", map[string]string{"delay_north-suburb": "2"}, nil)
 	ev := &v1.Event{
 		ObjectMeta:     metav1.ObjectMeta{Name: "web-5d9c7-a.placement", Namespace: "shop"},
 		InvolvedObject: v1.ObjectReference{Kind: "Pod", Namespace: "shop", Name: "web-5d9c7-a"},
@@ -257,8 +258,8 @@ func TestExplainFacts(t *testing.T) {
 	}
 
 	cam := decode(KindPod, "cam")
-	if s := site(cam, "airport"); !s.OK || s.Usable {
-		t.Errorf("cam at airport: verdict %v, usable %v: want met, but no schedulable node", s.OK, s.Usable)
+	if s := site(cam, "north-suburb"); !s.OK || s.Usable {
+		t.Errorf("cam at north-suburb: verdict %v, usable %v: want met, but no schedulable node", s.OK, s.Usable)
 	}
 	for name, ok := range map[string]bool{"downtown": true, "airport": true, "north-suburb": true, "harbor": false, "university": false, "cloud": false, "edge-x": false} {
 		if s := site(cam, name); s.OK != ok {

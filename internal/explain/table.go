@@ -72,11 +72,11 @@ func head(b *strings.Builder, e *Explanation) {
 	default:
 		fmt.Fprintf(b, "deployment %s/%s: its next replica\n", e.Namespace, e.Name)
 	}
-	name := wl.Kind + " " + wl.Name
+	name := fmt.Sprintf("%s %s/%s", wl.Kind, e.Namespace, wl.Name)
 	if wl.Deployment != "" {
-		name = fmt.Sprintf("Deployment %s (ReplicaSet %s)", wl.Deployment, wl.Name)
+		name = fmt.Sprintf("Deployment %s/%s (ReplicaSet %s)", e.Namespace, wl.Deployment, wl.Name)
 	}
-	fmt.Fprintf(b, "workload: %s/%s, %d pods, %d pending\n", e.Namespace, name, wl.Replicas, wl.Pending)
+	fmt.Fprintf(b, "workload: %s, %d pods, %d pending\n", name, wl.Replicas, wl.Pending)
 	fmt.Fprintf(b, "data: RTT updated %s, traffic %s, load %s; traffic %s req/s in all\n",
 		ago(e.Time, e.Updates.RTT), ago(e.Time, e.Updates.Traffic), ago(e.Time, e.Updates.Load), rate(e.TrafficRPS))
 	switch {

@@ -113,8 +113,18 @@ func (r Ranking) WhyBehind(p *placement.Problem, current placement.Placement, a,
 	sa, sb := p.Sites[a], p.Sites[b]
 	switch {
 	case pa != pb && !byShare:
-		return fmt.Sprintf("one more replica in %s lowers the traffic-weighted mean RTT by %.2f ms, in %s by %.2f ms",
-			sb, g.Gain[b], sa, g.Gain[a])
+		// Told by the weighted mean RTT after each, never by the gains:
+		// from no replica, or traffic at an unknown RTT, they hold the
+		// unknown-RTT penalty.
+		ma, ka := MeanRTT(p, plusOne(current, a))
+		mb, kb := MeanRTT(p, plusOne(current, b))
+		switch {
+		case ka && kb:
+			return fmt.Sprintf("with one more replica in %s the traffic-weighted mean RTT would be %.2f ms, with one in %s %.2f ms", sb, mb, sa, ma)
+		case ka:
+			return fmt.Sprintf("one more replica in %s leaves traffic at an unknown RTT (%s), one in %s does not", sb, unknownFrom(p, plusOne(current, b)), sa)
+		}
+		return fmt.Sprintf("one more replica in %s brings less traffic to a replica at a known RTT than one in %s", sb, sa)
 	case pa != pb:
 		return fmt.Sprintf("no site lowers the traffic-weighted mean RTT; a replica in %s would serve %s req/s, in %s %s req/s",
 			sb, formatRate(g.Share[b]), sa, formatRate(g.Share[a]))
@@ -122,6 +132,13 @@ func (r Ranking) WhyBehind(p *placement.Problem, current placement.Placement, a,
 		return fmt.Sprintf("the same gain as %s, but %s holds %d replicas of the workload and %s %d", sa, sb, current[b], sa, current[a])
 	}
 	return fmt.Sprintf("it ties with %s on TrafficLatency (same gain, same replicas): the other score plugins and the node order decide", sa)
+}
+
+// plusOne is x with one more replica at site j.
+func plusOne(x placement.Placement, j int) placement.Placement {
+	y := append(placement.Placement(nil), x...)
+	y[j]++
+	return y
 }
 
 // Normalize maps raw scores linearly onto 0..maxScore, the highest to
