@@ -77,7 +77,8 @@ type cluster struct {
 //
 //   - shop/web, a Deployment's three replicas on downtown-0, university-0
 //     and airport-0, with a NingPlacement Event on the first;
-//   - shop/cam, within 10 ms of airport (delay_airport), on downtown-0;
+//   - shop/cam, within 10 ms of airport and 9 ms of downtown (delay_airport,
+//     delay_downtown), on downtown-0;
 //   - shop/gate, within 2 ms of north-suburb, pending: its only node is
 //     cordoned and every other site is measured too far or not at all.
 func newCluster(t *testing.T) *cluster {
@@ -128,7 +129,7 @@ func newCluster(t *testing.T) *cluster {
 	for name, node := range map[string]string{"web-5d9c7-a": "downtown-0", "web-5d9c7-b": "university-0", "web-5d9c7-c": "airport-0"} {
 		createPod(t, cp, name, node, map[string]string{"app": "web", "pod-template-hash": "5d9c7"}, &rs)
 	}
-	createPod(t, cp, "cam", "downtown-0", map[string]string{"delay_airport": "10"}, nil)
+	createPod(t, cp, "cam", "downtown-0", map[string]string{"delay_airport": "10", "delay_downtown": "9"}, nil)
 	createPod(t, cp, "gate", "", map[string]string{"delay_north-suburb": "2"}, nil)
 	ev := &v1.Event{
 		ObjectMeta:     metav1.ObjectMeta{Name: "web-5d9c7-a.placement", Namespace: "shop"},
@@ -266,11 +267,15 @@ func TestExplainFacts(t *testing.T) {
 			t.Errorf("cam at %s: verdict %v (%s), want %v", name, s.OK, s.Reason, ok)
 		}
 	}
-	if s := site(cam, "university"); len(s.RTTs) != 1 || s.RTTs[0].Ms == nil || *s.RTTs[0].Ms != 13 || !s.RTTs[0].Static {
+	if s := site(cam, "university"); len(s.RTTs) != 2 || s.RTTs[0].Ms == nil || *s.RTTs[0].Ms != 13 || !s.RTTs[0].Static {
 		t.Errorf("cam at university: RTTs %+v, want the static 13 ms from airport", s.RTTs)
+	} else if r := s.RTTs[1]; r.Ms == nil || *r.Ms != 6 || r.Static || r.Measured == nil || !r.Measured.Equal(t0.Add(-10*time.Second)) {
+		t.Errorf("cam at university: RTT from downtown %+v, want the 6 ms measured 10 s ago", r)
 	}
-	if s := site(cam, "edge-x"); len(s.RTTs) != 1 || s.RTTs[0].Ms != nil || !strings.Contains(s.Reason, "no RTT measurement") {
+	if s := site(cam, "edge-x"); len(s.RTTs) != 2 || s.RTTs[0].Ms != nil || !strings.Contains(s.Reason, "no RTT measurement") {
 		t.Errorf("cam at edge-x: %+v, want an unknown RTT", s)
+	} else if r := s.RTTs[1]; r.Ms != nil || r.Measured == nil || !r.Measured.Equal(t0.Add(-20*time.Minute)) {
+		t.Errorf("cam at edge-x: RTT from downtown %+v, want unknown, measured 20 min ago (stale)", r)
 	}
 
 	gate := decode(KindPod, "gate")
