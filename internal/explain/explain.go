@@ -465,7 +465,7 @@ func build(ctx context.Context, in inputs, store Store, a Args) (*Explanation, e
 	for _, i := range candidates {
 		rawTL = append(rawTL, e.Sites[siteIdx[e.Nodes[i].Site]].Raw)
 	}
-	normTL := policy.Normalize(rawTL, framework.MaxNodeScore)
+	normTL := policy.Normalise(rawTL, framework.MaxNodeScore)
 	for c, i := range candidates {
 		nd := &e.Nodes[i]
 		n := nodes[i]

@@ -49,14 +49,14 @@ var t0 = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 const edgeCity = `sites:
   - {name: downtown,     traffic: 400}
   - {name: airport,      traffic: 150}
-  - {name: harbor,       traffic: 90}
+  - {name: seaport,       traffic: 90}
   - {name: university,   traffic: 220}
   - {name: north-suburb, traffic: 60}
   - {name: cloud,        traffic: 0}
 latencyMs:
-  downtown:     {airport: 9, harbor: 4, university: 5, north-suburb: 8, cloud: 14}
-  airport:      {harbor: 11, university: 13, north-suburb: 10, cloud: 18}
-  harbor:       {university: 7, north-suburb: 12, cloud: 17}
+  downtown:     {airport: 9, seaport: 4, university: 5, north-suburb: 8, cloud: 14}
+  airport:      {seaport: 11, university: 13, north-suburb: 10, cloud: 18}
+  seaport:       {university: 7, north-suburb: 12, cloud: 17}
   university:   {north-suburb: 6, cloud: 16}
   north-suburb: {cloud: 19}
 `
@@ -89,7 +89,7 @@ func newCluster(t *testing.T) *cluster {
 	for _, n := range []testcluster.Node{
 		{Name: "downtown-0", Site: "downtown"}, {Name: "downtown-1", Site: "downtown"},
 		{Name: "airport-0", Site: "airport"}, {Name: "airport-1", Site: "airport"},
-		{Name: "harbor-0", Site: "harbor"}, {Name: "university-0", Site: "university"},
+		{Name: "seaport-0", Site: "seaport"}, {Name: "university-0", Site: "university"},
 		{Name: "north-suburb-0", Site: "north-suburb"}, {Name: "edge-x-0", Site: "edge-x"},
 		{Name: "cloud-0", Site: "cloud", Labels: map[string]string{"kubernetes.io/role": "cloud"}},
 	} {
@@ -262,7 +262,7 @@ func TestExplainFacts(t *testing.T) {
 	if s := site(cam, "north-suburb"); !s.OK || s.Usable {
 		t.Errorf("cam at north-suburb: verdict %v, usable %v: want met, but no schedulable node", s.OK, s.Usable)
 	}
-	for name, ok := range map[string]bool{"downtown": true, "airport": true, "north-suburb": true, "harbor": false, "university": false, "cloud": false, "edge-x": false} {
+	for name, ok := range map[string]bool{"downtown": true, "airport": true, "north-suburb": true, "seaport": false, "university": false, "cloud": false, "edge-x": false} {
 		if s := site(cam, name); s.OK != ok {
 			t.Errorf("cam at %s: verdict %v (%s), want %v", name, s.OK, s.Reason, ok)
 		}

@@ -141,11 +141,11 @@ func plusOne(x placement.Placement, j int) placement.Placement {
 	return y
 }
 
-// Normalize maps raw scores linearly onto 0..maxScore, the highest to
+// Normalise maps raw scores linearly onto 0..maxScore, the highest to
 // maxScore and the lowest to 0 (all 0 when they are equal): TrafficLatency's
 // NormalizeScore over the nodes being scored, so that a site no candidate
 // node is in does not flatten the scale.
-func Normalize(raw []int64, maxScore int64) []int64 {
+func Normalise(raw []int64, maxScore int64) []int64 {
 	out := make([]int64, len(raw))
 	if len(raw) == 0 {
 		return out

@@ -172,7 +172,7 @@ func (p *Plugin) NormalizeScore(_ context.Context, state fwk.CycleState, _ *v1.P
 	for i, s := range scores {
 		raw[i] = s.Score
 	}
-	for i, v := range policy.Normalize(raw, framework.MaxNodeScore) {
+	for i, v := range policy.Normalise(raw, framework.MaxNodeScore) {
 		scores[i].Score = v
 	}
 	if st, err := readState(state); err == nil {
