@@ -265,6 +265,9 @@ type inputs struct {
 	// plugins' snapshot; without a client they are not scored.
 	client  kubernetes.Interface
 	allPods []*v1.Pod
+	// defaultsOff, when not empty, says why the default plugins are not
+	// scored.
+	defaultsOff string
 }
 
 // defaultsNote says how kube-scheduler's default plugins are accounted for.
@@ -487,6 +490,9 @@ func build(ctx context.Context, in inputs, store Store, a Args) (*Explanation, e
 
 	// kube-scheduler's default score plugins, run themselves.
 	e.Default = "not scored (no cluster client)"
+	if in.defaultsOff != "" {
+		e.Default = in.defaultsOff
+	}
 	if in.client != nil {
 		names := make([]string, len(candidates))
 		for c, i := range candidates {

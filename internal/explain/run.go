@@ -8,6 +8,7 @@ import (
 	"math"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/utils/clock"
@@ -109,7 +110,13 @@ func list(ctx context.Context, c Config) (inputs, error) {
 	// Every pod: the namespace's for the workload and a delay_<from>'s pod
 	// (it may be anyone's), all bound ones for the default plugins'
 	// snapshot (resources, images, affinity).
+	in.client = c.View.Client
 	all, err := client.Pods("").List(ctx, metav1.ListOptions{})
+	if apierrors.IsForbidden(err) {
+		// Allowed one namespace only: the default plugins go unscored.
+		in.client, in.defaultsOff = nil, "not scored: listing the pods of every namespace is forbidden ("+err.Error()+")"
+		all, err = client.Pods(c.Namespace).List(ctx, metav1.ListOptions{})
+	}
 	if err != nil {
 		return inputs{}, cause("pods", err)
 	}
@@ -120,7 +127,6 @@ func list(ctx context.Context, c Config) (inputs, error) {
 			in.pods = append(in.pods, p)
 		}
 	}
-	in.client = c.View.Client
 	if c.Kind == KindPod {
 		events, err := client.Events(c.Namespace).List(ctx, metav1.ListOptions{
 			FieldSelector: fields.OneTermEqualSelector("involvedObject.name", c.Name).String(),
