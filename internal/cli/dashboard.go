@@ -76,23 +76,25 @@ func (o *dashboardOptions) Config() (dashboard.RunConfig, error) {
 	return dashboard.RunConfig{View: v, Listen: o.listen, Gatherer: legacyregistry.DefaultGatherer, Log: log}, nil
 }
 
-type statusOptions struct {
+// onceOptions are what the commands that read the cluster and the sources
+// once and print (`ning status`, `ning explain`) share beyond viewOptions:
+// -o, --timeout, --mqtt-wait and --per-replica-rps.
+type onceOptions struct {
 	view            viewOptions
-	output, wl      string
+	output          string
 	timeout, settle time.Duration
 	out             io.Writer
 }
 
-func (o *statusOptions) AddFlags(fs *pflag.FlagSet) {
+func (o *onceOptions) AddFlags(fs *pflag.FlagSet) {
 	o.view.AddFlags(fs)
 	fs.StringVarP(&o.output, "output", "o", "table", "output format: table or json")
-	fs.StringVar(&o.wl, "workload", "", "show only this workload (namespace/name, or name with a namespace from -n or the context)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long to wait for the cluster to be listed")
 	fs.DurationVar(&o.settle, "mqtt-wait", 3*time.Second, "with --mqtt, how long to collect reports before printing")
 	fs.Float64Var(&o.view.dashboard.PerReplicaRPS, "per-replica-rps", 0, "requests/s one replica serves, for the weighted mean RTT (0: no limit)")
 }
 
-func (o *statusOptions) Validate() error {
+func (o *onceOptions) Validate() error {
 	errs := []error{o.view.Validate()}
 	if o.output != "table" && o.output != "json" {
 		errs = append(errs, fmt.Errorf("-o %q: want table or json", o.output))
@@ -106,16 +108,34 @@ func (o *statusOptions) Validate() error {
 	return errors.Join(errs...)
 }
 
+// inNamespace names an object as kubectl does: "namespace/name" as given,
+// a bare name in ns (from -n or the context).
+func inNamespace(ns, name string) string {
+	if ns != "" && name != "" && !strings.Contains(name, "/") {
+		return ns + "/" + name
+	}
+	return name
+}
+
+type statusOptions struct {
+	once onceOptions
+	wl   string
+}
+
+func (o *statusOptions) AddFlags(fs *pflag.FlagSet) {
+	o.once.AddFlags(fs)
+	fs.StringVar(&o.wl, "workload", "", "show only this workload (namespace/name, or name with a namespace from -n or the context)")
+}
+
+func (o *statusOptions) Validate() error { return o.once.Validate() }
+
 func (o *statusOptions) Config() (dashboard.StatusConfig, error) {
-	v, _, err := o.view.Config()
+	v, _, err := o.once.view.Config()
 	if err != nil {
 		return dashboard.StatusConfig{}, err
 	}
-	wl := o.wl
-	if ns := v.Options.Namespace; ns != "" && wl != "" && !strings.Contains(wl, "/") {
-		wl = ns + "/" + wl // as kubectl names an object in the namespace
-	}
-	return dashboard.StatusConfig{View: v, Timeout: o.timeout, Settle: o.settle, Workload: wl, Output: o.output, Out: o.out}, nil
+	wl := inNamespace(v.Options.Namespace, o.wl)
+	return dashboard.StatusConfig{View: v, Timeout: o.once.timeout, Settle: o.once.settle, Workload: wl, Output: o.once.output, Out: o.once.out}, nil
 }
 
 func newDashboardCommand() *cobra.Command {
@@ -184,7 +204,7 @@ kubectl ning status.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signalContext(cmd)
 			defer stop()
-			o.out = cmd.OutOrStdout()
+			o.once.out = cmd.OutOrStdout()
 			return run(ctx, o, dashboard.Status)
 		},
 	}

@@ -35,7 +35,8 @@ the cluster, and steers replicas toward it, while honouring per-pod delay limits
 (the delay_<from>: "<ms>" label), node load and node failures.
 
 Each component is a subcommand of this one binary. Installed or linked as
-kubectl-ning on $PATH it is also a kubectl plugin: kubectl ning status.`,
+kubectl-ning on $PATH it is also a kubectl plugin: kubectl ning status,
+kubectl ning explain.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -50,6 +51,7 @@ kubectl-ning on $PATH it is also a kubectl plugin: kubectl ning status.`,
 	root.AddCommand(newDemoCommand())
 	root.AddCommand(newDashboardCommand())
 	root.AddCommand(newStatusCommand())
+	root.AddCommand(newExplainCommand())
 	root.AddCommand(newLabCommand())
 	return root
 }

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"math"
 
 	configv1alpha1 "github.com/ning-edge/ning/api/config/v1alpha1"
 	"github.com/ning-edge/ning/internal/placement"
@@ -75,6 +76,21 @@ func PodCountScore(replicas int) float64 {
 func NodeScore(lp NodeLoad, l topology.Load, fresh bool, replicas int) float64 {
 	w := lp.PodCountWeight
 	return (1-w)*LoadScore(lp, l, fresh) + w*PodCountScore(replicas)
+}
+
+// NodeLoadScore is NodeScore on the scheduler's 0..maxScore scale, rounded:
+// NodeLoad's Score.
+func NodeLoadScore(lp NodeLoad, l topology.Load, fresh bool, replicas int, maxScore int64) int64 {
+	return int64(math.Round(float64(maxScore) * NodeScore(lp, l, fresh, replicas)))
+}
+
+// CloudScore is CloudFallback's score: 0 for a cloud node, maxScore for an
+// edge node.
+func CloudScore(labels map[string]string, a configv1alpha1.CloudFallbackArgs, maxScore int64) int64 {
+	if IsCloud(labels, a) {
+		return 0
+	}
+	return maxScore
 }
 
 // LoadRejection says why a node may not take a pod, or "" when it may: over

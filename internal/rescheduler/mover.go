@@ -13,7 +13,6 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
-	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/utils/clock"
 
 	"github.com/ning-edge/ning/internal/placement"
@@ -76,27 +75,6 @@ func (v *view) HasSite(site string) bool { _, ok := v.index[site]; return ok }
 func (v *view) NodeOfPod(namespace, name string) (string, bool) {
 	n, ok := v.podNode[types.NamespacedName{Namespace: namespace, Name: name}]
 	return n, ok
-}
-
-// schedulable reports whether the pod could run on n as far as the node's
-// state goes: Ready, not cordoned, no taint it does not tolerate.
-func schedulable(n *v1.Node, pod *v1.Pod) bool {
-	if n.Spec.Unschedulable {
-		return false
-	}
-	ready := false
-	for _, c := range n.Status.Conditions {
-		if c.Type == v1.NodeReady {
-			ready = c.Status == v1.ConditionTrue
-		}
-	}
-	if !ready {
-		return false
-	}
-	_, untolerated := corev1helpers.FindMatchingUntoleratedTaint(n.Spec.Taints, pod.Spec.Tolerations, func(t *v1.Taint) bool {
-		return t.Effect == v1.TaintEffectNoSchedule || t.Effect == v1.TaintEffectNoExecute
-	})
-	return !untolerated
 }
 
 // mover moves pods toward their traffic and repairs delay violations. It
@@ -227,37 +205,8 @@ func (mv *mover) constraints(ctx context.Context, pod *v1.Pod, v *view) ([]place
 // feasible edge node before a cloud one.
 func (mv *mover) usableSites(pod *v1.Pod, cs []placement.Resolved, v *view) []bool {
 	j := policy.JudgeSites(cs, v.sites, mv.store, policy.UnknownRTT(mv.cfg.UnknownRTT))
-	hasNode := make([]bool, len(v.sites))
-	hasEdge := make([]bool, len(v.sites))
-	for k := range v.sites {
-		for _, n := range v.siteNodes[k] {
-			if schedulable(n, pod) {
-				hasNode[k] = true
-				hasEdge[k] = hasEdge[k] || !policy.IsCloud(n.Labels, mv.cfg.CloudFallback)
-			}
-		}
-	}
-	judge := func() (usable []bool, any bool) {
-		usable = make([]bool, len(v.sites))
-		edge := false
-		for k, site := range v.sites {
-			usable[k] = hasNode[k] && j.Verdicts[site].OK
-			any = any || usable[k]
-			edge = edge || (usable[k] && hasEdge[k])
-		}
-		if edge {
-			for k := range usable {
-				usable[k] = usable[k] && hasEdge[k]
-			}
-		}
-		return usable, any
-	}
-	usable, any := judge()
-	if !any && j.CanFailOpen() {
-		j.FailOpen()
-		usable, _ = judge()
-	}
-	return usable
+	hasNode, hasEdge := policy.SiteNodes(v.siteNodes, pod, mv.cfg.CloudFallback)
+	return policy.UsableSites(j, v.sites, hasNode, hasEdge)
 }
 
 // decideWorkload decides for one workload: at most one proposal.

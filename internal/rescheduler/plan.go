@@ -40,14 +40,7 @@ type siteLimits struct {
 // is not nil when planning failed, and then m holds only Before: when ctx
 // ends, the planner stops within milliseconds and err wraps ctx.Err().
 func nextMove(ctx context.Context, prob *placement.Problem, current placement.Placement, lim siteLimits) (m move, why string, ok bool, err error) {
-	p := *prob
-	p.Capacity = make([]int, len(p.Sites))
-	for j := range p.Capacity {
-		p.Capacity[j] = 0
-		if lim.Usable[j] {
-			p.Capacity[j] = placement.Unlimited
-		}
-	}
+	p := *policy.Within(prob, lim.Usable)
 	if m.Before, err = p.CostContext(ctx, current); err != nil {
 		return m, "", false, err
 	}

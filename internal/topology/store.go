@@ -367,22 +367,54 @@ func (s *Store) RTT(from, to string) (ms float64, ok bool) {
 }
 
 func (s *Store) rttLocked(from, to string) (float64, bool) {
-	if l := s.links[[2]string{from, to}]; l != nil && s.fresh(l) {
-		return l.RTTMs, true
+	d := s.detailLocked(from, to)
+	return d.Ms, d.Known
+}
+
+// RTTDetail is an RTT and what it rests on, for a person (ning explain).
+type RTTDetail struct {
+	Ms    float64
+	Known bool
+	// Static is true when the RTT is a static figure (a latency file), or
+	// the zero RTT within one site.
+	Static bool
+	// Measured is when the measurement it rests on was taken; for an
+	// unknown RTT, when a measurement now stale was, or zero if never.
+	Measured time.Time
+}
+
+// Detail returns the RTT from site from to site to, as RTT does, with
+// what it rests on.
+func (s *Store) Detail(from, to string) RTTDetail {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.detailLocked(from, to)
+}
+
+func (s *Store) detailLocked(from, to string) RTTDetail {
+	fwd, rev := s.links[[2]string{from, to}], s.links[[2]string{to, from}]
+	if fwd != nil && s.fresh(fwd) {
+		return RTTDetail{Ms: fwd.RTTMs, Known: true, Measured: fwd.Updated}
 	}
-	if l := s.links[[2]string{to, from}]; l != nil && s.fresh(l) {
-		return l.RTTMs, true
+	if rev != nil && s.fresh(rev) {
+		return RTTDetail{Ms: rev.RTTMs, Known: true, Measured: rev.Updated}
 	}
 	if v, ok := s.static[[2]string{from, to}]; ok {
-		return v, true
+		return RTTDetail{Ms: v, Known: true, Static: true}
 	}
 	if v, ok := s.static[[2]string{to, from}]; ok {
-		return v, true
+		return RTTDetail{Ms: v, Known: true, Static: true}
 	}
 	if from == to {
-		return 0, true
+		return RTTDetail{Known: true, Static: true}
 	}
-	return 0, false
+	var d RTTDetail
+	for _, l := range []*Link{fwd, rev} {
+		if l != nil && l.Observations > 0 && l.Updated.After(d.Measured) {
+			d.Measured = l.Updated
+		}
+	}
+	return d
 }
 
 // Link returns the raw state of one ordered pair, stale or not.

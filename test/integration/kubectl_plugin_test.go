@@ -135,6 +135,22 @@ func TestKubectlPlugin(t *testing.T) {
 		}
 	})
 
+	t.Run("kubectl ning explain, NAME in the context's namespace", func(t *testing.T) {
+		out, stderr, err := run("explain", "pod", "solo", "--context", "live-lab", "--latency-file", topo, "--log-level", "warn")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, stderr)
+		}
+		for _, want := range []string{"pod lab/solo: on node a-0 in site a", "placed: site a (node a-0"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("explain lacks %q:\n%s", want, out)
+			}
+		}
+		out, _, err = run("explain", "--help")
+		if err != nil || !strings.Contains(out, "kubectl ning explain (pod|deployment) NAMESPACE/NAME") {
+			t.Errorf("explain --help: %v\n%s", err, out)
+		}
+	})
+
 	t.Run("without --context the current context is used", func(t *testing.T) {
 		_, stderr, err := run(status("--timeout", "2s")...)
 		lines := strings.Split(strings.TrimSpace(stderr), "\n")

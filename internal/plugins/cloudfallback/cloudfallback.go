@@ -49,10 +49,7 @@ func (p *Plugin) Name() string { return Name }
 
 // Score is 0 for a cloud node and MaxNodeScore for an edge node.
 func (p *Plugin) Score(_ context.Context, _ fwk.CycleState, _ *v1.Pod, ni fwk.NodeInfo) (int64, *fwk.Status) {
-	if policy.IsCloud(ni.Node().Labels, p.args) {
-		return 0, nil
-	}
-	return framework.MaxNodeScore, nil
+	return policy.CloudScore(ni.Node().Labels, p.args, framework.MaxNodeScore), nil
 }
 
 // ScoreExtensions returns nil: scores are already in 0..MaxNodeScore.

@@ -8,7 +8,6 @@ package nodeload
 import (
 	"context"
 	"fmt"
-	"math"
 	"sync"
 
 	v1 "k8s.io/api/core/v1"
@@ -118,7 +117,7 @@ func (p *Plugin) Score(_ context.Context, state fwk.CycleState, _ *v1.Pod, ni fw
 		}
 		replicas = countReplicas(w, ni)
 	}
-	return int64(math.Round(float64(framework.MaxNodeScore) * policy.NodeScore(p.policy, l, fresh, replicas))), nil
+	return policy.NodeLoadScore(p.policy, l, fresh, replicas, framework.MaxNodeScore), nil
 }
 
 // workload reads the pod's workload from PreScore's state.

@@ -168,16 +168,12 @@ func (p *Plugin) NormalizeScore(_ context.Context, state fwk.CycleState, _ *v1.P
 	if len(scores) == 0 {
 		return nil
 	}
-	lo, hi := scores[0].Score, scores[0].Score
-	for _, s := range scores {
-		lo, hi = min(lo, s.Score), max(hi, s.Score)
+	raw := make([]int64, len(scores))
+	for i, s := range scores {
+		raw[i] = s.Score
 	}
-	for i := range scores {
-		if hi > lo {
-			scores[i].Score = int64(float64(scores[i].Score-lo) / float64(hi-lo) * float64(framework.MaxNodeScore))
-		} else {
-			scores[i].Score = 0
-		}
+	for i, v := range policy.Normalise(raw, framework.MaxNodeScore) {
+		scores[i].Score = v
 	}
 	if st, err := readState(state); err == nil {
 		st.candidates = make(map[string]bool)
@@ -219,18 +215,11 @@ func (p *Plugin) PostBind(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 	if !ok {
 		return
 	}
-	best, runner := -1, -1
+	candidate := make([]bool, len(st.sites))
 	for j, site := range st.sites {
-		if !st.candidates[site] {
-			continue
-		}
-		if best < 0 || st.raw[j] > st.raw[best] {
-			best = j
-		}
-		if j != chosen && (runner < 0 || st.raw[j] > st.raw[runner]) {
-			runner = j
-		}
+		candidate[j] = st.candidates[site]
 	}
+	best, runner := policy.Leaders(st.raw, candidate, chosen)
 	p.metrics.Placements.WithLabelValues(fmt.Sprint(chosen == best)).Inc()
 	msg := fmt.Sprintf("Placed in site %s (node %s): %s", site, nodeName,
 		policy.DescribeGain(st.prob, st.current, chosen, st.gains.Share[chosen]))
