@@ -83,9 +83,9 @@ const (
 	resultLimited result = "limited"
 	// resultRateLimited: over --eviction-qps; the next cycle tries again.
 	resultRateLimited result = "rate_limited"
-	resultBlocked result = "blocked_by_pdb"
-	resultGone    result = "gone"
-	resultError   result = "error"
+	resultBlocked     result = "blocked_by_pdb"
+	resultGone        result = "gone"
+	resultError       result = "error"
 )
 
 // done reports whether the pod is (or, in dry-run, would be) gone.
