@@ -99,6 +99,8 @@ type request struct {
 	// ning_rescheduler_evictions_total.
 	reason, metric string
 	msg            string
+	// annotations, when set, go on the Event (the memory of a move).
+	annotations map[string]string
 }
 
 func (r request) eviction(dryRun bool) Eviction {
@@ -153,7 +155,7 @@ func (e *evictor) evict(ctx context.Context, b *budget, r request) (Eviction, re
 	}
 	b.spend(pod, r.workload)
 	e.m.Evictions.WithLabelValues(r.metric, string(resultEvicted)).Inc()
-	e.recorder.Eventf(pod, v1.EventTypeNormal, r.reason, "%s", r.msg)
+	e.recorder.AnnotatedEventf(pod, r.annotations, v1.EventTypeNormal, r.reason, "%s", r.msg)
 	e.log.InfoContext(ctx, "evicted", "pod", ev.Pod.String(), "node", ev.Node, "reason", r.reason, "why", r.msg)
 	return ev, resultEvicted
 }

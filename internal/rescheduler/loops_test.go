@@ -58,7 +58,7 @@ func (e *loopEnv) move(node string) {
 
 // evict makes p's eviction, its replacement landing on node, Ready.
 func (e *loopEnv) evict(p proposal, node string) {
-	e.mv.evicted(p)
+	e.mv.evicted(p, e.mv.nextMove(p))
 	var kept []*v1.Pod
 	for _, pod := range e.pods {
 		if pod.UID != p.pod.UID {

@@ -13,6 +13,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
 	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/utils/clock"
 
@@ -119,6 +120,9 @@ type mover struct {
 	moves map[types.UID]policy.LastMove
 	// badLabels are pods whose malformed delay labels were counted.
 	badLabels map[types.UID]bool
+
+	// recorder, when not nil, records a bounce's Event on the workload.
+	recorder record.EventRecorder
 }
 
 type settle struct {
@@ -153,30 +157,39 @@ func (mv *mover) cycle(ctx context.Context, nodes []*v1.Node, pods []*v1.Pod, ev
 	b := ev.budget()
 	var out []Eviction
 	for _, p := range props {
+		last := mv.nextMove(p)
+		p.annotations = moveAnnotations(p.w.uid, last)
 		e, res := ev.evict(ctx, b, p.request)
 		if !res.done() {
 			continue
 		}
 		out = append(out, e)
 		if res == resultEvicted {
-			mv.evicted(p)
+			mv.evicted(p, last)
 		}
 	}
 	return out
 }
 
-// evicted remembers p's eviction: the replacement to wait for and judge,
-// and the move the cooldown runs from (the bounces in a row carried over).
-func (mv *mover) evicted(p proposal) {
+// nextMove is the memory p's eviction would leave: now, its sites, and the
+// bounces in a row so far.
+func (mv *mover) nextMove(p proposal) policy.LastMove {
 	mv.mu.Lock()
 	defer mv.mu.Unlock()
-	now := mv.clock.Now()
+	return policy.LastMove{At: mv.clock.Now(), From: p.from, To: p.to, Bounces: mv.moves[p.w.uid].Bounces}
+}
+
+// evicted remembers p's eviction: the replacement to wait for and judge,
+// and the move the cooldown runs from.
+func (mv *mover) evicted(p proposal, last policy.LastMove) {
+	mv.mu.Lock()
+	defer mv.mu.Unlock()
 	before := make(map[types.UID]bool, len(p.w.pods))
 	for _, pod := range p.w.pods {
 		before[pod.UID] = true
 	}
-	mv.settling[p.w.uid] = settle{at: now, readyAfter: p.ready, before: before, metric: p.metric}
-	mv.moves[p.w.uid] = policy.LastMove{At: now, From: p.from, To: p.to, Bounces: mv.moves[p.w.uid].Bounces}
+	mv.settling[p.w.uid] = settle{at: last.At, readyAfter: p.ready, before: before, metric: p.metric}
+	mv.moves[p.w.uid] = last
 }
 
 // decide judges every workload (at most one proposal each), under the
@@ -394,6 +407,13 @@ func (mv *mover) decideWorkload(ctx context.Context, w *workload, v *view, seen 
 		from: v.sites[m.From], to: v.sites[m.To]}, true
 }
 
+func orAny(site string) string {
+	if site == "" {
+		return "any compliant site"
+	}
+	return site
+}
+
 func finite(v float64) float64 {
 	if math.IsInf(v, 0) || math.IsNaN(v) {
 		return placement.UnknownRTTPenaltyMs
@@ -466,9 +486,16 @@ func (mv *mover) land(ctx context.Context, w *workload, v *view, s settle) bool 
 	next := last.After(l)
 	mv.moves[w.uid] = next
 	if l == policy.LandedBounced {
+		wait := mv.cfg.moveRule().Wait(next)
 		mv.m.MoveBounces.WithLabelValues(s.metric).Inc()
 		mv.log.WarnContext(ctx, "the replacement landed back on the site its pod was evicted from: the scheduler disagrees with the prediction; backing off",
-			"workload", w.String(), "site", last.From, "predicted", last.To, "bounces", next.Bounces, "wait", mv.cfg.moveRule().Wait(next))
+			"workload", w.String(), "site", last.From, "predicted", last.To, "bounces", next.Bounces, "wait", wait)
+		if mv.recorder != nil {
+			// Recording does not block (a full queue drops the Event).
+			mv.recorder.AnnotatedEventf(w.ref(), moveAnnotations(w.uid, next), v1.EventTypeWarning, ReasonMoveBounced,
+				"the replacement of a pod evicted from site %s (toward %s) landed back on %s: %d bounces in a row, next move not before %s",
+				last.From, orAny(last.To), last.From, next.Bounces, wait)
+		}
 	}
 	return true
 }

@@ -249,11 +249,12 @@ func New(client kubernetes.Interface, store Store, cfg Config, m *Metrics, log *
 	}
 	r.pods, r.nodes, r.leases = podInf.Lister(), nodeInf.Lister(), leaseInf.Lister()
 	r.broadcaster = record.NewBroadcaster()
-	recorder := r.broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "ning-rescheduler"})
+	recorder := r.broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: eventSource})
 	r.evictor = &evictor{client: client, dryRun: cfg.DryRun, m: m, log: log, recorder: recorder,
 		limits: Limits{Total: cfg.MaxPerCycle, PerNamespace: cfg.MaxPerNamespace, PerNode: cfg.MaxPerNode, PerWorkload: cfg.MaxPerWorkload},
 		rate:   evictionRate(cfg, clk)}
 	r.mover = newMover(cfg, store, m, log, clk)
+	r.mover.recorder = recorder
 	r.healer = newHealer(cfg, client, m, log, clk, recorder)
 	if _, err := leaseInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { r.healer.sawLease() },
@@ -375,6 +376,7 @@ func (r *Rescheduler) Run(ctx context.Context) error {
 			}
 		}
 	}
+	r.restoreMoves(ctx)
 	r.m.Leader.Set(1)
 	defer r.m.Leader.Set(0)
 	r.log.InfoContext(ctx, "rescheduler acting", "interval", r.cfg.Interval, "threshold", r.cfg.Threshold,
@@ -424,6 +426,11 @@ type workload struct {
 }
 
 func (w *workload) String() string { return w.namespace + "/" + w.kind + "/" + w.name }
+
+// ref is the workload's controller, for an Event on it.
+func (w *workload) ref() *v1.ObjectReference {
+	return &v1.ObjectReference{APIVersion: "apps/v1", Kind: w.kind, Namespace: w.namespace, Name: w.name, UID: w.uid}
+}
 
 // running are the bound pods that are not terminating.
 func (w *workload) running() []*v1.Pod {
