@@ -49,8 +49,9 @@ Loops: a replacement that the scheduler puts back on the site its pod was
 evicted from (a bounce: the scheduler disagrees with the prediction) is
 counted in ning_rescheduler_move_bounces_total, and each bounce in a row
 doubles the workload's wait, from twice --move-cooldown up to
---bounce-backoff-max. The rescheduler remembers moves per workload for as
-long as it leads; a new leader starts afresh.
+--bounce-backoff-max. The memory of moves is kept in the annotations of the
+rescheduler's Events (each eviction's, and a NingMoveBounced Event on the
+workload), so that a new leader, which lists them once, carries it on.
 
 Evictions go through the policy/v1 Eviction API, so PodDisruptionBudgets hold,
 within --max-evictions-per-cycle, -per-namespace, -per-workload and -per-node,
