@@ -3,6 +3,7 @@ package rescheduler
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/ning-edge/ning/internal/policy"
 	"github.com/ning-edge/ning/internal/testcluster"
 )
 
@@ -193,5 +195,25 @@ func TestEvictorRate(t *testing.T) {
 	clk.Step(time.Second)
 	if _, res := ev.evict(ctx, ev.budget(), request{pod: live, workload: "w", reason: ReasonReschedule, metric: "traffic", msg: "moving p2"}); res != resultEvicted {
 		t.Errorf("a second later: %v, want %v", res, resultEvicted)
+	}
+}
+
+// TestParseMove: an Event's move annotations round-trip, an Event without
+// them is not a move, and bad ones are named.
+func TestParseMove(t *testing.T) {
+	m := policy.LastMove{At: t0.Add(1500 * time.Millisecond), From: "a", To: "c", Bounces: 2}
+	uid, got, ok, err := parseMove(moveAnnotations("uid-1", m))
+	if err != nil || !ok || uid != "uid-1" || !got.At.Equal(m.At) || got.From != m.From || got.To != m.To || got.Bounces != m.Bounces {
+		t.Errorf("round trip: %v %+v %v %v, want uid-1 %+v", uid, got, ok, err, m)
+	}
+	if _, _, ok, err := parseMove(map[string]string{"other": "x"}); ok || err != nil {
+		t.Errorf("no move annotations: ok %v, err %v; want not a move", ok, err)
+	}
+	for key, bad := range map[string]string{annotationAt: "yesterday", annotationBounces: "-1", annotationWorkload: ""} {
+		a := moveAnnotations("uid-1", m)
+		a[key] = bad
+		if _, _, ok, err := parseMove(a); !ok || err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s=%q: ok %v, err %v; want an error naming %s", key, bad, ok, err, key)
+		}
 	}
 }
