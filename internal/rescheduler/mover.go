@@ -115,8 +115,8 @@ type mover struct {
 	// settling is, per workload, the eviction whose replacement it awaits.
 	settling map[types.UID]settle
 	// moves is, per workload, its last move and the bounces in a row: the
-	// cooldown and the bounce backoff (policy.MoveRule) run from it. It
-	// lives as long as this leader term; a new leader starts without it.
+	// cooldown and the bounce backoff (policy.MoveRule) run from it. A new
+	// leader restores it from the Events' annotations (restoreMoves).
 	moves map[types.UID]policy.LastMove
 	// badLabels are pods whose malformed delay labels were counted.
 	badLabels map[types.UID]bool
@@ -493,7 +493,7 @@ func (mv *mover) land(ctx context.Context, w *workload, v *view, s settle) bool 
 		if mv.recorder != nil {
 			// Recording does not block (a full queue drops the Event).
 			mv.recorder.AnnotatedEventf(w.ref(), moveAnnotations(w.uid, next), v1.EventTypeWarning, ReasonMoveBounced,
-				"the replacement of a pod evicted from site %s (toward %s) landed back on %s: %d bounces in a row, next move not before %s",
+				"the replacement of a pod evicted from site %s (toward %s) landed back on %s: %d bounces in a row; no move of this workload for %s from that eviction",
 				last.From, orAny(last.To), last.From, next.Bounces, wait)
 		}
 	}
