@@ -436,7 +436,7 @@ func TestRescheduler(t *testing.T) {
 		setTraffic(t, e.store, map[string]float64{"a": 10, "c": 130})
 		naive := rescheduler.DefaultConfig()
 		naive.Interval, naive.PerReplicaRPS, naive.DryRun = reschedInterval, perReplicaRPS, true
-		naive.Threshold, naive.MinGainMs, naive.HoldCycles, naive.MinPerTrafficSite = 0, 0, 1, 0
+		naive.Threshold, naive.MinGainMs, naive.HoldCycles, naive.MinPerTrafficSite, naive.MoveCooldown = 0, 0, 1, 0, 0
 		nm, err := rescheduler.NewMetrics(prometheus.NewRegistry())
 		if err != nil {
 			t.Fatal(err)
