@@ -18,8 +18,9 @@ import (
 	"github.com/ning-edge/ning/internal/testcluster"
 )
 
-// loopEnv is a mover on sites a, b, c in a row with all traffic at c, and
-// web's three pods on a: every cycle it wants to move one toward c.
+// loopEnv is a mover on sites a, b, c in a row with all traffic at c, more
+// than two replicas serve, and web's three pods on a: until all three run
+// at c, every cycle it wants to move one toward c.
 type loopEnv struct {
 	t     *testing.T
 	clk   *clocktesting.FakeClock
@@ -34,7 +35,7 @@ type loopEnv struct {
 func newLoopEnv(t *testing.T, edit func(*Config)) *loopEnv {
 	clk := clocktesting.NewFakeClock(t0)
 	cfg := DefaultConfig()
-	cfg.HoldCycles = 1
+	cfg.HoldCycles, cfg.PerReplicaRPS = 1, 40
 	if edit != nil {
 		edit(&cfg)
 	}
