@@ -106,13 +106,17 @@ func (r *Rescheduler) restoreMoves(ctx context.Context) {
 }
 
 // restore takes the moves a past leader recorded, those still within their
-// wait and its memory span, and returns how many.
+// wait and its memory span, and returns how many. A move timed after now
+// (the past leader's clock ran ahead) counts from now.
 func (mv *mover) restore(moves map[types.UID]policy.LastMove) int {
 	mv.mu.Lock()
 	defer mv.mu.Unlock()
 	rule, now := mv.cfg.moveRule(), mv.clock.Now()
 	n := 0
 	for uid, m := range moves {
+		if m.At.After(now) {
+			m.At = now
+		}
 		if have, ok := mv.moves[uid]; ok && !m.At.After(have.At) {
 			continue
 		}
