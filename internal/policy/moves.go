@@ -53,14 +53,14 @@ func (r MoveRule) Until(m LastMove) time.Time { return m.At.Add(r.Wait(m)) }
 type Landing string
 
 const (
-	// LandedPending: no replacement is bound yet.
+	// LandedPending means no replacement is bound yet.
 	LandedPending Landing = "pending"
-	// LandedAsPredicted: on the site the move was toward.
+	// LandedAsPredicted is on the site the move was toward.
 	LandedAsPredicted Landing = "as_predicted"
-	// LandedBounced: back on the site the pod was moved from; the
+	// LandedBounced is back on the site the pod was moved from; the
 	// scheduler disagrees with the prediction.
 	LandedBounced Landing = "bounced"
-	// LandedElsewhere: on a third site.
+	// LandedElsewhere is on a third site.
 	LandedElsewhere Landing = "elsewhere"
 )
 
