@@ -43,10 +43,19 @@ their ReplicaSet or StatefulSet, and every --interval:
   nodes, --cloud-label=--cloud-value, take a replacement only when no edge
   node can, as CloudFallback scores them). It never takes a site with traffic below
   --min-per-traffic-site pods, and waits for the replacement to be Ready before
-  the next eviction of that workload.
+  the next eviction of that workload, and then --move-cooldown.
+
+Loops: a replacement that the scheduler puts back on the site its pod was
+evicted from (a bounce: the scheduler disagrees with the prediction) is
+counted in ning_rescheduler_move_bounces_total, and each bounce in a row
+doubles the workload's wait, from twice --move-cooldown up to
+--bounce-backoff-max. The memory of moves is kept in the annotations of the
+rescheduler's Events (each eviction's, and a NingMoveBounced Event on the
+workload), so that a new leader, which lists them once, carries it on.
 
 Evictions go through the policy/v1 Eviction API, so PodDisruptionBudgets hold,
-within --max-evictions-per-cycle, -per-namespace, -per-workload and -per-node. Each gets
+within --max-evictions-per-cycle, -per-namespace, -per-workload and -per-node,
+and at most --eviction-qps a second over all workloads. Each gets
 an Event on the pod (NingReschedule, NingDelayViolation) and is counted in
 ning_rescheduler_evictions_total.
 
@@ -89,6 +98,10 @@ func (o *reschedulerOptions) AddFlags(f *pflag.FlagSet) {
 	f.IntVar(&c.MaxPerNode, "max-evictions-per-node", c.MaxPerNode, "evictions per cycle from one node (0: no limit)")
 	f.IntVar(&c.MaxPerWorkload, "max-evictions-per-workload", c.MaxPerWorkload, "evictions per cycle of one workload (each waits for the last replacement to be Ready)")
 	f.DurationVar(&c.SettleTimeout, "settle-timeout", c.SettleTimeout, "longest wait for an evicted pod's replacement to be Ready")
+	f.DurationVar(&c.MoveCooldown, "move-cooldown", c.MoveCooldown, "time a workload is left alone after one of its pods was evicted (0: none)")
+	f.DurationVar(&c.BounceBackoffMax, "bounce-backoff-max", c.BounceBackoffMax, "longest wait after replacements landed back on the site their pod was evicted from (each such bounce doubles the wait, from twice --move-cooldown)")
+	f.Float64Var(&c.EvictionQPS, "eviction-qps", c.EvictionQPS, "evictions per second at most, over all workloads (0: no limit; node-down deletions are not limited)")
+	f.IntVar(&c.EvictionBurst, "eviction-burst", c.EvictionBurst, "evictions at once at most under --eviction-qps")
 	f.DurationVar(&c.NodeDownAfter, "node-down-after", c.NodeDownAfter, "a node silent or not Ready this long is down")
 	f.BoolVar(&c.AllowStatefulSetForce, "allow-statefulset-force", false, "also force-delete StatefulSet pods on down nodes (split-brain risk; see --help)")
 	f.BoolVar(&c.DryRun, "dry-run", false, "log evictions and deletions instead of making them")

@@ -473,6 +473,9 @@ func start(ctx context.Context, g *errgroup.Group, cp *devcluster.Cluster, o *Op
 	g.Go(func() error { return scheduler.Wait(ctx, scheduled) })
 	rc := rescheduler.DefaultConfig()
 	rc.Interval, rc.HoldCycles, rc.PerReplicaRPS, rc.NodeDownAfter = o.Interval, 2, o.PerReplicaRPS, o.NodeDownAfter
+	// The demo's time runs fast: one cycle of cooldown after a move, not
+	// the default's two minutes.
+	rc.MoveCooldown = o.Interval
 	if c.resched, err = rescheduler.NewMetrics(reg); err != nil {
 		return nil, err
 	}

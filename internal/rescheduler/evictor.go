@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/flowcontrol"
+	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 )
 
@@ -21,16 +23,27 @@ type Limits struct {
 
 // evictor makes every eviction and deletion, as the descheduler's does: the
 // policy/v1 Eviction API (so PodDisruptionBudgets hold) within per-node,
-// per-namespace, per-workload and total limits, dry-run, the metrics and
-// the Event on the pod, all here. It holds no lock: its callers decide under
-// theirs and call it outside.
+// per-namespace, per-workload and total limits and a global rate, dry-run,
+// the metrics and the Event on the pod, all here. It holds no lock: its
+// callers decide under theirs and call it outside.
 type evictor struct {
-	client   kubernetes.Interface
-	dryRun   bool
-	limits   Limits
+	client kubernetes.Interface
+	dryRun bool
+	limits Limits
+	// rate, when not nil, limits evictions over all cycles and workloads.
+	rate     flowcontrol.PassiveRateLimiter
 	m        *Metrics
 	log      *slog.Logger
 	recorder record.EventRecorder
+}
+
+// evictionRate is the token bucket of cfg.EvictionQPS (nil: no limit),
+// client-go's, on clk.
+func evictionRate(cfg Config, clk clock.PassiveClock) flowcontrol.PassiveRateLimiter {
+	if cfg.EvictionQPS <= 0 {
+		return nil
+	}
+	return flowcontrol.NewTokenBucketPassiveRateLimiterWithClock(float32(cfg.EvictionQPS), cfg.EvictionBurst, clk)
 }
 
 // budget counts one cycle's evictions against the limits.
@@ -68,9 +81,11 @@ const (
 	resultDeleted result = "deleted"
 	resultDryRun  result = "dry_run"
 	resultLimited result = "limited"
-	resultBlocked result = "blocked_by_pdb"
-	resultGone    result = "gone"
-	resultError   result = "error"
+	// resultRateLimited: over --eviction-qps; the next cycle tries again.
+	resultRateLimited result = "rate_limited"
+	resultBlocked     result = "blocked_by_pdb"
+	resultGone        result = "gone"
+	resultError       result = "error"
 )
 
 // done reports whether the pod is (or, in dry-run, would be) gone.
@@ -84,6 +99,8 @@ type request struct {
 	// ning_rescheduler_evictions_total.
 	reason, metric string
 	msg            string
+	// annotations, when set, go on the Event (the memory of a move).
+	annotations map[string]string
 }
 
 func (r request) eviction(dryRun bool) Eviction {
@@ -91,13 +108,20 @@ func (r request) eviction(dryRun bool) Eviction {
 		Reason: r.reason, Message: r.msg, DryRun: dryRun}
 }
 
-// evict evicts the pod through the Eviction API if b allows, after checking
-// it against the apiserver (not the cache), and spends b on success.
+// evict evicts the pod through the Eviction API if b and the rate allow,
+// after checking it against the apiserver (not the cache), and spends b on
+// success.
 func (e *evictor) evict(ctx context.Context, b *budget, r request) (Eviction, result) {
 	ev := r.eviction(e.dryRun)
 	if !b.allows(r.pod, r.workload) {
 		e.m.Decisions.WithLabelValues(string(resultLimited)).Inc()
 		return ev, resultLimited
+	}
+	if e.rate != nil && !e.rate.TryAccept() {
+		e.m.Decisions.WithLabelValues(string(resultRateLimited)).Inc()
+		e.m.Evictions.WithLabelValues(r.metric, string(resultRateLimited)).Inc()
+		e.log.DebugContext(ctx, "eviction rate limit reached; trying again next cycle", "pod", ev.Pod.String())
+		return ev, resultRateLimited
 	}
 	pod := r.pod
 	live, err := e.client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
@@ -131,7 +155,7 @@ func (e *evictor) evict(ctx context.Context, b *budget, r request) (Eviction, re
 	}
 	b.spend(pod, r.workload)
 	e.m.Evictions.WithLabelValues(r.metric, string(resultEvicted)).Inc()
-	e.recorder.Eventf(pod, v1.EventTypeNormal, r.reason, "%s", r.msg)
+	e.recorder.AnnotatedEventf(pod, r.annotations, v1.EventTypeNormal, r.reason, "%s", r.msg)
 	e.log.InfoContext(ctx, "evicted", "pod", ev.Pod.String(), "node", ev.Node, "reason", r.reason, "why", r.msg)
 	return ev, resultEvicted
 }

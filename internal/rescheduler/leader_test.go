@@ -89,6 +89,10 @@ func testLeaderHandOver(t *testing.T, crashAtEviction bool) {
 	}
 	cfg := DefaultConfig()
 	cfg.NodeDownAfter = time.Hour // the healer has nothing to do here
+	// No cooldown: b would restore a's move from its Event and wait it out
+	// (TestReschedulerBounces in test/integration checks that); here only
+	// the holds matter.
+	cfg.MoveCooldown = 0
 	leader := LeaderConfig{Namespace: "kube-system", Name: "ning-rescheduler", LeaseDuration: 3 * time.Second,
 		RenewDeadline: 2 * time.Second, RetryPeriod: 250 * time.Millisecond}
 

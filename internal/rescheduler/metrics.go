@@ -10,10 +10,11 @@ import (
 type Metrics struct {
 	// Evictions counts evictions and deletions by reason (traffic,
 	// delay_violation, node_down) and result (evicted, deleted, dry_run,
-	// blocked_by_pdb, gone, error).
+	// blocked_by_pdb, rate_limited, gone, error).
 	Evictions *prometheus.CounterVec
 	// Decisions counts per-workload outcomes of a cycle (moved, below_threshold,
-	// holding, settling, no_traffic, no_improving_move, plan_failed, limited, ...).
+	// holding, settling, cooldown, bounce_backoff, no_traffic,
+	// no_improving_move, plan_failed, limited, rate_limited, ...).
 	Decisions *prometheus.CounterVec
 	// WeightedRTT is each workload's traffic-weighted mean RTT in ms, as it
 	// runs (actual) and as planned.
@@ -31,6 +32,10 @@ type Metrics struct {
 	// leaves there, by reason (bare_pod, statefulset): each pod once per
 	// leader term.
 	NotRescued *prometheus.CounterVec
+	// MoveBounces counts evictions whose replacement the scheduler put back
+	// on the site the pod was evicted from, by reason (traffic,
+	// delay_violation).
+	MoveBounces *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics with reg.
@@ -74,8 +79,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "ning_rescheduler_pods_not_rescued_total",
 			Help: "Pods on down nodes that the rescheduler leaves there, by reason: bare_pod (nothing would replace it), statefulset (without --allow-statefulset-force).",
 		}, []string{"reason"}),
+		MoveBounces: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ning_rescheduler_move_bounces_total",
+			Help: "Evictions whose replacement the scheduler put back on the site the pod was evicted from (its choice disagrees with the rescheduler's prediction); each backs the workload off longer.",
+		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.Evictions, m.Decisions, m.WeightedRTT, m.CycleDuration, m.NodeCheckDuration, m.NodesDown, m.Leader, m.BadLabels, m.NotRescued} {
+	for _, c := range []prometheus.Collector{m.Evictions, m.Decisions, m.WeightedRTT, m.CycleDuration, m.NodeCheckDuration, m.NodesDown, m.Leader, m.BadLabels, m.NotRescued, m.MoveBounces} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering rescheduler metrics: %w", err)
 		}

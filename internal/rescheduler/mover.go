@@ -13,6 +13,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 
 	"github.com/ning-edge/ning/internal/placement"
@@ -91,18 +92,30 @@ type mover struct {
 	holds map[string]int
 	// settling is, per workload, the eviction whose replacement it awaits.
 	settling map[types.UID]settle
+	// moves is, per workload, its last move and the bounces in a row: the
+	// cooldown and the bounce backoff (policy.MoveRule) run from it. A new
+	// leader restores it from the Events' annotations (restoreMoves).
+	moves map[types.UID]policy.LastMove
 	// badLabels are pods whose malformed delay labels were counted.
 	badLabels map[types.UID]bool
+
+	// recorder, when not nil, records a bounce's Event on the workload.
+	recorder record.EventRecorder
 }
 
 type settle struct {
 	at         time.Time
 	readyAfter int // Ready pods the workload must have again
+	// before are the workload's pods at the eviction: a pod not among them
+	// is a replacement, whose site judges the move (policy.Landed).
+	before map[types.UID]bool
+	metric string // the eviction's reason label
+	judged bool   // the replacement's landing was judged
 }
 
 func newMover(cfg Config, store Store, m *Metrics, log *slog.Logger, clk clock.PassiveClock) *mover {
 	return &mover{cfg: cfg, store: store, m: m, log: log, clock: clk,
-		holds: map[string]int{}, settling: map[types.UID]settle{}, badLabels: map[types.UID]bool{}}
+		holds: map[string]int{}, settling: map[types.UID]settle{}, moves: map[types.UID]policy.LastMove{}, badLabels: map[types.UID]bool{}}
 }
 
 // proposal is an eviction the mover decided on, for the evictor to make.
@@ -110,6 +123,9 @@ type proposal struct {
 	request
 	w     *workload
 	ready int // the workload's Ready pods before the eviction
+	// from is the evicted pod's site, to where the replacement is
+	// predicted to land ("" for a delay repair: any compliant site).
+	from, to string
 }
 
 // cycle makes one pass over the cluster as the caches hold it and returns
@@ -119,18 +135,39 @@ func (mv *mover) cycle(ctx context.Context, nodes []*v1.Node, pods []*v1.Pod, ev
 	b := ev.budget()
 	var out []Eviction
 	for _, p := range props {
+		last := mv.nextMove(p)
+		p.annotations = moveAnnotations(p.w.uid, last)
 		e, res := ev.evict(ctx, b, p.request)
 		if !res.done() {
 			continue
 		}
 		out = append(out, e)
 		if res == resultEvicted {
-			mv.mu.Lock()
-			mv.settling[p.w.uid] = settle{at: mv.clock.Now(), readyAfter: p.ready}
-			mv.mu.Unlock()
+			mv.evicted(p, last)
 		}
 	}
 	return out
+}
+
+// nextMove is the memory p's eviction would leave: now, its sites, and the
+// bounces in a row so far.
+func (mv *mover) nextMove(p proposal) policy.LastMove {
+	mv.mu.Lock()
+	defer mv.mu.Unlock()
+	return policy.LastMove{At: mv.clock.Now(), From: p.from, To: p.to, Bounces: mv.moves[p.w.uid].Bounces}
+}
+
+// evicted remembers p's eviction: the replacement to wait for and judge,
+// and the move the cooldown runs from.
+func (mv *mover) evicted(p proposal, last policy.LastMove) {
+	mv.mu.Lock()
+	defer mv.mu.Unlock()
+	before := make(map[types.UID]bool, len(p.w.pods))
+	for _, pod := range p.w.pods {
+		before[pod.UID] = true
+	}
+	mv.settling[p.w.uid] = settle{at: last.At, readyAfter: p.ready, before: before, metric: p.metric}
+	mv.moves[p.w.uid] = last
 }
 
 // decide judges every workload (at most one proposal each), under the
@@ -157,6 +194,12 @@ func (mv *mover) decide(ctx context.Context, v *view, ws []*workload) []proposal
 		live[w.uid] = true
 	}
 	prune(mv.settling, func(uid types.UID) bool { return live[uid] })
+	// A move is forgotten with its workload, or BounceBackoffMax after its
+	// wait ended: a workload quiet that long starts afresh.
+	rule, now := mv.cfg.moveRule(), mv.clock.Now()
+	prune(mv.moves, func(uid types.UID) bool {
+		return live[uid] && now.Before(rule.Until(mv.moves[uid]).Add(mv.cfg.BounceBackoffMax))
+	})
 	return out
 }
 
@@ -250,8 +293,16 @@ func (mv *mover) decideWorkload(ctx context.Context, w *workload, v *view, seen 
 			}
 		}
 	}
-	if !mv.settled(ctx, w) {
+	if !mv.settled(ctx, w, v) {
 		mv.m.Decisions.WithLabelValues("settling").Inc()
+		return proposal{}, false
+	}
+	if last, ok := mv.moves[w.uid]; ok && mv.clock.Now().Before(mv.cfg.moveRule().Until(last)) {
+		if last.Bounces > 0 {
+			mv.m.Decisions.WithLabelValues("bounce_backoff").Inc()
+		} else {
+			mv.m.Decisions.WithLabelValues("cooldown").Inc()
+		}
 		return proposal{}, false
 	}
 	if violator != nil {
@@ -260,7 +311,8 @@ func (mv *mover) decideWorkload(ctx context.Context, w *workload, v *view, seen 
 			mv.log.InfoContext(ctx, "delay constraint broken but no other site meets it; leaving the pod", "pod", violator.Namespace+"/"+violator.Name, "why", violation)
 			return proposal{}, false
 		}
-		return proposal{request: request{pod: violator, workload: w.uid, reason: ReasonDelayViolation, metric: "delay_violation", msg: violation}, w: w, ready: ready}, true
+		return proposal{request: request{pod: violator, workload: w.uid, reason: ReasonDelayViolation, metric: "delay_violation", msg: violation}, w: w, ready: ready,
+			from: v.nodeSite[violator.Spec.NodeName]}, true
 	}
 
 	if v.total <= 0 {
@@ -300,7 +352,15 @@ func (mv *mover) decideWorkload(ctx context.Context, w *workload, v *view, seen 
 	pod := newestOn(running, v, v.sites[m.From])
 	msg := fmt.Sprintf("moving a replica of %s from %s toward %s (now %s, planned %s): %s",
 		w.kind+"/"+w.name, v.sites[m.From], v.sites[m.To], describe(v.sites, current), describe(v.sites, m.Plan), policy.DescribeMove(prob, current, m.From, m.To, m.Plan))
-	return proposal{request: request{pod: pod, workload: w.uid, reason: ReasonReschedule, metric: "traffic", msg: msg}, w: w, ready: ready}, true
+	return proposal{request: request{pod: pod, workload: w.uid, reason: ReasonReschedule, metric: "traffic", msg: msg}, w: w, ready: ready,
+		from: v.sites[m.From], to: v.sites[m.To]}, true
+}
+
+func orAny(site string) string {
+	if site == "" {
+		return "any compliant site"
+	}
+	return site
 }
 
 func finite(v float64) float64 {
@@ -337,10 +397,15 @@ func newestOn(pods []*v1.Pod, v *view, site string) *v1.Pod {
 
 // settled reports whether the workload may be acted on: every pod Ready
 // and nothing pending or terminating, and the replacement of the last
-// eviction Ready (or SettleTimeout passed).
-func (mv *mover) settled(ctx context.Context, w *workload) bool {
+// eviction Ready (or SettleTimeout passed). Once the replacement is bound
+// it judges where it landed (land).
+func (mv *mover) settled(ctx context.Context, w *workload, v *view) bool {
 	ready, unsettled := w.ready()
 	if s, ok := mv.settling[w.uid]; ok {
+		if !s.judged {
+			s.judged = mv.land(ctx, w, v, s)
+			mv.settling[w.uid] = s
+		}
 		if ready >= s.readyAfter && !unsettled {
 			delete(mv.settling, w.uid)
 			return true
@@ -352,6 +417,36 @@ func (mv *mover) settled(ctx context.Context, w *workload) bool {
 		delete(mv.settling, w.uid)
 	}
 	return !unsettled
+}
+
+// land judges where the replacement of the workload's last eviction went,
+// once one is bound, and reports whether it could: a bounce (back on the
+// site the pod left) is counted and lengthens the workload's backoff; a
+// replacement anywhere else clears the bounces in a row.
+func (mv *mover) land(ctx context.Context, w *workload, v *view, s settle) bool {
+	last, ok := mv.moves[w.uid]
+	if !ok {
+		return true
+	}
+	l := policy.Landed(last, s.before, w.pods, v.SiteOfNode)
+	if l == policy.LandedPending {
+		return false
+	}
+	next := last.After(l)
+	mv.moves[w.uid] = next
+	if l == policy.LandedBounced {
+		wait := mv.cfg.moveRule().Wait(next)
+		mv.m.MoveBounces.WithLabelValues(s.metric).Inc()
+		mv.log.WarnContext(ctx, "the replacement landed back on the site its pod was evicted from: the scheduler disagrees with the prediction; backing off",
+			"workload", w.String(), "site", last.From, "predicted", last.To, "bounces", next.Bounces, "wait", wait)
+		if mv.recorder != nil {
+			// Recording does not block (a full queue drops the Event).
+			mv.recorder.AnnotatedEventf(w.ref(), moveAnnotations(w.uid, next), v1.EventTypeWarning, ReasonMoveBounced,
+				"the replacement of a pod evicted from site %s (toward %s) landed back on %s: %d bounces in a row; no move of this workload for %s from that eviction",
+				last.From, orAny(last.To), last.From, next.Bounces, wait)
+		}
+	}
+	return true
 }
 
 // describe lists a placement as site=n pairs.

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sort"
 	"sync"
 	"time"
@@ -75,6 +76,19 @@ type Config struct {
 	// SettleTimeout is how long the rescheduler waits for an evicted pod's
 	// replacement to be Ready before it acts on the workload again anyway.
 	SettleTimeout time.Duration
+	// MoveCooldown is how long a workload is left alone after one of its
+	// pods was evicted (counted from the eviction, after the replacement is
+	// Ready); 0 is none.
+	MoveCooldown time.Duration
+	// BounceBackoffMax bounds the wait after bounces: a replacement that
+	// lands back on the site its pod was evicted from doubles the wait,
+	// starting from twice the cooldown (at least one Interval).
+	BounceBackoffMax time.Duration
+	// EvictionQPS limits the rate of evictions (not of node-down
+	// deletions) over all workloads, with bursts of EvictionBurst; 0 is no
+	// limit.
+	EvictionQPS   float64
+	EvictionBurst int
 	// NodeDownAfter is how long a node's Lease may go unrenewed, or its Ready
 	// condition stay not True, before the node is down.
 	NodeDownAfter time.Duration
@@ -109,8 +123,10 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults: a 30 s cycle, 10 % gain held for 3
-// cycles, one pod of a workload at a time, nodes down after 20 s, cloud
-// nodes labelled kubernetes.io/role=cloud (as CloudFallback's defaults).
+// cycles, one pod of a workload at a time and then 2 min of cooldown (up to
+// an hour after bounces), at most one eviction a second (bursts of 5),
+// nodes down after 20 s, cloud nodes labelled kubernetes.io/role=cloud (as
+// CloudFallback's defaults).
 func DefaultConfig() Config {
 	return Config{
 		Interval:          30 * time.Second,
@@ -122,6 +138,10 @@ func DefaultConfig() Config {
 		MaxPerNamespace:   2,
 		MaxPerWorkload:    1,
 		SettleTimeout:     5 * time.Minute,
+		MoveCooldown:      2 * time.Minute,
+		BounceBackoffMax:  time.Hour,
+		EvictionQPS:       1,
+		EvictionBurst:     5,
 		NodeDownAfter:     20 * time.Second,
 		MaxDownFraction:   0.5,
 		SchedulerName:     "ning-scheduler",
@@ -147,6 +167,10 @@ func (c Config) Validate() error {
 	check(c.MaxPerCycle < 1 || c.MaxPerNamespace < 1 || c.MaxPerWorkload < 1,
 		"eviction limits %d per cycle, %d per namespace, %d per workload: want at least 1 each", c.MaxPerCycle, c.MaxPerNamespace, c.MaxPerWorkload)
 	check(c.SettleTimeout <= 0, "settle timeout %v: want a positive duration", c.SettleTimeout)
+	check(c.MoveCooldown < 0, "move cooldown %v: want 0 (none) or a positive duration", c.MoveCooldown)
+	check(c.BounceBackoffMax <= 0, "bounce backoff max %v: want a positive duration", c.BounceBackoffMax)
+	check(!(c.EvictionQPS >= 0) || math.IsInf(c.EvictionQPS, 0), "eviction QPS %v: want 0 (no limit) or a positive rate", c.EvictionQPS)
+	check(c.EvictionQPS > 0 && c.EvictionBurst < 1, "eviction burst %d: want at least 1 with an eviction QPS", c.EvictionBurst)
 	check(c.MaxPerNode < 0, "eviction limit %d per node: want 0 (none) or more", c.MaxPerNode)
 	check(c.UnknownRTT != configv1alpha1.FailClosed && c.UnknownRTT != configv1alpha1.FailOpen,
 		"unknown RTT policy %q: want %s or %s", c.UnknownRTT, configv1alpha1.FailClosed, configv1alpha1.FailOpen)
@@ -160,6 +184,11 @@ func (c Config) Validate() error {
 		errs = append(errs, e)
 	}
 	return errors.Join(errs...)
+}
+
+// moveRule is the cooldown and bounce backoff of c, for policy.MoveRule.
+func (c Config) moveRule() policy.MoveRule {
+	return policy.MoveRule{Cooldown: c.MoveCooldown, BackoffBase: max(2*c.MoveCooldown, c.Interval), BackoffMax: c.BounceBackoffMax}
 }
 
 // Store is what the rescheduler reads: RTTs and traffic per site.
@@ -220,10 +249,12 @@ func New(client kubernetes.Interface, store Store, cfg Config, m *Metrics, log *
 	}
 	r.pods, r.nodes, r.leases = podInf.Lister(), nodeInf.Lister(), leaseInf.Lister()
 	r.broadcaster = record.NewBroadcaster()
-	recorder := r.broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "ning-rescheduler"})
+	recorder := r.broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: eventSource})
 	r.evictor = &evictor{client: client, dryRun: cfg.DryRun, m: m, log: log, recorder: recorder,
-		limits: Limits{Total: cfg.MaxPerCycle, PerNamespace: cfg.MaxPerNamespace, PerNode: cfg.MaxPerNode, PerWorkload: cfg.MaxPerWorkload}}
+		limits: Limits{Total: cfg.MaxPerCycle, PerNamespace: cfg.MaxPerNamespace, PerNode: cfg.MaxPerNode, PerWorkload: cfg.MaxPerWorkload},
+		rate:   evictionRate(cfg, clk)}
 	r.mover = newMover(cfg, store, m, log, clk)
+	r.mover.recorder = recorder
 	r.healer = newHealer(cfg, client, m, log, clk, recorder)
 	if _, err := leaseInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { r.healer.sawLease() },
@@ -345,6 +376,7 @@ func (r *Rescheduler) Run(ctx context.Context) error {
 			}
 		}
 	}
+	r.restoreMoves(ctx)
 	r.m.Leader.Set(1)
 	defer r.m.Leader.Set(0)
 	r.log.InfoContext(ctx, "rescheduler acting", "interval", r.cfg.Interval, "threshold", r.cfg.Threshold,
@@ -394,6 +426,11 @@ type workload struct {
 }
 
 func (w *workload) String() string { return w.namespace + "/" + w.kind + "/" + w.name }
+
+// ref is the workload's controller, for an Event on it.
+func (w *workload) ref() *v1.ObjectReference {
+	return &v1.ObjectReference{APIVersion: "apps/v1", Kind: w.kind, Namespace: w.namespace, Name: w.name, UID: w.uid}
+}
 
 // running are the bound pods that are not terminating.
 func (w *workload) running() []*v1.Pod {

@@ -59,6 +59,9 @@ type reschedOptions struct {
 	// store, when set, is the scheduler's and rescheduler's store as it is;
 	// by default a static one (a-b 10 ms, b-c 10 ms, a-c 20 ms, traffic at a).
 	store *topology.Store
+	// schedulerConfig, when set, renders the scheduler's configuration
+	// from the kubeconfig path, instead of ning's default profile.
+	schedulerConfig func(kubeconfig string) string
 }
 
 // startReschedEnv runs the control plane, simulated kubelets on nodes a-0 ..
@@ -108,11 +111,17 @@ func startReschedEnvOn(t *testing.T, cp *testcluster.ControlPlane, ro reschedOpt
 	if err != nil {
 		t.Fatal(err)
 	}
+	if ro.schedulerConfig != nil {
+		cfg = ro.schedulerConfig(cp.Kubeconfig)
+	}
 	if _, err := scheduler.Start(ctx, cp.Dir, cfg, store); err != nil {
 		t.Fatal(err)
 	}
 	rc := rescheduler.DefaultConfig()
-	rc.Interval, rc.HoldCycles, rc.PerReplicaRPS = reschedInterval, 2, perReplicaRPS
+	// Without a cooldown, so that a workload's moves follow each other as
+	// soon as the last replacement is Ready (the convergence figures);
+	// TestReschedulerBounces runs with one.
+	rc.Interval, rc.HoldCycles, rc.PerReplicaRPS, rc.MoveCooldown = reschedInterval, 2, perReplicaRPS, 0
 	if ro.edit != nil {
 		ro.edit(&rc)
 	}
@@ -427,7 +436,7 @@ func TestRescheduler(t *testing.T) {
 		setTraffic(t, e.store, map[string]float64{"a": 10, "c": 130})
 		naive := rescheduler.DefaultConfig()
 		naive.Interval, naive.PerReplicaRPS, naive.DryRun = reschedInterval, perReplicaRPS, true
-		naive.Threshold, naive.MinGainMs, naive.HoldCycles, naive.MinPerTrafficSite = 0, 0, 1, 0
+		naive.Threshold, naive.MinGainMs, naive.HoldCycles, naive.MinPerTrafficSite, naive.MoveCooldown = 0, 0, 1, 0, 0
 		nm, err := rescheduler.NewMetrics(prometheus.NewRegistry())
 		if err != nil {
 			t.Fatal(err)
