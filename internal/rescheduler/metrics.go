@@ -17,7 +17,8 @@ type Metrics struct {
 	// no_improving_move, plan_failed, limited, rate_limited, ...).
 	Decisions *prometheus.CounterVec
 	// WeightedRTT is each workload's traffic-weighted mean RTT in ms, as it
-	// runs (actual) and as planned.
+	// runs (actual) and as planned; no series while that placement's
+	// traffic crosses a link of unknown RTT.
 	WeightedRTT *prometheus.GaugeVec
 	// CycleDuration times a rescheduling cycle, NodeCheckDuration a check of
 	// the nodes.

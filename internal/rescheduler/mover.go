@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"sort"
 	"strings"
 	"sync"
@@ -327,8 +326,8 @@ func (mv *mover) decideWorkload(ctx context.Context, w *workload, v *view, seen 
 		}
 		return proposal{}, false
 	}
-	mv.m.WeightedRTT.WithLabelValues(w.namespace, w.kind+"/"+w.name, "actual").Set(finite(m.Before))
-	mv.m.WeightedRTT.WithLabelValues(w.namespace, w.kind+"/"+w.name, "planned").Set(finite(m.Planned))
+	mv.setWeightedRTT(w, "actual", prob, current)
+	mv.setWeightedRTT(w, "planned", prob, m.Plan)
 	gain := 0.0
 	if m.Before > 0 {
 		gain = (m.Before - m.Planned) / m.Before
@@ -363,11 +362,16 @@ func orAny(site string) string {
 	return site
 }
 
-func finite(v float64) float64 {
-	if math.IsInf(v, 0) || math.IsNaN(v) {
-		return placement.UnknownRTTPenaltyMs
+// setWeightedRTT sets the workload's weighted-RTT gauge for placement x
+// (which: actual or planned), or removes it while some of x's traffic
+// crosses a link of unknown RTT: no penalty constant reaches a dashboard.
+func (mv *mover) setWeightedRTT(w *workload, which string, p *placement.Problem, x placement.Placement) {
+	labels := []string{w.namespace, w.kind + "/" + w.name, which}
+	if ms, ok := policy.MeanRTT(p, x); ok {
+		mv.m.WeightedRTT.WithLabelValues(labels...).Set(ms)
+		return
 	}
-	return v
+	mv.m.WeightedRTT.DeleteLabelValues(labels...)
 }
 
 func anyOther(usable []bool, site int) bool {

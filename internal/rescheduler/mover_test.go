@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	v1 "k8s.io/api/core/v1"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -166,6 +167,50 @@ func TestMoverHonoursUnknownRTT(t *testing.T) {
 			}
 			if want := "toward " + tt.want; !strings.Contains(got[0].msg, want) {
 				t.Errorf("message %q: want it to say %q", got[0].msg, want)
+			}
+		})
+	}
+}
+
+// TestMoverWeightedRTTGauge: the weighted-RTT gauge shows each placement's
+// traffic-weighted mean RTT, and no series at all while the placement's
+// traffic crosses a link of unknown RTT (it used to show the planner's
+// penalty, 100000 ms). web's 3 pods are in a, the traffic at c.
+func TestMoverWeightedRTTGauge(t *testing.T) {
+	tests := []struct {
+		name string
+		rtt  map[[2]string]float64
+		want map[string]float64 // placement -> ms; absent: no series
+	}{
+		{"every RTT known", nil, map[string]float64{"actual": 40, "planned": 0}},
+		{"a-c unknown", map[[2]string]float64{{"a", "b"}: 20, {"b", "c"}: 20}, map[string]float64{"planned": 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := clocktesting.NewFakeClock(t0)
+			cfg := DefaultConfig()
+			m := testMetrics(t)
+			mv := newMover(cfg, lineStore(t, clk, map[string]float64{"c": 100}, tt.rtt), m, discard(), clk)
+			pods := web("a-0", 3)
+			mv.decide(context.Background(), newView(threeNodes(), pods, mv.store, cfg.SiteLabel), workloads(pods, cfg.SchedulerName))
+			got := map[string]float64{}
+			reg := prometheus.NewPedanticRegistry()
+			reg.MustRegister(m.WeightedRTT)
+			mfs, err := reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, mf := range mfs {
+				for _, mt := range mf.GetMetric() {
+					for _, l := range mt.GetLabel() {
+						if l.GetName() == "placement" {
+							got[l.GetValue()] = mt.GetGauge().GetValue()
+						}
+					}
+				}
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("ning_rescheduler_weighted_rtt_milliseconds by placement (-want +got):\n%s", diff)
 			}
 		})
 	}
