@@ -107,5 +107,11 @@ as JSON. Installed or linked as kubectl-ning, this is kubectl ning explain.`,
 		},
 	}
 	o.AddFlags(cmd.Flags())
+	// explain names one object: -A is refused (Validate), so not offered,
+	// and -n has no "every namespace" to fall back on.
+	_ = cmd.Flags().MarkHidden("all-namespaces")
+	if f := cmd.Flags().Lookup("namespace"); f != nil {
+		f.Usage = "the namespace of a NAME given without one (default: the context's)"
+	}
 	return cmd
 }

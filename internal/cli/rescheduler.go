@@ -42,14 +42,15 @@ their ReplicaSet or StatefulSet, and every --interval:
   replacement where it lowers the RTT (on an edge site while one fits: cloud
   nodes, --cloud-label=--cloud-value, take a replacement only when no edge
   node can, as CloudFallback scores them). It never takes a site with traffic below
-  --min-per-traffic-site pods, and waits for the replacement to be Ready before
-  the next eviction of that workload, and then --move-cooldown.
+  --min-per-traffic-site pods, and before the next eviction of that workload
+  waits for the replacement to be Ready and for --move-cooldown, counted from
+  the eviction, to pass.
 
 Loops: a replacement that the scheduler puts back on the site its pod was
 evicted from (a bounce: the scheduler disagrees with the prediction) is
 counted in ning_rescheduler_move_bounces_total, and each bounce in a row
-doubles the workload's wait, from twice --move-cooldown up to
---bounce-backoff-max. The memory of moves is kept in the annotations of the
+doubles the workload's wait, from the larger of twice --move-cooldown and
+--interval up to --bounce-backoff-max. The memory of moves is kept in the annotations of the
 rescheduler's Events (each eviction's, and a NingMoveBounced Event on the
 workload), so that a new leader, which lists them once, carries it on.
 
@@ -99,7 +100,7 @@ func (o *reschedulerOptions) AddFlags(f *pflag.FlagSet) {
 	f.IntVar(&c.MaxPerWorkload, "max-evictions-per-workload", c.MaxPerWorkload, "evictions per cycle of one workload (each waits for the last replacement to be Ready)")
 	f.DurationVar(&c.SettleTimeout, "settle-timeout", c.SettleTimeout, "longest wait for an evicted pod's replacement to be Ready")
 	f.DurationVar(&c.MoveCooldown, "move-cooldown", c.MoveCooldown, "time a workload is left alone after one of its pods was evicted (0: none)")
-	f.DurationVar(&c.BounceBackoffMax, "bounce-backoff-max", c.BounceBackoffMax, "longest wait after replacements landed back on the site their pod was evicted from (each such bounce doubles the wait, from twice --move-cooldown)")
+	f.DurationVar(&c.BounceBackoffMax, "bounce-backoff-max", c.BounceBackoffMax, "longest wait after replacements landed back on the site their pod was evicted from (each such bounce doubles the wait, from the larger of twice --move-cooldown and --interval)")
 	f.Float64Var(&c.EvictionQPS, "eviction-qps", c.EvictionQPS, "evictions per second at most, over all workloads (0: no limit; node-down deletions are not limited)")
 	f.IntVar(&c.EvictionBurst, "eviction-burst", c.EvictionBurst, "evictions at once at most under --eviction-qps")
 	f.DurationVar(&c.NodeDownAfter, "node-down-after", c.NodeDownAfter, "a node silent or not Ready this long is down")

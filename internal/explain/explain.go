@@ -578,7 +578,11 @@ func choose(e *Explanation, prob *placement.Problem, current placement.Placement
 	chosen := top
 	bound := e.Pod != nil && e.Pod.Node != ""
 	if bound {
-		chosen = siteIdx[e.Pod.Site]
+		k, ok := siteIdx[e.Pod.Site]
+		if !ok { // its node is not in the node list (deleted, or new since)
+			return &Choice{Site: e.Pod.Site, Node: e.Pod.Node, Why: "its node is not among the nodes listed (deleted, or joined since the list): no scores to compare"}, nil
+		}
+		chosen = k
 	}
 	if chosen < 0 {
 		return nil, nil

@@ -307,3 +307,14 @@ func TestExplainErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestChooseUnlistedNode: a pod bound to a node the node list does not hold
+// (deleted before the pod, or joined since the list) is said so, not put in
+// whichever site comes first, and no listed node at all is no panic.
+func TestChooseUnlistedNode(t *testing.T) {
+	e := &Explanation{Pod: &Pod{Name: "web-0", Node: "gone-0", Site: "gone-0"}}
+	c, runnerUp := choose(e, nil, nil, nil, map[string]int{})
+	if c == nil || c.Site != "gone-0" || c.Node != "gone-0" || !strings.Contains(c.Why, "not among the nodes listed") || runnerUp != nil {
+		t.Errorf("choice %+v, runner-up %+v; want gone-0 said to be unlisted, no runner-up", c, runnerUp)
+	}
+}

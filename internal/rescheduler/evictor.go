@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 
+	"golang.org/x/time/rate"
 	v1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -11,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
-	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 )
@@ -30,20 +30,24 @@ type evictor struct {
 	client kubernetes.Interface
 	dryRun bool
 	limits Limits
-	// rate, when not nil, limits evictions over all cycles and workloads.
-	rate     flowcontrol.PassiveRateLimiter
+	// rate, when not nil, limits evictions over all cycles and workloads,
+	// on clock.
+	rate     *rate.Limiter
+	clock    clock.PassiveClock
 	m        *Metrics
 	log      *slog.Logger
 	recorder record.EventRecorder
 }
 
-// evictionRate is the token bucket of cfg.EvictionQPS (nil: no limit),
-// client-go's, on clk.
-func evictionRate(cfg Config, clk clock.PassiveClock) flowcontrol.PassiveRateLimiter {
+// evictionRate is the token bucket of cfg.EvictionQPS (nil: no limit). An
+// eviction takes its token by reservation, and gives it back when it does
+// not happen (the pod gone, a PodDisruptionBudget refusing, an error), so
+// that blocked workloads do not use up the rate of the others.
+func evictionRate(cfg Config) *rate.Limiter {
 	if cfg.EvictionQPS <= 0 {
 		return nil
 	}
-	return flowcontrol.NewTokenBucketPassiveRateLimiterWithClock(float32(cfg.EvictionQPS), cfg.EvictionBurst, clk)
+	return rate.NewLimiter(rate.Limit(cfg.EvictionQPS), cfg.EvictionBurst)
 }
 
 // budget counts one cycle's evictions against the limits.
@@ -117,15 +121,23 @@ func (e *evictor) evict(ctx context.Context, b *budget, r request) (Eviction, re
 		e.m.Decisions.WithLabelValues(string(resultLimited)).Inc()
 		return ev, resultLimited
 	}
-	if e.rate != nil && !e.rate.TryAccept() {
-		e.m.Decisions.WithLabelValues(string(resultRateLimited)).Inc()
-		e.m.Evictions.WithLabelValues(r.metric, string(resultRateLimited)).Inc()
-		e.log.DebugContext(ctx, "eviction rate limit reached; trying again next cycle", "pod", ev.Pod.String())
-		return ev, resultRateLimited
+	giveBack := func() {}
+	if e.rate != nil {
+		now := e.clock.Now()
+		token := e.rate.ReserveN(now, 1)
+		if !token.OK() || token.DelayFrom(now) > 0 {
+			token.CancelAt(now)
+			e.m.Decisions.WithLabelValues(string(resultRateLimited)).Inc()
+			e.m.Evictions.WithLabelValues(r.metric, string(resultRateLimited)).Inc()
+			e.log.DebugContext(ctx, "eviction rate limit reached; trying again next cycle", "pod", ev.Pod.String())
+			return ev, resultRateLimited
+		}
+		giveBack = func() { token.CancelAt(e.clock.Now()) }
 	}
 	pod := r.pod
 	live, err := e.client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
 	if err != nil || live.UID != pod.UID || live.DeletionTimestamp != nil || live.Spec.NodeName != pod.Spec.NodeName {
+		giveBack()
 		e.m.Evictions.WithLabelValues(r.metric, string(resultGone)).Inc()
 		e.log.InfoContext(ctx, "pod changed since the cache saw it; not evicting", "pod", ev.Pod.String(), "err", err)
 		return ev, resultGone
@@ -140,6 +152,9 @@ func (e *evictor) evict(ctx context.Context, b *budget, r request) (Eviction, re
 		ObjectMeta:    metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace},
 		DeleteOptions: &metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &pod.UID}},
 	})
+	if err != nil {
+		giveBack()
+	}
 	switch {
 	case apierrors.IsTooManyRequests(err):
 		e.m.Evictions.WithLabelValues(r.metric, string(resultBlocked)).Inc()

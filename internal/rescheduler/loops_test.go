@@ -171,7 +171,15 @@ func TestEvictorRate(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.EvictionQPS, cfg.EvictionBurst = 1, 2
 	m := testMetrics(t)
-	ev := &evictor{client: cp.Client, m: m, log: discard(), recorder: record.NewFakeRecorder(10), rate: evictionRate(cfg, clk)}
+	ev := &evictor{client: cp.Client, m: m, log: discard(), recorder: record.NewFakeRecorder(10), rate: evictionRate(cfg), clock: clk}
+	// Evictions that do not happen (the pod gone) give their token back:
+	// a workload that cannot be evicted does not use up the others' rate.
+	for _, ghost := range []string{"gone-0", "gone-1", "gone-2"} {
+		p := makePod(ghost).on("n1").owner("ReplicaSet", "web").obj()
+		if _, res := ev.evict(ctx, ev.budget(), request{pod: p, workload: "w", reason: ReasonReschedule, metric: "traffic", msg: "moving " + ghost}); res != resultGone {
+			t.Fatalf("evicting %s, which was never created: %v, want %v", ghost, res, resultGone)
+		}
+	}
 	var results []result
 	for _, name := range []string{"p0", "p1", "p2"} {
 		p := makePod(name).on("n1").owner("ReplicaSet", "web").obj()

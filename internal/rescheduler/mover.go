@@ -277,6 +277,9 @@ func (mv *mover) decideWorkload(ctx context.Context, w *workload, v *view, seen 
 	prob := policy.Problem(v.sites, v.rtt, v.traffic, mv.cfg.PerReplicaRPS)
 	prob.Replicas = current.Total()
 	ready, _ := w.ready()
+	// The placement as it runs is shown every cycle, settling, cooling
+	// down or not; the plan only when one is made.
+	mv.setWeightedRTT(w, "actual", prob, current)
 
 	// Delay violations, measured (a known RTT over the limit); an unknown
 	// RTT alone never evicts.
@@ -326,7 +329,6 @@ func (mv *mover) decideWorkload(ctx context.Context, w *workload, v *view, seen 
 		}
 		return proposal{}, false
 	}
-	mv.setWeightedRTT(w, "actual", prob, current)
 	mv.setWeightedRTT(w, "planned", prob, m.Plan)
 	gain := 0.0
 	if m.Before > 0 {

@@ -178,12 +178,14 @@ func TestMoverHonoursUnknownRTT(t *testing.T) {
 // penalty, 100000 ms). web's 3 pods are in a, the traffic at c.
 func TestMoverWeightedRTTGauge(t *testing.T) {
 	tests := []struct {
-		name string
-		rtt  map[[2]string]float64
-		want map[string]float64 // placement -> ms; absent: no series
+		name     string
+		rtt      map[[2]string]float64
+		notReady bool               // one more pod, not Ready: the workload is settling
+		want     map[string]float64 // placement -> ms; absent: no series
 	}{
-		{"every RTT known", nil, map[string]float64{"actual": 40, "planned": 0}},
-		{"a-c unknown", map[[2]string]float64{{"a", "b"}: 20, {"b", "c"}: 20}, map[string]float64{"planned": 0}},
+		{"every RTT known", nil, false, map[string]float64{"actual": 40, "planned": 0}},
+		{"a-c unknown", map[[2]string]float64{{"a", "b"}: 20, {"b", "c"}: 20}, false, map[string]float64{"planned": 0}},
+		{"settling: the placement as it runs, no plan", nil, true, map[string]float64{"actual": 40}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -192,6 +194,9 @@ func TestMoverWeightedRTTGauge(t *testing.T) {
 			m := testMetrics(t)
 			mv := newMover(cfg, lineStore(t, clk, map[string]float64{"c": 100}, tt.rtt), m, discard(), clk)
 			pods := web("a-0", 3)
+			if tt.notReady {
+				pods = append(pods, makePod("web-9").on("a-0").owner("ReplicaSet", "web").notReady().obj())
+			}
 			mv.decide(context.Background(), newView(threeNodes(), pods, mv.store, cfg.SiteLabel), workloads(pods, cfg.SchedulerName))
 			got := map[string]float64{}
 			reg := prometheus.NewPedanticRegistry()

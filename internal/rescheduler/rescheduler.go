@@ -252,7 +252,7 @@ func New(client kubernetes.Interface, store Store, cfg Config, m *Metrics, log *
 	recorder := r.broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: eventSource})
 	r.evictor = &evictor{client: client, dryRun: cfg.DryRun, m: m, log: log, recorder: recorder,
 		limits: Limits{Total: cfg.MaxPerCycle, PerNamespace: cfg.MaxPerNamespace, PerNode: cfg.MaxPerNode, PerWorkload: cfg.MaxPerWorkload},
-		rate:   evictionRate(cfg, clk)}
+		rate:   evictionRate(cfg), clock: clk}
 	r.mover = newMover(cfg, store, m, log, clk)
 	r.mover.recorder = recorder
 	r.healer = newHealer(cfg, client, m, log, clk, recorder)

@@ -153,8 +153,16 @@ func (x *Index) setPod(obj any) {
 	}
 	// A terminating pod no longer counts, as for the ReplicaSet controller:
 	// its replacement is being placed to take over from it.
-	if p.Spec.NodeName == "" || p.DeletionTimestamp != nil || p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
+	if p.DeletionTimestamp != nil || p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
 		x.remove(p.UID, false)
+		return
+	}
+	// A pod not bound yet has no entry of the informer's (a pod's node is
+	// never unset), only an assumed one (Reserve, the extender's /bind),
+	// which stays until the pod is bound, forgotten or expires: the
+	// informer's first sight of a pod created a moment ago, or a status
+	// update of a pending one, arrives after it was assumed.
+	if p.Spec.NodeName == "" {
 		return
 	}
 	x.put(p.UID, podEntry{workload: policy.WorkloadOf(p).UID, node: p.Spec.NodeName})

@@ -51,6 +51,10 @@ func TestIndex(t *testing.T) {
 	// Assumed pods count until forgotten; a bound one is not forgotten.
 	x.Assume(pod("p4", "rs", ""), "n1")
 	x.Assume(pod("p5", "rs", ""), "n2")
+	x.setPod(pod("p4", "rs", "")) // the informer's late sight of a pending pod keeps what was assumed
+	if diff := cmp.Diff(map[string]int{"a": 2, "b": 2}, x.Counts("rs", "")); diff != "" {
+		t.Fatalf("assumed, then the informer saw them pending (-want +got):\n%s", diff)
+	}
 	x.setPod(pod("p5", "rs", "n2"))
 	x.Forget(pod("p4", "rs", ""))
 	x.Forget(pod("p5", "rs", ""))
