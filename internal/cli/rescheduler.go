@@ -46,6 +46,12 @@ their ReplicaSet or StatefulSet, and every --interval:
   waits for the replacement to be Ready and for --move-cooldown, counted from
   the eviction, to pass.
 
+Before any eviction the target is checked with kube-scheduler's own filters
+(NodeUnschedulable, TaintToleration, NodeAffinity, NodePorts,
+NodeResourcesFit) on its nodes: when no node fits the replacement (say, none
+has the CPU the pod requests), nothing is evicted, and the decision is
+counted as target_unfit in ning_rescheduler_decisions_total.
+
 Loops: a replacement that the scheduler puts back on the site its pod was
 evicted from (a bounce: the scheduler disagrees with the prediction) is
 counted in ning_rescheduler_move_bounces_total, and each bounce in a row

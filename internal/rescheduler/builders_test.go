@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -29,8 +30,15 @@ func makeNode(name, site string) *nodeBuilder {
 	return &nodeBuilder{v1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{v1.LabelTopologyZone: site}},
 		Status: v1.NodeStatus{Conditions: []v1.NodeCondition{{Type: v1.NodeReady, Status: v1.ConditionTrue,
-			LastTransitionTime: metav1.NewTime(t0.Add(-time.Hour))}}},
+			LastTransitionTime: metav1.NewTime(t0.Add(-time.Hour))}},
+			Allocatable: v1.ResourceList{v1.ResourceCPU: resource.MustParse("4"), v1.ResourceMemory: resource.MustParse("8Gi"), v1.ResourcePods: resource.MustParse("110")}},
 	}}
+}
+
+// cpu sets the node's allocatable CPU (4 by default).
+func (b *nodeBuilder) cpu(q string) *nodeBuilder {
+	b.n.Status.Allocatable[v1.ResourceCPU] = resource.MustParse(q)
+	return b
 }
 
 // ready sets the Ready condition's status, changed at since.
@@ -80,6 +88,13 @@ func (b *podBuilder) owner(kind, name string) *podBuilder {
 	return b
 }
 
+// requestCPU gives the pod a container that requests q of CPU.
+func (b *podBuilder) requestCPU(q string) *podBuilder {
+	b.p.Spec.Containers = []v1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10",
+		Resources: v1.ResourceRequirements{Requests: v1.ResourceList{v1.ResourceCPU: resource.MustParse(q)}}}}
+	return b
+}
+
 func (b *podBuilder) label(k, v string) *podBuilder {
 	if b.p.Labels == nil {
 		b.p.Labels = map[string]string{}
@@ -107,7 +122,9 @@ func (b *podBuilder) obj() *v1.Pod { return b.p.DeepCopy() }
 func createPod(ctx context.Context, t *testing.T, c kubernetes.Interface, p *v1.Pod) {
 	t.Helper()
 	p.UID = ""
-	p.Spec.Containers = []v1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}
+	if len(p.Spec.Containers) == 0 {
+		p.Spec.Containers = []v1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}
+	}
 	created, err := c.CoreV1().Pods(p.Namespace).Create(ctx, p, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -14,7 +14,8 @@ type Metrics struct {
 	Evictions *prometheus.CounterVec
 	// Decisions counts per-workload outcomes of a cycle (moved, below_threshold,
 	// holding, settling, cooldown, bounce_backoff, no_traffic,
-	// no_improving_move, plan_failed, limited, rate_limited, ...).
+	// no_improving_move, target_unfit, target_check_failed, plan_failed,
+	// limited, rate_limited, ...).
 	Decisions *prometheus.CounterVec
 	// WeightedRTT is each workload's traffic-weighted mean RTT in ms, as it
 	// runs (actual) and as planned; no series while that placement's

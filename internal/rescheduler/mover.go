@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 
+	"github.com/ning-edge/ning/internal/defaultplugins"
 	"github.com/ning-edge/ning/internal/placement"
 	"github.com/ning-edge/ning/internal/policy"
 	"github.com/ning-edge/ning/internal/topology"
@@ -32,10 +33,15 @@ type view struct {
 	total     float64
 	// podNode finds a <from> pod's node, by namespace and name.
 	podNode map[types.NamespacedName]string
+	// nodes and pods are the cycle's, for the filters (built on first use).
+	nodes   []*v1.Node
+	pods    []*v1.Pod
+	filters *defaultplugins.Framework
 }
 
 func newView(nodes []*v1.Node, pods []*v1.Pod, store Store, siteLabel string) *view {
-	v := &view{index: map[string]int{}, nodeSite: map[string]string{}, podNode: make(map[types.NamespacedName]string, len(pods))}
+	v := &view{index: map[string]int{}, nodeSite: map[string]string{}, podNode: make(map[types.NamespacedName]string, len(pods)),
+		nodes: nodes, pods: pods}
 	for _, n := range nodes {
 		site := topology.SiteOf(n.Name, n.Labels, siteLabel)
 		v.nodeSite[n.Name] = site
@@ -68,6 +74,30 @@ func newView(nodes []*v1.Node, pods []*v1.Pod, store Store, siteLabel string) *v
 func (v *view) SiteOfNode(name string) (string, bool) {
 	s, ok := v.nodeSite[name]
 	return s, ok
+}
+
+// fit returns a node of the sites that fits pod's replacement by
+// kube-scheduler's own default filters (defaultplugins.Filters) run on the
+// node's NodeInfo in a snapshot of the cycle's cluster, or "" and why none
+// does. The replacement is pod as its controller would create it again: no
+// node and no status. The snapshot is built once per cycle, on first use.
+func (v *view) fit(ctx context.Context, pod *v1.Pod, sites []int) (node, why string, err error) {
+	if v.filters == nil {
+		f, err := defaultplugins.New(ctx, nil, defaultplugins.Filters, v.nodes, v.pods, "")
+		if err != nil {
+			return "", "", err
+		}
+		v.filters = f
+	}
+	var candidates []string
+	for _, k := range sites {
+		for _, n := range v.siteNodes[k] {
+			candidates = append(candidates, n.Name)
+		}
+	}
+	r := pod.DeepCopy()
+	r.Spec.NodeName, r.Status = "", v1.PodStatus{}
+	return v.filters.Fit(ctx, r, candidates)
 }
 
 func (v *view) HasSite(site string) bool { _, ok := v.index[site]; return ok }
@@ -313,6 +343,15 @@ func (mv *mover) decideWorkload(ctx context.Context, w *workload, v *view, seen 
 			mv.log.InfoContext(ctx, "delay constraint broken but no other site meets it; leaving the pod", "pod", violator.Namespace+"/"+violator.Name, "why", violation)
 			return proposal{}, false
 		}
+		var targets []int
+		for k, u := range usable {
+			if u && v.sites[k] != v.nodeSite[violator.Spec.NodeName] {
+				targets = append(targets, k)
+			}
+		}
+		if !mv.targetFits(ctx, w, violator, v, targets) {
+			return proposal{}, false
+		}
 		return proposal{request: request{pod: violator, workload: w.uid, reason: ReasonDelayViolation, metric: "delay_violation", msg: violation}, w: w, ready: ready,
 			from: v.nodeSite[violator.Spec.NodeName]}, true
 	}
@@ -351,10 +390,38 @@ func (mv *mover) decideWorkload(ctx context.Context, w *workload, v *view, seen 
 		return proposal{}, false
 	}
 	pod := newestOn(running, v, v.sites[m.From])
+	if !mv.targetFits(ctx, w, pod, v, []int{m.To}) {
+		return proposal{}, false
+	}
 	msg := fmt.Sprintf("moving a replica of %s from %s toward %s (now %s, planned %s): %s",
 		w.kind+"/"+w.name, v.sites[m.From], v.sites[m.To], describe(v.sites, current), describe(v.sites, m.Plan), policy.DescribeMove(prob, current, m.From, m.To, m.Plan))
 	return proposal{request: request{pod: pod, workload: w.uid, reason: ReasonReschedule, metric: "traffic", msg: msg}, w: w, ready: ready,
 		from: v.sites[m.From], to: v.sites[m.To]}, true
+}
+
+// targetFits reports whether one of the target sites has a node that fits
+// the replacement of pod by the scheduler's own filters (view.fit): a move
+// whose replacement cannot be placed is a loss, not a gain, so when none
+// fits (decision target_unfit), or the filters cannot judge
+// (target_check_failed), nothing is evicted. ning's own delay constraints
+// were judged by policy already (usableSites).
+func (mv *mover) targetFits(ctx context.Context, w *workload, pod *v1.Pod, v *view, targets []int) bool {
+	names := make([]string, len(targets))
+	for i, k := range targets {
+		names[i] = v.sites[k]
+	}
+	node, why, err := v.fit(ctx, pod, targets)
+	if err != nil {
+		mv.m.Decisions.WithLabelValues("target_check_failed").Inc()
+		mv.log.ErrorContext(ctx, "checking the target for a replacement; not evicting", "workload", w.String(), "pod", pod.Namespace+"/"+pod.Name, "target", strings.Join(names, ","), "err", err)
+		return false
+	}
+	if node == "" {
+		mv.m.Decisions.WithLabelValues("target_unfit").Inc()
+		mv.log.DebugContext(ctx, "no node of the target fits the replacement by the scheduler's filters; not evicting", "workload", w.String(), "pod", pod.Namespace+"/"+pod.Name, "target", strings.Join(names, ","), "why", why)
+		return false
+	}
+	return true
 }
 
 func orAny(site string) string {

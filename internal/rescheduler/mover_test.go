@@ -114,6 +114,24 @@ func TestMoverDecide(t *testing.T) {
 			nodes:  []*v1.Node{makeNode("a-0", "a").obj(), makeNode("b-0", "b").obj(), makeNode("c-0", "c").ready(v1.ConditionFalse, t0).obj()},
 			pods:   web("a-0", 3),
 			cycles: 3, want: decided{Evict: []string{"web-2"}, Reason: []string{ReasonReschedule}}},
+		// The target is checked with kube-scheduler's own filters before
+		// an eviction: a replacement that cannot be placed there is a loss.
+		{name: "the target site's only node lacks the CPU for a replacement: nothing moves", traffic: toC,
+			nodes:  []*v1.Node{makeNode("a-0", "a").obj(), makeNode("b-0", "b").obj(), makeNode("c-0", "c").cpu("500m").obj()},
+			pods:   web("a-0", 3, func(b *podBuilder) { b.requestCPU("1") }),
+			cycles: 3, want: decided{Evict: []string{}, Reason: []string{}}, decision: "target_unfit"},
+		{name: "the target site's node has just the CPU for a replacement: the move happens", traffic: toC,
+			nodes:  []*v1.Node{makeNode("a-0", "a").obj(), makeNode("b-0", "b").obj(), makeNode("c-0", "c").cpu("1").obj()},
+			pods:   web("a-0", 3, func(b *podBuilder) { b.requestCPU("1") }),
+			cycles: 3, want: decided{Evict: []string{"web-2"}, Reason: []string{ReasonReschedule}}},
+		{name: "the target site's node is full with others' pods: nothing moves", traffic: toC,
+			nodes:  []*v1.Node{makeNode("a-0", "a").obj(), makeNode("b-0", "b").obj(), makeNode("c-0", "c").cpu("2").obj()},
+			pods:   append(web("a-0", 3, func(b *podBuilder) { b.requestCPU("1") }), makePod("db").on("c-0").requestCPU("1500m").obj()),
+			cycles: 3, want: decided{Evict: []string{}, Reason: []string{}}, decision: "target_unfit"},
+		{name: "a delay violation whose compliant sites have no room for a replacement stays", traffic: map[string]float64{"a": 100},
+			nodes:  []*v1.Node{makeNode("a-0", "a").cpu("500m").obj(), makeNode("b-0", "b").cpu("500m").obj(), makeNode("c-0", "c").obj()},
+			pods:   web("c-0", 2, func(b *podBuilder) { b.label("delay_a", "30").requestCPU("1") }),
+			cycles: 3, want: decided{Evict: []string{}, Reason: []string{}}, decision: "target_unfit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
