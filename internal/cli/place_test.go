@@ -26,6 +26,16 @@ func runCLI(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
+// checkContains fails t for each of wants that out (what is named) lacks.
+func checkContains(t *testing.T, what, out string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(out, want) {
+			t.Errorf("%s lacks %q:\n%s", what, want, out)
+		}
+	}
+}
+
 // startCLI runs ning with args in the background until ctx ends; the
 // channel gets what the command returned.
 func startCLI(ctx context.Context, args ...string) <-chan error {
@@ -74,11 +84,7 @@ func TestPlaceTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"SITE", "NING", "OPTIMAL", "SPREAD", "us-east-1", "weighted RTT (ms)", "above the exact optimum"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("table lacks %q:\n%s", want, out)
-		}
-	}
+	checkContains(t, "table", out, "SITE", "NING", "OPTIMAL", "SPREAD", "us-east-1", "weighted RTT (ms)", "above the exact optimum")
 }
 
 // orInf is a weighted RTT with unknown (nil) as +Inf, for comparisons.
@@ -117,11 +123,7 @@ func TestPlaceUnknownRTT(t *testing.T) {
 			t.Errorf("the output shows the unknown-RTT penalty:\n%s", text)
 		}
 	}
-	for _, want := range []string{"weighted RTT (ms)           unknown  unknown", "no gap to the optimum: a weighted RTT is unknown"} {
-		if !strings.Contains(table, want) {
-			t.Errorf("table lacks %q:\n%s", want, table)
-		}
-	}
+	checkContains(t, "table", table, "weighted RTT (ms)           unknown  unknown", "no gap to the optimum: a weighted RTT is unknown")
 	// Two replicas reach both sites at a known RTT (0 ms, each its own).
 	out, err = runCLI(t, "place", "-f", file, "--replicas", "2", "-o", "json")
 	if err != nil {
