@@ -1,33 +1,11 @@
 package dashboard
 
 import (
-	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
+	"github.com/ning-edge/ning/internal/goldentest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	file := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if d := cmp.Diff(string(want), got); d != "" {
-		t.Errorf("%s (-want +got):\n%s", file, d)
-	}
-}
 
 func TestWriteTable(t *testing.T) {
 	for _, c := range []struct{ golden, workload string }{
@@ -39,7 +17,7 @@ func TestWriteTable(t *testing.T) {
 			if err := WriteTable(&b, fixture(t), c.workload); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, c.golden, b.String())
+			goldentest.Check(t, c.golden, b.String())
 		})
 	}
 }
@@ -49,7 +27,7 @@ func TestWriteTableEmpty(t *testing.T) {
 	if err := WriteTable(&b, Snapshot{Time: t0}, ""); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "table-empty.txt", b.String())
+	goldentest.Check(t, "table-empty.txt", b.String())
 }
 
 func TestWriteTableUnknownWorkload(t *testing.T) {

@@ -4,42 +4,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/ning-edge/ning/internal/dashboard"
+	"github.com/ning-edge/ning/internal/goldentest"
 	"github.com/ning-edge/ning/internal/testcluster"
 	"github.com/ning-edge/ning/internal/topology"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	file := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if d := cmp.Diff(string(want), got); d != "" {
-		t.Errorf("%s (-want +got):\n%s", file, d)
-	}
-}
 
 // t0 is the explanations' now.
 var t0 = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
@@ -200,7 +178,7 @@ func TestExplainGolden(t *testing.T) {
 		{"deployment-json.golden", KindDeployment, "web", "json"},
 	} {
 		t.Run(tt.golden, func(t *testing.T) {
-			golden(t, tt.golden, c.explain(t, tt.kind, tt.name, tt.output))
+			goldentest.Check(t, tt.golden, c.explain(t, tt.kind, tt.name, tt.output))
 		})
 	}
 }

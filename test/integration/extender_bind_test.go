@@ -2,9 +2,6 @@ package integration
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"net"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -37,22 +34,10 @@ func TestExtenderBurst(t *testing.T) {
 	if err := testcluster.StartWorkloadControllers(ctx, e.c); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	served := make(chan error, 1)
-	go func() { served <- extender.Serve(ctx, ln, cp.Client, e.store, extender.RunOptions{}, log) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("extender: %v", err)
-		}
-	})
+	url := serveExtender(t, ctx, cancel, e)
 	for _, name := range []string{"no-bind", "bind"} {
 		cfg, err := extender.SchedulerConfig(extender.SchedulerConfigParams{
-			Kubeconfig: cp.Kubeconfig, SchedulerName: name, URL: "http://" + ln.Addr().String(),
+			Kubeconfig: cp.Kubeconfig, SchedulerName: name, URL: url,
 			NodeCacheCapable: true, Bind: name == "bind",
 		})
 		if err != nil {

@@ -36,25 +36,13 @@ func startExtenderEnv(t *testing.T) *env {
 	e := &env{cp: cp, c: cp.Client, store: staticStore(t, testRTT, testTraffic), ctx: ctx, site: map[string]string{}}
 	e.createNodes(t)
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	served := make(chan error, 1)
-	go func() { served <- extender.Serve(ctx, ln, cp.Client, e.store, extender.RunOptions{}, log) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("extender: %v", err)
-		}
-	})
+	url := serveExtender(t, ctx, cancel, e)
 	for _, mode := range []struct {
 		name    string
 		byNames bool
 	}{{"default-scheduler", true}, {"full-nodes", false}} {
 		cfg, err := extender.SchedulerConfig(extender.SchedulerConfigParams{
-			Kubeconfig: cp.Kubeconfig, SchedulerName: mode.name, URL: "http://" + ln.Addr().String(),
+			Kubeconfig: cp.Kubeconfig, SchedulerName: mode.name, URL: url,
 			NodeCacheCapable: mode.byNames, SpreadScoring: !mode.byNames,
 		})
 		if err != nil {
@@ -129,4 +117,24 @@ func TestExtender(t *testing.T) {
 			})
 		})
 	}
+}
+
+// serveExtender serves ning's extender in-process over e's cluster and
+// store until the test ends (cancel stops it), and returns its URL.
+func serveExtender(t *testing.T, ctx context.Context, cancel context.CancelFunc, e *env) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	served := make(chan error, 1)
+	go func() { served <- extender.Serve(ctx, ln, e.c, e.store, extender.RunOptions{}, log) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("extender: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String()
 }
