@@ -34,7 +34,7 @@ func TestExtenderBurst(t *testing.T) {
 	if err := testcluster.StartWorkloadControllers(ctx, e.c); err != nil {
 		t.Fatal(err)
 	}
-	url := serveExtender(t, ctx, cancel, e)
+	url := serveExtender(ctx, t, cancel, e)
 	for _, name := range []string{"no-bind", "bind"} {
 		cfg, err := extender.SchedulerConfig(extender.SchedulerConfigParams{
 			Kubeconfig: cp.Kubeconfig, SchedulerName: name, URL: url,

@@ -36,7 +36,7 @@ func startExtenderEnv(t *testing.T) *env {
 	e := &env{cp: cp, c: cp.Client, store: staticStore(t, testRTT, testTraffic), ctx: ctx, site: map[string]string{}}
 	e.createNodes(t)
 
-	url := serveExtender(t, ctx, cancel, e)
+	url := serveExtender(ctx, t, cancel, e)
 	for _, mode := range []struct {
 		name    string
 		byNames bool
@@ -121,7 +121,7 @@ func TestExtender(t *testing.T) {
 
 // serveExtender serves ning's extender in-process over e's cluster and
 // store until the test ends (cancel stops it), and returns its URL.
-func serveExtender(t *testing.T, ctx context.Context, cancel context.CancelFunc, e *env) string {
+func serveExtender(ctx context.Context, t *testing.T, cancel context.CancelFunc, e *env) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
