@@ -14,23 +14,62 @@ import (
 	probing "github.com/prometheus-community/pro-bing"
 )
 
+// probeICMP sends Count echo requests Interval apart and times the replies.
+// The run ends when every request is answered, or Timeout after the last one
+// went out. It is not cut at (Count-1) × Interval + Timeout: on a loaded
+// machine the ticker that paces the requests falls behind, and a run cut
+// there ends with the last requests in flight and counts them lost (a 60 ms
+// link lost 6 of 400 that way). A run that ends anyway (ctx, or the bound of
+// twice the nominal time) does not count the requests it sent less than
+// Timeout before: they are neither answered nor lost.
 func probeICMP(ctx context.Context, host string, privileged bool, o Options) ([]time.Duration, int, error) {
 	pinger := probing.New(host)
 	pinger.SetPrivileged(privileged)
 	pinger.Count = o.Count
 	pinger.Interval = o.Interval
-	pinger.Timeout = time.Duration(o.Count-1)*o.Interval + o.Timeout
+	pinger.Timeout = 2*time.Duration(o.Count-1)*o.Interval + o.Timeout
 	if err := pinger.Resolve(); err != nil {
 		return nil, 0, fmt.Errorf("resolving %s: %w", host, err)
 	}
-	if err := pinger.RunWithContext(ctx); err != nil {
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	// OnSend and OnRecv run on the pinger's loop goroutine, and Run returns
+	// after it: the map and the timer need no lock.
+	inFlight := map[int]time.Time{}
+	sends := 0
+	var lastTimeout *time.Timer
+	pinger.OnSend = func(p *probing.Packet) {
+		inFlight[p.Seq] = time.Now()
+		if sends++; sends == o.Count {
+			lastTimeout = time.AfterFunc(o.Timeout, stop)
+		}
+	}
+	pinger.OnRecv = func(p *probing.Packet) { delete(inFlight, p.Seq) }
+	err := pinger.RunWithContext(runCtx)
+	end := time.Now()
+	if lastTimeout != nil {
+		lastTimeout.Stop()
+	}
+	if err != nil && !(errors.Is(err, context.Canceled) && ctx.Err() == nil) {
 		if isPermission(err) {
 			return nil, 0, fmt.Errorf("%w: %v", errUnavailable, err)
 		}
 		return nil, 0, fmt.Errorf("icmp to %s: %w", host, err)
 	}
 	st := pinger.Statistics()
-	return st.Rtts, st.PacketsSent, nil
+	return st.Rtts, st.PacketsSent - unsettled(inFlight, end, o.Timeout), nil
+}
+
+// unsettled counts the unanswered probes, by send time, that had less than
+// timeout for their reply when the run ended.
+func unsettled(unanswered map[int]time.Time, end time.Time, timeout time.Duration) int {
+	n := 0
+	for _, sent := range unanswered {
+		if end.Sub(sent) < timeout {
+			n++
+		}
+	}
+	return n
 }
 
 func isPermission(err error) bool {

@@ -456,36 +456,51 @@ func TestTrimmedStats(t *testing.T) {
 	}
 }
 
+// oldAccuracyPasses is the end-to-end test's check before checkAccuracy,
+// kept to show what it let through: the prober's mean within ±2 ms of the
+// configured RTT (whatever the delayers add), the loss within 5 points on
+// every link, and every probe sent; no look at the spread.
+func oldAccuracyPasses(cfg netem.Shape, a accuracy) bool {
+	loss := 1 - float64(a.received)/float64(max(a.sent, 1))
+	return math.Abs(a.avg-ms(cfg.Delay)) <= 2 && math.Abs(loss-cfg.Loss) <= 0.05 && a.sent == netnsCount
+}
+
 // TestCheckAccuracy shows that the end-to-end test's tolerances reject what
 // the looser ones before them let through: a prober 1.5 ms above the real
 // round trip (inside the old ±2 ms of the configured RTT), 15 lost probes on a
 // lossless link (inside the old 5 points), and a jittered link measured with
-// no spread.
+// no spread. Each case says whether the old check passed it, and the old
+// check is run on it to confirm.
 func TestCheckAccuracy(t *testing.T) {
 	plain := netem.Shape{Delay: 40 * time.Millisecond}
 	jittered := netem.Shape{Delay: 40 * time.Millisecond, Jitter: 5 * time.Millisecond, Loss: 0.10}
 	good := accuracy{ref: 40.8, avg: 41.0, stddev: 0.3, sent: netnsCount, received: netnsCount}
 	tests := []struct {
-		name string
-		cfg  netem.Shape
-		a    accuracy
-		want int // errors
+		name      string
+		cfg       netem.Shape
+		a         accuracy
+		want      int  // errors
+		oldPassed bool // the old check let it through
 	}{
-		{"good", plain, good, 0},
-		{"one lost on a lossless link", plain, accuracy{ref: 40.8, avg: 41.0, stddev: 0.3, sent: netnsCount, received: netnsCount - 1}, 0},
-		{"1.5 ms above the reference", plain, accuracy{ref: 40.4, avg: 41.9, stddev: 0.3, sent: netnsCount, received: netnsCount}, 1},
-		{"15 lost on a lossless link", plain, accuracy{ref: 40.8, avg: 41.0, stddev: 0.3, sent: netnsCount, received: netnsCount - 15}, 1},
-		{"spread on a link without jitter", plain, accuracy{ref: 40.8, refStddev: 0.2, avg: 41.0, stddev: 3, sent: netnsCount, received: netnsCount}, 1},
-		{"jitter measured as no spread", jittered, accuracy{ref: 40.8, refStddev: 2.1, avg: 41.0, stddev: 0.2, sent: netnsCount, received: 360}, 1},
-		{"jittered link measured well", jittered, accuracy{ref: 40.8, refStddev: 2.1, avg: 41.0, stddev: 2.1, sent: netnsCount, received: 362}, 0},
-		{"loss far from the configured 10 %", jittered, accuracy{ref: 40.8, refStddev: 2.1, avg: 41.0, stddev: 2.1, sent: netnsCount, received: 300}, 1},
-		{"the delayer itself off", plain, accuracy{ref: 43.5, avg: 43.6, stddev: 0.3, sent: netnsCount, received: netnsCount}, 1},
+		{"good", plain, good, 0, true},
+		{"one lost on a lossless link", plain, accuracy{ref: 40.8, avg: 41.0, stddev: 0.3, sent: netnsCount, received: netnsCount - 1}, 0, true},
+		{"1.5 ms above the reference", plain, accuracy{ref: 40.4, avg: 41.9, stddev: 0.3, sent: netnsCount, received: netnsCount}, 1, true},
+		{"1.2 ms below the reference", plain, accuracy{ref: 40.8, avg: 39.6, stddev: 0.3, sent: netnsCount, received: netnsCount}, 1, true},
+		{"15 lost on a lossless link", plain, accuracy{ref: 40.8, avg: 41.0, stddev: 0.3, sent: netnsCount, received: netnsCount - 15}, 1, true},
+		{"spread on a link without jitter", plain, accuracy{ref: 40.8, refStddev: 0.2, avg: 41.0, stddev: 3, sent: netnsCount, received: netnsCount}, 1, true},
+		{"jitter measured as no spread", jittered, accuracy{ref: 40.8, refStddev: 2.1, avg: 41.0, stddev: 0.2, sent: netnsCount, received: 360}, 1, true},
+		{"jittered link measured well", jittered, accuracy{ref: 40.8, refStddev: 2.1, avg: 41.0, stddev: 2.1, sent: netnsCount, received: 362}, 0, true},
+		{"loss far from the configured 10 %", jittered, accuracy{ref: 40.8, refStddev: 2.1, avg: 41.0, stddev: 2.1, sent: netnsCount, received: 300}, 1, false},
+		{"the delayer itself off", plain, accuracy{ref: 43.5, avg: 43.6, stddev: 0.3, sent: netnsCount, received: netnsCount}, 1, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			errs := checkAccuracy("icmp-raw", "c", tt.cfg, tt.a)
 			if len(errs) != tt.want {
 				t.Errorf("%d errors %v, want %d", len(errs), errs, tt.want)
+			}
+			if got := oldAccuracyPasses(tt.cfg, tt.a); got != tt.oldPassed {
+				t.Errorf("the old check passed it: %v, want %v", got, tt.oldPassed)
 			}
 		})
 	}

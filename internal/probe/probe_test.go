@@ -329,6 +329,24 @@ func TestProbeICMPLoopback(t *testing.T) {
 	}
 }
 
+// TestUnsettled: of the unanswered requests, those that had less than the
+// timeout when the run ended are not counted; the others are lost.
+func TestUnsettled(t *testing.T) {
+	end := time.Unix(100, 0)
+	unanswered := map[int]time.Time{
+		0: end.Add(-time.Second),            // lost
+		1: end.Add(-200 * time.Millisecond), // had exactly the timeout: lost
+		2: end.Add(-199 * time.Millisecond), // in flight
+		3: end.Add(-time.Millisecond),       // in flight
+	}
+	if got := unsettled(unanswered, end, 200*time.Millisecond); got != 2 {
+		t.Errorf("unsettled = %d, want 2", got)
+	}
+	if got := unsettled(nil, end, 200*time.Millisecond); got != 0 {
+		t.Errorf("unsettled(nil) = %d, want 0", got)
+	}
+}
+
 func TestRoundConcurrentWithLoadAndMetrics(t *testing.T) {
 	udp, spans := udpEchoSpans(t)
 	reg := prometheus.NewRegistry()
