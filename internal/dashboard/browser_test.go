@@ -321,3 +321,41 @@ func TestBrowserTopology(t *testing.T) {
 	shot := screenshot(t, bin, srv.URL+"/", "dashboard-topology.png")
 	checkScreenshot(t, shot)
 }
+
+// goldenExplainer serves ning explain's golden table of a Deployment
+// (internal/explain's testdata), so that the page shows what it will hold.
+type goldenExplainer struct {
+	fixed
+	t *testing.T
+}
+
+func (g goldenExplainer) Explain(context.Context, string, string, string) (string, error) {
+	b, err := os.ReadFile("../explain/testdata/deployment.golden")
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return string(b), nil
+}
+
+// TestBrowserExplain follows the workload table's link to a workload's
+// explain page, checks that it shows explain's table, and screenshots it.
+func TestBrowserExplain(t *testing.T) {
+	bin := chromium(t)
+	srv := httptest.NewServer(Handler(goldenExplainer{fixed(fixture(t)), t}))
+	defer srv.Close()
+	dom := runBrowser(t.Context(), t, bin, srv.URL+"/", "--dump-dom")
+	link := regexp.MustCompile(`<a href="(explain/deployment/shop/web)"`).FindStringSubmatch(dom)
+	if link == nil {
+		t.Fatalf("no link to shop/web's explain page on the dashboard:\n%.3000s", dom)
+	}
+	page := runBrowser(t.Context(), t, bin, srv.URL+"/"+link[1], "--dump-dom")
+	pre := regexp.MustCompile(`(?s)<pre id="explain-text">(.*?)</pre>`).FindStringSubmatch(page)
+	if pre == nil || !strings.HasPrefix(pre[1], "deployment shop/web: its next replica\n") || !strings.Contains(pre[1], "delay constraints: none (no delay_&lt;from&gt; label)") {
+		t.Errorf("the explain page does not show explain's table:\n%.3000s", page)
+	}
+	if !strings.Contains(page, `href="../../../static/dashboard.css"`) {
+		t.Error("the explain page's style sheet is not the dashboard's")
+	}
+	shot := screenshot(t, bin, srv.URL+"/"+link[1], "dashboard-explain.png")
+	checkScreenshot(t, shot)
+}

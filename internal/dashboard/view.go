@@ -23,6 +23,8 @@ type page struct {
 	Topology  topoView
 	Compare   *compareView
 	Workloads []workloadRow
+	// Explains is whether workloads link to their explain page.
+	Explains  bool
 	Decisions []decisionRow
 }
 
@@ -80,7 +82,10 @@ type tick struct {
 
 type workloadRow struct {
 	Key, Kind, Placement, Pending, WeightedRTT, LastDecision string
-	Total                                                    int
+	// ExplainPath is the workload's explain page, relative to the root;
+	// "" for a kind explain does not take.
+	ExplainPath string
+	Total       int
 }
 
 type decisionRow struct {
@@ -125,8 +130,12 @@ func newPage(s Snapshot) page {
 	for i := range s.Workloads {
 		w := &s.Workloads[i]
 		r := workloadRow{Key: w.Key(), Kind: w.Kind, Total: w.Total(), Pending: fmt.Sprint(w.Pending), WeightedRTT: weightedMS(w.WeightedRTTMs)}
-		if w.Deployment != "" {
+		switch {
+		case w.Deployment != "":
 			r.Kind = "Deployment"
+			r.ExplainPath = "explain/deployment/" + w.Namespace + "/" + w.Deployment
+		case w.Kind == "Pod":
+			r.ExplainPath = "explain/pod/" + w.Namespace + "/" + w.Name
 		}
 		var parts []string
 		for _, st := range s.Sites {

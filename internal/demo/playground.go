@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/ning-edge/ning/internal/dashboard"
+	"github.com/ning-edge/ning/internal/explain"
 	"github.com/ning-edge/ning/internal/placement"
 	"github.com/ning-edge/ning/internal/policy"
 	"github.com/ning-edge/ning/internal/scheduler"
@@ -406,4 +407,23 @@ func (c *Cluster) compare(ctx context.Context) (*dashboard.Comparison, error) {
 	}
 	row(dashboard.CompareOptimum, x.Map(c.Sites))
 	return cmp, nil
+}
+
+// Explain is the dashboard's workload page: ning explain's table for the
+// Deployment or pod (the dashboard's kinds are explain's), from the demo's
+// store (internal/explain: the calls the scheduler and the rescheduler make).
+func (v *comparedView) Explain(ctx context.Context, kind, namespace, name string) (string, error) {
+	c := v.cluster
+	e, err := explain.Explain(ctx, explain.Config{
+		View: dashboard.View{Client: c.Client, Store: c.Store, Options: dashboard.Options{PerReplicaRPS: c.o.PerReplicaRPS}},
+		Kind: kind, Namespace: namespace, Name: name, Timeout: 10 * time.Second,
+	})
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	if err := explain.WriteTable(&b, e); err != nil {
+		return "", err
+	}
+	return b.String(), nil
 }

@@ -143,6 +143,15 @@ func TestPlayground(t *testing.T) {
 	}
 	t.Logf("%s placed at %v (delay_%s: %g)", d.Name, sites, from, limit)
 
+	// The dashboard's page for it is ning explain's, from the demo's store.
+	explained := get(t, dashURL+"explain/deployment/"+d.Namespace+"/"+d.Name)
+	if !strings.Contains(explained, "delay constraints (unknown RTTs FailClosed): delay_"+from) {
+		t.Errorf("the dashboard's explain page for %s/%s lacks its delay constraint:\n%s", d.Namespace, d.Name, explained)
+	}
+	if !strings.Contains(get(t, dashURL), `href="explain/deployment/demo/mine"`) {
+		t.Error("the dashboard does not link the user's Deployment to its explain page")
+	}
+
 	// The dashboard compares ning's web with the default scheduler's and
 	// the optimum, every figure known (no penalty), ning no worse.
 	if cmp := snapshotOf(t, dashURL).Comparison; cmp == nil || len(cmp.Rows) != 3 {
