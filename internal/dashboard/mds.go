@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"gonum.org/v1/gonum/mat"
 )
 
 // Point is a position in the plane.
@@ -44,17 +46,19 @@ func ClassicalMDS(d [][]float64) ([]Point, error) {
 		}
 		all += rowMean[i] / float64(n)
 	}
-	b := make([][]float64, n)
+	b := mat.NewSymDense(n, nil)
 	for i := range n {
-		b[i] = make([]float64, n)
-		for j := range n {
-			b[i][j] = -0.5 * (sq[i][j] - rowMean[i] - rowMean[j] + all)
+		for j := i; j < n; j++ {
+			b.SetSym(i, j, -0.5*(sq[i][j]-rowMean[i]-rowMean[j]+all))
 		}
 	}
-	values, vectors, err := jacobiEigen(b)
-	if err != nil {
-		return nil, err
+	var eig mat.EigenSym
+	if !eig.Factorize(b, true) {
+		return nil, errors.New("mds: the eigendecomposition did not converge")
 	}
+	values := eig.Values(nil)
+	var vectors mat.Dense
+	eig.VectorsTo(&vectors)
 	// The two largest eigenvalues, in order.
 	first, second := -1, -1
 	for k := range values {
@@ -76,83 +80,19 @@ func ClassicalMDS(d [][]float64) ([]Point, error) {
 		// Fix the eigenvector's sign: its largest component positive.
 		sign, big := 1.0, 0.0
 		for i := range n {
-			if v := vectors[i][k]; math.Abs(v) > big+1e-12 {
+			if v := vectors.At(i, k); math.Abs(v) > big+1e-12 {
 				big, sign = math.Abs(v), math.Copysign(1, v)
 			}
 		}
 		for i := range n {
 			if axis == 0 {
-				out[i].X = sign * scale * vectors[i][k]
+				out[i].X = sign * scale * vectors.At(i, k)
 			} else {
-				out[i].Y = sign * scale * vectors[i][k]
+				out[i].Y = sign * scale * vectors.At(i, k)
 			}
 		}
 	}
 	return out, nil
-}
-
-// jacobiEigen returns the eigenvalues of the symmetric matrix a and its
-// eigenvectors as the columns of v, by cyclic Jacobi rotations: exact enough
-// and quick for the tens of sites a dashboard draws.
-func jacobiEigen(a [][]float64) (values []float64, v [][]float64, err error) {
-	n := len(a)
-	m := make([][]float64, n)
-	v = make([][]float64, n)
-	for i := range n {
-		m[i] = append([]float64(nil), a[i]...)
-		v[i] = make([]float64, n)
-		v[i][i] = 1
-	}
-	scale := 0.0
-	for i := range n {
-		for j := range n {
-			scale = math.Max(scale, math.Abs(m[i][j]))
-		}
-	}
-	converged := scale == 0
-	for sweep := 0; sweep < 100 && !converged; sweep++ {
-		off := 0.0
-		for i := range n {
-			for j := i + 1; j < n; j++ {
-				off = math.Max(off, math.Abs(m[i][j]))
-			}
-		}
-		if off <= 1e-12*scale {
-			converged = true
-			break
-		}
-		for p := range n {
-			for q := p + 1; q < n; q++ {
-				if math.Abs(m[p][q]) <= 1e-15*scale {
-					continue
-				}
-				theta := (m[q][q] - m[p][p]) / (2 * m[p][q])
-				t := math.Copysign(1, theta) / (math.Abs(theta) + math.Sqrt(theta*theta+1))
-				c := 1 / math.Sqrt(t*t+1)
-				s := t * c
-				for k := range n {
-					mkp, mkq := m[k][p], m[k][q]
-					m[k][p], m[k][q] = c*mkp-s*mkq, s*mkp+c*mkq
-				}
-				for k := range n {
-					mpk, mqk := m[p][k], m[q][k]
-					m[p][k], m[q][k] = c*mpk-s*mqk, s*mpk+c*mqk
-				}
-				for k := range n {
-					vkp, vkq := v[k][p], v[k][q]
-					v[k][p], v[k][q] = c*vkp-s*vkq, s*vkp+c*vkq
-				}
-			}
-		}
-	}
-	if !converged {
-		return nil, nil, errors.New("mds: the eigenvalues did not converge")
-	}
-	values = make([]float64, n)
-	for i := range n {
-		values[i] = m[i][i]
-	}
-	return values, v, nil
 }
 
 // layoutDistances is the matrix the topology view lays out from the
