@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sort"
 	"syscall"
 	"time"
 
@@ -56,8 +57,22 @@ namespace the real prober of ning probe (ICMP echo) measuring the other sites
 and publishing to the embedded broker. The namespaces, links and delayers are
 removed when the demo ends, also on Ctrl-C or an error; namespaces left by a
 demo that was killed outright are removed by the next --netns run. Without root
-or a tool it fails at once, naming what is missing.`,
+or a tool it fails at once, naming what is missing.
+
+--keep turns the demo into a playground, the way to try ning without a
+cluster: when the scenario ends (its summary printed), the cluster, probers,
+traffic, scheduler, rescheduler and dashboard keep running until Ctrl-C, and
+it prints KUBECONFIG=<file> on a line of its own, the dashboard's address and
+commands to try: apply an example Deployment (ning-scheduler, a delay_<site>
+label; its manifest is written beside the kubeconfig), change the traffic
+(ning demo traffic set SITE=RPS, or kubectl edit on the ConfigMap
+ning/demo-traffic, read every second; a version that is not valid is
+refused with a message, counted in ning_demo_traffic_updates_total
+{result="rejected"} on the dashboard's /metrics, and the traffic stays as it
+was), and ning explain. --duration then bounds only the scenario. Ctrl-C
+stops everything and removes the cluster's files, as at the end of a demo.`,
 		Example: `  ning demo
+  ning demo --keep
   ning demo -f examples/continental.yaml --replicas 8 -o json
   sudo ning demo --netns`,
 		Args: cobra.NoArgs,
@@ -92,15 +107,25 @@ or a tool it fails at once, naming what is missing.`,
 				d.o.Out = out
 			}
 			d.o.Messages = cmd.ErrOrStderr()
-			sum, err := demo.Run(ctx, d.o)
-			if sum != nil {
+			printSummary := func(sum *demo.Summary) error {
 				if d.output == "json" {
 					enc := json.NewEncoder(out)
 					enc.SetIndent("", "  ")
-					if jerr := enc.Encode(sum); jerr != nil {
-						return jerr
-					}
-				} else if perr := sum.Print(out); perr != nil {
+					return enc.Encode(sum)
+				}
+				return sum.Print(out)
+			}
+			if d.o.Keep {
+				// The summary prints when the scenario ends; the guide goes
+				// to stdout unless that is JSON.
+				d.o.Ended = printSummary
+				if d.output == "text" {
+					d.o.Guide = out
+				}
+			}
+			sum, err := demo.Run(ctx, d.o)
+			if sum != nil && !d.o.Keep {
+				if perr := printSummary(sum); perr != nil {
 					return perr
 				}
 			}
@@ -114,7 +139,8 @@ or a tool it fails at once, naming what is missing.`,
 	f.StringVarP(&d.file, "file", "f", "", "topology YAML or CSV (default: the built-in edge-city example)")
 	f.IntVar(&d.o.Replicas, "replicas", 6, "replicas of the sample workload")
 	f.Float64Var(&d.o.PerReplicaRPS, "per-replica-rps", 0, "traffic one replica serves (default: 1.25 x total traffic / replicas)")
-	f.DurationVar(&d.o.Duration, "duration", 3*time.Minute, "longest the demo may run")
+	f.DurationVar(&d.o.Duration, "duration", 3*time.Minute, "longest the demo (with --keep: its scenario) may run")
+	f.BoolVar(&d.o.Keep, "keep", false, "after the scenario, keep the cluster and all of ning running as a playground until Ctrl-C, and print its KUBECONFIG and commands to try")
 	f.DurationVar(&d.o.Interval, "interval", 2*time.Second, "the rescheduler's cycle")
 	f.DurationVar(&d.o.NodeDownAfter, "node-down-after", 20*time.Second, "the rescheduler's node-down delay")
 	f.DurationVar(&d.o.TableEvery, "table-every", 5*time.Second, "how often the live table prints")
@@ -123,7 +149,7 @@ or a tool it fails at once, naming what is missing.`,
 	f.StringVarP(&d.output, "output", "o", "text", "text (live table and summary) or json (summary only)")
 	f.StringVar(&d.logLevel, "log-level", "warn", "debug, info, warn or error (to stderr)")
 	f.StringVar(&d.o.Dashboard, "dashboard", "127.0.0.1:8080", "serve the dashboard on this address while the demo runs (a free port if it is taken; empty: none)")
-	cmd.AddCommand(newDemoNetnsLabCommand())
+	cmd.AddCommand(newDemoNetnsLabCommand(), newDemoTrafficCommand())
 	return cmd
 }
 
@@ -149,4 +175,58 @@ func newDemoNetnsLabCommand() *cobra.Command {
 			return netns.Serve(ctx, cmd.InOrStdin(), cmd.OutOrStdout(), log)
 		},
 	}
+}
+
+// newDemoTrafficCommand changes the traffic of a running playground
+// (ning demo --keep) through its ConfigMap.
+func newDemoTrafficCommand() *cobra.Command {
+	traffic := &cobra.Command{
+		Use:   "traffic",
+		Short: "Change the traffic of a running playground (ning demo --keep)",
+		Args:  cobra.NoArgs,
+	}
+	var kubeconfig string
+	set := &cobra.Command{
+		Use:   "set SITE=RPS [SITE=RPS...]",
+		Short: "Set the req/s entering at sites of a running playground (ning demo --keep)",
+		Long: `set changes the traffic entering at the given sites of the playground that
+ning demo --keep runs (the other sites keep theirs), through its ConfigMap
+ning/demo-traffic, which the demo reads every second; it prints every site's
+traffic. A site the topology does not have, a rate that is not a finite
+number of 0 or more, or no traffic left anywhere is refused and changes
+nothing. Use the kubeconfig the playground printed (KUBECONFIG=...).`,
+		Example: `  ning demo traffic set airport=500
+  ning demo traffic set downtown=50 airport=600 --kubeconfig /tmp/ning-devcluster-123/kubeconfig`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signalContext(cmd)
+			defer stop()
+			set, err := demo.ParseAssignments(args)
+			if err != nil {
+				return fmt.Errorf("demo traffic set: %w", err)
+			}
+			client, err := kubeClient(kubeconfig)
+			if err != nil {
+				return fmt.Errorf("demo traffic set: %w", err)
+			}
+			traffic, err := demo.SetTraffic(ctx, client, set)
+			if err != nil {
+				return fmt.Errorf("demo traffic set: %w", err)
+			}
+			sites := make([]string, 0, len(traffic))
+			for s := range traffic {
+				sites = append(sites, s)
+			}
+			sort.Strings(sites)
+			for _, s := range sites {
+				if _, err := fmt.Fprintf(cmd.OutOrStdout(), "%s\t%g req/s\n", s, traffic[s]); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	addKubeconfigFlag(set.Flags(), &kubeconfig)
+	traffic.AddCommand(set)
+	return traffic
 }

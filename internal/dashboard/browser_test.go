@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"math"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -18,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"k8s.io/utils/ptr"
 )
 
 // Environment of the browser test.
@@ -242,4 +245,117 @@ func checkScreenshot(t *testing.T, file string) {
 	if len(colours) < 20 {
 		t.Errorf("screenshot has only %d colours: the page did not render", len(colours))
 	}
+}
+
+// withComparison is the fixture with a demo's comparison of web.
+func withComparison(s Snapshot) Snapshot {
+	s.Comparison = &Comparison{Workload: "shop/web", Basis: "Modelled: the fixture's RTTs.", Rows: []CompareRow{
+		{Name: CompareNing, WeightedRTTMs: ptr.To(6.4), Placement: map[string]int{"dallas": 3, "toronto": 1}},
+		{Name: CompareDefault, WeightedRTTMs: ptr.To(19.2), Placement: map[string]int{"austin": 2, "toronto": 2}},
+		{Name: CompareOptimum, WeightedRTTMs: ptr.To(5.8), Placement: map[string]int{"dallas": 2, "toronto": 1, "austin": 1}},
+	}}
+	return s
+}
+
+// TestBrowserTopology renders the topology view and the comparison: every
+// site a circle placed by its RTTs (the measured pairs nearer on the page
+// than the farther ones, paris far from dallas), sized by traffic, with its
+// replicas; the six pairs without an RTT drawn as unknown; and the three
+// placements with their weighted RTTs.
+func TestBrowserTopology(t *testing.T) {
+	bin := chromium(t)
+	s := withComparison(fixture(t))
+	srv := httptest.NewServer(Handler(fixed(s)))
+	defer srv.Close()
+
+	dom := runBrowser(t.Context(), t, bin, srv.URL+"/", "--dump-dom")
+	type circle struct{ x, y, r float64 }
+	sites := map[string]circle{}
+	replicas := map[string]string{}
+	for _, m := range regexp.MustCompile(`<g class="topo-site" data-site="([^"]+)" data-x="([^"]+)" data-y="([^"]+)" data-r="([^"]+)" data-replicas="([^"]+)"`).FindAllStringSubmatch(dom, -1) {
+		var c circle
+		for i, p := range []*float64{&c.x, &c.y, &c.r} {
+			if _, err := fmt.Sscan(m[i+2], p); err != nil {
+				t.Fatalf("site %s: %v", m[1], err)
+			}
+		}
+		sites[m[1]], replicas[m[1]] = c, m[5]
+	}
+	if len(sites) != 5 {
+		t.Fatalf("the topology view has sites %v, want the fixture's five", sites)
+	}
+	dist := func(a, b string) float64 {
+		return math.Hypot(sites[a].x-sites[b].x, sites[a].y-sites[b].y)
+	}
+	// dallas-austin 8 ms is nearer than dallas-toronto 34 and toronto-austin
+	// 40 ms, both nearer than dallas-paris 95 ms. (34 and 40 are too close
+	// for their order to survive the plane: the sites without RTTs pull.)
+	if !(dist("dallas", "austin") < min(dist("dallas", "toronto"), dist("toronto", "austin")) &&
+		max(dist("dallas", "toronto"), dist("toronto", "austin")) < dist("dallas", "paris")) {
+		t.Errorf("distances on the page do not follow the RTTs: dallas-austin %.0f, dallas-toronto %.0f, toronto-austin %.0f, dallas-paris %.0f px",
+			dist("dallas", "austin"), dist("dallas", "toronto"), dist("toronto", "austin"), dist("dallas", "paris"))
+	}
+	if !(sites["dallas"].r > sites["toronto"].r && sites["toronto"].r > sites["austin"].r && sites["austin"].r > sites["paris"].r) {
+		t.Errorf("circle radii do not follow traffic (dallas 100 > toronto 20 > austin 5 req/s > paris unknown): %v", sites)
+	}
+	if replicas["dallas"] != "3" || replicas["toronto"] != "1" || replicas["edge-x"] != "1" {
+		t.Errorf("replicas per site on the view: %v", replicas)
+	}
+	topo := regexp.MustCompile(`(?s)<svg id="topo".*?</svg>`).FindString(dom)
+	if n := strings.Count(topo, `class="replica"`); n != 5 {
+		t.Errorf("%d replica dots, want 5 (dallas 3, toronto 1, edge-x 1)", n)
+	}
+	if k, u := strings.Count(topo, `class="link known"`), strings.Count(topo, `class="link unknown"`); k != 4 || u != 6 {
+		t.Errorf("%d known and %d unknown links, want 4 and 6 (edge-x to all, paris to toronto and austin)", k, u)
+	}
+	if !strings.Contains(topo, `data-link="austin|edge-x"`) || !strings.Contains(topo, "austin ↔ edge-x: unknown") {
+		t.Errorf("the unknown austin-edge-x link is not drawn as unknown:\n%.3000s", topo)
+	}
+	cmpSection := regexp.MustCompile(`(?s)<section id="compare">.*?</section>`).FindString(dom)
+	for _, want := range []string{"6.40 ms", "19.20 ms", "5.80 ms", "+10 % vs the optimum", "+231 % vs the optimum", "dallas: 3, toronto: 1"} {
+		if !strings.Contains(cmpSection, want) {
+			t.Errorf("the comparison lacks %q:\n%s", want, cmpSection)
+		}
+	}
+
+	shot := screenshot(t, bin, srv.URL+"/", "dashboard-topology.png")
+	checkScreenshot(t, shot)
+}
+
+// goldenExplainer serves ning explain's golden table of a Deployment
+// (internal/explain's testdata), so that the page shows what it will hold.
+type goldenExplainer struct {
+	fixed
+	t *testing.T
+}
+
+func (g goldenExplainer) Explain(context.Context, string, string, string) (string, error) {
+	b, err := os.ReadFile("../explain/testdata/deployment.golden")
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return string(b), nil
+}
+
+// TestBrowserExplain follows the workload table's link to a workload's
+// explain page, checks that it shows explain's table, and screenshots it.
+func TestBrowserExplain(t *testing.T) {
+	bin := chromium(t)
+	srv := httptest.NewServer(Handler(goldenExplainer{fixed(fixture(t)), t}))
+	defer srv.Close()
+	dom := runBrowser(t.Context(), t, bin, srv.URL+"/", "--dump-dom")
+	link := regexp.MustCompile(`<a href="(explain/deployment/shop/web)"`).FindStringSubmatch(dom)
+	if link == nil {
+		t.Fatalf("no link to shop/web's explain page on the dashboard:\n%.3000s", dom)
+	}
+	page := runBrowser(t.Context(), t, bin, srv.URL+"/"+link[1], "--dump-dom")
+	pre := regexp.MustCompile(`(?s)<pre id="explain-text">(.*?)</pre>`).FindStringSubmatch(page)
+	if pre == nil || !strings.HasPrefix(pre[1], "deployment shop/web: its next replica\n") || !strings.Contains(pre[1], "delay constraints: none (no delay_&lt;from&gt; label)") {
+		t.Errorf("the explain page does not show explain's table:\n%.3000s", page)
+	}
+	if !strings.Contains(page, `href="../../../static/dashboard.css"`) {
+		t.Error("the explain page's style sheet is not the dashboard's")
+	}
+	shot := screenshot(t, bin, srv.URL+"/"+link[1], "dashboard-explain.png")
+	checkScreenshot(t, shot)
 }

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"encoding/json"
 	"fmt"
@@ -18,6 +19,15 @@ type Source interface {
 	Snapshot() Snapshot
 }
 
+// Explainer says why a workload's pods sit where they do (ning explain's
+// table): a Source that is one gets a page per workload. The caller wires
+// internal/explain in (it builds on this package, so this one cannot call it).
+type Explainer interface {
+	// Explain explains the Deployment (kind "deployment") or pod ("pod")
+	// namespace/name.
+	Explain(ctx context.Context, kind, namespace, name string) (string, error)
+}
+
 // RefreshInterval is how often the page fetches a fresh rendering.
 const RefreshInterval = 2 * time.Second
 
@@ -26,14 +36,19 @@ const RefreshInterval = 2 * time.Second
 //	GET /                  the page (?fragment=1: only its content, which the
 //	                       page's script fetches every RefreshInterval)
 //	GET /api/snapshot      the snapshot as JSON (?workload=namespace/name)
+//	GET /explain/{kind}/{namespace}/{name}
+//	                       a workload's page: ning explain's table for the
+//	                       Deployment or pod (only when src is an Explainer)
 //	GET /static/...        the page's script and style sheet
 //
 // Mount it at the root of a mux, beside /healthz and /metrics.
 func Handler(src Source) http.Handler {
 	tmpl := template.Must(template.New("").ParseFS(assets, "page.html"))
 	mux := http.NewServeMux()
+	explainer, explains := src.(Explainer)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		p := newPage(src.Snapshot())
+		p.Explains = explains
 		var buf bytes.Buffer
 		var err error
 		if r.URL.Query().Get("fragment") == "1" {
@@ -65,8 +80,41 @@ func Handler(src Source) http.Handler {
 		headers(w, "application/json")
 		_, _ = w.Write(append(b, '\n'))
 	})
+	mux.HandleFunc("GET /explain/{kind}/{namespace}/{name}", func(w http.ResponseWriter, r *http.Request) {
+		kind, ns, name := r.PathValue("kind"), r.PathValue("namespace"), r.PathValue("name")
+		if !explains {
+			http.Error(w, "no explanations here: this dashboard has no access to ning explain", http.StatusNotFound)
+			return
+		}
+		if kind != "deployment" && kind != "pod" {
+			http.Error(w, fmt.Sprintf("kind %q: want deployment or pod", kind), http.StatusBadRequest)
+			return
+		}
+		text, err := explainer.Explain(r.Context(), kind, ns, name)
+		status := http.StatusOK
+		if err != nil {
+			status = http.StatusInternalServerError
+		}
+		var buf bytes.Buffer
+		if terr := tmpl.ExecuteTemplate(&buf, "explain", struct {
+			Kind, Key, Text, Err string
+		}{kind, ns + "/" + name, text, errText(err)}); terr != nil {
+			http.Error(w, fmt.Sprintf("rendering the page: %v", terr), http.StatusInternalServerError)
+			return
+		}
+		headers(w, "text/html; charset=utf-8")
+		w.WriteHeader(status)
+		_, _ = w.Write(buf.Bytes())
+	})
 	mux.Handle("GET /static/", http.FileServerFS(assets))
 	return mux
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 func headers(w http.ResponseWriter, contentType string) {

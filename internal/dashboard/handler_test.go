@@ -1,7 +1,10 @@
 package dashboard
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -155,5 +158,59 @@ func TestHTTPErrors(t *testing.T) {
 	res, body := serve(t, fixture(t), http.MethodGet, "/static/dashboard.js")
 	if res.StatusCode != http.StatusOK || !strings.Contains(body, `fetch("?fragment=1"`) {
 		t.Errorf("GET /static/dashboard.js: %d", res.StatusCode)
+	}
+}
+
+// explaining is a fixed snapshot whose Explain echoes its arguments, with a
+// name that would be markup if it were not escaped.
+type explaining struct{ fixed }
+
+func (explaining) Explain(_ context.Context, kind, ns, name string) (string, error) {
+	if name == "gone" {
+		return "", errors.New(`deployment shop/gone not found`)
+	}
+	return fmt.Sprintf("explain %s %s/%s\n<b>site</b> dallas: allowed", kind, ns, name), nil
+}
+
+func TestExplainPage(t *testing.T) {
+	s := fixture(t)
+	srv := httptest.NewServer(Handler(explaining{fixed(s)}))
+	defer srv.Close()
+	plain := httptest.NewServer(Handler(fixed(s)))
+	defer plain.Close()
+	get := func(base, path string) (int, string) {
+		t.Helper()
+		res, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.StatusCode, string(b)
+	}
+	for _, tt := range []struct {
+		base, path string
+		status     int
+		want       string
+	}{
+		{srv.URL, "/explain/deployment/shop/web", 200, "<pre id=\"explain-text\">explain deployment shop/web\n&lt;b&gt;site&lt;/b&gt; dallas: allowed</pre>"},
+		{srv.URL, "/explain/pod/lab/solo", 200, "explain pod lab/solo"},
+		{srv.URL, "/explain/deployment/shop/gone", 500, `<p class="bad" id="explain-error">deployment shop/gone not found</p>`},
+		{srv.URL, "/explain/replicaset/shop/web", 400, `kind "replicaset": want deployment or pod`},
+		{plain.URL, "/explain/deployment/shop/web", 404, "no explanations here"},
+		// The workload table links to the pages only when there are some.
+		{srv.URL, "/", 200, `<a href="explain/deployment/shop/web"`},
+		{srv.URL, "/", 200, `<a href="explain/pod/lab/solo"`},
+	} {
+		status, body := get(tt.base, tt.path)
+		if status != tt.status || !strings.Contains(body, tt.want) {
+			t.Errorf("GET %s: %d, want %d with %q:\n%.1500s", tt.path, status, tt.status, tt.want, body)
+		}
+	}
+	if _, body := get(plain.URL, "/"); strings.Contains(body, `href="explain/`) {
+		t.Error("a dashboard without explanations links to them")
 	}
 }

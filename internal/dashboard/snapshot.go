@@ -42,8 +42,39 @@ type Snapshot struct {
 	Decisions []Decision `json:"decisions"`
 	// Updates says when the store last received each kind of data.
 	Updates Updates `json:"updates"`
+	// Comparison is ning's placement beside the default scheduler's and the
+	// optimum's, where something runs both (ning demo); nil otherwise.
+	Comparison *Comparison `json:"comparison,omitempty"`
 	// Error says why the snapshot is empty, if it is for a failure.
 	Error string `json:"error,omitempty"`
+}
+
+// Comparison sets one workload placed by ning beside the same workload
+// placed by kube-scheduler's default profile and the exact optimum.
+type Comparison struct {
+	// Workload is ning's, as namespace/name; Basis says how the weighted
+	// RTTs were computed (for instance "modelled: the topology's RTTs and
+	// the traffic now").
+	Workload string       `json:"workload"`
+	Basis    string       `json:"basis"`
+	Rows     []CompareRow `json:"rows"`
+}
+
+// The names of a Comparison's rows.
+const (
+	CompareNing    = "ning"
+	CompareDefault = "default kube-scheduler"
+	CompareOptimum = "exact optimum"
+)
+
+// CompareRow is one placement of a Comparison.
+type CompareRow struct {
+	// Name is CompareNing, CompareDefault or CompareOptimum.
+	Name string `json:"name"`
+	// WeightedRTTMs is the placement's traffic-weighted mean RTT; nil when
+	// it cannot be told (no replica yet, or traffic at an unknown RTT).
+	WeightedRTTMs *float64       `json:"weightedRttMs"`
+	Placement     map[string]int `json:"placement"`
 }
 
 // Updates says when the store last received each kind of data; the zero

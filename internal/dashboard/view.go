@@ -20,7 +20,11 @@ type page struct {
 	Sites     []siteRow
 	Heat      heatmap
 	Chart     chart
+	Topology  topoView
+	Compare   *compareView
 	Workloads []workloadRow
+	// Explains is whether workloads link to their explain page.
+	Explains  bool
 	Decisions []decisionRow
 }
 
@@ -78,7 +82,10 @@ type tick struct {
 
 type workloadRow struct {
 	Key, Kind, Placement, Pending, WeightedRTT, LastDecision string
-	Total                                                    int
+	// ExplainPath is the workload's explain page, relative to the root;
+	// "" for a kind explain does not take.
+	ExplainPath string
+	Total       int
 }
 
 type decisionRow struct {
@@ -118,11 +125,17 @@ func newPage(s Snapshot) page {
 	}
 	p.Heat = newHeatmap(s)
 	p.Chart = newChart(s.History, s.Sites, colour)
+	p.Topology = newTopoView(s, colour)
+	p.Compare = newCompareView(s)
 	for i := range s.Workloads {
 		w := &s.Workloads[i]
 		r := workloadRow{Key: w.Key(), Kind: w.Kind, Total: w.Total(), Pending: fmt.Sprint(w.Pending), WeightedRTT: weightedMS(w.WeightedRTTMs)}
-		if w.Deployment != "" {
+		switch {
+		case w.Deployment != "":
 			r.Kind = "Deployment"
+			r.ExplainPath = "explain/deployment/" + w.Namespace + "/" + w.Deployment
+		case w.Kind == "Pod":
+			r.ExplainPath = "explain/pod/" + w.Namespace + "/" + w.Name
 		}
 		var parts []string
 		for _, st := range s.Sites {
@@ -273,4 +286,62 @@ func newChart(history []Sample, sites []Site, colour map[string]string) chart {
 			Now: history[len(history)-1].Replicas[name]})
 	}
 	return c
+}
+
+// compareView draws a Comparison as bars of weighted mean RTT.
+type compareView struct {
+	Workload, Basis string
+	Rows            []compareRow
+}
+
+type compareRow struct {
+	Name, RTT, VsOptimum, Placement, Colour string
+	BarWidth                                float64
+	Known                                   bool
+}
+
+const compareBarPx = 320
+
+func newCompareView(s Snapshot) *compareView {
+	c := s.Comparison
+	if c == nil {
+		return nil
+	}
+	v := &compareView{Workload: c.Workload, Basis: c.Basis}
+	worst, optimum := 0.0, math.NaN()
+	for _, r := range c.Rows {
+		if r.WeightedRTTMs != nil {
+			worst = math.Max(worst, *r.WeightedRTTMs)
+			if r.Name == CompareOptimum {
+				optimum = *r.WeightedRTTMs
+			}
+		}
+	}
+	for _, r := range c.Rows {
+		row := compareRow{Name: r.Name, RTT: weightedMS(r.WeightedRTTMs), Known: r.WeightedRTTMs != nil, Colour: "#999999"}
+		switch r.Name {
+		case CompareNing:
+			row.Colour = "#1f77b4"
+		case CompareOptimum:
+			row.Colour = "#2ca02c"
+		}
+		if r.WeightedRTTMs != nil {
+			ms := *r.WeightedRTTMs
+			if worst > 0 {
+				row.BarWidth = math.Round(compareBarPx * ms / worst)
+			}
+			if optimum > 0 && r.Name != CompareOptimum {
+				row.VsOptimum = fmt.Sprintf("%+.0f %% vs the optimum", 100*(ms-optimum)/optimum)
+			}
+		}
+		var parts []string
+		for _, st := range s.Sites {
+			if n := r.Placement[st.Name]; n > 0 {
+				parts = append(parts, fmt.Sprintf("%s: %d", st.Name, n))
+			}
+		}
+		row.Placement = strings.Join(parts, ", ")
+		v.Rows = append(v.Rows, row)
+	}
+	return v
 }

@@ -18,6 +18,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -93,9 +94,17 @@ type Options struct {
 	// page) is served while the demo runs; a free port if it is taken; ""
 	// serves none.
 	Dashboard string
-	// Messages receives the dashboard's address; nil drops it.
+	// Messages receives the dashboard's address and the playground's
+	// messages; nil drops them.
 	Messages io.Writer
-	Log      *slog.Logger
+	// Keep leaves everything running after the scenario, as a playground,
+	// until ctx ends: Duration then bounds only the scenario. Ended receives
+	// the scenario's summary when it ends; Guide (default Messages) the
+	// playground's KUBECONFIG line, dashboard address and commands to try.
+	Keep  bool
+	Ended func(*Summary) error
+	Guide io.Writer
+	Log   *slog.Logger
 }
 
 func (o *Options) defaults() error {
@@ -161,6 +170,12 @@ type Cluster struct {
 	// of the default scheduler's: the live table is printed from them.
 	ningView, defaultView *dashboard.Collector
 	tableMu               sync.Mutex
+	// What the playground prints, and its metrics.
+	kubeconfig, brokerURL, dashboardURL string
+	playMetrics                         *playgroundMetrics
+	// comparison is the dashboard's ning / default / optimum view, nil
+	// until computed.
+	comparison atomic.Pointer[dashboard.Comparison]
 }
 
 // Placement counts the workload's running pods per site and how many of
@@ -281,8 +296,11 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 		return nil, err
 	}
 	began := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, o.Duration)
-	defer cancel()
+	if !o.Keep {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.Duration)
+		defer cancel()
+	}
 	// The network namespaces come first: a missing prerequisite fails
 	// before the control plane starts.
 	var lab *netns.Helper
@@ -326,16 +344,27 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 	if err == nil {
 		g.Go(func() error { return c.liveTable(gctx) })
 		g.Go(func() error {
-			// The scenario's end ends every component.
+			// The scenario's end (the playground's, with Keep) ends every
+			// component.
 			defer stop()
+			sctx, cancel := context.WithTimeout(gctx, o.Duration)
+			defer cancel()
 			var serr error
-			sum, serr = c.scenarioRun(gctx)
+			sum, serr = c.scenarioRun(sctx)
 			if sum != nil {
 				// Measured when the scenario ends, before the components stop.
 				sum.Probes = c.rttAccuracy()
 				sum.TotalSec = round1(time.Since(began).Seconds())
 			}
-			return serr
+			if serr != nil || !o.Keep {
+				return serr
+			}
+			if o.Ended != nil {
+				if err := o.Ended(sum); err != nil {
+					return err
+				}
+			}
+			return c.playground(gctx)
 		})
 	} else {
 		stop()
@@ -349,7 +378,7 @@ func start(ctx context.Context, g *errgroup.Group, cp *devcluster.Cluster, o *Op
 	log := o.Log
 	t0 := time.Now()
 	c := &Cluster{Client: cp.Client, Sites: o.Spec.SiteNames(), RTT: o.Spec.Matrix(),
-		scenario: &scenario{}, o: o, siteOf: map[string]string{}}
+		scenario: &scenario{}, o: o, siteOf: map[string]string{}, kubeconfig: cp.Kubeconfig}
 	initial := map[string]float64{}
 	for _, s := range o.Spec.Sites {
 		initial[s.Name] = s.Traffic
@@ -368,6 +397,10 @@ func start(ctx context.Context, g *errgroup.Group, cp *devcluster.Cluster, o *Op
 	}
 	g.Go(func() error { return b.Run(ctx) })
 	brokerURL := "mqtt://" + b.Addr()
+	c.brokerURL = brokerURL
+	if c.playMetrics, err = newPlaygroundMetrics(reg); err != nil {
+		return nil, err
+	}
 	c.Store = topology.NewStore(topology.Config{}, clock.RealClock{})
 	src, err := source.NewMQTT(c.Store, source.Config{}, clock.RealClock{}, reg, log.With("component", "source"))
 	if err != nil {
@@ -501,11 +534,15 @@ func start(ctx context.Context, g *errgroup.Group, cp *devcluster.Cluster, o *Op
 		if err != nil {
 			return nil, fmt.Errorf("--dashboard: %w", err)
 		}
-		mux := httpserve.OpsMux(prometheus.NewRegistry(), c.ningView.Healthy)
-		mux.Handle("/", dashboard.Handler(c.ningView))
+		// /metrics: the demo's components' metrics (discovery, the
+		// store's source, the rescheduler, the playground's traffic).
+		mux := httpserve.OpsMux(reg, c.ningView.Healthy)
+		mux.Handle("/", dashboard.Handler(&comparedView{view: c.ningView, cluster: c}))
+		g.Go(func() error { return c.compareEvery(ctx, dashboard.RefreshInterval) })
 		g.Go(func() error { return httpserve.Serve(ctx, "dashboard", ln, mux, httpserve.Options{}, log) })
+		c.dashboardURL = fmt.Sprintf("http://%s/", ln.Addr())
 		if o.Messages != nil {
-			_, _ = fmt.Fprintf(o.Messages, "dashboard: http://%s/ (while the demo runs)\n", ln.Addr())
+			_, _ = fmt.Fprintf(o.Messages, "dashboard: %s (while the demo runs)\n", c.dashboardURL)
 		}
 	}
 	log.Info("ning is running", "sites", len(c.Sites), "nodes", len(c.siteOf), "seconds", round1(time.Since(t0).Seconds()))

@@ -64,13 +64,7 @@ func Run(ctx context.Context, c Config) error {
 			return fmt.Errorf("waiting for MQTT reports: %w", context.Cause(ctx))
 		}
 	}
-	in, err := list(ctx, c)
-	if err != nil {
-		return err
-	}
-	a := c.Args
-	a.SiteLabel, a.PerReplicaRPS = c.View.Options.SiteLabel, c.View.Options.PerReplicaRPS
-	e, err := build(ctx, in, c.View.Store, a)
+	e, err := Explain(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -83,6 +77,22 @@ func Run(ctx context.Context, c Config) error {
 		return nil
 	}
 	return WriteTable(c.Out, e)
+}
+
+// Explain lists the cluster once and explains c's object from the store as
+// it is, its sources already running (Run starts them; the dashboard's
+// workload page in ning demo calls this with the demo's store).
+func Explain(ctx context.Context, c Config) (*Explanation, error) {
+	if c.Clock == nil {
+		c.Clock = clock.RealClock{}
+	}
+	in, err := list(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	a := c.Args
+	a.SiteLabel, a.PerReplicaRPS = c.View.Options.SiteLabel, c.View.Options.PerReplicaRPS
+	return build(ctx, in, c.View.Store, a)
 }
 
 // list reads the nodes, the namespace's pods and, for a pod, its Events.
