@@ -107,7 +107,6 @@ func TestSiteLimits(t *testing.T) {
 	})
 }
 
-
 // unlabel removes a label from a node.
 func (e *env) unlabel(t *testing.T, node, key string) {
 	t.Helper()
