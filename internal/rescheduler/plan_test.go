@@ -33,16 +33,16 @@ func all(n int) []bool {
 
 func TestNextMove(t *testing.T) {
 	tests := []struct {
-		name     string
-		prob     *placement.Problem
-		current  placement.Placement
-		usable   []bool
-		minKeep  int
+		name    string
+		prob    *placement.Problem
+		current placement.Placement
+		usable  []bool
+		minKeep int
 		// capacity, when set, is the sites' limits (policy.SiteLimits.Apply).
 		capacity    []int
 		minOccupied int
 		wantOK      bool
-		from, to string
+		from, to    string
 	}{
 		{name: "traffic moved from a to c", prob: line(0, 0, 100), current: placement.Placement{3, 0, 0},
 			usable: all(3), minKeep: 1, wantOK: true, from: "a", to: "c"},
