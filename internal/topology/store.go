@@ -2,6 +2,7 @@ package topology
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -581,11 +582,7 @@ func (s *Store) LastUpdates() Updates {
 func (s *Store) Capacities() map[string]int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := make(map[string]int, len(s.capacity))
-	for site, c := range s.capacity {
-		out[site] = c
-	}
-	return out
+	return maps.Clone(s.capacity)
 }
 
 // Traffic returns the fresh request rate per site.
