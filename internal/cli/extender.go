@@ -32,7 +32,9 @@ func newExtenderCommand() *cobra.Command {
 		Short: "Serve ning's placement to a stock kube-scheduler through the extender API",
 		Long: `extender serves the kube-scheduler extender API (k8s.io/kube-scheduler/extender/v1)
 for clusters that keep the stock kube-scheduler: POST /filter applies delay_<from>
-constraints and load thresholds, POST /prioritize scores nodes 0..10 by the
+constraints, load thresholds and per-site limits (a site holding the pod's
+ning.io/max-per-site, or its capacity, of the workload's replicas is
+filtered out), POST /prioritize scores nodes 0..10 by the
 traffic-weighted RTT gain of their site, their load and cloud fallback, from the
 same code as ning's scheduler plugins. GET /healthz, GET /metrics.
 

@@ -42,9 +42,22 @@ their ReplicaSet or StatefulSet, and every --interval:
   replacement where it lowers the RTT (on an edge site while one fits: cloud
   nodes, --cloud-label=--cloud-value, take a replacement only when no edge
   node can, as CloudFallback scores them). It never takes a site with traffic below
-  --min-per-traffic-site pods, and before the next eviction of that workload
-  waits for the replacement to be Ready and for --move-cooldown, counted from
-  the eviction, to pass.
+  --min-per-traffic-site pods, nor, with --min-per-occupied-site, any site
+  that runs the workload below that many (seed 000's "shutting down idle
+  pods, but keeping at least 1"; off by default: a replica on a site no
+  traffic reaches first serves nobody sooner than one nearer the traffic).
+  A pod is idle when its site runs more of the workload's pods than the
+  planner gives it; the rescheduler moves it (the replica count never
+  changes). Before the next eviction of that workload it waits for the
+  replacement to be Ready and for --move-cooldown, counted from the
+  eviction, to pass.
+
+Per-site limits: no move targets a site that holds its limit of the
+workload's replicas (the smaller of the pods' ning.io/max-per-site label and
+the site's capacity: the --latency-file topology's capacity, or its nodes'
+ning.io/site-capacity label), and the planner fills a site until its limit
+and deals the rest to the next sites in its order, as the scheduler's
+TrafficLatency Filter does.
 
 Before any eviction the target is checked with kube-scheduler's own filters
 (NodeUnschedulable, TaintToleration, NodeAffinity, NodePorts,
@@ -100,6 +113,7 @@ func (o *reschedulerOptions) AddFlags(f *pflag.FlagSet) {
 	f.Float64Var(&c.MinGainMs, "min-gain-ms", c.MinGainMs, "smallest drop in weighted RTT, in ms, worth a move")
 	f.IntVar(&c.HoldCycles, "hold-cycles", c.HoldCycles, "consecutive cycles a gain or a delay violation must hold before acting")
 	f.IntVar(&c.MinPerTrafficSite, "min-per-traffic-site", c.MinPerTrafficSite, "pods a site with traffic always keeps")
+	f.IntVar(&c.MinPerOccupiedSite, "min-per-occupied-site", c.MinPerOccupiedSite, "pods a site that runs one of the workload's pods always keeps, traffic or not (1: seed 000's \"keeping at least 1\"; 0: off)")
 	f.IntVar(&c.MaxPerCycle, "max-evictions-per-cycle", c.MaxPerCycle, "evictions per cycle in all")
 	f.IntVar(&c.MaxPerNamespace, "max-evictions-per-namespace", c.MaxPerNamespace, "evictions per cycle in one namespace")
 	f.IntVar(&c.MaxPerNode, "max-evictions-per-node", c.MaxPerNode, "evictions per cycle from one node (0: no limit)")

@@ -44,6 +44,8 @@ type Store interface {
 	Traffic() map[string]float64
 	RTTVersion() uint64
 	Load(node string) (topology.Load, bool)
+	// Capacities are the sites' capacities from a topology file.
+	Capacities() map[string]int
 	// MaxSites bounds the sites an RTT matrix is built over.
 	MaxSites() int
 }
@@ -358,6 +360,11 @@ func (x *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) (*
 	if err != nil {
 		return nil, err
 	}
+	limits, count, err := x.siteLimits(ctx, pod)
+	if err != nil && rejectAll == "" {
+		rejectAll, unresolvable = err.Error(), true
+	}
+	full := func(site string) bool { return limits.Full(site, count[site]) }
 	pass := make([]bool, len(cands))
 	passing := 0
 	loadReason := make([]string, len(cands))
@@ -367,6 +374,7 @@ func (x *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) (*
 		switch {
 		case rejectAll != "":
 		case verdict != nil && !verdict.Verdicts[c.site].OK:
+		case full(c.site):
 		case loadReason[i] != "":
 		default:
 			pass[i] = true
@@ -385,7 +393,7 @@ func (x *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) (*
 		}
 		verdict.FailOpen()
 		for i, c := range cands {
-			if verdict.Verdicts[c.site].OK && loadReason[i] == "" {
+			if verdict.Verdicts[c.site].OK && !full(c.site) && loadReason[i] == "" {
 				pass[i] = true
 			}
 		}
@@ -399,7 +407,7 @@ func (x *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) (*
 	}
 	// Counted per request, not per node: a pod with a delay constraint
 	// can reject most of a thousand nodes.
-	var filtered struct{ label, delayFrom, delay, load int }
+	var filtered struct{ label, delayFrom, delay, limit, load int }
 	for i, c := range cands {
 		name := c.node.Name
 		switch {
@@ -419,12 +427,17 @@ func (x *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) (*
 		case verdict != nil && !verdict.Verdicts[c.site].OK:
 			res.FailedAndUnresolvableNodes[name] = verdict.Verdicts[c.site].Reason
 			filtered.delay++
+		case full(c.site):
+			// Preemption frees no room: it never evicts the workload's
+			// own replicas.
+			res.FailedAndUnresolvableNodes[name] = limits.Reason(c.site, count[c.site])
+			filtered.limit++
 		default:
 			res.FailedNodes[name] = loadReason[i]
 			filtered.load++
 		}
 	}
-	for reason, n := range map[string]int{"label": filtered.label, "delay_from": filtered.delayFrom, "delay": filtered.delay, "load": filtered.load} {
+	for reason, n := range map[string]int{"label": filtered.label, "delay_from": filtered.delayFrom, "delay": filtered.delay, "site_limit": filtered.limit, "load": filtered.load} {
 		if n > 0 {
 			x.metrics.Filtered.WithLabelValues(reason).Add(float64(n))
 		}
@@ -435,6 +448,30 @@ func (x *Extender) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) (*
 		res.Nodes = list
 	}
 	return res, nil
+}
+
+// siteLimits are the pod's workload's limits per site (policy.SiteLimits:
+// its ning.io/max-per-site label, the topology file's capacities, the nodes'
+// ning.io/site-capacity labels) and, when there are any, where its replicas
+// run or are assumed; the error is a malformed ning.io/max-per-site label.
+func (x *Extender) siteLimits(ctx context.Context, pod *v1.Pod) (policy.SiteLimits, map[string]int, error) {
+	fromNodes, bad := x.index.SiteCapacities()
+	if len(bad) > 0 {
+		x.metrics.MalformedLimits.WithLabelValues("site_capacity").Inc()
+		if ok, _ := x.every.Allow("site_capacity"); ok {
+			x.log.WarnContext(ctx, "A node's "+policy.LabelSiteCapacity+" label is malformed and ignored", "nodes", len(bad), "err", bad[0])
+		}
+	}
+	limits, err := policy.LimitsOf(pod, policy.SiteCapacities(x.store.Capacities(), fromNodes))
+	if err != nil {
+		x.metrics.MalformedLimits.WithLabelValues("max_per_site").Inc()
+		return policy.SiteLimits{PerSite: placement.Unlimited}, nil, err
+	}
+	if limits.None() {
+		return limits, nil, nil
+	}
+	x.expireAssumed()
+	return limits, x.index.Counts(policy.WorkloadOf(pod).UID, pod.UID), nil
 }
 
 // delayVerdicts parses the pod's delay labels and judges every site once. It

@@ -28,6 +28,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	configv1alpha1 "github.com/ning-edge/ning/api/config/v1alpha1"
+	"github.com/ning-edge/ning/internal/policy"
 	"github.com/ning-edge/ning/internal/testcluster"
 	"github.com/ning-edge/ning/internal/topology"
 )
@@ -293,6 +294,70 @@ func TestFilter(t *testing.T) {
 					nodes = allNodes
 				}
 				code, body := e.post(t, "/filter", args(t, makePod("p", tc.labels), nodes, byName))
+				if code != http.StatusOK {
+					t.Fatalf("code %d: %s", code, body)
+				}
+				if diff := cmp.Diff(tc.want, outcome(t, body, byName)); diff != "" {
+					t.Errorf("(-want +got):\n%s", diff)
+				}
+			})
+		}
+	}
+}
+
+// TestFilterSiteLimits: /filter rejects, unresolvably, the nodes of a site
+// that holds its limit of the pod's workload (policy.SiteLimits), as
+// TrafficLatency's Filter does: the workload runs one pod on c-1, site a's
+// capacity is 0 by a node's label.
+func TestFilterSiteLimits(t *testing.T) {
+	owner := []metav1.OwnerReference{{UID: "web-owner", Controller: ptr.To(true), Kind: "ReplicaSet", Name: "web", APIVersion: "apps/v1"}}
+	running := makePod("web-0", nil)
+	running.Spec.NodeName, running.OwnerReferences = "c-1", owner
+	nodes := testNodes()
+	nodes[0] = makeNode("a-0", "a", policy.LabelSiteCapacity, "0")
+	e := newEnv(t, append(nodes, running)...)
+	fullA := "site a holds 0 replicas of the workload, its capacity (0)"
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		want   filterOutcome
+	}{{
+		name: "site capacity only",
+		want: filterOutcome{Pass: []string{"b-0", "b-1", "c-0", "c-1"}, Failed: map[string]string{},
+			Unresolvable: map[string]string{"a-0": fullA, "a-1": fullA}},
+	}, {
+		name:   "max-per-site 1: c holds one already",
+		labels: map[string]string{policy.LabelMaxPerSite: "1"},
+		want: filterOutcome{Pass: []string{"b-0", "b-1"}, Failed: map[string]string{}, Unresolvable: map[string]string{
+			"a-0": fullA, "a-1": fullA,
+			"c-0": "site c holds 1 replicas of the workload, the most its ning.io/max-per-site label allows (1)",
+			"c-1": "site c holds 1 replicas of the workload, the most its ning.io/max-per-site label allows (1)"}},
+	}, {
+		name:   "malformed max-per-site: every node, with the parser's message",
+		labels: map[string]string{policy.LabelMaxPerSite: "-1"},
+		want: filterOutcome{Pass: []string{}, Failed: map[string]string{}, Unresolvable: map[string]string{
+			"a-0": `label ning.io/max-per-site="-1" is outside 0..1000000`, "a-1": `label ning.io/max-per-site="-1" is outside 0..1000000`,
+			"b-0": `label ning.io/max-per-site="-1" is outside 0..1000000`, "b-1": `label ning.io/max-per-site="-1" is outside 0..1000000`,
+			"c-0": `label ning.io/max-per-site="-1" is outside 0..1000000`, "c-1": `label ning.io/max-per-site="-1" is outside 0..1000000`}},
+	}} {
+		for _, byName := range []bool{true, false} {
+			t.Run(tc.name+map[bool]string{true: "/names", false: "/nodes"}[byName], func(t *testing.T) {
+				pod := makePod("web-1", tc.labels)
+				pod.OwnerReferences = owner
+				a := extenderv1.ExtenderArgs{Pod: pod}
+				if byName {
+					a.NodeNames = ptr.To(allNodes[:6])
+				} else {
+					a.Nodes = &v1.NodeList{}
+					for _, o := range nodes[:6] {
+						a.Nodes.Items = append(a.Nodes.Items, *o.(*v1.Node))
+					}
+				}
+				req, err := json.Marshal(a)
+				if err != nil {
+					t.Fatal(err)
+				}
+				code, body := e.post(t, "/filter", req)
 				if code != http.StatusOK {
 					t.Fatalf("code %d: %s", code, body)
 				}

@@ -22,10 +22,14 @@ type Metrics struct {
 	// seen score without traffic), too_many_sites (the cluster has more
 	// sites than the store's MaxSites: no traffic scores).
 	Bounded *prometheus.CounterVec
-	// Filtered counts nodes filtered out, by reason (delay, delay_from, label, load).
+	// Filtered counts nodes filtered out, by reason (delay, delay_from,
+	// label, load, site_limit).
 	Filtered *prometheus.CounterVec
 	// MalformedLabels counts pods with a malformed delay label.
 	MalformedLabels prometheus.Counter
+	// MalformedLimits counts /filter requests that met a malformed per-site
+	// limit label, as the scheduler's metric of that name.
+	MalformedLimits *prometheus.CounterVec
 	// FailOpen counts pods whose delay constraints failed open.
 	FailOpen prometheus.Counter
 	// MissingData counts requests scored without traffic or some node's load.
@@ -60,12 +64,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"reason"}),
 		Filtered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ning_extender_filtered_nodes_total",
-			Help: "Nodes filtered out by /filter, by reason: delay (a constraint is broken), delay_from (its <from> names nothing yet), label (malformed delay label), load.",
+			Help: "Nodes filtered out by /filter, by reason: delay (a constraint is broken), delay_from (its <from> names nothing yet), label (malformed delay or ning.io/max-per-site label), load, site_limit (the site holds its limit of the workload's replicas).",
 		}, []string{"reason"}),
 		MalformedLabels: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ning_extender_malformed_delay_labels_total",
 			Help: "Filter requests for pods with a malformed delay_<from> label.",
 		}),
+		MalformedLimits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ning_extender_malformed_limit_labels_total",
+			Help: "Filter requests that met a malformed per-site limit label: max_per_site (the pod's ning.io/max-per-site; every node rejected) or site_capacity (a node's ning.io/site-capacity; ignored).",
+		}, []string{"label"}),
 		FailOpen: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ning_extender_delay_fail_open_total",
 			Help: "Filter requests in which delay constraints failed open because only unknown RTTs rejected every node.",
@@ -83,7 +91,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Pods bound through /bind that stopped counting after the assume timeout without the pod informer seeing them bound.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.Requests, m.Duration, m.Rejected, m.Bounded, m.Filtered, m.MalformedLabels, m.FailOpen, m.MissingData, m.Bound, m.AssumeExpired} {
+	for _, c := range []prometheus.Collector{m.Requests, m.Duration, m.Rejected, m.Bounded, m.Filtered, m.MalformedLabels, m.MalformedLimits, m.FailOpen, m.MissingData, m.Bound, m.AssumeExpired} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering the extender's metrics: %w", err)
 		}

@@ -80,9 +80,10 @@ func UsableSites(j *DelayJudgement, sites []string, hasNode, hasEdge []bool) []b
 	return usable
 }
 
-// Within is the problem p with no room at the sites that are not usable:
-// the problem the planner solves for a workload whose pods may land only on
-// the usable sites.
+// Within is the problem p with no room at the sites that are not usable
+// (the usable ones keep p's capacities, SiteLimits.Apply): the problem the
+// planner solves for a workload whose pods may land only on the usable
+// sites.
 func Within(p *placement.Problem, usable []bool) *placement.Problem {
 	q := *p
 	q.Capacity = make([]int, len(p.Sites))
@@ -90,6 +91,9 @@ func Within(p *placement.Problem, usable []bool) *placement.Problem {
 		q.Capacity[j] = 0
 		if usable[j] {
 			q.Capacity[j] = placement.Unlimited
+			if j < len(p.Capacity) { // a problem built without capacities has none
+				q.Capacity[j] = p.Capacity[j]
+			}
 		}
 	}
 	return &q

@@ -28,7 +28,8 @@ type Metrics struct {
 	NodesDown prometheus.Gauge
 	// Leader is 1 while this instance holds the lease.
 	Leader prometheus.Gauge
-	// BadLabels counts pods whose delay labels do not parse.
+	// BadLabels counts pods whose delay_<from> or ning.io/max-per-site labels
+	// do not parse.
 	BadLabels prometheus.Counter
 	// NotRescued counts the ning pods on down nodes that the rescheduler
 	// leaves there, by reason (bare_pod, statefulset): each pod once per
@@ -75,7 +76,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		BadLabels: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ning_rescheduler_bad_delay_labels_total",
-			Help: "Pods whose delay_<from> labels do not parse; their constraints are not enforced by the rescheduler.",
+			Help: "Pods whose delay_<from> (or ning.io/max-per-site) labels do not parse; the rescheduler leaves their workloads alone.",
 		}),
 		NotRescued: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ning_rescheduler_pods_not_rescued_total",

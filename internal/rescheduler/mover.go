@@ -33,6 +33,10 @@ type view struct {
 	total     float64
 	// podNode finds a <from> pod's node, by namespace and name.
 	podNode map[types.NamespacedName]string
+	// capacity is each site's capacity (the topology file's, the nodes'
+	// ning.io/site-capacity labels); badCapacity the malformed labels.
+	capacity    map[string]int
+	badCapacity []error
 	// nodes and pods are the cycle's, for the filters (built on first use).
 	nodes   []*v1.Node
 	pods    []*v1.Pod
@@ -62,6 +66,8 @@ func newView(nodes []*v1.Node, pods []*v1.Pod, store Store, siteLabel string) *v
 	for _, p := range pods {
 		v.podNode[types.NamespacedName{Namespace: p.Namespace, Name: p.Name}] = p.Spec.NodeName
 	}
+	fromNodes, bad := policy.NodeCapacities(nodes, func(n *v1.Node) string { return v.nodeSite[n.Name] })
+	v.capacity, v.badCapacity = policy.SiteCapacities(store.Capacities(), fromNodes), bad
 	v.rtt = store.Matrix(v.sites)
 	v.traffic = store.Traffic()
 	for _, s := range v.sites {
@@ -207,6 +213,9 @@ func (mv *mover) decide(ctx context.Context, v *view, ws []*workload) []proposal
 	seen := map[string]bool{}
 	var out []proposal
 	mv.m.WeightedRTT.Reset()
+	if len(v.badCapacity) > 0 {
+		mv.log.WarnContext(ctx, "malformed "+policy.LabelSiteCapacity+" node labels are ignored", "nodes", len(v.badCapacity), "err", v.badCapacity[0])
+	}
 	for _, w := range ws {
 		if ctx.Err() != nil {
 			// Shutting down or no longer the leader: the next term starts
@@ -258,14 +267,21 @@ var errBadLabels = errors.New("malformed delay labels")
 func (mv *mover) constraints(ctx context.Context, pod *v1.Pod, v *view) ([]placement.Resolved, error) {
 	cs, err := placement.ParseConstraints(pod.Labels)
 	if err != nil {
-		if !mv.badLabels[pod.UID] {
-			mv.badLabels[pod.UID] = true
-			mv.m.BadLabels.Inc()
-			mv.log.WarnContext(ctx, "pod has malformed delay labels; the rescheduler leaves its workload alone", "pod", pod.Namespace+"/"+pod.Name, "err", err)
-		}
+		mv.badLabel(ctx, pod, err)
 		return nil, errBadLabels
 	}
 	return policy.Resolve(cs, pod.Namespace, v)
+}
+
+// badLabel counts, once per pod, a malformed delay_<from> or
+// ning.io/max-per-site label: the scheduler places no replacement, so the
+// rescheduler leaves the workload alone.
+func (mv *mover) badLabel(ctx context.Context, pod *v1.Pod, err error) {
+	if !mv.badLabels[pod.UID] {
+		mv.badLabels[pod.UID] = true
+		mv.m.BadLabels.Inc()
+		mv.log.WarnContext(ctx, "pod has malformed labels; the rescheduler leaves its workload alone", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+	}
 }
 
 // usableSites says, for a pod of the workload, which sites the scheduler
@@ -297,6 +313,11 @@ func (mv *mover) decideWorkload(ctx context.Context, w *workload, v *view, seen 
 		}
 		return proposal{}, false
 	}
+	limits, err := policy.LimitsOf(sample, v.capacity)
+	if err != nil {
+		mv.badLabel(ctx, sample, err)
+		return proposal{}, false
+	}
 	usable := mv.usableSites(sample, cs, v)
 	current := make(placement.Placement, len(v.sites))
 	for _, p := range running {
@@ -305,6 +326,7 @@ func (mv *mover) decideWorkload(ctx context.Context, w *workload, v *view, seen 
 		}
 	}
 	prob := policy.Problem(v.sites, v.rtt, v.traffic, mv.cfg.PerReplicaRPS)
+	limits.Apply(prob)
 	prob.Replicas = current.Total()
 	ready, _ := w.ready()
 	// The placement as it runs is shown every cycle, settling, cooling
@@ -345,7 +367,7 @@ func (mv *mover) decideWorkload(ctx context.Context, w *workload, v *view, seen 
 		}
 		var targets []int
 		for k, u := range usable {
-			if u && v.sites[k] != v.nodeSite[violator.Spec.NodeName] {
+			if u && v.sites[k] != v.nodeSite[violator.Spec.NodeName] && !limits.Full(v.sites[k], current[k]) {
 				targets = append(targets, k)
 			}
 		}
@@ -360,7 +382,7 @@ func (mv *mover) decideWorkload(ctx context.Context, w *workload, v *view, seen 
 		mv.m.Decisions.WithLabelValues("no_traffic").Inc()
 		return proposal{}, false
 	}
-	m, why, ok, err := nextMove(ctx, prob, current, siteLimits{Usable: usable, MinKeep: mv.cfg.MinPerTrafficSite})
+	m, why, ok, err := nextMove(ctx, prob, current, siteLimits{Usable: usable, MinKeep: mv.cfg.MinPerTrafficSite, MinOccupied: mv.cfg.MinPerOccupiedSite})
 	if err != nil {
 		if ctx.Err() == nil {
 			mv.m.Decisions.WithLabelValues("plan_failed").Inc()

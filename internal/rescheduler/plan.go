@@ -28,6 +28,26 @@ type siteLimits struct {
 	Usable []bool
 	// MinKeep is the fewest pods a site with traffic keeps.
 	MinKeep int
+	// MinOccupied is the fewest pods a site that runs one keeps.
+	MinOccupied int
+}
+
+// keep is the fewest pods each site keeps of a workload running as current:
+// MinKeep at a site with traffic, MinOccupied at a site that runs one, never
+// more than the site runs.
+func (l siteLimits) keep(p *placement.Problem, current placement.Placement) []int {
+	out := make([]int, len(current))
+	for s, n := range current {
+		k := 0
+		if p.Traffic[s] > 0 {
+			k = l.MinKeep
+		}
+		if n > 0 {
+			k = max(k, l.MinOccupied)
+		}
+		out[s] = min(k, n)
+	}
+	return out
 }
 
 // nextMove plans the workload (prob.Replicas pods, running as current) and
@@ -44,6 +64,20 @@ func nextMove(ctx context.Context, prob *placement.Problem, current placement.Pl
 	if m.Before, err = p.CostContext(ctx, current); err != nil {
 		return m, "", false, err
 	}
+	if room := policy.Room(&p); room >= 0 && room < p.Replicas {
+		return m, fmt.Sprintf("the usable sites' limits hold %d of the %d replicas", room, p.Replicas), false, nil
+	}
+	// The planner keeps what no move may take (within a site's capacity:
+	// a site over its limit or no longer usable keeps its pods all the
+	// same, but the plan does not count on them).
+	keep := lim.keep(&p, current)
+	p.Min = make([]int, len(keep))
+	for s, k := range keep {
+		p.Min[s] = k
+		if c := p.Capacity[s]; c != placement.Unlimited {
+			p.Min[s] = min(k, c)
+		}
+	}
 	planned, err := placement.Plan(ctx, &p)
 	if err != nil {
 		return m, "", false, fmt.Errorf("planning: %w", err)
@@ -58,7 +92,7 @@ func nextMove(ctx context.Context, prob *placement.Problem, current placement.Pl
 	best := math.Inf(1)
 	after := append(placement.Placement(nil), current...)
 	for s := range current {
-		if current[s] <= planned[s] || (p.Traffic[s] > 0 && current[s] <= lim.MinKeep) {
+		if current[s] <= planned[s] || current[s] <= keep[s] {
 			continue
 		}
 		after[s]--
@@ -87,11 +121,12 @@ func nextMove(ctx context.Context, prob *placement.Problem, current placement.Pl
 }
 
 // schedulerChoice is the site TrafficLatency ranks first for the workload's
-// next pod, among usable sites, or -1 when none is usable.
+// next pod, among the usable sites with room under p's capacities (the
+// sites TrafficLatency's Filter passes), or -1 when there is none.
 func schedulerChoice(ctx context.Context, p *placement.Problem, current placement.Placement, usable []bool) (int, error) {
 	r, err := policy.Rank(ctx, p, current)
 	if err != nil {
 		return -1, fmt.Errorf("ranking sites: %w", err)
 	}
-	return r.Best(usable), nil
+	return r.Best(policy.Open(p, current, usable)), nil
 }

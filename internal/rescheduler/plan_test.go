@@ -16,6 +16,13 @@ func line(traffic ...float64) *placement.Problem {
 	}
 }
 
+// served is line with a per-replica rate: replica counts matter.
+func served(perReplicaRPS float64, traffic ...float64) *placement.Problem {
+	p := line(traffic...)
+	p.PerReplicaRPS = perReplicaRPS
+	return p
+}
+
 func all(n int) []bool {
 	out := make([]bool, n)
 	for i := range out {
@@ -26,13 +33,16 @@ func all(n int) []bool {
 
 func TestNextMove(t *testing.T) {
 	tests := []struct {
-		name     string
-		prob     *placement.Problem
-		current  placement.Placement
-		usable   []bool
-		minKeep  int
-		wantOK   bool
-		from, to string
+		name    string
+		prob    *placement.Problem
+		current placement.Placement
+		usable  []bool
+		minKeep int
+		// capacity, when set, is the sites' limits (policy.SiteLimits.Apply).
+		capacity    []int
+		minOccupied int
+		wantOK      bool
+		from, to    string
 	}{
 		{name: "traffic moved from a to c", prob: line(0, 0, 100), current: placement.Placement{3, 0, 0},
 			usable: all(3), minKeep: 1, wantOK: true, from: "a", to: "c"},
@@ -44,11 +54,20 @@ func TestNextMove(t *testing.T) {
 			usable: all(3), minKeep: 1, wantOK: true, from: "a", to: "c"},
 		{name: "no usable node at the traffic: next best", prob: line(0, 0, 100), current: placement.Placement{2, 0, 0},
 			usable: []bool{true, true, false}, minKeep: 1, wantOK: true, from: "a", to: "b"},
+		{name: "the traffic's site holds its limit: the next site in the planner's order", prob: served(40, 0, 0, 100), current: placement.Placement{2, 0, 1},
+			usable: all(3), capacity: []int{placement.Unlimited, placement.Unlimited, 1}, wantOK: true, from: "a", to: "b"},
+		{name: "limits below the replicas: no plan, no move", prob: served(40, 0, 0, 100), current: placement.Placement{2, 0, 1},
+			usable: all(3), capacity: []int{1, 1, 0}},
+		{name: "min per occupied site: a site without traffic keeps its last pod", prob: served(40, 0, 0, 100), current: placement.Placement{1, 0, 2},
+			usable: all(3), minOccupied: 1},
+		{name: "min per occupied site: the surplus still moves", prob: served(40, 0, 0, 100), current: placement.Placement{2, 0, 1},
+			usable: all(3), minOccupied: 1, wantOK: true, from: "a", to: "c"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.prob.Replicas = tc.current.Total()
-			m, why, ok, err := nextMove(t.Context(), tc.prob, tc.current, siteLimits{Usable: tc.usable, MinKeep: tc.minKeep})
+			tc.prob.Capacity = tc.capacity
+			m, why, ok, err := nextMove(t.Context(), tc.prob, tc.current, siteLimits{Usable: tc.usable, MinKeep: tc.minKeep, MinOccupied: tc.minOccupied})
 			if err != nil {
 				t.Fatal(err)
 			}

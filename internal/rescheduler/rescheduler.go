@@ -69,6 +69,10 @@ type Config struct {
 	// MinPerTrafficSite is the fewest pods of a workload a site with traffic
 	// keeps: the rescheduler never evicts below it.
 	MinPerTrafficSite int
+	// MinPerOccupiedSite is the fewest pods of a workload a site that runs
+	// one keeps, traffic or not: 1 is seed 000's "keeping at least 1".
+	// The planner keeps them too (placement.Problem.Min).
+	MinPerOccupiedSite int
 	// MaxPerCycle, MaxPerNamespace and MaxPerWorkload limit evictions in one cycle.
 	MaxPerCycle, MaxPerNamespace, MaxPerWorkload int
 	// MaxPerNode limits evictions from one node in one cycle; 0 is no limit.
@@ -164,6 +168,7 @@ func (c Config) Validate() error {
 	check(!(c.MinGainMs >= 0), "min gain %v ms: want 0 or more", c.MinGainMs)
 	check(c.HoldCycles < 1, "hold cycles %d: want at least 1", c.HoldCycles)
 	check(c.MinPerTrafficSite < 0, "min per traffic site %d: want 0 or more", c.MinPerTrafficSite)
+	check(c.MinPerOccupiedSite < 0, "min per occupied site %d: want 0 or more", c.MinPerOccupiedSite)
 	check(c.MaxPerCycle < 1 || c.MaxPerNamespace < 1 || c.MaxPerWorkload < 1,
 		"eviction limits %d per cycle, %d per namespace, %d per workload: want at least 1 each", c.MaxPerCycle, c.MaxPerNamespace, c.MaxPerWorkload)
 	check(c.SettleTimeout <= 0, "settle timeout %v: want a positive duration", c.SettleTimeout)
@@ -191,11 +196,13 @@ func (c Config) moveRule() policy.MoveRule {
 	return policy.MoveRule{Cooldown: c.MoveCooldown, BackoffBase: max(2*c.MoveCooldown, c.Interval), BackoffMax: c.BounceBackoffMax}
 }
 
-// Store is what the rescheduler reads: RTTs and traffic per site.
+// Store is what the rescheduler reads: RTTs and traffic per site, and the
+// sites' capacities from a topology file.
 type Store interface {
 	placement.RTTLookup
 	Matrix(sites []string) [][]float64
 	Traffic() map[string]float64
+	Capacities() map[string]int
 }
 
 // Rescheduler acts on one cluster: a mover (traffic and delay violations,

@@ -25,6 +25,10 @@ type Metrics struct {
 	MissingData *metrics.CounterVec
 	// RejectedLabels counts pods with a malformed delay label.
 	RejectedLabels *metrics.Counter
+	// MalformedLimits counts malformed per-site limit labels (label:
+	// max_per_site on a pod, which is then rejected; site_capacity on a
+	// node, which is then ignored), per scheduling cycle.
+	MalformedLimits *metrics.CounterVec
 	// FailOpen counts pods whose delay constraints were relaxed because every
 	// site would have failed for want of RTT data.
 	FailOpen *metrics.Counter
@@ -54,6 +58,11 @@ func Register() *Metrics {
 				Help:           "Pods rejected because a delay_<from> label is malformed.",
 				StabilityLevel: metrics.ALPHA,
 			}),
+			MalformedLimits: metrics.NewCounterVec(&metrics.CounterOpts{
+				Subsystem: subsystem, Name: "malformed_limit_labels_total",
+				Help:           "Scheduling cycles that met a malformed per-site limit label: max_per_site (the pod's ning.io/max-per-site; the pod is rejected) or site_capacity (a node's ning.io/site-capacity; ignored).",
+				StabilityLevel: metrics.ALPHA,
+			}, []string{"label"}),
 			FailOpen: metrics.NewCounter(&metrics.CounterOpts{
 				Subsystem: subsystem, Name: "delay_fail_open_total",
 				Help:           "Pods whose delay constraints failed open because no site had the RTT data to pass them.",
@@ -70,7 +79,7 @@ func Register() *Metrics {
 				StabilityLevel: metrics.ALPHA,
 			}, []string{"data"}),
 		}
-		legacyregistry.MustRegister(shared.MissingData, shared.RejectedLabels, shared.FailOpen, shared.Placements, shared.DataAge)
+		legacyregistry.MustRegister(shared.MissingData, shared.RejectedLabels, shared.MalformedLimits, shared.FailOpen, shared.Placements, shared.DataAge)
 	})
 	return shared
 }

@@ -10,9 +10,9 @@ import (
 )
 
 // LoadLatencyFile reads a topology file (YAML) or a CSV RTT matrix (by the
-// .csv extension), checks it strictly (topology.ParseFile) and loads its RTTs,
-// and any traffic, into the store as static figures that never go stale; a
-// fresh measurement of a pair takes precedence. A file that does not parse
+// .csv extension), checks it strictly (topology.ParseFile) and loads its
+// RTTs, site capacities and any traffic into the store as static figures
+// that never go stale; a fresh measurement of a pair takes precedence. A file that does not parse
 // writes nothing and is counted as undecodable.
 func LoadLatencyFile(store *topology.Store, path string, m *Metrics) error {
 	data, err := os.ReadFile(path)
@@ -39,5 +39,5 @@ func LoadLatencyFile(store *topology.Store, path string, m *Metrics) error {
 // LatencyFileFlag adds --latency-file to fs, for the commands that read the
 // store (scheduler, extender, rescheduler), and returns where its value goes.
 func LatencyFileFlag(fs *pflag.FlagSet) *string {
-	return fs.String("latency-file", "", "static RTTs: a topology file (YAML) or a CSV matrix (.csv); measurements take precedence")
+	return fs.String("latency-file", "", "static RTTs, traffic and site capacities: a topology file (YAML) or a CSV matrix (.csv, RTTs only); measurements take precedence")
 }

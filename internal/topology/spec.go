@@ -252,9 +252,11 @@ func ParseFile(name string, data []byte) (*Spec, error) {
 	return ParseSpec(data)
 }
 
-// LoadSpec copies a spec's RTTs into the store as static figures and, when the
-// spec gives any traffic (a CSV matrix gives none), its traffic as static rates.
+// LoadSpec copies a spec's RTTs into the store as static figures, its
+// sites' capacities (Capacities) and, when the spec gives any traffic (a CSV
+// matrix gives none), its traffic as static rates.
 func (s *Store) LoadSpec(spec *Spec) error {
+	s.setCapacities(spec)
 	for _, from := range sortedKeys(spec.LatencyMs) {
 		for _, to := range sortedKeys(spec.LatencyMs[from]) {
 			if err := s.SetStaticRTT(from, to, spec.LatencyMs[from][to]); err != nil {
@@ -275,4 +277,17 @@ func (s *Store) LoadSpec(spec *Spec) error {
 		}
 	}
 	return nil
+}
+
+// setCapacities replaces the store's site capacities by the spec's (a
+// validated spec: at most MaxSpecBytes of sites, none negative).
+func (s *Store) setCapacities(spec *Spec) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.capacity)
+	for _, site := range spec.Sites {
+		if site.Capacity != nil {
+			s.capacity[site.Name] = *site.Capacity
+		}
+	}
 }

@@ -162,3 +162,22 @@ func checkSpec(t *testing.T, spec *Spec) {
 		}
 	}
 }
+
+// TestLoadSpecCapacities: a topology file's capacities reach the store, and
+// the next file replaces them.
+func TestLoadSpecCapacities(t *testing.T) {
+	s := NewStore(Config{}, clocktesting.NewFakeClock(time.Unix(0, 0)))
+	two := 2
+	if err := s.LoadSpec(&Spec{Sites: []SiteSpec{{Name: "a", Capacity: &two}, {Name: "b"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Capacities(); len(got) != 1 || got["a"] != 2 {
+		t.Fatalf("Capacities = %v, want a:2", got)
+	}
+	if err := s.LoadSpec(&Spec{Sites: []SiteSpec{{Name: "a"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Capacities(); len(got) != 0 {
+		t.Fatalf("Capacities after a file without any = %v, want none", got)
+	}
+}

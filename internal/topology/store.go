@@ -2,6 +2,7 @@ package topology
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -150,6 +151,8 @@ type Store struct {
 	// loads of nodes that stopped reporting (gone from the cluster).
 	loadWrites uint64
 	last       Updates
+	// capacity is each site's capacity from a topology file (LoadSpec).
+	capacity map[string]int
 }
 
 // loadSweepEvery is how many load reports pass between sweeps of stale loads.
@@ -177,6 +180,7 @@ func NewStore(cfg Config, clk clock.PassiveClock) *Store {
 		loads:     map[string]*Load{},
 		traffic:   map[string]trafficEntry{},
 		sites:     map[string]struct{}{},
+		capacity:  map[string]int{},
 	}
 }
 
@@ -570,6 +574,15 @@ func (s *Store) LastUpdates() Updates {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.last
+}
+
+// Capacities returns the sites' capacities (the most replicas of one
+// workload each may hold) that a topology file gave; a site without one is
+// not listed.
+func (s *Store) Capacities() map[string]int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return maps.Clone(s.capacity)
 }
 
 // Traffic returns the fresh request rate per site.

@@ -14,6 +14,7 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/ning-edge/ning/internal/placement"
 	"github.com/ning-edge/ning/internal/policy"
 	"github.com/ning-edge/ning/internal/topology"
 )
@@ -35,6 +36,11 @@ type Index struct {
 	pods      map[types.UID]podEntry
 	counts    map[types.UID]map[string]int
 	sites     []string // sorted; nil when it must be rebuilt
+	// nodeCap is the ning.io/site-capacity of each node that has a valid
+	// one, badCap why each node with a malformed one was ignored.
+	nodeCap map[string]int
+	badCap  map[string]error
+	caps    map[string]int // per site; nil when it must be rebuilt
 }
 
 // New builds an index fed by the factory's node informer and, with trackPods,
@@ -48,6 +54,8 @@ func New(f informers.SharedInformerFactory, siteLabel string, trackPods bool) (*
 		nodePods:  map[string]map[types.UID]struct{}{},
 		pods:      map[types.UID]podEntry{},
 		counts:    map[types.UID]map[string]int{},
+		nodeCap:   map[string]int{},
+		badCap:    map[string]error{},
 	}
 	if _, err := f.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { x.setNode(obj) },
@@ -82,8 +90,10 @@ func (x *Index) setNode(obj any) {
 		return
 	}
 	site := topology.SiteOf(n.Name, n.Labels, x.label)
+	capacity, capErr := policy.NodeSiteCapacity(n.Labels)
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.setCapacity(n.Name, capacity, capErr)
 	old, had := x.nodeSite[n.Name]
 	if had && old == site {
 		return
@@ -95,6 +105,7 @@ func (x *Index) setNode(obj any) {
 	x.nodeSite[n.Name] = site
 	x.siteNodes[site]++
 	x.sites = nil
+	x.caps = nil
 }
 
 func (x *Index) deleteNode(obj any) {
@@ -110,7 +121,67 @@ func (x *Index) deleteNode(obj any) {
 	}
 	x.moveNodePods(n.Name, site, "")
 	delete(x.nodeSite, n.Name)
+	x.setCapacity(n.Name, placement.Unlimited, nil)
 	x.dropSite(site)
+}
+
+// setCapacity records a node's ning.io/site-capacity label (err: malformed).
+func (x *Index) setCapacity(node string, capacity int, err error) {
+	old, had := x.nodeCap[node]
+	delete(x.nodeCap, node)
+	delete(x.badCap, node)
+	switch {
+	case err != nil:
+		x.badCap[node] = err
+	case capacity != placement.Unlimited:
+		x.nodeCap[node] = capacity
+	}
+	if now, has := x.nodeCap[node]; had != has || old != now {
+		x.caps = nil
+	}
+}
+
+// SiteCapacities returns each site's capacity from its nodes'
+// ning.io/site-capacity labels (the smallest where they disagree; a site
+// with none is not listed), and the nodes whose label is malformed and
+// ignored, sorted, each with why. Do not modify the map.
+func (x *Index) SiteCapacities() (map[string]int, []error) {
+	x.mu.RLock()
+	caps, bad := x.caps, x.badList()
+	x.mu.RUnlock()
+	if caps != nil {
+		return caps, bad
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.caps == nil {
+		byNode := make(map[string]int, len(x.nodeCap))
+		for node, c := range x.nodeCap {
+			if site, ok := x.nodeSite[node]; ok {
+				if old, seen := byNode[site]; !seen || c < old {
+					byNode[site] = c
+				}
+			}
+		}
+		x.caps = byNode
+	}
+	return x.caps, x.badList()
+}
+
+func (x *Index) badList() []error {
+	if len(x.badCap) == 0 {
+		return nil
+	}
+	nodes := make([]string, 0, len(x.badCap))
+	for node := range x.badCap {
+		nodes = append(nodes, node)
+	}
+	sort.Strings(nodes)
+	out := make([]error, len(nodes))
+	for i, node := range nodes {
+		out[i] = fmt.Errorf("node %s: %w", node, x.badCap[node])
+	}
+	return out
 }
 
 func (x *Index) dropSite(site string) {

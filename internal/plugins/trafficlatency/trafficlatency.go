@@ -1,7 +1,9 @@
 // Package trafficlatency is the TrafficLatency scheduler plugin: it scores a
 // node by how much one more replica of the pod's workload on the node's site
 // would lower the workload's traffic-weighted mean RTT, the same marginal gain
-// ning's planner and rescheduler use.
+// ning's planner and rescheduler use, and filters out the sites that hold as
+// many replicas of the workload as their limit (policy.SiteLimits: the pod's
+// ning.io/max-per-site, the site's capacity).
 package trafficlatency
 
 import (
@@ -28,13 +30,18 @@ import (
 // Name is the plugin's name in a KubeSchedulerConfiguration.
 const Name = "TrafficLatency"
 
-const stateKey fwk.StateKey = "PreScore" + Name
+const (
+	stateKey       fwk.StateKey = "PreScore" + Name
+	filterStateKey fwk.StateKey = "PreFilter" + Name
+)
 
-// Store is what the plugin reads: RTTs between sites and traffic per site.
+// Store is what the plugin reads: RTTs between sites, traffic per site and
+// the sites' capacities from a topology file.
 type Store interface {
 	Matrix(sites []string) [][]float64
 	Traffic() map[string]float64
 	RTTVersion() uint64
+	Capacities() map[string]int
 }
 
 // Plugin scores nodes by the marginal traffic-weighted RTT gain of their site.
@@ -45,11 +52,15 @@ type Plugin struct {
 	handle  framework.Handle
 	metrics *schedmetrics.Metrics
 	warned  sync.Once
+	// badCapacity logs the first malformed ning.io/site-capacity label.
+	badCapacity sync.Once
 
 	rtt topology.MatrixCache
 }
 
 var (
+	_ framework.PreFilterPlugin = &Plugin{}
+	_ framework.FilterPlugin    = &Plugin{}
 	_ framework.PreScorePlugin  = &Plugin{}
 	_ framework.ScorePlugin     = &Plugin{}
 	_ framework.PostBindPlugin  = &Plugin{}
@@ -75,6 +86,61 @@ func Factory(store Store, m *schedmetrics.Metrics) frameworkruntime.PluginFactor
 
 // Name returns the plugin's name.
 func (p *Plugin) Name() string { return Name }
+
+// filterState is the workload's limits and where its replicas run.
+type filterState struct {
+	limits policy.SiteLimits
+	count  map[string]int
+}
+
+func (s *filterState) Clone() fwk.StateData { return s }
+
+// PreFilter reads the pod's ning.io/max-per-site label and the sites'
+// capacities (the topology file's, the nodes' ning.io/site-capacity
+// labels). Without any limit Filter is skipped; a malformed label rejects
+// the pod, as a malformed delay label does.
+func (p *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.Pod, _ []fwk.NodeInfo) (*framework.PreFilterResult, *fwk.Status) {
+	fromNodes, bad := p.index.SiteCapacities()
+	if len(bad) > 0 {
+		p.metrics.MalformedLimits.WithLabelValues("site_capacity").Inc()
+		p.badCapacity.Do(func() {
+			klog.FromContext(ctx).Info("A node's "+policy.LabelSiteCapacity+" label is malformed and ignored (logged once; see ning_scheduler_malformed_limit_labels_total)", "err", bad[0])
+		})
+	}
+	limits, err := policy.LimitsOf(pod, policy.SiteCapacities(p.store.Capacities(), fromNodes))
+	if err != nil {
+		p.metrics.MalformedLimits.WithLabelValues("max_per_site").Inc()
+		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, err.Error())
+	}
+	if limits.None() {
+		return nil, fwk.NewStatus(fwk.Skip)
+	}
+	state.Write(filterStateKey, &filterState{limits: limits, count: p.index.Counts(policy.WorkloadOf(pod).UID, pod.UID)})
+	return nil, nil
+}
+
+// PreFilterExtensions returns nil: preemption removes pods of lower
+// priority, never the workload's own replicas, so it frees no room.
+func (p *Plugin) PreFilterExtensions() framework.PreFilterExtensions { return nil }
+
+// Filter rejects a node whose site holds its limit of the workload's
+// replicas. It is UnschedulableAndUnresolvable: preempting other pods frees
+// no room; the pod is retried when a replica goes.
+func (p *Plugin) Filter(_ context.Context, state fwk.CycleState, _ *v1.Pod, ni fwk.NodeInfo) *fwk.Status {
+	data, err := state.Read(filterStateKey)
+	if err != nil {
+		return fwk.AsStatus(fmt.Errorf("reading %s state: %w", Name, err))
+	}
+	st, ok := data.(*filterState)
+	if !ok {
+		return fwk.AsStatus(fmt.Errorf("%s state has type %T", Name, data))
+	}
+	site := p.siteOf(ni.Node())
+	if n := st.count[site]; st.limits.Full(site, n) {
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, st.limits.Reason(site, n))
+	}
+	return nil
+}
 
 // preScoreState holds one raw score per site and what the Event needs.
 type preScoreState struct {
