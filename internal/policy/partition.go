@@ -92,32 +92,31 @@ type Verdict struct {
 //     Due and within Window, and Autonomy has not passed since Since;
 //   - otherwise it is dead.
 func JudgeSilence(r PartitionRule, s Silence, a Autonomy, now time.Time) Verdict {
-	silent := now.Sub(s.Since).Round(time.Second)
 	if a.Set {
 		if a.Bound == 0 {
-			return Verdict{Fate: FateCutOff, Why: fmt.Sprintf("silent for %s, and its %s of 0 keeps its pods for as long as it is silent", silent, AutonomyAnnotation)}
+			return Verdict{Fate: FateCutOff, Why: fmt.Sprintf("its %s of 0 keeps its pods for as long as it is silent", AutonomyAnnotation)}
 		}
 		until := s.Since.Add(a.Bound)
 		if now.Before(until) {
-			return Verdict{Fate: FateCutOff, Until: until, Why: fmt.Sprintf("silent for %s, within its %s of %s", silent, AutonomyAnnotation, a.Bound)}
+			return Verdict{Fate: FateCutOff, Until: until, Why: fmt.Sprintf("it is within its %s of %s", AutonomyAnnotation, a.Bound)}
 		}
-		return Verdict{Fate: FateDead, Why: fmt.Sprintf("silent for %s, past its %s of %s", silent, AutonomyAnnotation, a.Bound)}
+		return Verdict{Fate: FateDead, Why: fmt.Sprintf("it is past its %s of %s", AutonomyAnnotation, a.Bound)}
 	}
 	if r.Window <= 0 || r.Autonomy <= 0 {
-		return Verdict{Fate: FateDead, Why: fmt.Sprintf("silent for %s", silent)}
+		return Verdict{Fate: FateDead, Why: "partitions are not told from deaths (no data-plane window or partition autonomy)"}
 	}
 	alive := !s.Heard.IsZero() && s.Heard.After(s.Due) && now.Sub(s.Heard) <= r.Window
 	if !alive {
-		why := fmt.Sprintf("silent for %s, and the data plane has not heard its site since its Lease was due", silent)
+		why := "the data plane has not heard its site since its Lease was due"
 		if !s.Heard.IsZero() && s.Heard.After(s.Due) {
-			why = fmt.Sprintf("silent for %s, and the data plane last heard its site %s ago (window %s)", silent, now.Sub(s.Heard).Round(time.Second), r.Window)
+			why = fmt.Sprintf("the data plane last heard its site %s ago (window %s)", now.Sub(s.Heard).Round(time.Second), r.Window)
 		}
 		return Verdict{Fate: FateDead, Why: why}
 	}
 	until := s.Since.Add(r.Autonomy)
 	if !now.Before(until) {
-		return Verdict{Fate: FateDead, Why: fmt.Sprintf("silent for %s, past the partition autonomy of %s, though the data plane still hears its site", silent, r.Autonomy)}
+		return Verdict{Fate: FateDead, Why: fmt.Sprintf("it is past the partition autonomy of %s, though the data plane still hears its site", r.Autonomy)}
 	}
-	return Verdict{Fate: FateCutOff, Until: until, Why: fmt.Sprintf("silent for %s, but the data plane heard its site %s ago: cut off from the control plane, not dead (its pods are kept for up to %s)",
-		silent, now.Sub(s.Heard).Round(time.Second), r.Autonomy)}
+	return Verdict{Fate: FateCutOff, Until: until, Why: fmt.Sprintf("the data plane heard its site %s ago: cut off from the control plane, not dead (its pods are kept for up to %s)",
+		now.Sub(s.Heard).Round(time.Second), r.Autonomy)}
 }
