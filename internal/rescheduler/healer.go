@@ -339,13 +339,14 @@ func (h *healer) decide(ctx context.Context, nodes []*v1.Node, leases map[string
 	return out
 }
 
-// setFate records a node's verdict and returns it if it changed ("" if
-// not); call with h.mu held.
+// setFate records a node's verdict, counts it and returns it if it changed
+// ("" if not); call with h.mu held.
 func (h *healer) setFate(node string, f policy.Fate) policy.Fate {
 	if h.fates[node] == f {
 		return ""
 	}
 	h.fates[node] = f
+	h.m.NodeVerdicts.WithLabelValues(string(f)).Inc()
 	return f
 }
 
@@ -503,7 +504,7 @@ func (h *healer) act(ctx context.Context, actions []nodeAction, ev *evictor) []E
 	return out
 }
 
-// noteFate counts a node's new verdict, and says it in an Event: a
+// noteFate says a node's new verdict in an Event: a
 // NingNodeCutOff when it is cut off, a NingNodeDown when a node that was
 // cut off is now dead (a node found dead at once gets its Event with the
 // taint).
@@ -511,7 +512,6 @@ func (h *healer) noteFate(ctx context.Context, a nodeAction) {
 	if a.fate == "" {
 		return
 	}
-	h.m.NodeVerdicts.WithLabelValues(string(a.fate)).Inc()
 	n := a.node
 	switch {
 	case a.fate == policy.FateCutOff:

@@ -6,13 +6,12 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
@@ -77,13 +76,7 @@ func TestHealerPartition(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clk := clocktesting.NewFakeClock(t0)
-			cfg := DefaultConfig()
-			if tt.edit != nil {
-				tt.edit(&cfg)
-			}
-			m := testMetrics(t)
-			h := newHealer(cfg, nil, m, discard(), clk, nil)
+			h, m, clk := testHealer(t, tt.edit)
 			h.heard = func(site string) time.Time {
 				if site != "a" || tt.heardUntil < 0 {
 					return time.Time{}
@@ -134,6 +127,25 @@ func TestHealerPartition(t *testing.T) {
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("checks (-want +got):\n%s", diff)
 			}
+			// Each verdict counted once, and the cut-off gauge as it ends.
+			verdicts := map[policy.Fate]float64{}
+			for _, p := range tt.want {
+				if p.Fate != "" {
+					verdicts[p.Fate]++
+				}
+			}
+			for _, f := range []policy.Fate{policy.FateCutOff, policy.FateDead} {
+				if n := testutil.ToFloat64(m.NodeVerdicts.WithLabelValues(string(f))); n != verdicts[f] {
+					t.Errorf("ning_rescheduler_node_verdicts_total{fate=%q} %v, want %v", f, n, verdicts[f])
+				}
+			}
+			wantCutOff := 0.0
+			if last := tt.want[len(tt.want)-1]; last.Fate == "" && last.Surge != nil {
+				wantCutOff = 1
+			}
+			if n := testutil.ToFloat64(m.NodesCutOff); n != wantCutOff {
+				t.Errorf("ning_rescheduler_nodes_cut_off %v, want %v", n, wantCutOff)
+			}
 		})
 	}
 }
@@ -154,30 +166,11 @@ func TestPartitionSurgeUnderChartRBAC(t *testing.T) {
 	if _, err := cp.Client.AppsV1().Deployments("default").Create(ctx, dep, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	const user = "system:serviceaccount:ning:ning-rescheduler"
-	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "rescheduler-deployments"},
-		Rules: []rbacv1.PolicyRule{{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get", "list", "watch", "patch"}}}}
-	if _, err := cp.Client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "rescheduler-deployments"},
-		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}}}
-	if _, err := cp.Client.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	cfg := rest.CopyConfig(cp.Config)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		_, err := client.AppsV1().Deployments("default").Get(ctx, "web", metav1.GetOptions{})
-		return err == nil, nil
-	}); err != nil {
-		t.Fatalf("the binding never let %s get deployments: %v", user, err)
-	}
+	client := chartClient(ctx, t, cp, rbacv1.PolicyRule{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get", "list", "watch", "patch"}},
+		func(ctx context.Context, c kubernetes.Interface) error {
+			_, err := c.AppsV1().Deployments("default").Get(ctx, "web", metav1.GetOptions{})
+			return err
+		})
 	h := newHealer(DefaultConfig(), client, testMetrics(t), discard(), clocktesting.NewFakeClock(t0), record.NewFakeRecorder(10))
 	steps := []struct {
 		node        string

@@ -89,18 +89,7 @@ func TestPartitionedSite(t *testing.T) {
 	// The cluster: sites a, b, c (two nodes each) and d (one node), the
 	// scheduler and one rescheduler on this store, no traffic (so the
 	// rescheduler's only reason to evict is a delay constraint).
-	e := startReschedEnvOn(t, testcluster.Start(t), reschedOptions{replicas: 1, store: store})
-	if err := e.sim.AddNode(e.ctx, nodesim.Node{Name: "d-0", Site: "d"}); err != nil {
-		t.Fatal(err)
-	}
-	e.site["d-0"] = "d"
-	lead, _ := e.leader(t)
-	ns := e.namespace(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			dumpPods(t, e.env, ns)
-		}
-	})
+	e, lead, ns := startPartitionCluster(t, store)
 	constraint := map[string]string{"delay_a": "50"}
 	// on-c may run in b or c (20 ms, within 50); b is cordoned while it is
 	// placed, so it starts in c, and b is usable again afterwards.
@@ -345,6 +334,27 @@ func newPartitionLab(ctx context.Context, t *testing.T, what string) *partitionL
 	return &partitionLab{lab: lab, store: store, srcReg: srcReg, before: before}
 }
 
+// startPartitionCluster runs the partition tests' cluster on store: sites
+// a, b, c (two nodes each) and d (one node), the scheduler and one
+// rescheduler (its leader is returned), and a namespace for the test, whose
+// pods and Events are logged if it fails.
+func startPartitionCluster(t *testing.T, store *topology.Store) (*reschedEnv, *instance, string) {
+	t.Helper()
+	e := startReschedEnvOn(t, testcluster.Start(t), reschedOptions{replicas: 1, store: store})
+	if err := e.sim.AddNode(e.ctx, nodesim.Node{Name: "d-0", Site: "d"}); err != nil {
+		t.Fatal(err)
+	}
+	e.site["d-0"] = "d"
+	lead, _ := e.leader(t)
+	ns := e.namespace(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpPods(t, e.env, ns)
+		}
+	})
+	return e, lead, ns
+}
+
 // controlLink joins namespace ns to this process's namespace with a veth
 // pair, so a broker listening here is reachable from ns, and returns this
 // end's address. Deleting ns deletes the pair.
@@ -491,18 +501,7 @@ func TestPartitionOrDeath(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 6*time.Minute)
 	defer cancel()
 	pl := newPartitionLab(ctx, t, "partition-or-death test")
-	e := startReschedEnvOn(t, testcluster.Start(t), reschedOptions{replicas: 1, store: pl.store})
-	if err := e.sim.AddNode(e.ctx, nodesim.Node{Name: "d-0", Site: "d"}); err != nil {
-		t.Fatal(err)
-	}
-	e.site["d-0"] = "d"
-	lead, _ := e.leader(t)
-	ns := e.namespace(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			dumpPods(t, e.env, ns)
-		}
-	})
+	e, lead, ns := startPartitionCluster(t, pl.store)
 	nodeDownAfter := rescheduler.DefaultConfig().NodeDownAfter
 	// web runs two pods in c, far one in d: b is cordoned while they are
 	// placed, and takes what is added or replaced afterwards.
