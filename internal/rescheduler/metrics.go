@@ -15,7 +15,8 @@ type Metrics struct {
 	// Decisions counts per-workload outcomes of a cycle (moved, below_threshold,
 	// holding, settling, cooldown, bounce_backoff, no_traffic,
 	// no_improving_move, target_unfit, target_check_failed, plan_failed,
-	// limited, rate_limited, ...).
+	// limited, rate_limited, node_down: a pod on a node held down, ...) and
+	// of node checks (stale_view, mass_node_down, bad_autonomy_annotation).
 	Decisions *prometheus.CounterVec
 	// WeightedRTT is each workload's traffic-weighted mean RTT in ms, as it
 	// runs (actual) and as planned; no series while that placement's
