@@ -15,9 +15,9 @@ const AutonomyAnnotation = "node.openyurt.io/autonomy-duration"
 type Fate string
 
 const (
-	// FateDead: the node is gone; its pods are replaced now.
+	// FateDead is a node gone: its pods are replaced now.
 	FateDead Fate = "dead"
-	// FateCutOff: only the control plane has lost the node (its site is
+	// FateCutOff is a node only the control plane has lost (its site is
 	// still alive to the data plane, or the node has an autonomy bound):
 	// nothing new lands there, capacity is added elsewhere, and its pods
 	// are kept.
