@@ -89,6 +89,21 @@ partitioned can leave two pods with one identity running. When more than half
 the nodes look down at once, nothing is deleted. A node that is back loses the
 taint.
 
+Partition or death: a node whose Lease has gone silent while the data plane
+still hears its site (a probe reached the site, or a report came from it, after
+the node's Lease was due and within --data-plane-window) is cut off from the
+control plane, not dead. It is tainted too, so nothing new lands there, and
+each Deployment with pods there gets as many replicas more at once (annotation
+ning.io/partition-surge), placed elsewhere for the traffic the rest of the
+cluster can no longer route to it; its pods are kept until the data plane
+stops hearing the site, or --partition-autonomy has passed since its last
+renewal. Then it is dead, as above, and the added replicas are taken back. A
+node's own node.openyurt.io/autonomy-duration (OpenYurt's; "0" is no bound)
+replaces --partition-autonomy and holds whatever the data plane says. Events
+NingNodeCutOff, NingNodeDown and NingPartitionSurge say each step. For the data
+plane to see a partition, the probers' --period must be well under
+--node-down-after; otherwise partitions are taken for deaths, as before.
+
 Only the replica holding the Lease --leader-elect-name acts; a replica that
 loses it stops acting and campaigns again with fresh caches. --dry-run logs
 every eviction and deletion it would make, and makes none.`,
@@ -124,6 +139,8 @@ func (o *reschedulerOptions) AddFlags(f *pflag.FlagSet) {
 	f.Float64Var(&c.EvictionQPS, "eviction-qps", c.EvictionQPS, "evictions per second at most, over all workloads (0: no limit; node-down deletions are not limited)")
 	f.IntVar(&c.EvictionBurst, "eviction-burst", c.EvictionBurst, "evictions at once at most under --eviction-qps")
 	f.DurationVar(&c.NodeDownAfter, "node-down-after", c.NodeDownAfter, "a node silent or not Ready this long is down")
+	f.DurationVar(&c.DataPlaneWindow, "data-plane-window", c.DataPlaneWindow, "a silent node whose site the data plane heard (after the node's Lease was due) within this long is cut off, not dead: its pods are kept (0: every silent node is dead)")
+	f.DurationVar(&c.PartitionAutonomy, "partition-autonomy", c.PartitionAutonomy, "longest time a cut-off node keeps its pods, from its last renewal; a node's node.openyurt.io/autonomy-duration replaces it (0: a partition is a death)")
 	f.BoolVar(&c.AllowStatefulSetForce, "allow-statefulset-force", false, "also force-delete StatefulSet pods on down nodes (split-brain risk; see --help)")
 	f.BoolVar(&c.DryRun, "dry-run", false, "log evictions and deletions instead of making them")
 	f.StringVar(&c.SchedulerName, "scheduler-name", c.SchedulerName, "manage pods with this spec.schedulerName")

@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
 )
@@ -345,8 +346,21 @@ func (s *Simulator) renew(ctx context.Context, node string) error {
 	if err != nil {
 		return fmt.Errorf("lease for node %s: %w", node, err)
 	}
-	l.Spec.RenewTime = &now
-	if _, err := leases.Update(ctx, l, metav1.UpdateOptions{}); err != nil {
+	// Resume renews while the renewal loop may too: a conflict is the
+	// other's renewal, and this one is made again on the Lease as it is.
+	first := true
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if !first {
+			if l, err = leases.Get(ctx, node, metav1.GetOptions{}); err != nil {
+				return err
+			}
+		}
+		first = false
+		l.Spec.RenewTime = &now
+		_, err := leases.Update(ctx, l, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("renewing lease for node %s: %w", node, err)
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 
 	"github.com/ning-edge/ning/internal/topology"
@@ -169,3 +170,16 @@ func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, ni
 func typesUID(s string) types.UID { return types.UID(s) }
 
 func everything() labels.Selector { return labels.Everything() }
+
+// testHealer is a healer on a fake clock at t0, with DefaultConfig changed
+// by edit (when not nil), no client and no recorder.
+func testHealer(t *testing.T, edit func(*Config)) (*healer, *Metrics, *clocktesting.FakeClock) {
+	t.Helper()
+	clk := clocktesting.NewFakeClock(t0)
+	cfg := DefaultConfig()
+	if edit != nil {
+		edit(&cfg)
+	}
+	m := testMetrics(t)
+	return newHealer(cfg, nil, m, discard(), clk, nil), m, clk
+}

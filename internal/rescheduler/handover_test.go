@@ -25,6 +25,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/ning-edge/ning/internal/testcluster"
+	"github.com/ning-edge/ning/internal/topology"
 )
 
 // crash fails every request of a replica once crashed, as when its process
@@ -73,6 +74,10 @@ type healEnv struct {
 	cfg    Config
 	nodes  []string
 	silent map[string]bool // nodes that do not renew their Lease
+	// heard are the sites the data plane hears, a probe from b each second
+	// of the clock, in store, which every replica reads.
+	heard map[string]bool
+	store *topology.Store
 	// created and deleted count the web pods the apiserver created and
 	// deleted, from the start.
 	created, deleted atomic.Int32
@@ -87,7 +92,8 @@ type healEnv struct {
 func newHealEnv(ctx context.Context, t *testing.T) *healEnv {
 	cp := testcluster.Start(t)
 	e := &healEnv{t: t, ctx: ctx, cp: cp, c: cp.Client, clk: clocktesting.NewFakeClock(time.Now().Truncate(time.Second)), // Lease and taint times are whole seconds
-		cfg: DefaultConfig(), nodes: []string{"a-0", "a-1", "b-0", "b-1", "c-0", "c-1"}, silent: map[string]bool{}}
+		cfg: DefaultConfig(), nodes: []string{"a-0", "a-1", "b-0", "b-1", "c-0", "c-1"}, silent: map[string]bool{}, heard: map[string]bool{}}
+	e.store = lineStore(t, e.clk, nil, nil)
 	e.start = e.clk.Now()
 	e.cfg.NodeDownAfter, e.cfg.NodeCheckInterval = 4*time.Second, time.Second
 	for _, name := range e.nodes {
@@ -179,7 +185,7 @@ func (e *healEnv) replica(name string, after func(*http.Request) bool) *healRepl
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := lineStore(t, e.clk, nil, nil)
+	store := e.store
 	lc := LeaderConfig{Namespace: "kube-system", Name: "ning-rescheduler", Identity: name, LeaseDuration: 3 * time.Second,
 		RenewDeadline: 2 * time.Second, RetryPeriod: 250 * time.Millisecond}
 	go func() {
@@ -233,6 +239,13 @@ func (e *healEnv) tick(r *healReplica) {
 			e.t.Fatal(err)
 		}
 		renewed[name] = next
+	}
+	for site, on := range e.heard {
+		if on {
+			if err := e.store.ObserveRTT(topology.RTTSample{From: "b", To: site, MeanMs: 20, Sent: 1, Received: 1, At: e.clk.Now()}); err != nil {
+				e.t.Fatal(err)
+			}
+		}
 	}
 	e.waitFor(r.name+"'s Lease cache", func() bool {
 		rs := r.rs.Load()
@@ -471,4 +484,93 @@ func markRunning(ctx context.Context, t *testing.T, c kubernetes.Interface, name
 	if _, err := c.CoreV1().Pods("default").UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(fmt.Errorf("pod %s: %w", name, err))
 	}
+}
+
+// TestPartitionCrashAfterSurge: node a-0 is cut off (its Lease silent, its
+// site a heard by the data plane), and the leader crashes right after it
+// has added the replicas for a-0's two pods to their Deployment. The next
+// leader keeps the taint and the pods, adds no replicas again (the
+// Deployment's annotation says they are there), and once the data plane
+// loses site a too, deletes the two pods once and takes the replicas back.
+func TestPartitionCrashAfterSurge(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e := newHealEnv(ctx, t)
+	e.cfg.DataPlaneWindow = 3 * time.Second
+	labels := map[string]string{"app": "web"}
+	if _, err := e.c.AppsV1().Deployments("default").Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To(int32(3)), Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: v1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: v1.PodSpec{SchedulerName: e.cfg.SchedulerName, Containers: []v1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("web's pods", func() bool { return len(e.pods("app=web")) == 3 })
+	for i, p := range e.pods("app=web") {
+		node := []string{"a-0", "a-0", "b-0"}[i]
+		if err := e.c.CoreV1().Pods("default").Bind(ctx, &v1.Binding{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace},
+			Target: v1.ObjectReference{Kind: "Node", Name: node}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		markRunning(ctx, t, e.c, p.Name)
+	}
+	replicas := func() (int32, string) {
+		d, err := e.c.AppsV1().Deployments("default").Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return *d.Spec.Replicas, d.Annotations[AnnotationSurge]
+	}
+	most := int32(0)
+	watchReplicas := func() {
+		if n, _ := replicas(); n > most {
+			most = n
+		}
+	}
+	e.heard["a"] = true
+	// a crashes once its patch of a Deployment is answered.
+	a := e.replica("a", func(r *http.Request) bool {
+		return r.Method == http.MethodPatch && strings.HasPrefix(r.URL.Path, "/apis/apps/v1/namespaces/default/deployments/")
+	})
+	e.waitFor("a to lead", a.leading)
+	b := e.replica("b", nil)
+	for !a.crashed.Load() && e.at() < 10 {
+		if e.at() == 2 {
+			e.silent["a-0"] = true
+		}
+		e.tick(a)
+		watchReplicas()
+	}
+	if n, ann := replicas(); !a.crashed.Load() || n != 5 || ann != `{"a-0":2}` || e.taint("a-0") == nil {
+		t.Fatalf("at %d s: a crashed %t, web has %d replicas (%s %q), a-0 tainted %t; want a crashed after adding 2 for a-0",
+			e.at(), a.crashed.Load(), n, AnnotationSurge, ann, e.taint("a-0") != nil)
+	}
+	e.waitFor("a to stop acting", func() bool { return !a.leading() })
+	e.waitFor("b to lead", b.leading)
+	// b: a-0 silent and its site heard; then the data plane loses a.
+	for start := e.at(); e.at() < start+8; {
+		e.tick(b)
+		watchReplicas()
+		if n := e.onNode("a-0"); n != 2 {
+			t.Fatalf("at %d s, %d web pods on a-0 while it is cut off; want its 2 kept", e.at(), n)
+		}
+	}
+	e.heard["a"] = false
+	for start := e.at(); e.at() < start+8; {
+		e.tick(b)
+		watchReplicas()
+	}
+	e.waitFor("a-0's pods deleted and the replicas taken back", func() bool {
+		n, ann := replicas()
+		return e.onNode("a-0") == 0 && n == 3 && ann == ""
+	})
+	added := testutil.ToFloat64(b.m.PartitionSurge.WithLabelValues("added"))
+	released := testutil.ToFloat64(b.m.PartitionSurge.WithLabelValues("released"))
+	if most != 5 || added != 0 || released != 2 || b.deletions() != 2 || a.deletions() != 0 {
+		t.Errorf("web at most %d replicas (want 5); b added %v, took back %v replicas (want 0, 2); deleted a-0's pods: a %v, b %v (want 0, 2)",
+			most, added, released, a.deletions(), b.deletions())
+	}
+	t.Logf("replicas added for a-0: 2 by the crashed leader, %v by its successor, which took back %v and deleted %v pods", added, released, b.deletions())
+	e.stop(cancel, a, b)
 }

@@ -5,19 +5,23 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	appslisters "k8s.io/client-go/listers/apps/v1"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 
 	"github.com/ning-edge/ning/internal/policy"
+	"github.com/ning-edge/ning/internal/topology"
 )
 
 // healer finds down nodes, taints them and deletes their replaceable pods.
@@ -42,6 +46,17 @@ type healer struct {
 	handled, warned map[types.UID]bool
 	// leaseEvent is when the lease cache last saw any node's Lease change.
 	leaseEvent time.Time
+	// fates are the silent nodes' verdicts at the last check (to tell
+	// the changes), badAutonomy the nodes whose autonomy annotation does
+	// not parse, as said once.
+	fates       map[string]policy.Fate
+	badAutonomy map[string]string
+
+	// heard is the data plane's last sign of a site (nil: none);
+	// deployments, the Deployments that a cut-off node's capacity is added
+	// to (nil: none is).
+	heard       func(site string) time.Time
+	deployments appslisters.DeploymentLister
 }
 
 // leaseSeen is what this process has seen of one node's Lease: the renew
@@ -61,7 +76,8 @@ type nodeLease struct {
 
 func newHealer(cfg Config, client kubernetes.Interface, m *Metrics, log *slog.Logger, clk clock.PassiveClock, rec record.EventRecorder) *healer {
 	return &healer{cfg: cfg, client: client, m: m, log: log, clock: clk, recorder: rec,
-		seen: map[string]leaseSeen{}, handled: map[types.UID]bool{}, warned: map[types.UID]bool{}}
+		seen: map[string]leaseSeen{}, handled: map[types.UID]bool{}, warned: map[types.UID]bool{},
+		fates: map[string]policy.Fate{}, badAutonomy: map[string]string{}}
 }
 
 func (h *healer) sawLease() {
@@ -80,7 +96,11 @@ type nodeHealth struct {
 	// seen it silent for NodeDownAfter yet (a new leader's first looks). It
 	// stays down, and its pods wait.
 	unconfirmed bool
-	why         string
+	// cutOff: the node is silent, but only to the control plane
+	// (policy.JudgeSilence): it stays tainted and keeps its pods, and
+	// capacity is added elsewhere.
+	cutOff bool
+	why    string
 }
 
 // health judges a node by its Lease (a zero renew time without one), by the
@@ -102,7 +122,7 @@ func (h *healer) health(n *v1.Node, l nodeLease, now time.Time) nodeHealth {
 		}
 		h.seen[n.Name] = s
 		if silent := now.Sub(s.observed); silent >= h.cfg.NodeDownAfter {
-			return nodeHealth{down: true, unreachable: true, why: fmt.Sprintf("its Lease has not been renewed for %s", silent.Round(time.Second))}
+			return h.judgeSilence(n, l, s, now)
 		}
 		if tainted && !s.renewed {
 			why := "it carries " + TaintNodeDown + " and no renewal of its Lease has been seen since"
@@ -124,6 +144,48 @@ func (h *healer) health(n *v1.Node, l nodeLease, now time.Time) nodeHealth {
 	return nodeHealth{}
 }
 
+// judgeSilence is the health of a node whose Lease this process has seen
+// go unrenewed for NodeDownAfter: dead, or only cut off from the control
+// plane (policy.JudgeSilence, on the data plane's last sign of its site and
+// its autonomy annotation). Its silence counts from its Lease's renew time
+// when this process saw it later (a new leader), and its next renewal was
+// due a renewal period after.
+func (h *healer) judgeSilence(n *v1.Node, l nodeLease, s leaseSeen, now time.Time) nodeHealth {
+	since := s.observed
+	if l.renew.Before(since) {
+		since = l.renew
+	}
+	sl := policy.Silence{Since: since, Due: since.Add(renewalPeriod(l, h.cfg.NodeDownAfter))}
+	if h.heard != nil {
+		sl.Heard = h.heard(topology.SiteOf(n.Name, n.Labels, h.cfg.SiteLabel))
+	}
+	a, err := policy.NodeAutonomy(n.Annotations)
+	if err != nil {
+		if h.badAutonomy[n.Name] != err.Error() {
+			h.badAutonomy[n.Name] = err.Error()
+			h.m.Decisions.WithLabelValues("bad_autonomy_annotation").Inc()
+			h.log.Warn("node's autonomy annotation does not parse; judging the node without it", "node", n.Name, "err", err)
+			if h.recorder != nil {
+				h.recorder.Eventf(n, v1.EventTypeWarning, ReasonBadAutonomy, "%v; ning judges the node without it", err)
+			}
+		}
+	} else {
+		delete(h.badAutonomy, n.Name)
+	}
+	v := policy.JudgeSilence(h.cfg.partitionRule(), sl, a, now)
+	return nodeHealth{down: true, unreachable: true, cutOff: v.Fate == policy.FateCutOff, why: fmt.Sprintf("its Lease has not been renewed for %s; %s", now.Sub(s.observed).Round(time.Second), v.Why)}
+}
+
+// renewalPeriod is how often a node renews its Lease: a quarter of the
+// Lease's duration, as the kubelet renews, or half NodeDownAfter if the
+// Lease gives none.
+func renewalPeriod(l nodeLease, nodeDownAfter time.Duration) time.Duration {
+	if p := l.duration / 4; p > 0 {
+		return p
+	}
+	return nodeDownAfter / 2
+}
+
 // firstSight is the time from which a process that has not seen a node's
 // Lease before counts the node silent: the Lease's renew time (no later than
 // now), so that a node that fell silent under the last leader is down on
@@ -132,10 +194,7 @@ func (h *healer) health(n *v1.Node, l nodeLease, now time.Time) nodeHealth {
 // as the kubelet renews; half NodeDownAfter if the Lease gives none), in
 // which a live kubelet whose clock lags renews and is seen to.
 func (h *healer) firstSight(l nodeLease, now time.Time) time.Time {
-	grace := l.duration / 4
-	if grace <= 0 {
-		grace = h.cfg.NodeDownAfter / 2
-	}
+	grace := renewalPeriod(l, h.cfg.NodeDownAfter)
 	from := l.renew
 	if from.After(now) {
 		from = now
@@ -185,6 +244,21 @@ type nodeAction struct {
 	// unrescued are the ning pods on the down node that ning leaves there,
 	// newly found (each is reported once).
 	unrescued []unrescued
+	// surges are the capacity to add elsewhere for a cut-off node's pods;
+	// release takes back what was added for the node (it is dead, and its
+	// pods are replaced, or back).
+	surges  []surge
+	release bool
+	// fate is the node's new verdict, when it changed ("" if not).
+	fate policy.Fate
+}
+
+// surge is the replicas of one ReplicaSet on a cut-off node, which its
+// Deployment gets in addition while the node is cut off.
+type surge struct {
+	namespace, replicaSet, templateHash string
+	podLabels                           map[string]string // one pod's
+	pods                                int
 }
 
 // unrescued is a pod on a down node that ning does not delete, and why:
@@ -235,15 +309,79 @@ func (h *healer) decide(ctx context.Context, nodes []*v1.Node, leases map[string
 		switch {
 		case isDown:
 			a := nodeAction{node: n, down: true, taint: !hasDownTaint(n), health: hl}
-			if !hl.unconfirmed {
+			switch {
+			case hl.unconfirmed:
+			case hl.cutOff:
+				a.surges = h.surges(n.Name, pods)
+				a.fate = h.setFate(n.Name, policy.FateCutOff)
+			default:
 				a.deletes, a.unrescued = h.deletions(n.Name, hl, pods)
+				a.release = true
+				a.fate = h.setFate(n.Name, policy.FateDead)
 			}
 			out = append(out, a)
 		case hasDownTaint(n):
-			out = append(out, nodeAction{node: n, taint: true})
+			out = append(out, nodeAction{node: n, taint: true, release: true})
+		}
+		if !isDown {
+			delete(h.fates, n.Name)
 		}
 	}
+	prune(h.fates, func(name string) bool { return known[name] })
+	prune(h.badAutonomy, func(name string) bool { return known[name] })
+	cutOff := 0
+	for _, f := range h.fates {
+		if f == policy.FateCutOff {
+			cutOff++
+		}
+	}
+	h.m.NodesCutOff.Set(float64(cutOff))
 	return out
+}
+
+// setFate records a node's verdict, counts it and returns it if it changed
+// ("" if not); call with h.mu held.
+func (h *healer) setFate(node string, f policy.Fate) policy.Fate {
+	if h.fates[node] == f {
+		return ""
+	}
+	h.fates[node] = f
+	h.m.NodeVerdicts.WithLabelValues(string(f)).Inc()
+	return f
+}
+
+// surges counts, per ReplicaSet, the running ning pods on a cut-off node:
+// the capacity its Deployment gets in addition while the node is cut off.
+// StatefulSet pods get none (a second pod of one identity cannot run), nor
+// bare pods.
+func (h *healer) surges(node string, pods []*v1.Pod) []surge {
+	byRS := map[[2]string]*surge{}
+	var out []*surge
+	for _, p := range pods {
+		if p.Spec.NodeName != node || p.Spec.SchedulerName != h.cfg.SchedulerName ||
+			p.DeletionTimestamp != nil || p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
+			continue
+		}
+		w := policy.WorkloadOf(p)
+		hash := p.Labels[appsv1.DefaultDeploymentUniqueLabelKey]
+		if w.Kind != "ReplicaSet" || hash == "" {
+			continue
+		}
+		k := [2]string{p.Namespace, w.Name}
+		if byRS[k] == nil {
+			byRS[k] = &surge{namespace: p.Namespace, replicaSet: w.Name, templateHash: hash, podLabels: p.Labels}
+			out = append(out, byRS[k])
+		}
+		byRS[k].pods++
+	}
+	res := make([]surge, 0, len(out))
+	for _, sg := range out {
+		res = append(res, *sg)
+	}
+	sort.Slice(res, func(i, j int) bool {
+		return res[i].namespace+"/"+res[i].replicaSet < res[j].namespace+"/"+res[j].replicaSet
+	})
+	return res
 }
 
 // deletions picks the ning pods on a down node that their controller will
@@ -323,11 +461,11 @@ func (h *healer) act(ctx context.Context, actions []nodeAction, ev *evictor) []E
 		n := a.node
 		switch {
 		case a.down && a.taint:
-			h.log.WarnContext(ctx, "node down", "node", n.Name, "why", a.health.why, "dryRun", h.cfg.DryRun)
+			h.log.WarnContext(ctx, "node down", "node", n.Name, "why", a.health.why, "cutOff", a.health.cutOff, "dryRun", h.cfg.DryRun)
 			if !h.cfg.DryRun {
 				if err := h.setDownTaint(ctx, n.Name, true); err != nil {
 					h.log.ErrorContext(ctx, "tainting down node", "node", n.Name, "err", err)
-				} else {
+				} else if !a.health.cutOff {
 					h.recorder.Eventf(n, v1.EventTypeWarning, ReasonNodeDown, "node is down: %s; ning deletes its replaceable pods", a.health.why)
 				}
 			}
@@ -338,6 +476,10 @@ func (h *healer) act(ctx context.Context, actions []nodeAction, ev *evictor) []E
 			} else {
 				h.recorder.Eventf(n, v1.EventTypeNormal, ReasonNodeUp, "node is back; ning schedules onto it again")
 			}
+		}
+		h.noteFate(ctx, a)
+		for _, sg := range a.surges {
+			h.addSurge(ctx, n.Name, sg)
 		}
 		for _, u := range a.unrescued {
 			h.m.NotRescued.WithLabelValues(u.reason).Inc()
@@ -355,8 +497,30 @@ func (h *healer) act(ctx context.Context, actions []nodeAction, ev *evictor) []E
 				out = append(out, e)
 			}
 		}
+		if a.release {
+			h.releaseSurges(ctx, n.Name)
+		}
 	}
 	return out
+}
+
+// noteFate says a node's new verdict in an Event: a
+// NingNodeCutOff when it is cut off, a NingNodeDown when a node that was
+// cut off is now dead (a node found dead at once gets its Event with the
+// taint).
+func (h *healer) noteFate(ctx context.Context, a nodeAction) {
+	if a.fate == "" {
+		return
+	}
+	n := a.node
+	switch {
+	case a.fate == policy.FateCutOff:
+		h.log.WarnContext(ctx, "node cut off from the control plane: keeping its pods, adding capacity elsewhere", "node", n.Name, "why", a.health.why, "dryRun", h.cfg.DryRun)
+		h.recorder.Eventf(n, v1.EventTypeWarning, ReasonNodeCutOff, "node is cut off, not dead: %s; ning keeps its pods, takes new ones elsewhere (%s) and adds their capacity to their Deployments", a.health.why, TaintNodeDown)
+	case !a.taint:
+		h.log.WarnContext(ctx, "cut-off node now dead", "node", n.Name, "why", a.health.why, "dryRun", h.cfg.DryRun)
+		h.recorder.Eventf(n, v1.EventTypeWarning, ReasonNodeDown, "node is down: %s; ning deletes its replaceable pods and takes back the capacity it added", a.health.why)
+	}
 }
 
 // setDownTaint adds or removes the NoSchedule taint TaintNodeDown, with a

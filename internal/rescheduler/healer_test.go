@@ -110,13 +110,7 @@ func TestHealerDecide(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clk := clocktesting.NewFakeClock(t0)
-			cfg := DefaultConfig()
-			if tt.edit != nil {
-				tt.edit(&cfg)
-			}
-			m := testMetrics(t)
-			h := newHealer(cfg, nil, m, discard(), clk, nil)
+			h, m, clk := testHealer(t, tt.edit)
 			renew := map[string]nodeLease{}
 			for _, n := range tt.nodes {
 				renew[n.Name] = nodeLease{renew: t0}

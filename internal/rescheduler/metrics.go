@@ -15,7 +15,8 @@ type Metrics struct {
 	// Decisions counts per-workload outcomes of a cycle (moved, below_threshold,
 	// holding, settling, cooldown, bounce_backoff, no_traffic,
 	// no_improving_move, target_unfit, target_check_failed, plan_failed,
-	// limited, rate_limited, ...).
+	// limited, rate_limited, node_down: a pod on a node held down, ...) and
+	// of node checks (stale_view, mass_node_down, bad_autonomy_annotation).
 	Decisions *prometheus.CounterVec
 	// WeightedRTT is each workload's traffic-weighted mean RTT in ms, as it
 	// runs (actual) and as planned; no series while that placement's
@@ -26,6 +27,14 @@ type Metrics struct {
 	CycleDuration, NodeCheckDuration prometheus.Histogram
 	// NodesDown is how many nodes the rescheduler holds down now.
 	NodesDown prometheus.Gauge
+	// NodesCutOff is how many of them are cut off from the control plane
+	// only (their pods kept); NodeVerdicts counts the silent nodes judged
+	// dead or cut_off (each change of verdict once).
+	NodesCutOff  prometheus.Gauge
+	NodeVerdicts *prometheus.CounterVec
+	// PartitionSurge counts the replicas added to Deployments for pods on
+	// cut-off nodes, and taken back (action added, released).
+	PartitionSurge *prometheus.CounterVec
 	// Leader is 1 while this instance holds the lease.
 	Leader prometheus.Gauge
 	// BadLabels counts pods whose delay_<from> or ning.io/max-per-site labels
@@ -70,6 +79,18 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "ning_rescheduler_nodes_down",
 			Help: "Nodes the rescheduler considers down (tainted ning.io/node-down).",
 		}),
+		NodesCutOff: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ning_rescheduler_nodes_cut_off",
+			Help: "Down nodes that only the control plane has lost (the data plane still hears their site, or an autonomy bound holds): tainted, their pods kept.",
+		}),
+		NodeVerdicts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ning_rescheduler_node_verdicts_total",
+			Help: "Silent nodes judged dead (pods replaced) or cut_off (pods kept, capacity added elsewhere), each change of verdict once.",
+		}, []string{"fate"}),
+		PartitionSurge: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ning_rescheduler_partition_surge_replicas_total",
+			Help: "Replicas added to Deployments for the pods of cut-off nodes (added), and taken back when the node is back or dead (released).",
+		}, []string{"action"}),
 		Leader: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ning_rescheduler_leader",
 			Help: "1 while this instance is the leader and acts, 0 otherwise.",
@@ -87,7 +108,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Evictions whose replacement the scheduler put back on the site the pod was evicted from (its choice disagrees with the rescheduler's prediction); each backs the workload off longer.",
 		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.Evictions, m.Decisions, m.WeightedRTT, m.CycleDuration, m.NodeCheckDuration, m.NodesDown, m.Leader, m.BadLabels, m.NotRescued, m.MoveBounces} {
+	for _, c := range []prometheus.Collector{m.Evictions, m.Decisions, m.WeightedRTT, m.CycleDuration, m.NodeCheckDuration, m.NodesDown, m.NodesCutOff, m.NodeVerdicts, m.PartitionSurge, m.Leader, m.BadLabels, m.NotRescued, m.MoveBounces} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering rescheduler metrics: %w", err)
 		}

@@ -37,6 +37,8 @@ type view struct {
 	// ning.io/site-capacity labels); badCapacity the malformed labels.
 	capacity    map[string]int
 	badCapacity []error
+	// down are the nodes the healer holds down (TaintNodeDown).
+	down map[string]bool
 	// nodes and pods are the cycle's, for the filters (built on first use).
 	nodes   []*v1.Node
 	pods    []*v1.Pod
@@ -45,8 +47,11 @@ type view struct {
 
 func newView(nodes []*v1.Node, pods []*v1.Pod, store Store, siteLabel string) *view {
 	v := &view{index: map[string]int{}, nodeSite: map[string]string{}, podNode: make(map[types.NamespacedName]string, len(pods)),
-		nodes: nodes, pods: pods}
+		nodes: nodes, pods: pods, down: map[string]bool{}}
 	for _, n := range nodes {
+		if hasDownTaint(n) {
+			v.down[n.Name] = true
+		}
 		site := topology.SiteOf(n.Name, n.Labels, siteLabel)
 		v.nodeSite[n.Name] = site
 		if _, ok := v.index[site]; !ok {
@@ -302,6 +307,16 @@ func (mv *mover) decideWorkload(ctx context.Context, w *workload, v *view, seen 
 	running := w.running()
 	if len(running) == 0 {
 		return proposal{}, false
+	}
+	// A workload with a pod on a node held down (dead or cut off) is the
+	// healer's until the node is back or its pods are replaced: an
+	// eviction there would kill, once the node is back, a pod that served
+	// its site all along.
+	for _, p := range running {
+		if v.down[p.Spec.NodeName] {
+			mv.m.Decisions.WithLabelValues("node_down").Inc()
+			return proposal{}, false
+		}
 	}
 	sample := running[0]
 	cs, err := mv.constraints(ctx, sample, v)

@@ -46,6 +46,14 @@ const (
 	// ReasonNotRescued is on a pod of a down node that ning leaves there
 	// (a bare pod, or a StatefulSet's without --allow-statefulset-force).
 	ReasonNotRescued = "NingNotRescued"
+	// ReasonNodeCutOff is on a node that only the control plane has lost:
+	// tainted, its pods kept. ReasonPartitionSurge is on a Deployment given
+	// replicas for such a node's pods, or having them taken back.
+	ReasonNodeCutOff     = "NingNodeCutOff"
+	ReasonPartitionSurge = "NingPartitionSurge"
+	// ReasonBadAutonomy is on a node whose policy.AutonomyAnnotation does
+	// not parse.
+	ReasonBadAutonomy = "NingBadAutonomy"
 )
 
 // TaintNodeDown is the NoSchedule taint the rescheduler puts on a node it
@@ -103,6 +111,16 @@ type Config struct {
 	// than one) look down at once, the rescheduler suspects its own view or
 	// the control plane and deletes nothing.
 	MaxDownFraction float64
+	// DataPlaneWindow is how recent the data plane's last sign of a silent
+	// node's site (a probe that reached it, a report from it) must be, and
+	// after the node's Lease was due, for the node to be cut off rather
+	// than dead; 0 turns partition detection off.
+	DataPlaneWindow time.Duration
+	// PartitionAutonomy bounds how long a cut-off node keeps its pods,
+	// counted from its last renewal; a node's own
+	// node.openyurt.io/autonomy-duration takes its place. 0: a partition
+	// is a death.
+	PartitionAutonomy time.Duration
 	// AllowStatefulSetForce lets the rescheduler force-delete StatefulSet
 	// pods on a down node (risk: two pods with one identity if the node is
 	// only partitioned).
@@ -148,6 +166,8 @@ func DefaultConfig() Config {
 		EvictionBurst:     5,
 		NodeDownAfter:     20 * time.Second,
 		MaxDownFraction:   0.5,
+		DataPlaneWindow:   time.Minute,
+		PartitionAutonomy: 10 * time.Minute,
 		SchedulerName:     "ning-scheduler",
 		SiteLabel:         v1.LabelTopologyZone,
 		UnknownRTT:        configv1alpha1.FailClosed,
@@ -181,6 +201,8 @@ func (c Config) Validate() error {
 		"unknown RTT policy %q: want %s or %s", c.UnknownRTT, configv1alpha1.FailClosed, configv1alpha1.FailOpen)
 	check(c.NodeDownAfter <= 0, "node down after %v: want a positive duration", c.NodeDownAfter)
 	check(c.NodeCheckInterval < 0, "node check interval %v: want 0 (automatic) or a positive duration", c.NodeCheckInterval)
+	check(c.DataPlaneWindow < 0, "data plane window %v: want 0 (off) or a positive duration", c.DataPlaneWindow)
+	check(c.PartitionAutonomy < 0, "partition autonomy %v: want 0 (a partition is a death) or a positive duration", c.PartitionAutonomy)
 	check(!(c.MaxDownFraction > 0 && c.MaxDownFraction <= 1), "max down fraction %v: want a fraction in (0, 1]", c.MaxDownFraction)
 	check(c.SchedulerName == "", "scheduler name: must not be empty")
 	check(c.SiteLabel == "", "site label: must not be empty")
@@ -196,13 +218,20 @@ func (c Config) moveRule() policy.MoveRule {
 	return policy.MoveRule{Cooldown: c.MoveCooldown, BackoffBase: max(2*c.MoveCooldown, c.Interval), BackoffMax: c.BounceBackoffMax}
 }
 
-// Store is what the rescheduler reads: RTTs and traffic per site, and the
-// sites' capacities from a topology file.
+// partitionRule is how c tells a cut-off node from a dead one.
+func (c Config) partitionRule() policy.PartitionRule {
+	return policy.PartitionRule{Window: c.DataPlaneWindow, Autonomy: c.PartitionAutonomy}
+}
+
+// Store is what the rescheduler reads: RTTs and traffic per site, the
+// sites' capacities from a topology file, and the data plane's last sign of
+// each site.
 type Store interface {
 	placement.RTTLookup
 	Matrix(sites []string) [][]float64
 	Traffic() map[string]float64
 	Capacities() map[string]int
+	LastHeard(site string) time.Time
 }
 
 // Rescheduler acts on one cluster: a mover (traffic and delay violations,
@@ -249,7 +278,8 @@ func New(client kubernetes.Interface, store Store, cfg Config, m *Metrics, log *
 	r.leaseFactory = informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(v1.NamespaceNodeLease))
 	podInf, nodeInf := r.factory.Core().V1().Pods(), r.factory.Core().V1().Nodes()
 	leaseInf := r.leaseFactory.Coordination().V1().Leases()
-	for _, inf := range []cache.SharedIndexInformer{podInf.Informer(), nodeInf.Informer(), leaseInf.Informer()} {
+	depInf := r.factory.Apps().V1().Deployments()
+	for _, inf := range []cache.SharedIndexInformer{podInf.Informer(), nodeInf.Informer(), leaseInf.Informer(), depInf.Informer()} {
 		if err := inf.SetWatchErrorHandlerWithContext(r.watchError); err != nil {
 			return nil, fmt.Errorf("rescheduler informers: %w", err)
 		}
@@ -263,6 +293,8 @@ func New(client kubernetes.Interface, store Store, cfg Config, m *Metrics, log *
 	r.mover = newMover(cfg, store, m, log, clk)
 	r.mover.recorder = recorder
 	r.healer = newHealer(cfg, client, m, log, clk, recorder)
+	r.healer.heard = store.LastHeard
+	r.healer.deployments = depInf.Lister()
 	if _, err := leaseInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { r.healer.sawLease() },
 		UpdateFunc: func(any, any) { r.healer.sawLease() },

@@ -35,31 +35,11 @@ func TestDownTaintUnderChartRBAC(t *testing.T) {
 	if _, err := cp.Client.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	const user = "system:serviceaccount:ning:ning-rescheduler"
-	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "rescheduler-nodes"},
-		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch", "patch"}}}}
-	if _, err := cp.Client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "rescheduler-nodes"},
-		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}}}
-	if _, err := cp.Client.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	cfg := rest.CopyConfig(cp.Config)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The RBAC authorizer sees the new binding once its informers have.
-	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		_, err := client.CoreV1().Nodes().Get(ctx, "a-0", metav1.GetOptions{})
-		return err == nil, nil
-	}); err != nil {
-		t.Fatalf("the binding never let %s get nodes: %v", user, err)
-	}
+	client := chartClient(ctx, t, cp, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch", "patch"}},
+		func(ctx context.Context, c kubernetes.Interface) error {
+			_, err := c.CoreV1().Nodes().Get(ctx, "a-0", metav1.GetOptions{})
+			return err
+		})
 	h := newHealer(DefaultConfig(), client, testMetrics(t), discard(), clocktesting.NewFakeClock(t0), record.NewFakeRecorder(10))
 	taints := func() (down, kept bool) {
 		n, err := cp.Client.CoreV1().Nodes().Get(ctx, "a-0", metav1.GetOptions{})
@@ -84,4 +64,37 @@ func TestDownTaintUnderChartRBAC(t *testing.T) {
 	if down, kept := taints(); down || !kept {
 		t.Errorf("after untainting: %s %t, %s kept %t", TaintNodeDown, down, other.Key, kept)
 	}
+}
+
+// chartClient is a client acting as the chart's rescheduler ServiceAccount,
+// which holds only rule, once probe succeeds with it (the RBAC authorizer
+// sees a new binding once its informers have).
+func chartClient(ctx context.Context, t *testing.T, cp *testcluster.ControlPlane, rule rbacv1.PolicyRule, probe func(context.Context, kubernetes.Interface) error) kubernetes.Interface {
+	t.Helper()
+	const user = "system:serviceaccount:ning:ning-rescheduler"
+	name := "rescheduler-" + rule.Resources[0]
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: []rbacv1.PolicyRule{rule}}
+	if _, err := cp.Client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}}}
+	if _, err := cp.Client.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := rest.CopyConfig(cp.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last error
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		last = probe(ctx, client)
+		return last == nil, nil
+	}); err != nil {
+		t.Fatalf("the binding never let %s %v %v: %v", user, rule.Verbs, rule.Resources, last)
+	}
+	return client
 }

@@ -138,9 +138,12 @@ type Store struct {
 	links map[[2]string]*Link
 	// reporters is every site that measured a link (CheckRTT's witnesses).
 	reporters map[string]bool
-	static    map[[2]string]float64
-	loads     map[string]*Load
-	traffic   map[string]trafficEntry
+	// heard is, per site, the data plane's last sign of it: a report from
+	// it, or a probe that reached it (LastHeard).
+	heard   map[string]time.Time
+	static  map[[2]string]float64
+	loads   map[string]*Load
+	traffic map[string]trafficEntry
 	// sites holds every site named by links, static RTTs or traffic, at
 	// most cfg.MaxSites of them.
 	sites   map[string]struct{}
@@ -176,6 +179,7 @@ func NewStore(cfg Config, clk clock.PassiveClock) *Store {
 		clock:     clk,
 		links:     map[[2]string]*Link{},
 		reporters: map[string]bool{},
+		heard:     map[string]time.Time{},
 		static:    map[[2]string]float64{},
 		loads:     map[string]*Load{},
 		traffic:   map[string]trafficEntry{},
@@ -314,7 +318,16 @@ func (s *Store) ObserveRTT(m RTTSample) error {
 	} else {
 		l.Loss = a*loss + (1-a)*l.Loss
 	}
+	// The report shows that From was alive when it was measured, a probe
+	// received that To was; an old report (a retained message) counts as
+	// old, one stamped ahead of this clock as now.
+	at := m.At
+	if now := s.clock.Now(); at.After(now) {
+		at = now
+	}
+	s.hear(m.From, at)
 	if m.Received > 0 {
+		s.hear(m.To, at)
 		if l.Observations == 0 || !s.fresh(l) {
 			l.RTTMs = m.MeanMs
 		} else {
@@ -329,6 +342,22 @@ func (s *Store) ObserveRTT(m RTTSample) error {
 	s.version++
 	s.rttVersion++
 	return nil
+}
+
+// hear notes a sign of site at at; call with s.mu held.
+func (s *Store) hear(site string, at time.Time) {
+	if at.After(s.heard[site]) {
+		s.heard[site] = at
+	}
+}
+
+// LastHeard is the data plane's last sign of a site: the time of the last
+// measurement reported from it, or of a probe that reached it (zero: none).
+// A static RTT is no sign.
+func (s *Store) LastHeard(site string) time.Time {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.heard[site]
 }
 
 // SetStaticRTT records a fixed RTT that never goes stale (a static matrix file).

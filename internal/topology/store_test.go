@@ -290,3 +290,28 @@ func TestMaxSites(t *testing.T) {
 		t.Errorf("error %v, want %q", err, want)
 	}
 }
+
+func TestLastHeard(t *testing.T) {
+	s, clk := newTestStore()
+	observe := func(from, to string, received int, at time.Time) {
+		t.Helper()
+		if err := s.ObserveRTT(RTTSample{From: from, To: to, MeanMs: 10, Sent: 3, Received: received, At: at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SetStaticRTT("a", "c", 5); err != nil {
+		t.Fatal(err)
+	}
+	observe("a", "b", 3, t0.Add(-time.Second))
+	observe("a", "c", 0, t0) // every probe to c lost
+	clk.SetTime(t0.Add(time.Minute))
+	observe("a", "b", 3, t0.Add(30*time.Second))
+	observe("a", "b", 3, t0.Add(10*time.Second))            // an older report (retained) does not go back
+	observe("d", "a", 0, t0.Add(time.Minute+5*time.Second)) // stamped ahead of this clock: heard now
+	want := map[string]time.Time{"a": t0.Add(30 * time.Second), "b": t0.Add(30 * time.Second), "c": {}, "d": t0.Add(time.Minute), "e": {}}
+	for site, at := range want {
+		if got := s.LastHeard(site); !got.Equal(at) {
+			t.Errorf("LastHeard(%s) = %v, want %v", site, got, at)
+		}
+	}
+}

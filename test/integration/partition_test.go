@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -27,6 +28,7 @@ import (
 	"github.com/ning-edge/ning/internal/netem/netemtest"
 	"github.com/ning-edge/ning/internal/nodesim"
 	"github.com/ning-edge/ning/internal/placement"
+	"github.com/ning-edge/ning/internal/rescheduler"
 	"github.com/ning-edge/ning/internal/source"
 	"github.com/ning-edge/ning/internal/testcluster"
 	"github.com/ning-edge/ning/internal/topology"
@@ -79,102 +81,15 @@ const (
 // It needs root, iproute2, iptables (with nfnetlink_queue) and the go tool;
 // without them it skips with a message (a failure with NING_REQUIRE_NETNS=1).
 func TestPartitionedSite(t *testing.T) {
-	netemtest.RequireBuildLab(t, "partitioned-site test")
-	bin := buildNing(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-
-	netemtest.LockForTiming(t)
-	lab, err := netem.NewLab(fmt.Sprintf("npart%d", os.Getpid()%100000))
-	if err != nil {
-		netemtest.Skip(t, "partitioned-site test skipped: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := lab.Close(); err != nil {
-			t.Errorf("cleaning up the lab: %v", err)
-		}
-	})
-	netemtest.Seed(t, lab)
-	for _, n := range []string{"a", "b", "c", "d"} {
-		if err := lab.AddNamespace(ctx, n); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var targets []string
-	for _, l := range partitionLinks {
-		_, addr, err := lab.Link(ctx, "a", l.site, netem.Shape{Delay: l.rtt})
-		if err != nil {
-			if strings.Contains(strings.ToLower(err.Error()), "nfqueue") {
-				netemtest.Skip(t, "partitioned-site test skipped: no NFQUEUE support: %v", err)
-			}
-			t.Fatal(err)
-		}
-		targets = append(targets, "--target", l.site+"="+addr)
-	}
-	brokerIP := controlLink(ctx, t, lab, "a")
-
-	// The broker in this process, on the control link; the prober in a.
-	b := brokertest.Start(t, broker.Config{Listen: brokerIP + ":0", AllowAnonymous: true}, log.With("component", "broker"))
-	url := "mqtt://" + b.Addr()
-	store := topology.NewStore(topology.Config{TTL: partitionTTL}, clock.RealClock{})
-	srcReg := prometheus.NewRegistry()
-	src, err := source.NewMQTT(store, source.Config{AllowedSites: []string{"a", "b", "c", "d"}}, clock.RealClock{}, srcReg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := mqtt.NewSubscriber(ctx, mqtt.Config{BrokerURL: url, MinBackoff: 20 * time.Millisecond}, mqtt.SubscriberOptions{},
-		src.Handle, prometheus.NewRegistry(), log.With("component", "subscriber"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Close(context.Background()) })
-	startProber(ctx, t, lab, bin, append([]string{"probe", "--site", "a", "--node", "a-0", "--methods", "icmp",
-		"--count", "3", "--interval", "20ms", "--timeout", "150ms", "--period", partitionPeriod.String(), "--jitter", "0",
-		"--listen", "", "--broker", url, "--log-level", "warn"}, targets...))
-
-	// Every link measured, as configured.
-	waitUntil(ctx, t, 30*time.Second, "every link measured", func() bool {
-		for _, l := range partitionLinks {
-			if _, ok := store.RTT("a", l.site); !ok {
-				return false
-			}
-		}
-		return true
-	})
-	// The median over a few rounds: the machine is shared, and a delayer
-	// that waits for a CPU holds a packet longer.
-	before := map[string]float64{}
-	samples := map[string][]float64{}
-	for deadline := time.Now().Add(8 * partitionPeriod); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		for _, l := range partitionLinks {
-			if ms, ok := store.RTT("a", l.site); ok {
-				samples[l.site] = append(samples[l.site], ms)
-			}
-		}
-	}
-	for _, l := range partitionLinks {
-		before[l.site] = median(samples[l.site])
-		if cfg := float64(l.rtt) / float64(time.Millisecond); math.Abs(before[l.site]-cfg) > partitionTolerance {
-			t.Fatalf("a -> %s: %.2f ms measured, %.0f ms configured (tolerance ±%.0f ms)", l.site, before[l.site], cfg, partitionTolerance)
-		}
-	}
+	pl := newPartitionLab(ctx, t, "partitioned-site test")
+	lab, store, srcReg, before := pl.lab, pl.store, pl.srcReg, pl.before
 
 	// The cluster: sites a, b, c (two nodes each) and d (one node), the
 	// scheduler and one rescheduler on this store, no traffic (so the
 	// rescheduler's only reason to evict is a delay constraint).
-	e := startReschedEnvOn(t, testcluster.Start(t), reschedOptions{replicas: 1, store: store})
-	if err := e.sim.AddNode(e.ctx, nodesim.Node{Name: "d-0", Site: "d"}); err != nil {
-		t.Fatal(err)
-	}
-	e.site["d-0"] = "d"
-	lead, _ := e.leader(t)
-	ns := e.namespace(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			dumpPods(t, e.env, ns)
-		}
-	})
+	e, lead, ns := startPartitionCluster(t, store)
 	constraint := map[string]string{"delay_a": "50"}
 	// on-c may run in b or c (20 ms, within 50); b is cordoned while it is
 	// placed, so it starts in c, and b is usable again afterwards.
@@ -321,6 +236,125 @@ func TestPartitionedSite(t *testing.T) {
 		time.Since(up).Seconds(), note)
 }
 
+// partitionLab is the lab of the partition tests: namespaces a, b, c and
+// d, WAN links from a to each other (partitionLinks), the real `ning probe`
+// in a publishing to a broker in this process over a control link, and the
+// store it feeds (TTL partitionTTL), every link measured as configured.
+type partitionLab struct {
+	lab    *netem.Lab
+	store  *topology.Store
+	srcReg *prometheus.Registry
+	// before is each link's median RTT over a few rounds, in ms.
+	before map[string]float64
+}
+
+// newPartitionLab builds the lab; without root, iproute2, iptables (with
+// nfnetlink_queue) or the go tool it skips the test, saying it is what.
+func newPartitionLab(ctx context.Context, t *testing.T, what string) *partitionLab {
+	t.Helper()
+	netemtest.RequireBuildLab(t, what)
+	bin := buildNing(t)
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+	netemtest.LockForTiming(t)
+	lab, err := netem.NewLab(fmt.Sprintf("npart%d", os.Getpid()%100000))
+	if err != nil {
+		netemtest.Skip(t, "%s skipped: %v", what, err)
+	}
+	t.Cleanup(func() {
+		if err := lab.Close(); err != nil {
+			t.Errorf("cleaning up the lab: %v", err)
+		}
+	})
+	netemtest.Seed(t, lab)
+	for _, n := range []string{"a", "b", "c", "d"} {
+		if err := lab.AddNamespace(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var targets []string
+	for _, l := range partitionLinks {
+		_, addr, err := lab.Link(ctx, "a", l.site, netem.Shape{Delay: l.rtt})
+		if err != nil {
+			if strings.Contains(strings.ToLower(err.Error()), "nfqueue") {
+				netemtest.Skip(t, "%s skipped: no NFQUEUE support: %v", what, err)
+			}
+			t.Fatal(err)
+		}
+		targets = append(targets, "--target", l.site+"="+addr)
+	}
+	brokerIP := controlLink(ctx, t, lab, "a")
+
+	// The broker in this process, on the control link; the prober in a.
+	b := brokertest.Start(t, broker.Config{Listen: brokerIP + ":0", AllowAnonymous: true}, log.With("component", "broker"))
+	url := "mqtt://" + b.Addr()
+	store := topology.NewStore(topology.Config{TTL: partitionTTL}, clock.RealClock{})
+	srcReg := prometheus.NewRegistry()
+	src, err := source.NewMQTT(store, source.Config{AllowedSites: []string{"a", "b", "c", "d"}}, clock.RealClock{}, srcReg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := mqtt.NewSubscriber(ctx, mqtt.Config{BrokerURL: url, MinBackoff: 20 * time.Millisecond}, mqtt.SubscriberOptions{},
+		src.Handle, prometheus.NewRegistry(), log.With("component", "subscriber"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close(context.Background()) })
+	startProber(ctx, t, lab, bin, append([]string{"probe", "--site", "a", "--node", "a-0", "--methods", "icmp",
+		"--count", "3", "--interval", "20ms", "--timeout", "150ms", "--period", partitionPeriod.String(), "--jitter", "0",
+		"--listen", "", "--broker", url, "--log-level", "warn"}, targets...))
+
+	// Every link measured, as configured.
+	waitUntil(ctx, t, 30*time.Second, "every link measured", func() bool {
+		for _, l := range partitionLinks {
+			if _, ok := store.RTT("a", l.site); !ok {
+				return false
+			}
+		}
+		return true
+	})
+	// The median over a few rounds: the machine is shared, and a delayer
+	// that waits for a CPU holds a packet longer.
+	before := map[string]float64{}
+	samples := map[string][]float64{}
+	for deadline := time.Now().Add(8 * partitionPeriod); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		for _, l := range partitionLinks {
+			if ms, ok := store.RTT("a", l.site); ok {
+				samples[l.site] = append(samples[l.site], ms)
+			}
+		}
+	}
+	for _, l := range partitionLinks {
+		before[l.site] = median(samples[l.site])
+		if cfg := float64(l.rtt) / float64(time.Millisecond); math.Abs(before[l.site]-cfg) > partitionTolerance {
+			t.Fatalf("a -> %s: %.2f ms measured, %.0f ms configured (tolerance ±%.0f ms)", l.site, before[l.site], cfg, partitionTolerance)
+		}
+	}
+
+	return &partitionLab{lab: lab, store: store, srcReg: srcReg, before: before}
+}
+
+// startPartitionCluster runs the partition tests' cluster on store: sites
+// a, b, c (two nodes each) and d (one node), the scheduler and one
+// rescheduler (its leader is returned), and a namespace for the test, whose
+// pods and Events are logged if it fails.
+func startPartitionCluster(t *testing.T, store *topology.Store) (*reschedEnv, *instance, string) {
+	t.Helper()
+	e := startReschedEnvOn(t, testcluster.Start(t), reschedOptions{replicas: 1, store: store})
+	if err := e.sim.AddNode(e.ctx, nodesim.Node{Name: "d-0", Site: "d"}); err != nil {
+		t.Fatal(err)
+	}
+	e.site["d-0"] = "d"
+	lead, _ := e.leader(t)
+	ns := e.namespace(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpPods(t, e.env, ns)
+		}
+	})
+	return e, lead, ns
+}
+
 // controlLink joins namespace ns to this process's namespace with a veth
 // pair, so a broker listening here is reachable from ns, and returns this
 // end's address. Deleting ns deletes the pair.
@@ -445,4 +479,161 @@ func counterSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 		}
 	}
 	return sum
+}
+
+// TestPartitionOrDeath tells a site cut off from the control plane from a
+// dead one, with real probers. The lab and the prober in a are
+// TestPartitionedSite's; the cluster is sites a, b, c (two nodes each) and
+// d (one node) with simulated kubelets, ning's scheduler and one
+// rescheduler with its defaults (node down after 20 s, data-plane window
+// 1 min, partition autonomy 10 min) on the prober's store.
+//
+//   - Only c's link to the control plane is cut: c's kubelets fall silent,
+//     but a's probes still reach c. c's nodes are tainted and counted cut
+//     off, its two pods are kept (the same pods, not terminating, for the
+//     node-down delay and more after), and their Deployment gets two
+//     replicas more, which run in b. When c's kubelets are heard again, the
+//     taint goes and the Deployment is back to two replicas.
+//   - The whole of site d is lost (its kubelet silent and its link down): its
+//     pod is replaced in b within the node-down delay (and a few seconds of
+//     checks and scheduling), as before.
+func TestPartitionOrDeath(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 6*time.Minute)
+	defer cancel()
+	pl := newPartitionLab(ctx, t, "partition-or-death test")
+	e, lead, ns := startPartitionCluster(t, pl.store)
+	nodeDownAfter := rescheduler.DefaultConfig().NodeDownAfter
+	// web runs two pods in c, far one in d: b is cordoned while they are
+	// placed, and takes what is added or replaced afterwards.
+	cordon(t, e.env, []string{"b-0", "b-1"}, true)
+	e.createDeploymentEdit(t, ns, "web", 2, nil, func(s *v1.PodSpec) { s.Affinity = zoneAffinity([]string{"b", "c"}) })
+	e.createDeploymentEdit(t, ns, "far", 1, nil, func(s *v1.PodSpec) { s.Affinity = zoneAffinity([]string{"b", "d"}) })
+	e.waitPlacement(t, ns, "web", map[string]int{"c": 2}, 60*time.Second)
+	e.waitPlacement(t, ns, "far", map[string]int{"d": 1}, 60*time.Second)
+	cordon(t, e.env, []string{"b-0", "b-1"}, false)
+	kept := podsOn(t, e, ns, "app=web", "c")
+
+	// (a) c's control-plane link cut: its kubelets fall silent, the data
+	// plane still reaches it.
+	cut := time.Now()
+	e.sim.Stop("c-0")
+	e.sim.Stop("c-1")
+	e.waitPlacement(t, ns, "web", map[string]int{"b": 2, "c": 2}, nodeDownAfter+60*time.Second)
+	added := time.Since(cut)
+	d, err := e.c.AppsV1().Deployments(ns).Get(e.ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *d.Spec.Replicas != 4 || d.Annotations[rescheduler.AnnotationSurge] != `{"c-0":1,"c-1":1}` {
+		t.Errorf("web: %d replicas, %s %q; want 4, one for each of c's nodes", *d.Spec.Replicas, rescheduler.AnnotationSurge, d.Annotations[rescheduler.AnnotationSurge])
+	}
+	for _, n := range []string{"c-0", "c-1"} {
+		if !tainted(t, e, n) {
+			t.Errorf("%s is not tainted %s while cut off", n, rescheduler.TaintNodeDown)
+		}
+	}
+	// The pods in c stay, a node-down delay and more after they were
+	// counted cut off: a verdict of dead would have deleted them at once.
+	for deadline := time.Now().Add(nodeDownAfter); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if got := podsOn(t, e, ns, "app=web", "c"); !slices.Equal(got, kept) {
+			t.Fatalf("c's pods %v became %v %v after its control-plane link was cut", kept, got, time.Since(cut).Round(time.Second))
+		}
+		if _, ok := pl.store.RTT("a", "c"); !ok {
+			t.Fatalf("a -> c went unknown %v after c's control-plane link was cut", time.Since(cut).Round(time.Second))
+		}
+	}
+	if n := testutil.ToFloat64(lead.m.NodesCutOff); n != 2 {
+		t.Errorf("ning_rescheduler_nodes_cut_off %v, want 2", n)
+	}
+	if n := lead.evictions(t, "node_down"); n != 0 {
+		t.Errorf("%v pods deleted from cut-off nodes, want none", n)
+	}
+	waitNodeEvent(t, e, "c-0", rescheduler.ReasonNodeCutOff)
+	// c heard again: the taint goes, the replicas added go.
+	back := time.Now()
+	for _, n := range []string{"c-0", "c-1"} {
+		if err := e.sim.Resume(e.ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(ctx, t, 30*time.Second, "c back: untainted, web at 2 replicas", func() bool {
+		d, err := e.c.AppsV1().Deployments(ns).Get(e.ctx, "web", metav1.GetOptions{})
+		_, surged := d.Annotations[rescheduler.AnnotationSurge]
+		return err == nil && *d.Spec.Replicas == 2 && !surged && !tainted(t, e, "c-0") && !tainted(t, e, "c-1")
+	})
+	waitUntil(ctx, t, 30*time.Second, "web at 2 Ready pods", func() bool {
+		_, ready, total, err := e.placement(e.ctx, ns, "web")
+		return err == nil && ready == 2 && total == 2
+	})
+	untilBack := time.Since(back)
+	t.Logf("control-plane link of c cut: %d pods kept in c (%v), %d replicas added and Ready in b %.1f s after the cut (node down after %v); "+
+		"after c was heard again, untainted and back to 2 replicas in %.1f s", len(kept), kept, *d.Spec.Replicas-2, added.Seconds(), nodeDownAfter, untilBack.Seconds())
+
+	// (b) the whole of d lost: its kubelet and its link.
+	lost := time.Now()
+	e.sim.Stop("d-0")
+	if err := pl.lab.SetLinks(ctx, "d", false); err != nil {
+		t.Fatal(err)
+	}
+	e.waitPlacement(t, ns, "far", map[string]int{"b": 1}, nodeDownAfter+60*time.Second)
+	recovered := time.Since(lost)
+	t.Logf("site d lost: its pod replaced in b, Ready %.1f s after (node down after %v)", recovered.Seconds(), nodeDownAfter)
+	if bound := nodeDownAfter + 15*time.Second; recovered > bound {
+		t.Errorf("site d's pod replaced after %v, want within %v (the node-down delay and a few checks), as for a dead node", recovered.Round(time.Second), bound)
+	}
+	if n := lead.evictions(t, "node_down"); n != 1 {
+		t.Errorf("%v pods deleted from down nodes, want 1 (far's)", n)
+	}
+	if n := testutil.ToFloat64(lead.m.NodeVerdicts.WithLabelValues("dead")); n != 1 {
+		t.Errorf("%v nodes judged dead, want 1 (d-0)", n)
+	}
+	// d comes back (the lab's delayer is closed with its link up).
+	if err := pl.lab.SetLinks(ctx, "d", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sim.Resume(e.ctx, "d-0"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(ctx, t, 30*time.Second, "d-0 untainted", func() bool { return !tainted(t, e, "d-0") })
+}
+
+// podsOn names the running pods matching selector in site, sorted.
+func podsOn(t *testing.T, e *reschedEnv, ns, selector, site string) []string {
+	t.Helper()
+	pods, err := e.c.CoreV1().Pods(ns).List(e.ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil && e.site[p.Spec.NodeName] == site {
+			out = append(out, p.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// tainted reports whether the node carries rescheduler.TaintNodeDown.
+func tainted(t *testing.T, e *reschedEnv, node string) bool {
+	t.Helper()
+	n, err := e.c.CoreV1().Nodes().Get(e.ctx, node, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range n.Spec.Taints {
+		if tn.Key == rescheduler.TaintNodeDown {
+			return true
+		}
+	}
+	return false
+}
+
+// waitNodeEvent waits for an Event with reason on the node.
+func waitNodeEvent(t *testing.T, e *reschedEnv, node, reason string) {
+	t.Helper()
+	waitUntil(e.ctx, t, 30*time.Second, "Event "+reason+" on "+node, func() bool {
+		evs, err := e.c.CoreV1().Events("").List(e.ctx, metav1.ListOptions{FieldSelector: "reason=" + reason + ",involvedObject.name=" + node})
+		return err == nil && len(evs.Items) > 0
+	})
 }
