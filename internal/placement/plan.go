@@ -377,7 +377,19 @@ func (p *Problem) moveSearch(h *halt, x Placement) Placement {
 			near[a] = order[1 : neighbours+1]
 		}
 	}
-	cur := p.cost(h, x)
+	w := p.TotalTraffic()
+	if w <= 0 || x.Total() == 0 {
+		return x // every move costs the same
+	}
+	// One flow, kept solved for x; each move is a trial on it.
+	scale := p.capScale(x.Total())
+	fl := newFlow(h, p, p.replicaCaps(x))
+	moved := func(from, to int) {
+		fl.setCap(from, p.capOf(x[from]-1, scale))
+		fl.setCap(to, p.capOf(x[to]+1, scale))
+		fl.solve(h)
+	}
+	cur := fl.value() / w
 	budget := MaxMoveEvaluations
 	for iter := 0; iter < 4*p.Replicas+n && budget > 0; iter++ {
 		bestCost, bestFrom, bestTo := cur-eps*math.Max(1, cur), -1, -1
@@ -390,14 +402,14 @@ func (p *Problem) moveSearch(h *halt, x Placement) Placement {
 				if to == from || !p.room(x, to) {
 					return
 				}
-				x[from]--
-				x[to]++
 				budget--
-				if c := p.cost(h, x); c < bestCost {
+				fl.mark()
+				moved(from, to)
+				c := fl.value() / w
+				fl.rollback()
+				if c < bestCost && !h.stopped() {
 					bestCost, bestFrom, bestTo = c, from, to
 				}
-				x[from]++
-				x[to]--
 			}
 			if tos == nil {
 				for to := 0; to < n; to++ {
@@ -415,6 +427,7 @@ func (p *Problem) moveSearch(h *halt, x Placement) Placement {
 		if bestFrom < 0 {
 			break
 		}
+		moved(bestFrom, bestTo)
 		x[bestFrom]--
 		x[bestTo]++
 		cur = bestCost
