@@ -105,8 +105,6 @@ func newFlow(h *halt, p *Problem, caps []float64) *flow {
 	fl.dist = make([]float64, V)
 	fl.prev = make([]int, V)
 	fl.done = make([]bool, V)
-	fl.seen = make([]int, V)
-	fl.dead = make([]int, V)
 	fl.inLen = make([]int, n)
 	fl.outLen = make([]int, S)
 	fl.saved = make([][]float64, 5)
@@ -198,7 +196,9 @@ func (fl *flow) imbalance(v int) float64 {
 // Each round is one Dijkstra, from the excesses forward or, when the sink has
 // an excess (a new capacity worth using), from the deficits backward: the
 // sink reaches nearly every site at reduced cost 0, so a search from it would
-// visit the whole network before the first useful path.
+// visit the whole network before the first useful path. (A blocking phase
+// along all zero-cost paths after each search, as the primal-dual method
+// does, was tried: it cost more than the searches it saved.)
 func (fl *flow) solve(h *halt) {
 	S, n := len(fl.src), fl.n
 	t := fl.sinkNode()
@@ -275,11 +275,6 @@ func (fl *flow) solve(h *halt) {
 			slices.Reverse(fl.path)
 		}
 		fl.push()
-		// Every other shortest path now costs 0 under the new potentials:
-		// push along them before the next search.
-		if !fl.blocking(h, back) {
-			return
-		}
 	}
 }
 
@@ -372,62 +367,6 @@ func (fl *flow) arcs(h *halt, u int, back bool, visit func(v int, rc float64) bo
 			}
 		}
 	}
-	return false
-}
-
-// admissible is the tolerance under which a reduced cost counts as 0.
-const admissible = 1e-9
-
-// blocking pushes every excess along paths of arcs whose reduced cost is 0
-// (a blocking flow of the primal-dual method), so that one search serves
-// many paths; back, it searches from the deficits. It reports false once h
-// stops.
-func (fl *flow) blocking(h *halt, back bool) bool {
-	S, t := len(fl.src), fl.sinkNode()
-	fl.phase++
-	for r := S; r <= t; r++ {
-		for fl.starts(r, back) && fl.dead[r] != fl.phase {
-			if h.stopped() {
-				return false
-			}
-			fl.stamp++
-			fl.path = fl.path[:0]
-			if !fl.dfs(h, r, back) {
-				break
-			}
-			// dfs leaves the path from its end back to r.
-			if !back {
-				slices.Reverse(fl.path)
-			}
-			fl.push()
-		}
-	}
-	return !h.stopped()
-}
-
-// dfs looks for a path of zero-reduced-cost arcs from u to a deficit (back:
-// from an excess to u), leaving it in fl.path from its far end to u.
-func (fl *flow) dfs(h *halt, u int, back bool) bool {
-	fl.seen[u] = fl.stamp
-	if fl.starts(u, !back) {
-		fl.path = append(fl.path, u)
-		return true
-	}
-	found := false
-	if fl.arcs(h, u, back, func(v int, rc float64) bool {
-		if rc > admissible || fl.seen[v] == fl.stamp || fl.dead[v] == fl.phase {
-			return false
-		}
-		found = fl.dfs(h, v, back)
-		return found
-	}) {
-		return false
-	}
-	if found {
-		fl.path = append(fl.path, u)
-		return true
-	}
-	fl.dead[u] = fl.phase
 	return false
 }
 
@@ -558,4 +497,94 @@ func (hp *nodeHeap) pop() (float64, int) {
 	}
 	*hp = a
 	return top.d, top.v
+}
+
+// The Lagrangian bound of a change of capacities. Relax "all of source k's
+// traffic is routed" with the multiplier lambda_k = ht - hs_k (what serving k
+// costs at the margin, under the flow's potentials): what remains splits by
+// site into a fractional knapsack, in which site j takes the sources whose
+// value c_kj - lambda_k is negative, most negative first, up to its capacity.
+// At the optimum the knapsacks add up to the flow's cost, and for any other
+// capacities they add up to at most their optimal cost: so the change in site
+// j's knapsack value bounds from below the change in cost that changing only
+// j's capacity (or several sites', summed) can bring.
+
+// knapItem is one source in a site's knapsack: its value per unit, its
+// traffic, and the source.
+type knapItem struct {
+	a, w float64
+	k    int
+}
+
+// knapsack returns site j's items of negative value, most negative first,
+// reusing buf.
+func (fl *flow) knapsack(j int, buf []knapItem) []knapItem {
+	buf = buf[:0]
+	n := fl.n
+	for k := range fl.src {
+		if a := fl.cost[k*n+j] + fl.hs[k] - fl.ht; a < 0 {
+			buf = append(buf, knapItem{a, fl.w[k], k})
+		}
+	}
+	slices.SortFunc(buf, func(x, y knapItem) int {
+		switch {
+		case x.a < y.a:
+			return -1
+		case x.a > y.a:
+			return 1
+		}
+		return 0
+	})
+	return buf
+}
+
+// knapValue is the knapsack's value at capacity c: the most negative items
+// taken first, the last one in part.
+func knapValue(items []knapItem, c float64) float64 {
+	v := 0.0
+	for _, it := range items {
+		if c <= 0 {
+			break
+		}
+		take := math.Min(it.w, c)
+		v += take * it.a
+		c -= take
+	}
+	return v
+}
+
+// movable is, per source, its flow to sites whose potential is the sink's
+// (sites with room, or full ones where room is worth nothing): flow that can
+// go elsewhere without any other source's route changing.
+func (fl *flow) movable() []float64 {
+	out := make([]float64, len(fl.src))
+	for k, js := range fl.outs {
+		for _, j := range js {
+			if f := fl.f[k*fl.n+j]; f > fl.tol && fl.hj[j] >= fl.ht-admissible {
+				out[k] += f
+			}
+		}
+	}
+	return out
+}
+
+// admissible is the tolerance under which two potentials count as equal.
+const admissible = 1e-9
+
+// knapExact reports whether the knapsack of a site that has no flow, filled
+// to capacity c, is a flow: when each source it takes can move that much from
+// sites whose potential is the sink's. The cost then changes by exactly the
+// knapsack's value (the bound is met), with no trial needed.
+func knapExact(items []knapItem, c float64, movable []float64, tol float64) bool {
+	for _, it := range items {
+		if c <= 0 {
+			break
+		}
+		take := math.Min(it.w, c)
+		if take > movable[it.k]+tol {
+			return false
+		}
+		c -= take
+	}
+	return true
 }

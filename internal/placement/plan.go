@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 )
 
@@ -391,37 +392,80 @@ func (p *Problem) moveSearch(h *halt, x Placement) Placement {
 	}
 	cur := fl.value() / w
 	budget := MaxMoveEvaluations
+	// Per iteration, the Lagrangian bound (flow.knapsack) of each move: the
+	// rise in cost that taking a replica from a site can bring at least, and
+	// the fall that adding one can bring at most. A move whose bound cannot
+	// beat the best found is not tried: the search makes the same moves as
+	// one that tries them all, with fewer trials.
+	down, up := make([]float64, n), make([]float64, n)
+	var items []knapItem
+	type move struct {
+		from, to, order int
+		bound           float64
+	}
+	var moves []move
 	for iter := 0; iter < 4*p.Replicas+n && budget > 0; iter++ {
-		bestCost, bestFrom, bestTo := cur-eps*math.Max(1, cur), -1, -1
+		for j := range n {
+			if h.spend(len(fl.src)) {
+				return x
+			}
+			items = fl.knapsack(j, items)
+			v := knapValue(items, p.capOf(x[j], scale))
+			down[j], up[j] = math.Inf(1), 0
+			if x[j] > p.min(j) {
+				down[j] = knapValue(items, p.capOf(x[j]-1, scale)) - v
+			}
+			if p.room(x, j) {
+				up[j] = knapValue(items, p.capOf(x[j]+1, scale)) - v
+			}
+		}
+		moves = moves[:0]
 		for from := 0; from < n; from++ {
 			if x[from] <= p.min(from) {
 				continue
 			}
-			tos := near
-			try := func(to int) {
-				if to == from || !p.room(x, to) {
-					return
-				}
-				budget--
-				fl.mark()
-				moved(from, to)
-				c := fl.value() / w
-				fl.rollback()
-				if c < bestCost && !h.stopped() {
-					bestCost, bestFrom, bestTo = c, from, to
+			add := func(to int) {
+				if to != from && p.room(x, to) {
+					moves = append(moves, move{from, to, len(moves), cur + (down[from]+up[to])/w})
 				}
 			}
-			if tos == nil {
+			if near == nil {
 				for to := 0; to < n; to++ {
-					try(to)
+					add(to)
 				}
 			} else {
-				for _, to := range tos[from] {
-					try(to)
+				for _, to := range near[from] {
+					add(to)
 				}
 			}
+		}
+		slices.SortStableFunc(moves, func(a, b move) int {
+			switch {
+			case a.bound < b.bound:
+				return -1
+			case a.bound > b.bound:
+				return 1
+			}
+			return 0
+		})
+		bestCost, bestFrom, bestTo, bestOrder := cur-eps*math.Max(1, cur), -1, -1, len(moves)
+		slack := 1e-9 * math.Max(1, math.Abs(cur))
+		for _, m := range moves {
+			if m.bound > bestCost+slack {
+				break
+			}
+			budget--
+			fl.mark()
+			moved(m.from, m.to)
+			c := fl.value() / w
+			fl.rollback()
 			if h.stopped() {
 				return x
+			}
+			// The first in site order among equal costs, as a search that
+			// tries every move in order would pick.
+			if c < bestCost-slack || (c < bestCost+slack && bestFrom >= 0 && m.order < bestOrder) || (c < bestCost && bestFrom < 0) {
+				bestCost, bestFrom, bestTo, bestOrder = c, m.from, m.to, m.order
 			}
 		}
 		if bestFrom < 0 {
