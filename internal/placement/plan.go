@@ -404,6 +404,7 @@ func (p *Problem) moveSearch(h *halt, x Placement) Placement {
 		bound           float64
 	}
 	var moves []move
+	var promising []int
 	for iter := 0; iter < 4*p.Replicas+n && budget > 0; iter++ {
 		for j := range n {
 			if h.spend(len(fl.src)) {
@@ -418,6 +419,26 @@ func (p *Problem) moveSearch(h *halt, x Placement) Placement {
 			if p.room(x, j) {
 				up[j] = knapValue(items, p.capOf(x[j]+1, scale)) - v
 			}
+		}
+		// Beyond the nearest sites, the sites where a replica could help
+		// most by the bound: far moves the nearest ones miss.
+		promising = promising[:0]
+		if near != nil {
+			for j := range n {
+				if up[j] < 0 {
+					promising = append(promising, j)
+				}
+			}
+			slices.SortStableFunc(promising, func(a, b int) int {
+				switch {
+				case up[a] < up[b]:
+					return -1
+				case up[a] > up[b]:
+					return 1
+				}
+				return 0
+			})
+			promising = promising[:min(len(promising), neighbours)]
 		}
 		moves = moves[:0]
 		for from := 0; from < n; from++ {
@@ -436,6 +457,11 @@ func (p *Problem) moveSearch(h *halt, x Placement) Placement {
 			} else {
 				for _, to := range near[from] {
 					add(to)
+				}
+				for _, to := range promising {
+					if !slices.Contains(near[from], to) {
+						add(to)
+					}
 				}
 			}
 		}
