@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -103,13 +104,7 @@ func (p *Problem) lowerBound(h *halt, x Placement) float64 {
 				}
 			}
 			slices.SortFunc(its, func(a, b knapItem) int {
-				switch {
-				case a.a < b.a:
-					return -1
-				case a.a > b.a:
-					return 1
-				}
-				return 0
+				return cmp.Compare(a.a, b.a)
 			})
 			items[j] = its
 			limit := p.Replicas
@@ -137,13 +132,7 @@ func (p *Problem) lowerBound(h *halt, x Placement) float64 {
 			}
 		}
 		slices.SortFunc(steps, func(a, b step) int {
-			switch {
-			case a.save < b.save:
-				return -1
-			case a.save > b.save:
-				return 1
-			}
-			return 0
+			return cmp.Compare(a.save, b.save)
 		})
 		take := make([]int, n)
 		for j := range n {

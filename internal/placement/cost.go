@@ -145,24 +145,34 @@ func (p *Problem) transport(h *halt, caps []float64) (float64, []float64) {
 	if h.stopped() {
 		return math.Inf(1), make([]float64, n)
 	}
-	w, room := p.TotalTraffic(), 0.0
-	for _, c := range caps {
-		room += c
-	}
-	if room <= 0 {
+	caps, ok := p.scaledCaps(caps)
+	if !ok {
 		return math.Inf(1), make([]float64, n)
-	}
-	if room < w {
-		scale := w / room * (1 + 1e-12)
-		scaled := make([]float64, n)
-		for j, c := range caps {
-			scaled[j] = c * scale
-		}
-		caps = scaled
 	}
 	fl := newFlow(h, p, caps)
 	if h.stopped() {
 		return math.Inf(1), make([]float64, n)
 	}
 	return fl.value(), fl.absorbed
+}
+
+// scaledCaps returns the capacities scaled up uniformly when together they
+// cannot take all traffic, and false when there are none.
+func (p *Problem) scaledCaps(caps []float64) ([]float64, bool) {
+	w, room := p.TotalTraffic(), 0.0
+	for _, c := range caps {
+		room += c
+	}
+	if room <= 0 {
+		return nil, false
+	}
+	if room < w {
+		scale := w / room * (1 + 1e-12)
+		scaled := make([]float64, len(caps))
+		for j, c := range caps {
+			scaled[j] = c * scale
+		}
+		return scaled, true
+	}
+	return caps, true
 }

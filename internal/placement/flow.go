@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"cmp"
 	"math"
 	"slices"
 )
@@ -527,13 +528,7 @@ func (fl *flow) knapsack(j int, buf []knapItem) []knapItem {
 		}
 	}
 	slices.SortFunc(buf, func(x, y knapItem) int {
-		switch {
-		case x.a < y.a:
-			return -1
-		case x.a > y.a:
-			return 1
-		}
-		return 0
+		return cmp.Compare(x.a, y.a)
 	})
 	return buf
 }

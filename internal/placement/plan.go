@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -430,13 +431,7 @@ func (p *Problem) moveSearch(h *halt, x Placement) Placement {
 				}
 			}
 			slices.SortStableFunc(promising, func(a, b int) int {
-				switch {
-				case up[a] < up[b]:
-					return -1
-				case up[a] > up[b]:
-					return 1
-				}
-				return 0
+				return cmp.Compare(up[a], up[b])
 			})
 			promising = promising[:min(len(promising), neighbours)]
 		}
@@ -466,13 +461,7 @@ func (p *Problem) moveSearch(h *halt, x Placement) Placement {
 			}
 		}
 		slices.SortStableFunc(moves, func(a, b move) int {
-			switch {
-			case a.bound < b.bound:
-				return -1
-			case a.bound > b.bound:
-				return 1
-			}
-			return 0
+			return cmp.Compare(a.bound, b.bound)
 		})
 		bestCost, bestFrom, bestTo, bestOrder := cur-eps*math.Max(1, cur), -1, -1, len(moves)
 		slack := 1e-9 * math.Max(1, math.Abs(cur))

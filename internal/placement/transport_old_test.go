@@ -27,20 +27,10 @@ func (p *Problem) oldTransport(h *halt, caps []float64) (float64, []float64) {
 	if h.stopped() {
 		return math.Inf(1), make([]float64, n)
 	}
-	w, room := p.TotalTraffic(), 0.0
-	for _, c := range caps {
-		room += c
-	}
-	if room <= 0 {
+	w := p.TotalTraffic()
+	caps, ok := p.scaledCaps(caps)
+	if !ok {
 		return math.Inf(1), make([]float64, n)
-	}
-	if room < w {
-		scale := w / room * (1 + 1e-12)
-		scaled := make([]float64, n)
-		for j, c := range caps {
-			scaled[j] = c * scale
-		}
-		caps = scaled
 	}
 	// Nodes: 0 source, 1..n traffic sites, n+1..2n replica sites, 2n+1 sink.
 	src, sink, nodes := 0, 2*n+1, 2*n+2
