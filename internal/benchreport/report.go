@@ -51,6 +51,7 @@ type Report struct {
 	Throughput             []*bench.SchedulerResult
 	Extender               *bench.ExtenderResult
 	Quality                *Quality
+	Bounds                 []BoundGap
 	Planner                []PlannerTime
 	Demo                   *demo.Summary
 	ProbeAccuracy          string
@@ -71,6 +72,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if !o.Skip["quality"] {
 		o.Log.Info("placement quality")
 		r.Quality = measureQuality(ctx, o.Quick)
+		o.Log.Info("placement quality at scale, against the lower bound")
+		if o.Quick {
+			r.Bounds = MeasureBounds(ctx, []int{20}, 4)
+		} else {
+			r.Bounds = MeasureBounds(ctx, BoundSites, BoundInstances)
+		}
 		if err := plotGaps(filepath.Join(o.Dir, "quality-gaps.svg"), r.Quality); err != nil {
 			fail("quality plot", err)
 		}
@@ -271,7 +278,7 @@ func meanMax(v []float64) (mean, worst float64) {
 
 // MaxLimitedSites is the largest problem the report times the rate-limited
 // planner on.
-const MaxLimitedSites = 200
+const MaxLimitedSites = 500
 
 // PlannerTime is Plan's time at one size.
 type PlannerTime struct {
@@ -288,9 +295,9 @@ func measurePlanner(ctx context.Context, quick bool) []PlannerTime {
 	var out []PlannerTime
 	for _, n := range sizes {
 		for _, limited := range []bool{false, true} {
-			// The rate-limited planner (transport plus move search) grows
-			// steeply: about 3 s at 100 sites and 50 s at 200 here. It is
-			// timed once at 200 and not beyond.
+			// The rate-limited planner (warm-started transports and move
+			// search) grows steeply: seconds at 500 sites. It is timed once
+			// above 100 sites and not beyond 500.
 			runs := uint64(3)
 			if limited && n > MaxLimitedSites {
 				continue
@@ -316,6 +323,68 @@ func measurePlanner(ctx context.Context, quick bool) []PlannerTime {
 			}
 			sort.Float64s(times)
 			out = append(out, PlannerTime{Sites: n, Replicas: o.Replicas, Limited: limited, Millis: times[len(times)/2]})
+		}
+	}
+	return out
+}
+
+// The sizes and instances per size and kind of the quality-at-scale
+// measurement.
+var BoundSites = []int{50, 100, 500, 1000}
+
+const BoundInstances = 50
+
+// MaxLimitedBoundSites is the largest size the quality at scale is measured
+// with a rate limit at: beyond, a plan takes tens of seconds.
+const MaxLimitedBoundSites = 500
+
+// BoundGap is the planner's gap to placement.LowerBound (the Lagrangian dual
+// bound) at one size, with or without a rate limit, over random instances:
+// half with geographic RTTs (a random metric), half in metro clusters far
+// apart (continental). The gap to the bound is at least the gap to the
+// optimum.
+type BoundGap struct {
+	Sites, Replicas, Instances int
+	Limited                    bool
+	MeanPct, WorstPct          float64
+}
+
+// MeasureBounds measures BoundGap at each size, with and without a rate limit
+// (replicas = sites / 2; with the limit each replica serves 3 / replicas of
+// the traffic, as the planner is timed), over n instances each.
+func MeasureBounds(ctx context.Context, sizes []int, n int) []BoundGap {
+	var out []BoundGap
+	for _, sites := range sizes {
+		for _, limited := range []bool{false, true} {
+			if limited && sites > MaxLimitedBoundSites {
+				continue
+			}
+			o := placement.RandomOptions{Sites: sites, Replicas: max(1, sites/2)}
+			if limited {
+				o.PerReplicaShare = 3.0 / float64(o.Replicas)
+			}
+			var gaps []float64
+			for k := range n {
+				o.RTT = placement.Geographic
+				if k%2 == 1 {
+					o.RTT = placement.Clustered
+				}
+				p := placement.RandomProblem(randFor(uint64(1000+k), sites), o)
+				x, err := placement.Plan(ctx, p)
+				if err != nil {
+					continue
+				}
+				lb, err := placement.LowerBound(ctx, p, x)
+				if err != nil {
+					continue
+				}
+				gaps = append(gaps, gap(p.Cost(x), lb))
+			}
+			if len(gaps) == 0 {
+				continue
+			}
+			m, worst := meanMax(gaps)
+			out = append(out, BoundGap{Sites: sites, Replicas: o.Replicas, Instances: len(gaps), Limited: limited, MeanPct: m, WorstPct: worst})
 		}
 	}
 	return out

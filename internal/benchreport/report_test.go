@@ -29,6 +29,7 @@ func TestReportWithoutCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"Made by `test`", "Machine: ", "| ning | 0.000 %", "## Planner time", "udp_echo b 10 ms 10.84 ms",
+		"## Placement quality at scale", "| 20 | 10 | true | 4 |",
 		"![gap distribution](quality-gaps.svg)", "the test failed its tolerance"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report lacks %q:\n%s", want, md)

@@ -24,11 +24,12 @@ func newBenchReportCommand() *cobra.Command {
 the default profile against ning's at 1,000 and 5,000 nodes, the extender's at
 1,000 nodes (each as ning bench scheduler / extender do, two rounds); the
 planner against the exact optimum and the baselines over 1,000 random
-instances and the example topologies; the planner's time from 10 to 1,000
-sites; and the demo's scenario (convergence after a traffic shift, recovery
+instances and the example topologies, and against a lower bound (the
+Lagrangian dual) over 50 instances at each of 50 to 1,000 sites; the
+planner's time from 10 to 1,000 sites; and the demo's scenario (convergence after a traffic shift, recovery
 after a node loss). It writes report.md, quality-gaps.svg and planner-time.svg
 to --dir, each figure with the machine, the command and the date. It takes
-about 10 minutes; --skip leaves sections out, --quick shrinks them (for
+about 20 minutes; --skip leaves sections out, --quick shrinks them (for
 checking the report itself, not for figures).`,
 		Example: `  ning bench report --dir bench
   ning bench report --dir /tmp/r --skip throughput,extender`,

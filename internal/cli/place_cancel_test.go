@@ -18,13 +18,14 @@ import (
 	"github.com/ning-edge/ning/internal/topology"
 )
 
-// longPlaceArgs writes a 100-site topology (the placement package's random
-// edge cluster) and returns `ning place` arguments for 50 replicas with a
-// per-replica rate limit: the capacity-aware plan that takes seconds, and
-// that `ning place` used to finish whatever signal it got.
+// longPlaceArgs writes a 500-site topology (the placement package's random
+// edge cluster) and returns `ning place` arguments for 250 replicas with a
+// per-replica rate limit: a capacity-aware plan that takes seconds (the
+// 100-site one `ning place` used to finish whatever signal it got now takes
+// tens of milliseconds).
 func longPlaceArgs(t *testing.T) []string {
 	t.Helper()
-	p := placement.RandomProblem(rand.New(rand.NewPCG(23, 100)), placement.RandomOptions{Sites: 100, Replicas: 50, PerReplicaShare: 0.06})
+	p := placement.RandomProblem(rand.New(rand.NewPCG(23, 500)), placement.RandomOptions{Sites: 500, Replicas: 250, PerReplicaShare: 3.0 / 250})
 	spec := topology.Spec{LatencyMs: map[string]map[string]float64{}}
 	for i, name := range p.Sites {
 		spec.Sites = append(spec.Sites, topology.SiteSpec{Name: name, Traffic: p.Traffic[i]})
@@ -39,11 +40,11 @@ func longPlaceArgs(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(t.TempDir(), "sites-100.yaml")
+	file := filepath.Join(t.TempDir(), "sites-500.yaml")
 	if err := os.WriteFile(file, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return []string{"place", "-f", file, "--replicas", "50", "--per-replica-rps", fmt.Sprint(p.PerReplicaRPS)}
+	return []string{"place", "-f", file, "--replicas", "250", "--per-replica-rps", fmt.Sprint(p.PerReplicaRPS)}
 }
 
 // TestPlaceStops runs `ning place` on the long plan and ends it as a user
@@ -57,9 +58,9 @@ func TestPlaceStops(t *testing.T) {
 		sig  syscall.Signal // 0: cancel the context instead
 		want string
 	}{
-		{"cancelled context", 0, "planning 50 replicas over 100 sites: context canceled"},
-		{"SIGTERM", syscall.SIGTERM, "planning 50 replicas over 100 sites: context canceled (terminated signal received)"},
-		{"SIGINT", syscall.SIGINT, "planning 50 replicas over 100 sites: context canceled (interrupt signal received)"},
+		{"cancelled context", 0, "planning 250 replicas over 500 sites: context canceled"},
+		{"SIGTERM", syscall.SIGTERM, "planning 250 replicas over 500 sites: context canceled (terminated signal received)"},
+		{"SIGINT", syscall.SIGINT, "planning 250 replicas over 500 sites: context canceled (interrupt signal received)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

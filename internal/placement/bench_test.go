@@ -74,18 +74,53 @@ func BenchmarkScore(b *testing.B) {
 	}
 }
 
-// BenchmarkScoreLimited is MarginalGains with a per-replica rate limit: one
-// min-cost transport per site.
+// BenchmarkScoreLimited is MarginalGains with a per-replica rate limit, ten
+// replicas running: sites=N, they serve 80 % of the traffic together, so one
+// more changes every site's capacity (every trial re-solves them all);
+// loose/sites=N, each serves 20 % (one more adds capacity at one site).
 func BenchmarkScoreLimited(b *testing.B) {
-	p := RandomProblem(rand.New(rand.NewPCG(9, 50)), RandomOptions{Sites: 50, Replicas: 10, PerReplicaShare: 0.08})
-	cur := make(Placement, len(p.Sites))
-	for r := range 10 {
-		cur[(r*7)%len(cur)]++
-	}
-	for b.Loop() {
-		if _, err := MarginalGains(b.Context(), p, cur); err != nil {
-			b.Fatal(err)
+	for _, sites := range []int{50, 100, 200, 500} {
+		for _, c := range []struct {
+			name  string
+			share float64
+		}{{"", 0.08}, {"loose/", 0.2}} {
+			p := RandomProblem(rand.New(rand.NewPCG(9, uint64(sites))), RandomOptions{Sites: sites, Replicas: 10, PerReplicaShare: c.share})
+			cur := make(Placement, len(p.Sites))
+			for r := range 10 {
+				cur[(r*7)%len(cur)]++
+			}
+			b.Run(fmt.Sprintf("%ssites=%d", c.name, sites), func(b *testing.B) {
+				for b.Loop() {
+					if _, err := MarginalGains(b.Context(), p, cur); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		}
+	}
+}
+
+// BenchmarkPlanLimited is the capacity-aware planner as the benchmark report
+// times it (replicas = sites / 2, each serving 3 / replicas of the traffic),
+// and at 500 sites with 1,000 replicas.
+func BenchmarkPlanLimited(b *testing.B) {
+	cases := []RandomOptions{
+		{Sites: 50, Replicas: 25},
+		{Sites: 100, Replicas: 50},
+		{Sites: 200, Replicas: 100},
+		{Sites: 500, Replicas: 250},
+		{Sites: 500, Replicas: 1000},
+	}
+	for _, o := range cases {
+		o.PerReplicaShare = 3.0 / float64(o.Replicas)
+		p := RandomProblem(rand.New(rand.NewPCG(7, uint64(o.Sites))), o)
+		b.Run(fmt.Sprintf("sites=%d/replicas=%d", o.Sites, o.Replicas), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := Plan(b.Context(), p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

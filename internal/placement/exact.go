@@ -190,18 +190,24 @@ func (p *Problem) optimalCounts(h *halt, limit float64) (Placement, error) {
 }
 
 // boundedCompositions counts the ways to deal total among sites with the given
-// upper bounds.
+// upper bounds: +Inf once the count overflows. Prefix sums make each site
+// cost O(total).
 func boundedCompositions(upper []int, total int) float64 {
 	ways := make([]float64, total+1)
+	next := make([]float64, total+1)
+	prefix := make([]float64, total+2)
 	ways[0] = 1
 	for _, u := range upper {
-		next := make([]float64, total+1)
 		for t := 0; t <= total; t++ {
-			for k := 0; k <= u && k <= t; k++ {
-				next[t] += ways[t-k]
-			}
+			prefix[t+1] = prefix[t] + ways[t]
 		}
-		ways = next
+		if math.IsInf(prefix[total+1], 1) {
+			return math.Inf(1)
+		}
+		for t := 0; t <= total; t++ {
+			next[t] = prefix[t+1] - prefix[max(0, t-u)]
+		}
+		ways, next = next, ways
 	}
 	return ways[total]
 }

@@ -19,8 +19,9 @@ type Gains struct {
 
 // MarginalGains computes Gains. Without a rate limit it costs
 // O(sites x sites-with-traffic) once per workload, after which each node's
-// score is a lookup by its site; with a limit, one min-cost transport per site,
-// and it stops soon after ctx ends, returning ctx.Err() wrapped.
+// score is a lookup by its site; with a limit, one min-cost transport, then
+// per site a re-solve from it (see flow), and it stops soon after ctx ends,
+// returning ctx.Err() wrapped.
 func MarginalGains(ctx context.Context, p *Problem, current Placement) (Gains, error) {
 	n := len(p.Sites)
 	g := Gains{Gain: make([]float64, n), Share: make([]float64, n)}
@@ -34,13 +35,7 @@ func MarginalGains(ctx context.Context, p *Problem, current Placement) (Gains, e
 	}
 	if p.capacitated() {
 		h := newHalt(ctx)
-		base := p.cost(h, current)
-		x := append(Placement(nil), current...)
-		for j := range x {
-			x[j]++
-			g.Gain[j] = base - p.cost(h, x)
-			x[j]--
-		}
+		p.limitedGains(h, current, g.Gain)
 		if err := h.err(fmt.Sprintf("marginal gains over %d sites", n)); err != nil {
 			return Gains{}, err
 		}
@@ -79,4 +74,86 @@ func (g Gains) Better(x Placement, a, b int) bool {
 		return x[a] < x[b]
 	}
 	return a < b
+}
+
+// limitedGains fills gain with each site's Gain under a rate limit: the
+// transport for current is solved once, and one more replica at each site is
+// a trial on it (when the replicas are overloaded, every site's capacity
+// shrinks with the new scale, so the trial changes them all).
+func (p *Problem) limitedGains(h *halt, current Placement, gain []float64) {
+	w := p.TotalTraffic()
+	total := current.Total()
+	if total == 0 {
+		// One replica takes all traffic wherever it goes.
+		for j := range gain {
+			c := 0.0
+			for i, wi := range p.Traffic {
+				c += wi * p.dist(i, j)
+			}
+			gain[j] = UnknownRTTPenaltyMs - c/w
+		}
+		return
+	}
+	fl := newFlow(h, p, p.replicaCaps(current))
+	base := fl.value() / w
+	scale, next := p.capScale(total), p.capScale(total+1)
+	if next != scale {
+		// The replicas are overloaded: one more shrinks every site's
+		// capacity, so each trial changes them all. (Solving once with the
+		// new replica at a stand-in site and moving it in each trial was
+		// tried: slower, the moved traffic comes by long chains.)
+		var open []int
+		for j, v := range current {
+			if v > 0 {
+				open = append(open, j)
+			}
+		}
+		for j := range gain {
+			if h.stopped() {
+				return
+			}
+			fl.mark()
+			for _, k := range open {
+				if k != j {
+					fl.setCap(k, p.capOf(current[k], next))
+				}
+			}
+			fl.setCap(j, p.capOf(current[j]+1, next))
+			fl.solve(h)
+			gain[j] = base - fl.value()/w
+			fl.rollback()
+		}
+		return
+	}
+	var items []knapItem
+	movable := fl.movable()
+	for j := range gain {
+		if h.stopped() {
+			return
+		}
+		// More capacity never costs more, and the Lagrangian bound
+		// (flow.knapsack) says by how much it can lower the cost at most:
+		// when by nothing, the gain is 0 without a trial.
+		items = fl.knapsack(j, items)
+		if h.spend(len(fl.src)) {
+			return
+		}
+		c, c1 := p.capOf(current[j], scale), p.capOf(current[j]+1, scale)
+		d := knapValue(items, c1) - knapValue(items, c)
+		if d >= -fl.tol*eps {
+			gain[j] = 0
+			continue
+		}
+		// A site without flow whose knapsack is a flow: the bound is
+		// the gain.
+		if fl.absorbed[j] <= fl.tol && knapExact(items, c1, movable, fl.tol) {
+			gain[j] = -d / w
+			continue
+		}
+		fl.mark()
+		fl.setCap(j, p.capOf(current[j]+1, scale))
+		fl.solve(h)
+		gain[j] = base - fl.value()/w
+		fl.rollback()
+	}
 }

@@ -1,10 +1,12 @@
 package placement
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 )
 
@@ -377,44 +379,114 @@ func (p *Problem) moveSearch(h *halt, x Placement) Placement {
 			near[a] = order[1 : neighbours+1]
 		}
 	}
-	cur := p.cost(h, x)
+	w := p.TotalTraffic()
+	if w <= 0 || x.Total() == 0 {
+		return x // every move costs the same
+	}
+	// One flow, kept solved for x; each move is a trial on it.
+	scale := p.capScale(x.Total())
+	fl := newFlow(h, p, p.replicaCaps(x))
+	moved := func(from, to int) {
+		fl.setCap(from, p.capOf(x[from]-1, scale))
+		fl.setCap(to, p.capOf(x[to]+1, scale))
+		fl.solve(h)
+	}
+	cur := fl.value() / w
 	budget := MaxMoveEvaluations
+	// Per iteration, the Lagrangian bound (flow.knapsack) of each move: the
+	// rise in cost that taking a replica from a site can bring at least, and
+	// the fall that adding one can bring at most. A move whose bound cannot
+	// beat the best found is not tried: the search makes the same moves as
+	// one that tries them all, with fewer trials.
+	down, up := make([]float64, n), make([]float64, n)
+	var items []knapItem
+	type move struct {
+		from, to, order int
+		bound           float64
+	}
+	var moves []move
+	var promising []int
 	for iter := 0; iter < 4*p.Replicas+n && budget > 0; iter++ {
-		bestCost, bestFrom, bestTo := cur-eps*math.Max(1, cur), -1, -1
+		for j := range n {
+			if h.spend(len(fl.src)) {
+				return x
+			}
+			items = fl.knapsack(j, items)
+			v := knapValue(items, p.capOf(x[j], scale))
+			down[j], up[j] = math.Inf(1), 0
+			if x[j] > p.min(j) {
+				down[j] = knapValue(items, p.capOf(x[j]-1, scale)) - v
+			}
+			if p.room(x, j) {
+				up[j] = knapValue(items, p.capOf(x[j]+1, scale)) - v
+			}
+		}
+		// Beyond the nearest sites, the sites where a replica could help
+		// most by the bound: far moves the nearest ones miss.
+		promising = promising[:0]
+		if near != nil {
+			for j := range n {
+				if up[j] < 0 {
+					promising = append(promising, j)
+				}
+			}
+			slices.SortStableFunc(promising, func(a, b int) int {
+				return cmp.Compare(up[a], up[b])
+			})
+			promising = promising[:min(len(promising), neighbours)]
+		}
+		moves = moves[:0]
 		for from := 0; from < n; from++ {
 			if x[from] <= p.min(from) {
 				continue
 			}
-			tos := near
-			try := func(to int) {
-				if to == from || !p.room(x, to) {
-					return
+			add := func(to int) {
+				if to != from && p.room(x, to) {
+					moves = append(moves, move{from, to, len(moves), cur + (down[from]+up[to])/w})
 				}
-				x[from]--
-				x[to]++
-				budget--
-				if c := p.cost(h, x); c < bestCost {
-					bestCost, bestFrom, bestTo = c, from, to
-				}
-				x[from]++
-				x[to]--
 			}
-			if tos == nil {
+			if near == nil {
 				for to := 0; to < n; to++ {
-					try(to)
+					add(to)
 				}
 			} else {
-				for _, to := range tos[from] {
-					try(to)
+				for _, to := range near[from] {
+					add(to)
+				}
+				for _, to := range promising {
+					if !slices.Contains(near[from], to) {
+						add(to)
+					}
 				}
 			}
+		}
+		slices.SortStableFunc(moves, func(a, b move) int {
+			return cmp.Compare(a.bound, b.bound)
+		})
+		bestCost, bestFrom, bestTo, bestOrder := cur-eps*math.Max(1, cur), -1, -1, len(moves)
+		slack := 1e-9 * math.Max(1, math.Abs(cur))
+		for _, m := range moves {
+			if m.bound > bestCost+slack {
+				break
+			}
+			budget--
+			fl.mark()
+			moved(m.from, m.to)
+			c := fl.value() / w
+			fl.rollback()
 			if h.stopped() {
 				return x
+			}
+			// The first in site order among equal costs, as a search that
+			// tries every move in order would pick.
+			if c < bestCost-slack || (c < bestCost+slack && bestFrom >= 0 && m.order < bestOrder) || (c < bestCost && bestFrom < 0) {
+				bestCost, bestFrom, bestTo, bestOrder = c, m.from, m.to, m.order
 			}
 		}
 		if bestFrom < 0 {
 			break
 		}
+		moved(bestFrom, bestTo)
 		x[bestFrom]--
 		x[bestTo]++
 		cur = bestCost

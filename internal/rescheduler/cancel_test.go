@@ -19,8 +19,8 @@ import (
 	"github.com/ning-edge/ning/internal/topology"
 )
 
-// longPlan is a workload whose plan takes seconds: 50 replicas on one node
-// of a 100-site cluster (a node per site), with a per-replica rate limit.
+// longPlan is a workload whose plan takes seconds: 250 replicas on one node
+// of a 500-site cluster (a node per site), with a per-replica rate limit.
 type longPlan struct {
 	p     *placement.Problem
 	store *topology.Store
@@ -31,7 +31,7 @@ type longPlan struct {
 
 func newLongPlan(t *testing.T, clk *clocktesting.FakeClock) *longPlan {
 	t.Helper()
-	l := &longPlan{p: placement.RandomProblem(rand.New(rand.NewPCG(23, 100)), placement.RandomOptions{Sites: 100, Replicas: 50, PerReplicaShare: 0.06})}
+	l := &longPlan{p: placement.RandomProblem(rand.New(rand.NewPCG(23, 500)), placement.RandomOptions{Sites: 500, Replicas: 250, PerReplicaShare: 3.0 / 250})}
 	l.store = topology.NewStore(topology.Config{}, clk)
 	for i, site := range l.p.Sites {
 		l.nodes = append(l.nodes, makeNode(site+"-0", site).obj())
