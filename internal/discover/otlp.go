@@ -16,6 +16,10 @@ import (
 	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	// OTLP exporters (Traefik's, the OpenTelemetry Collector's) push
+	// gzip-compressed by default; the receiver must not rely on some other
+	// package of the binary registering the decompressor.
+	_ "google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 	"k8s.io/utils/clock"

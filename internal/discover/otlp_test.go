@@ -259,10 +259,10 @@ func startReceiver(t *testing.T, o OTLPOptions) (*OTLP, string) {
 
 // sdkMeter is a real OpenTelemetry SDK MeterProvider exporting over OTLP
 // gRPC to addr every interval, as the given node.
-func sdkMeter(t *testing.T, addr, node string, temp metricdata.Temporality, interval time.Duration) *sdkmetric.MeterProvider {
+func sdkMeter(t *testing.T, addr, node string, temp metricdata.Temporality, interval time.Duration, opts ...otlpmetricgrpc.Option) *sdkmetric.MeterProvider {
 	t.Helper()
-	exp, err := otlpmetricgrpc.New(context.Background(), otlpmetricgrpc.WithEndpoint(addr), otlpmetricgrpc.WithInsecure(),
-		otlpmetricgrpc.WithTemporalitySelector(func(sdkmetric.InstrumentKind) metricdata.Temporality { return temp }))
+	exp, err := otlpmetricgrpc.New(context.Background(), append([]otlpmetricgrpc.Option{otlpmetricgrpc.WithEndpoint(addr), otlpmetricgrpc.WithInsecure(),
+		otlpmetricgrpc.WithTemporalitySelector(func(sdkmetric.InstrumentKind) metricdata.Temporality { return temp })}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,16 +302,19 @@ func drive(ctx context.Context, wg *sync.WaitGroup, c otelmetric.Float64Counter,
 }
 
 // TestOTLPSDKRates pushes counters from the real OpenTelemetry Go SDK
-// (otlpmetricgrpc exporter) with cumulative and with delta temporality;
-// the receiver's per-node rates match the rates driven.
+// (otlpmetricgrpc exporter) with cumulative and with delta temporality, and
+// gzip-compressed as Traefik and the OpenTelemetry Collector push by
+// default; the receiver's per-node rates match the rates driven.
 func TestOTLPSDKRates(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		temp metricdata.Temporality
+		opts []otlpmetricgrpc.Option
 	}{
-		{"cumulative", metricdata.CumulativeTemporality},
-		{"delta", metricdata.DeltaTemporality},
+		{"cumulative", metricdata.CumulativeTemporality, nil},
+		{"delta", metricdata.DeltaTemporality, nil},
+		{"cumulative gzip", metricdata.CumulativeTemporality, []otlpmetricgrpc.Option{otlpmetricgrpc.WithCompressor("gzip")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -322,7 +325,7 @@ func TestOTLPSDKRates(t *testing.T) {
 			defer wg.Wait()
 			defer cancel()
 			for node, rps := range want {
-				mp := sdkMeter(t, addr, node, tc.temp, 200*time.Millisecond)
+				mp := sdkMeter(t, addr, node, tc.temp, 200*time.Millisecond, tc.opts...)
 				c, err := mp.Meter("traefik").Float64Counter(DefaultOTLPMetric)
 				if err != nil {
 					t.Fatal(err)

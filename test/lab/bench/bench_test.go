@@ -79,8 +79,9 @@ const (
 // The workload: 25 ms per request, one at a time: a replica saturates at
 // 40 requests/s; ning's model gets 70 % of that (28/s) as a replica's rate
 // (three times that in the chart's values: the gateways count all three
-// methods' requests).
-var workload = bench.Workload{Replicas: 4, ServiceTime: "25ms", Concurrency: 1}
+// methods' requests). A gateway's connection to a replica lives at most 1 s,
+// so kube-proxy picks the endpoints afresh every second.
+var workload = bench.Workload{Replicas: 4, ServiceTime: "25ms", Concurrency: 1, MaxConnAge: "1s"}
 
 const perReplicaRPS = 28
 
@@ -207,12 +208,35 @@ func (h *harness) up(ctx context.Context) {
 		}
 		return nil
 	})
+	t.Cleanup(h.saveGatewayLogs)
 	h.startPrometheus(ctx)
 	pods, err := h.client.CoreV1().Pods(lab.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=broker"})
 	if err != nil || len(pods.Items) == 0 {
 		t.Fatalf("no broker pod: %v", err)
 	}
 	h.brokerIP = pods.Items[0].Status.PodIP
+}
+
+// saveGatewayLogs keeps every Traefik pod's log beside the raw results
+// (gateway-<node>.log): the OTLP exporter's failures are only there.
+func (h *harness) saveGatewayLogs() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pods, err := h.client.CoreV1().Pods(bench.GatewayNamespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		h.t.Logf("listing the gateways for their logs: %v", err)
+		return
+	}
+	for _, p := range pods.Items {
+		data, err := h.client.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &v1.PodLogOptions{}).Do(ctx).Raw()
+		if err != nil {
+			h.t.Logf("the log of gateway %s on %s: %v", p.Name, p.Spec.NodeName, err)
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(h.out, "gateway-"+p.Spec.NodeName+".log"), data, 0o644); err != nil {
+			h.t.Log(err)
+		}
+	}
 }
 
 func ready(p *v1.Pod) bool {

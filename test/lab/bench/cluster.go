@@ -52,10 +52,16 @@ func serviceName(method, routing string) string {
 
 // Workload is the HTTP service every method places: service time and
 // concurrency make one replica saturate at Concurrency/ServiceTime.
+// MaxConnAge bounds a keep-alive connection's life (the workload's
+// -max-conn-age): the gateways keep their connections to a Service's
+// cluster IP open, and kube-proxy picks an endpoint per connection, so
+// without a bound the split among endpoints is frozen when the connections
+// open (docs/lab.md).
 type Workload struct {
 	Replicas    int
 	ServiceTime string // e.g. 25ms
 	Concurrency int
+	MaxConnAge  string // e.g. 1s; empty: none
 }
 
 func create[T any](ctx context.Context, obj T, f func(context.Context, T, metav1.CreateOptions) (T, error)) error {
@@ -102,13 +108,26 @@ func Gateways(ctx context.Context, c kubernetes.Interface, otlpEndpoint string) 
 		"--ping.entryPoint=metrics",
 		"--providers.kubernetesingress=true",
 		"--providers.kubernetesingress.nativeLBByDefault=true",
-		"--log.level=WARN",
+		"--log.level=INFO",
 	}
-	env := []v1.EnvVar{{Name: "NODE_NAME", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}}}
+	env := []v1.EnvVar{
+		{Name: "NODE_NAME", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
+		{Name: "POD_NAME", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+		// Traefik's OpenTelemetry resource names the process's owner: a
+		// static build (no cgo) reads it from $USER, and without it Traefik
+		// logs "Unable to create OpenTelemetry meter provider ... user:
+		// Current requires cgo or $USER set" and pushes nothing (v3.6.12
+		// sets $USER itself only on another path).
+		{Name: "USER", Value: "traefik"},
+	}
 	if otlpEndpoint != "" {
 		args = append(args, "--metrics.otlp=true", "--metrics.otlp.grpc.endpoint="+otlpEndpoint,
 			"--metrics.otlp.grpc.insecure=true", "--metrics.otlp.pushInterval=10s")
-		env = append(env, v1.EnvVar{Name: "OTEL_RESOURCE_ATTRIBUTES", Value: "k8s.node.name=$(NODE_NAME)"})
+		// k8s.pod.name too: without it Traefik's Kubernetes resource
+		// detector asks the apiserver for a pod named after the host name
+		// (the node's, on the host network), and any error but NotFound
+		// or Forbidden leaves Traefik without OTLP metrics at all.
+		env = append(env, v1.EnvVar{Name: "OTEL_RESOURCE_ATTRIBUTES", Value: "k8s.node.name=$(NODE_NAME),k8s.pod.name=$(POD_NAME)"})
 	}
 	labels := map[string]string{"app.kubernetes.io/name": "traefik"}
 	ds := &appsv1.DaemonSet{
@@ -195,7 +214,7 @@ func deployment(name, app string, replicas int, w Workload) *appsv1.Deployment {
 					TerminationGracePeriodSeconds: ptr.To[int64](10),
 					Containers: []v1.Container{{
 						Name: "http", Image: WorkloadImage, ImagePullPolicy: v1.PullNever,
-						Args:  []string{"-service-time=" + w.ServiceTime, fmt.Sprintf("-concurrency=%d", w.Concurrency)},
+						Args:  w.args(),
 						Ports: []v1.ContainerPort{{ContainerPort: 8080}},
 						Env: []v1.EnvVar{
 							{Name: "NODE_NAME", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
@@ -212,6 +231,14 @@ func deployment(name, app string, replicas int, w Workload) *appsv1.Deployment {
 			},
 		},
 	}
+}
+
+func (w Workload) args() []string {
+	args := []string{"-service-time=" + w.ServiceTime, fmt.Sprintf("-concurrency=%d", w.Concurrency)}
+	if w.MaxConnAge != "" {
+		args = append(args, "-max-conn-age="+w.MaxConnAge)
+	}
+	return args
 }
 
 // DeployDefault places the workload with the default scheduler (default

@@ -120,15 +120,15 @@ func (h *harness) session(ctx context.Context, names []string) *bench.Report {
 			last = sc.Phases[len(sc.Phases)-1].Rates
 		}
 	}
-	rep := bench.NewReport(topologyFile, fmt.Sprintf("%d replicas, %s per request, concurrency %d (one replica saturates at %.0f requests/s); ning's per-replica rate %d/s",
-		workload.Replicas, workload.ServiceTime, workload.Concurrency, float64(workload.Concurrency)/mustDuration(workload.ServiceTime).Seconds(), perReplicaRPS), runs, h.siteNode)
+	rep := bench.NewReport(topologyFile, fmt.Sprintf("%d replicas, %s per request, concurrency %d (one replica saturates at %.0f requests/s); ning's per-replica rate %d/s; a gateway's connection to a replica closed after its first answer past %s",
+		workload.Replicas, workload.ServiceTime, workload.Concurrency, float64(workload.Concurrency)/mustDuration(workload.ServiceTime).Seconds(), perReplicaRPS, workload.MaxConnAge), runs, h.siteNode)
 	rep.Discovery = discovery
 	if data, err := os.ReadFile(filepath.Join(h.out, "otlp-decision.json")); err == nil {
 		t.Logf("ning discover --source otlp:\n%s", data)
 		if json.Valid(lastJSON(data)) {
 			rep.OTLP = lastJSON(data)
 		} else {
-			rep.OTLP, _ = json.Marshal(strings.TrimSpace(string(data)))
+			rep.OTLP, _ = json.Marshal(tail(string(data), 3))
 		}
 	}
 	return rep
@@ -140,6 +140,15 @@ func mustDuration(s string) time.Duration {
 		panic(err)
 	}
 	return d
+}
+
+// tail is the last n lines of out, after a line counting those left out.
+func tail(out string, n int) string {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) <= n {
+		return strings.Join(lines, "\n")
+	}
+	return fmt.Sprintf("(%d lines before these)\n%s", len(lines)-n, strings.Join(lines[len(lines)-n:], "\n"))
 }
 
 // lastJSON is the last line of out that starts a JSON object.
@@ -249,7 +258,12 @@ shared with other work (load average at the end: %s). docs/lab.md explains the s
 		fmt.Fprintf(&b, "The first TrafficReport discovery published from Prometheus:\n\n```\n%s\n```\n\n", rep.Discovery)
 	}
 	if len(rep.OTLP) > 0 {
-		fmt.Fprintf(&b, "OTLP trial (Traefik pushing OTLP/gRPC to `ning discover --source otlp --once --dry-run` on the host):\n\n```\n%s\n```\n\n", rep.OTLP)
+		text := string(rep.OTLP)
+		var log string
+		if json.Unmarshal(rep.OTLP, &log) == nil {
+			text = log // the receiver's log, not its decision
+		}
+		fmt.Fprintf(&b, "OTLP trial (Traefik pushing OTLP/gRPC to `ning discover --source otlp --once --dry-run` on the host):\n\n```\n%s\n```\n\n", text)
 	}
 	if err := os.WriteFile(file, []byte(b.String()+string(body)), 0o644); err != nil {
 		t.Fatal(err)
