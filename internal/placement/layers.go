@@ -33,6 +33,7 @@ type bitset []uint64
 func newBitset(n int) bitset                    { return make(bitset, (n+63)/64) }
 func (b bitset) set(i int)                      { b[i/64] |= 1 << (i % 64) }
 func (b bitset) has(i int) bool                 { return b[i/64]&(1<<(i%64)) != 0 }
+func (b bitset) clear(i int)                    { b[i/64] &^= 1 << (i % 64) }
 func linkage(rtt [][]float64, i, j int) float64 { return math.Max(rtt[i][j], rtt[j][i]) }
 
 // BuildLayer clusters the sites of rtt (RTT[i][j] from site i to site j in
@@ -149,11 +150,16 @@ func (h *pairHeap) Pop() any {
 }
 
 // Layers is a set of delay layers over one snapshot of the RTTs between
-// sites. It is immutable: Add returns a new set that shares the snapshot.
+// sites. It is immutable: Add and Update return a new set.
 type Layers struct {
-	sites  []string
-	index  map[string]int
-	rtt    [][]float64
+	sites []string
+	index map[string]int
+	// rtt is the snapshot: the feasible sets (Layer.Within) and RTT answer
+	// from it exactly.
+	rtt [][]float64
+	// base is the snapshot the clusters were built from: Update rebuilds
+	// them when rtt moves more than a tolerance away from it.
+	base   [][]float64
 	layers []*Layer // by DelayMs, ascending
 }
 
@@ -161,7 +167,7 @@ type Layers struct {
 // changed afterwards) for each delay, each layer built from the one below.
 // Delays beyond MaxDelayLayers distinct values are left out.
 func NewLayers(sites []string, rtt [][]float64, delaysMs []float64) *Layers {
-	ls := &Layers{sites: sites, index: make(map[string]int, len(sites)), rtt: rtt}
+	ls := &Layers{sites: sites, index: make(map[string]int, len(sites)), rtt: rtt, base: rtt}
 	for i, s := range sites {
 		ls.index[s] = i
 	}
@@ -237,9 +243,10 @@ func (ls *Layers) RTT(from, to string) (float64, bool) {
 	return ls.rtt[i][j], true
 }
 
-// Changed reports whether the layers must be rebuilt for sites and rtt (as
-// NewLayers takes them): the sites differ, an RTT became known or unknown,
-// or one moved by more than toleranceMs.
+// Changed reports whether the clusters must be rebuilt for sites and rtt
+// (as NewLayers takes them): the sites differ, an RTT became known or
+// unknown, or one moved by more than toleranceMs from the RTTs the clusters
+// were built from.
 func (ls *Layers) Changed(sites []string, rtt [][]float64, toleranceMs float64) bool {
 	if len(sites) != len(ls.sites) {
 		return true
@@ -251,13 +258,61 @@ func (ls *Layers) Changed(sites []string, rtt [][]float64, toleranceMs float64) 
 	}
 	for i := range rtt {
 		for j, v := range rtt[i] {
-			old := ls.rtt[i][j]
+			old := ls.base[i][j]
 			if math.IsInf(v, 1) != math.IsInf(old, 1) || (!math.IsInf(v, 1) && math.Abs(v-old) > toleranceMs) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// Update returns the layers for sites and rtt: rebuilt (NewLayers) when
+// Changed says so; otherwise with the clusters kept and the snapshot and the
+// feasible sets moved to rtt exactly, so that verdicts never rest on an old
+// RTT while the clusters are rebuilt only past the tolerance. It returns ls
+// when nothing changed.
+func (ls *Layers) Update(sites []string, rtt [][]float64, toleranceMs float64) *Layers {
+	if ls.Changed(sites, rtt, toleranceMs) {
+		return NewLayers(sites, rtt, ls.Delays())
+	}
+	var out *Layers
+	for i := range rtt {
+		for j, v := range rtt[i] {
+			old := ls.rtt[i][j]
+			if v == old {
+				continue
+			}
+			if out == nil {
+				c := *ls
+				c.layers = append([]*Layer(nil), ls.layers...)
+				out = &c
+			}
+			for k, l := range out.layers {
+				if (old <= l.DelayMs) == (v <= l.DelayMs) {
+					continue
+				}
+				if l == ls.layers[k] { // copy on first write
+					nl := *l
+					nl.within = append([]bitset(nil), l.within...)
+					l = &nl
+					out.layers[k] = l
+				}
+				row := append(bitset(nil), l.within[i]...)
+				if v <= l.DelayMs {
+					row.set(j)
+				} else {
+					row.clear(j)
+				}
+				l.within[i] = row
+			}
+		}
+	}
+	if out == nil {
+		return ls
+	}
+	out.rtt = rtt
+	return out
 }
 
 // Named returns the layers' clusters by site name, keyed by delay as
@@ -274,6 +329,15 @@ func (ls *Layers) Named() map[string][][]string {
 		out[FormatDelay(l.DelayMs)] = cs
 	}
 	return out
+}
+
+// FormatZones writes a layer's clusters on one line: "[a b] [c]".
+func FormatZones(clusters [][]string) string {
+	zones := make([]string, len(clusters))
+	for i, c := range clusters {
+		zones[i] = "[" + strings.Join(c, " ") + "]"
+	}
+	return strings.Join(zones, " ")
 }
 
 // FormatDelay writes a delay in ms as a duration: 30 as "30ms", 0.5 as "500µs".

@@ -24,11 +24,12 @@ type matrixSource interface {
 
 // LayerCache keeps the delay layers (placement.Layers) of the sites: the
 // configured delays and each distinct delay a pod has asked for. It looks at
-// the sites and RTTs at most once per LayerRefresh and rebuilds the layers
-// only when placement.Layers.Changed says so (an RTT moved by more than the
-// tolerance, or became known or unknown, or the sites changed), so the
-// verdicts rest on RTTs at most the tolerance away from the current ones. It
-// is safe for concurrent use.
+// the sites and RTTs again when the RTTs' version changes (when the lookup
+// has one, as *topology.Store does) and at least once per LayerRefresh, as
+// topology.MatrixCache does. It rebuilds the clusters only when an RTT moved
+// by more than the tolerance, became known or unknown, or the sites changed
+// (placement.Layers.Update); the feasible sets the verdicts come from follow
+// every change. It is safe for concurrent use.
 type LayerCache struct {
 	configured  []float64
 	toleranceMs float64
@@ -36,6 +37,7 @@ type LayerCache struct {
 	mu      sync.Mutex
 	cur     *placement.Layers
 	checked time.Time
+	version uint64
 }
 
 // NewLayerCache returns a cache that always holds the layers for configured.
@@ -49,21 +51,30 @@ func NewLayerCache(configured []float64, toleranceMs float64) *LayerCache {
 func (c *LayerCache) Layers(now time.Time, sites func() []string, rtt placement.RTTLookup, need []float64) *placement.Layers {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.cur == nil || now.Sub(c.checked) >= LayerRefresh || now.Before(c.checked) {
+	v, versioned := rttVersion(rtt)
+	if c.cur == nil || (versioned && v != c.version) || now.Sub(c.checked) >= LayerRefresh || now.Before(c.checked) {
 		s := sites()
 		m := matrixOf(s, rtt)
-		switch {
-		case c.cur == nil:
+		if c.cur == nil {
 			c.cur = placement.NewLayers(s, m, c.configured)
-		case c.cur.Changed(s, m, c.toleranceMs):
-			c.cur = placement.NewLayers(s, m, c.cur.Delays())
+		} else {
+			c.cur = c.cur.Update(s, m, c.toleranceMs)
 		}
-		c.checked = now
+		c.checked, c.version = now, v
 	}
 	for _, d := range need {
 		c.cur = c.cur.Add(d)
 	}
 	return c.cur
+}
+
+// rttVersion is the version of rtt's RTTs when it has one, as
+// *topology.Store does.
+func rttVersion(rtt placement.RTTLookup) (uint64, bool) {
+	if vs, ok := rtt.(interface{ RTTVersion() uint64 }); ok {
+		return vs.RTTVersion(), true
+	}
+	return 0, false
 }
 
 func matrixOf(sites []string, rtt placement.RTTLookup) [][]float64 {

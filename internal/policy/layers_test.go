@@ -62,7 +62,8 @@ func TestLayeredEqualsScan(t *testing.T) {
 		for k := r.Intn(3); k > 0; k-- {
 			configured = append(configured, float64(r.Intn(100)))
 		}
-		cache := NewLayerCache(configured, DefaultLayerToleranceMs)
+		tol := r.Intn(5)
+		cache := NewLayerCache(configured, float64(tol))
 		var cs []placement.Resolved
 		for k := 1 + r.Intn(3); k > 0; k-- {
 			from := sites[r.Intn(n)]
@@ -79,6 +80,38 @@ func TestLayeredEqualsScan(t *testing.T) {
 		if r.Intn(2) == 0 {
 			p = placement.FailOpen
 		}
+		for step := 0; step < 3; step++ {
+			if step > 0 {
+				// Move some RTTs: in step 1 within the tolerance (the
+				// clusters stay), in step 2 some beyond it (they are
+				// rebuilt). The verdicts must follow either way.
+				most := tol
+				if step == 2 {
+					most = 3
+				}
+				for k := r.Intn(2 * n); k > 0; k-- {
+					a, b := sites[r.Intn(n)], sites[r.Intn(n)]
+					if a == b {
+						continue
+					}
+					old, ok := store.RTT(a, b)
+					if !ok {
+						old = 50
+					}
+					if err := store.SetStaticRTT(a, b, math.Max(0, math.Round(old+float64(r.Intn(2*most+1)-most)))); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			checkLayered(t, round, cache, store, sites, cs, p, now)
+		}
+	}
+}
+
+func checkLayered(t *testing.T, round int, cache *LayerCache, store *topology.Store, sites []string, cs []placement.Resolved, p placement.UnknownRTTPolicy, now time.Time) {
+	t.Helper()
+	n := len(sites)
+	{
 		ls := cache.Layers(now, func() []string { return sites }, store, Delays(cs))
 		j := JudgeLayered(cs, ls, store, p)
 		for _, site := range append(append([]string(nil), sites...), "elsewhere") {
@@ -98,10 +131,10 @@ func TestLayeredEqualsScan(t *testing.T) {
 	}
 }
 
-// TestLayerCacheTolerance checks that the layers are rebuilt only when an
-// RTT moves by more than the tolerance (or the sites change), that a delay a
-// pod asks for becomes a layer, and that the cache looks again only after
-// LayerRefresh.
+// TestLayerCacheTolerance checks that the clusters are rebuilt only when an
+// RTT moves by more than the tolerance (or the sites change), while the
+// feasible sets, and so the verdicts, follow every change at once; and that
+// a delay a pod asks for becomes a layer.
 func TestLayerCacheTolerance(t *testing.T) {
 	clk := clocktesting.NewFakeClock(time.Unix(1e9, 0))
 	store := topology.NewStore(topology.Config{}, clk)
@@ -110,41 +143,46 @@ func TestLayerCacheTolerance(t *testing.T) {
 	}
 	sites := []string{"a", "b"}
 	cache := NewLayerCache([]float64{20}, 1)
-	get := func() *placement.Layers {
-		return cache.Layers(clk.Now(), func() []string { return sites }, store, []float64{10})
+	cs := []placement.Resolved{{Constraint: placement.Constraint{Label: "delay_a", From: "a", MaxMs: 20}, FromSite: "a"}}
+	get := func() (*placement.Layers, placement.Verdict) {
+		ls := cache.Layers(clk.Now(), func() []string { return sites }, store, []float64{10})
+		return ls, JudgeLayered(cs, ls, store, placement.FailClosed).Verdict("b")
 	}
-	first := get()
-	if diff := cmp.Diff([]float64{10, 20}, first.Delays()); diff != "" {
+	ls, v := get()
+	if diff := cmp.Diff([]float64{10, 20}, ls.Delays()); diff != "" {
 		t.Fatalf("delays (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(map[string][][]string{"10ms": {{"a"}, {"b"}}, "20ms": {{"a", "b"}}}, first.Named()); diff != "" {
+	together := map[string][][]string{"10ms": {{"a"}, {"b"}}, "20ms": {{"a", "b"}}}
+	if diff := cmp.Diff(together, ls.Named()); diff != "" {
 		t.Fatalf("layers (-want +got):\n%s", diff)
+	}
+	if !v.OK {
+		t.Fatalf("b at 20ms from a: %+v", v)
 	}
 	if err := store.SetStaticRTT("a", "b", 20.9); err != nil {
 		t.Fatal(err)
 	}
-	clk.Step(LayerRefresh)
-	if get() != first {
-		t.Fatal("an RTT moved by 0.9 ms within a 1 ms tolerance rebuilt the layers")
+	ls, v = get()
+	if diff := cmp.Diff(together, ls.Named()); diff != "" {
+		t.Fatalf("an RTT moved by 0.9 ms within a 1 ms tolerance rebuilt the clusters (-want +got):\n%s", diff)
+	}
+	if want := "delay_a 20ms: b is 20.9ms from a"; v.OK || v.Reason != want {
+		t.Fatalf("b at 20.9ms from a: %+v; want reason %q", v, want)
 	}
 	if err := store.SetStaticRTT("a", "b", 21.5); err != nil {
 		t.Fatal(err)
 	}
-	if get() != first {
-		t.Fatal("the cache looked again before LayerRefresh")
-	}
-	clk.Step(LayerRefresh)
-	second := get()
-	if second == first {
-		t.Fatal("an RTT moved by 1.5 ms beyond a 1 ms tolerance did not rebuild the layers")
-	}
-	if diff := cmp.Diff(map[string][][]string{"10ms": {{"a"}, {"b"}}, "20ms": {{"a"}, {"b"}}}, second.Named()); diff != "" {
-		t.Fatalf("rebuilt layers (-want +got):\n%s", diff)
+	ls, _ = get()
+	if diff := cmp.Diff(map[string][][]string{"10ms": {{"a"}, {"b"}}, "20ms": {{"a"}, {"b"}}}, ls.Named()); diff != "" {
+		t.Fatalf("an RTT moved by 1.5 ms beyond a 1 ms tolerance (-want +got):\n%s", diff)
 	}
 	sites = []string{"a", "b", "c"}
+	if ls, _ := get(); len(ls.Sites()) != 2 {
+		t.Fatalf("the cache looked at the sites again before LayerRefresh with the RTTs unchanged: %v", ls.Sites())
+	}
 	clk.Step(LayerRefresh)
-	if got := get(); got == second || len(got.Sites()) != 3 {
-		t.Fatalf("a new site did not rebuild the layers: %v", got.Sites())
+	if ls, _ := get(); len(ls.Sites()) != 3 {
+		t.Fatalf("a new site did not rebuild the layers: %v", ls.Sites())
 	}
 }
 
