@@ -157,11 +157,7 @@ func writeDelayZones(out io.Writer, delays []float64, layers map[string][][]stri
 	w := &errWriter{w: out}
 	for _, d := range delays {
 		key := placement.FormatDelay(d)
-		zones := make([]string, len(layers[key]))
-		for i, c := range layers[key] {
-			zones[i] = "[" + strings.Join(c, " ") + "]"
-		}
-		w.printf("delay zones within %s: %s\n", key, strings.Join(zones, " "))
+		w.printf("delay zones within %s: %s\n", key, placement.FormatZones(layers[key]))
 	}
 	return w.err
 }
