@@ -13,6 +13,7 @@ import (
 	"k8s.io/component-base/metrics/legacyregistry"
 
 	"github.com/ning-edge/ning/internal/dashboard"
+	"github.com/ning-edge/ning/internal/placement"
 )
 
 // viewOptions are what `ning dashboard` and `ning status` share: the
@@ -22,6 +23,7 @@ type viewOptions struct {
 	source        sourceOptions
 	schedulerName string
 	logLevel      string
+	delayLayers   string
 	dashboard     dashboard.Options
 }
 
@@ -30,10 +32,15 @@ func (o *viewOptions) AddFlags(fs *pflag.FlagSet) {
 	o.source.AddFlags(fs)
 	fs.StringVar(&o.schedulerName, "scheduler-name", dashboard.DefaultSchedulerName, "show the pods with this spec.schedulerName")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&o.delayLayers, "delay-layers", "", "comma-separated delays (e.g. 30ms,80ms) whose delay zones to show, besides each delay_<from> value on the pods shown (the scheduler's delayLayersMs)")
 }
 
 func (o *viewOptions) Validate() error {
-	return errors.Join(o.kube.Validate(), validLogLevel(o.logLevel), o.source.Validate())
+	_, err := placement.ParseDelayLayers(o.delayLayers)
+	if err != nil {
+		err = fmt.Errorf("--delay-layers: %w", err)
+	}
+	return errors.Join(o.kube.Validate(), validLogLevel(o.logLevel), o.source.Validate(), err)
 }
 
 // Config returns the view and the logger.
@@ -48,6 +55,9 @@ func (o *viewOptions) Config() (dashboard.View, *slog.Logger, error) {
 	}
 	d := o.dashboard
 	d.SiteLabel, d.SchedulerName, d.Namespace = o.source.siteLabel, o.schedulerName, ns
+	if d.DelayLayersMs, err = placement.ParseDelayLayers(o.delayLayers); err != nil {
+		return dashboard.View{}, nil, fmt.Errorf("--delay-layers: %w", err)
+	}
 	return dashboard.View{Client: r.client, Store: o.source.store(), Sources: r.sources, Options: d}, r.log, nil
 }
 

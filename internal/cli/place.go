@@ -23,6 +23,7 @@ type placeOptions struct {
 	file          string
 	replicas      int
 	perReplicaRPS float64
+	delayLayers   string
 	output        string
 }
 
@@ -44,10 +45,17 @@ Without --per-replica-rps each site's traffic is served by the nearest replica;
 with it, a replica serves at most that many requests/s and traffic is routed at
 least cost over replicas with spare capacity.
 
+--delay-layers 30ms,80ms also prints seed 002's delay layers ("delay
+zones"): for each delay, the sites grouped into clusters in which every pair is
+within that delay of each other (an unknown RTT joins no two sites). The
+clusters partition the sites. With --delay-layers, --replicas may be left out
+to print only the layers.
+
 Ctrl-C (SIGINT) or SIGTERM stops the planning within milliseconds, with an
 error that names the signal.`,
 		Example: `  ning place -f examples/edge-city.yaml --replicas 4
-  ning place -f examples/continental.yaml --replicas 3 --per-replica-rps 400 -o json`,
+  ning place -f examples/continental.yaml --replicas 3 --per-replica-rps 400 -o json
+  ning place -f examples/edge-city.yaml --delay-layers 5ms,10ms -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signalContext(cmd)
@@ -57,11 +65,11 @@ error that names the signal.`,
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.file, "file", "f", "", "topology file (YAML as in the README; required)")
-	f.IntVar(&o.replicas, "replicas", 0, "number of replicas to place (required)")
+	f.IntVar(&o.replicas, "replicas", 0, "number of replicas to place (required unless --delay-layers is given)")
 	f.Float64Var(&o.perReplicaRPS, "per-replica-rps", 0, "requests/s one replica can serve (0: no limit)")
+	f.StringVar(&o.delayLayers, "delay-layers", "", "comma-separated delays (e.g. 30ms,80ms) to cluster the sites for: print each layer's delay zones")
 	f.StringVarP(&o.output, "output", "o", "table", "output format: table or json")
 	_ = cmd.MarkFlagRequired("file")
-	_ = cmd.MarkFlagRequired("replicas")
 	return cmd
 }
 
@@ -75,6 +83,14 @@ type PlaceResult struct {
 	GapPercent    *float64                 `json:"gapPercent,omitempty"`
 	OptimalNote   string                   `json:"optimalNote,omitempty"`
 	Baselines     map[string]PlacementCost `json:"baselines"`
+	// DelayLayers maps each --delay-layers delay to its clusters of sites.
+	DelayLayers map[string][][]string `json:"delayLayers,omitempty"`
+}
+
+// layersResult is the JSON shape of `ning place --delay-layers` without
+// --replicas.
+type layersResult struct {
+	DelayLayers map[string][][]string `json:"delayLayers"`
 }
 
 // PlacementCost is a placement with its traffic-weighted mean RTT.
@@ -87,7 +103,11 @@ func runPlace(ctx context.Context, out io.Writer, o placeOptions) error {
 	if o.output != "table" && o.output != "json" {
 		return fmt.Errorf("--output %q: want table or json", o.output)
 	}
-	if o.replicas <= 0 {
+	delays, err := placement.ParseDelayLayers(o.delayLayers)
+	if err != nil {
+		return fmt.Errorf("--delay-layers: %w", err)
+	}
+	if o.replicas < 0 || (o.replicas == 0 && len(delays) == 0) {
 		return fmt.Errorf("--replicas %d: want at least 1", o.replicas)
 	}
 	data, err := os.ReadFile(o.file)
@@ -99,16 +119,47 @@ func runPlace(ctx context.Context, out io.Writer, o placeOptions) error {
 		return fmt.Errorf("%s: %w", o.file, err)
 	}
 	p := placement.FromSpec(spec, o.replicas, o.perReplicaRPS)
+	var layers map[string][][]string
+	if len(delays) > 0 {
+		layers = placement.NewLayers(p.Sites, p.RTT, delays).Named()
+	}
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	if o.replicas == 0 {
+		if o.output == "json" {
+			return enc.Encode(layersResult{DelayLayers: layers})
+		}
+		return writeDelayZones(out, delays, layers)
+	}
 	res, err := Place(ctx, p)
 	if err != nil {
 		return fmt.Errorf("%s: %w", o.file, err)
 	}
+	res.DelayLayers = layers
 	if o.output == "json" {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
 		return enc.Encode(res)
 	}
-	return writePlaceTable(out, p, res)
+	if err := writePlaceTable(out, p, res); err != nil {
+		return err
+	}
+	if len(delays) == 0 {
+		return nil
+	}
+	if _, err := fmt.Fprintln(out); err != nil {
+		return err
+	}
+	return writeDelayZones(out, delays, layers)
+}
+
+// writeDelayZones prints each delay layer's clusters, one line a layer:
+// "delay zones within 30ms: [a b] [c]".
+func writeDelayZones(out io.Writer, delays []float64, layers map[string][][]string) error {
+	w := &errWriter{w: out}
+	for _, d := range delays {
+		key := placement.FormatDelay(d)
+		w.printf("delay zones within %s: %s\n", key, placement.FormatZones(layers[key]))
+	}
+	return w.err
 }
 
 // Place runs the planner, the exact optimum and the baselines on one problem;

@@ -221,3 +221,121 @@ func TestExamplesPlanQuality(t *testing.T) {
 		t.Fatalf("%d instances, mean gap %.3f%%", len(gaps), mean)
 	}
 }
+
+// TestPlaceDelayLayers checks `ning place --delay-layers` on a small file
+// (exact clusters, with and without --replicas, JSON and table) and on every
+// example topology: the clusters partition the sites and every pair inside
+// one is within the layer's delay in the file.
+func TestPlaceDelayLayers(t *testing.T) {
+	small := filepath.Join(t.TempDir(), "small.yaml")
+	if err := os.WriteFile(small, []byte(`sites:
+  - {name: siteA, traffic: 10}
+  - {name: siteB, traffic: 10}
+  - {name: siteC, traffic: 10}
+  - {name: siteD, traffic: 10}
+latencyMs:
+  siteA: {siteB: 12, siteC: 70}
+  siteB: {siteC: 60}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCLI(t, "place", "-f", small, "--delay-layers", "30ms,80ms", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{
+  "delayLayers": {
+    "30ms": [
+      [
+        "siteA",
+        "siteB"
+      ],
+      [
+        "siteC"
+      ],
+      [
+        "siteD"
+      ]
+    ],
+    "80ms": [
+      [
+        "siteA",
+        "siteB",
+        "siteC"
+      ],
+      [
+        "siteD"
+      ]
+    ]
+  }
+}
+`
+	if out != want {
+		t.Fatalf("ning place --delay-layers -o json:\n%s\nwant:\n%s", out, want)
+	}
+	out, err = runCLI(t, "place", "-f", small, "--delay-layers", "80,30ms", "--replicas", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkContains(t, "ning place --delay-layers --replicas 1", out, "NING",
+		"delay zones within 30ms: [siteA siteB] [siteC] [siteD]\n",
+		"delay zones within 80ms: [siteA siteB siteC] [siteD]\n")
+	if _, err := runCLI(t, "place", "-f", small, "--delay-layers", "30ms,soon"); err == nil ||
+		err.Error() != `--delay-layers: delay layer "soon" is not a delay (want e.g. 30ms or 30)` {
+		t.Fatalf("bad --delay-layers: err = %v", err)
+	}
+
+	files, err := filepath.Glob("../../examples/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no examples: %v", err)
+	}
+	for _, file := range files {
+		out, err := runCLI(t, "place", "-f", file, "--delay-layers", "2ms,5ms,10ms,30ms,80ms", "--replicas", "1", "-o", "json")
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		var res PlaceResult
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatalf("%s: output is not JSON: %v", file, err)
+		}
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec, err := topology.ParseSpec(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := placement.FromSpec(spec, 1, 0)
+		index := map[string]int{}
+		for i, s := range p.Sites {
+			index[s] = i
+		}
+		if len(res.DelayLayers) != 5 {
+			t.Fatalf("%s: %d layers, want 5", file, len(res.DelayLayers))
+		}
+		for key, clusters := range res.DelayLayers {
+			d, err := placement.ParseDelayLayers(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]bool{}
+			for _, c := range clusters {
+				for _, a := range c {
+					if seen[a] {
+						t.Errorf("%s %s: %s in two clusters", file, key, a)
+					}
+					seen[a] = true
+					for _, b := range c {
+						if r := math.Max(p.RTT[index[a]][index[b]], p.RTT[index[b]][index[a]]); r > d[0] {
+							t.Errorf("%s %s: %s and %s share a cluster %v ms apart", file, key, a, b, r)
+						}
+					}
+				}
+			}
+			if len(seen) != len(p.Sites) {
+				t.Errorf("%s %s: clusters cover %d of %d sites", file, key, len(seen), len(p.Sites))
+			}
+		}
+	}
+}

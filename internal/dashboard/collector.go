@@ -49,6 +49,10 @@ type Options struct {
 	// PerReplicaRPS is how much traffic one replica serves when the weighted
 	// mean RTT is computed, as the scheduler's per-replica rate; 0 means no limit.
 	PerReplicaRPS float64
+	// DelayLayersMs are the delays (ms) whose delay zones a snapshot shows,
+	// besides each distinct delay_<from> value on the pods shown (the
+	// scheduler's delayLayersMs).
+	DelayLayersMs []float64
 	// Clock drives the sampling and stamps snapshots (the real clock).
 	Clock clock.WithTicker
 }
@@ -237,7 +241,7 @@ func (c *Collector) current() (Snapshot, error) {
 			mine = append(mine, p)
 		}
 	}
-	return build(inputs{nodes: nodes, pods: mine, events: events, siteLabel: c.opts.SiteLabel, decisions: c.opts.Decisions, perReplica: c.opts.PerReplicaRPS}, c.store), nil
+	return build(inputs{nodes: nodes, pods: mine, events: events, siteLabel: c.opts.SiteLabel, decisions: c.opts.Decisions, perReplica: c.opts.PerReplicaRPS, delayLayers: c.opts.DelayLayersMs}, c.store), nil
 }
 
 // sample records the replicas per site now.

@@ -16,6 +16,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/ning-edge/ning/internal/placement"
 	"github.com/ning-edge/ning/internal/policy"
 	"github.com/ning-edge/ning/internal/topology"
 )
@@ -40,6 +41,11 @@ type Snapshot struct {
 	History []Sample `json:"history"`
 	// Decisions are ning's recent Events, newest first.
 	Decisions []Decision `json:"decisions"`
+	// DelayZones are seed 002's delay layers: for each delay (the
+	// configured ones and each distinct delay_<from> value on the pods
+	// shown), keyed as "30ms", the sites grouped into clusters in which
+	// every pair is within that delay of each other (placement.Layers).
+	DelayZones map[string][][]string `json:"delayZones,omitempty"`
 	// Updates says when the store last received each kind of data.
 	Updates Updates `json:"updates"`
 	// Comparison is ning's placement beside the default scheduler's and the
@@ -206,6 +212,8 @@ type inputs struct {
 	siteLabel  string
 	decisions  int     // how many to keep
 	perReplica float64 // Options.PerReplicaRPS
+	// delayLayers are Options.DelayLayersMs.
+	delayLayers []float64
 }
 
 // build computes a snapshot (without Time, Synced and History) from the
@@ -279,6 +287,9 @@ func build(in inputs, store Store) Snapshot {
 			}
 		}
 	}
+	if delays := zoneDelays(in); len(delays) > 0 {
+		s.DelayZones = placement.NewLayers(names, matrix, delays).Named()
+	}
 	best := 0.0
 	for _, name := range names {
 		if rps, ok := traffic[name]; ok && rps > best {
@@ -310,6 +321,31 @@ func build(in inputs, store Store) Snapshot {
 	u := store.LastUpdates()
 	s.Updates = Updates{RTT: u.RTT, Traffic: u.Traffic, Load: u.Load}
 	return s
+}
+
+// zoneDelays are the delays whose zones a snapshot shows: the configured
+// ones and each distinct delay_<from> value on the pods (a malformed label
+// is the scheduler's to report; its valid neighbours still count), sorted.
+func zoneDelays(in inputs) []float64 {
+	seen := map[float64]bool{}
+	var out []float64
+	add := func(d float64) {
+		if !seen[d] && len(out) < placement.MaxDelayLayers {
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
+	for _, d := range in.delayLayers {
+		add(d)
+	}
+	for _, p := range in.pods {
+		cs, _ := placement.ParseConstraints(p.Labels)
+		for _, c := range cs {
+			add(c.MaxMs)
+		}
+	}
+	sort.Float64s(out)
+	return out
 }
 
 func ready(n *v1.Node) bool {

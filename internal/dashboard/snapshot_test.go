@@ -149,3 +149,36 @@ func TestSelect(t *testing.T) {
 		t.Errorf("Select on an empty snapshot: %v", err)
 	}
 }
+
+// TestBuildDelayZones: the configured delays and each delay_<from> value on
+// the pods shown become delay zones over the fixture's sites (dallas-austin
+// 8 ms, dallas-toronto 34, austin-toronto 40, dallas-paris 95, the rest
+// unknown), and the status table prints them, smallest delay first.
+func TestBuildDelayZones(t *testing.T) {
+	in := fixtureInputs()
+	in.delayLayers = []float64{40, 10}
+	in.pods[0].Labels["delay_dallas"] = "35"
+	in.pods[0].Labels["delay_bad"] = "soon"
+	s := build(in, fixtureStore(t))
+	want := map[string][][]string{
+		"10ms": {{"austin", "dallas"}, {"edge-x"}, {"paris"}, {"toronto"}},
+		"35ms": {{"austin", "dallas"}, {"edge-x"}, {"paris"}, {"toronto"}},
+		"40ms": {{"austin", "dallas", "toronto"}, {"edge-x"}, {"paris"}},
+	}
+	if d := cmp.Diff(want, s.DelayZones); d != "" {
+		t.Fatalf("delay zones (-want +got):\n%s", d)
+	}
+	var b strings.Builder
+	if err := WriteTable(&b, s, ""); err != nil {
+		t.Fatal(err)
+	}
+	wantLines := "delay zones within 10ms: [austin dallas] [edge-x] [paris] [toronto]\n" +
+		"delay zones within 35ms: [austin dallas] [edge-x] [paris] [toronto]\n" +
+		"delay zones within 40ms: [austin dallas toronto] [edge-x] [paris]\n"
+	if !strings.Contains(b.String(), wantLines) {
+		t.Fatalf("status table lacks the delay zones %q:\n%s", wantLines, b.String())
+	}
+	if s := build(fixtureInputs(), fixtureStore(t)); s.DelayZones != nil {
+		t.Fatalf("no delays: zones %v", s.DelayZones)
+	}
+}

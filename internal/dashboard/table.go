@@ -3,10 +3,13 @@ package dashboard
 import (
 	"fmt"
 	"io"
+	"math"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/ning-edge/ning/internal/placement"
 	"github.com/ning-edge/ning/internal/policy"
 )
 
@@ -64,6 +67,7 @@ func WriteTable(w io.Writer, s Snapshot, workload string) error {
 	if s.Busiest == "" {
 		b.WriteString("(no traffic data: no busiest site to measure RTT from)\n")
 	}
+	writeZones(&b, s.DelayZones)
 	b.WriteString("\n")
 	if len(s.Workloads) == 0 {
 		b.WriteString("no ning-scheduled workloads\n")
@@ -96,6 +100,26 @@ func WriteTable(w io.Writer, s Snapshot, workload string) error {
 		return fmt.Errorf("writing the table: %w", err)
 	}
 	return nil
+}
+
+// writeZones prints the delay zones, one line a delay, smallest first:
+// "delay zones within 30ms: [a b] [c]".
+func writeZones(b *strings.Builder, zones map[string][][]string) {
+	keys := make([]string, 0, len(zones))
+	for k := range zones {
+		keys = append(keys, k)
+	}
+	delay := func(k string) float64 {
+		d, err := placement.ParseDelayLayers(k)
+		if err != nil || len(d) == 0 {
+			return math.Inf(1)
+		}
+		return d[0]
+	}
+	sort.Slice(keys, func(i, j int) bool { return delay(keys[i]) < delay(keys[j]) })
+	for _, k := range keys {
+		fmt.Fprintf(b, "delay zones within %s: %s\n", k, placement.FormatZones(zones[k]))
+	}
 }
 
 // columns writes rows as aligned columns.

@@ -34,12 +34,17 @@ type DelayJudgement struct {
 
 // JudgeSites judges every site once (sites may repeat).
 func JudgeSites(cs []placement.Resolved, sites []string, rtt placement.RTTLookup, p placement.UnknownRTTPolicy) *DelayJudgement {
+	return judge(sites, func(site string) placement.Verdict { return placement.CheckSite(cs, site, rtt, p) })
+}
+
+// judge judges every site once with verdict.
+func judge(sites []string, verdict func(site string) placement.Verdict) *DelayJudgement {
 	j := &DelayJudgement{Verdicts: make(map[string]placement.Verdict, len(sites))}
 	for _, site := range sites {
 		if _, done := j.Verdicts[site]; done {
 			continue
 		}
-		v := placement.CheckSite(cs, site, rtt, p)
+		v := verdict(site)
 		j.Verdicts[site] = v
 		switch {
 		case !v.OK && v.Unknown:

@@ -63,7 +63,23 @@ type NetworkLatencyArgs struct {
 	// Either way, when every site would fail only because RTTs are unknown, the
 	// plugin fails open for that pod rather than filter every node.
 	UnknownRTT UnknownRTTPolicy `json:"unknownRTT,omitempty"`
+	// DelayLayersMs are the delays, in ms, the sites are clustered for before
+	// any pod asks (seed 002's initial layer delays); each distinct delay a
+	// pod's delay_<from> label asks for is added.
+	DelayLayersMs []float64 `json:"delayLayersMs,omitempty"`
+	// DelayLayerToleranceMs is how far an RTT may move before the delay
+	// layers are rebuilt; nil means DefaultDelayLayerToleranceMs.
+	DelayLayerToleranceMs *float64 `json:"delayLayerToleranceMs,omitempty"`
 }
+
+// DefaultDelayLayerToleranceMs is NetworkLatencyArgs.DelayLayerToleranceMs's default.
+const DefaultDelayLayerToleranceMs = 1.0
+
+// MaxDelayLayers bounds NetworkLatencyArgs.DelayLayersMs.
+const MaxDelayLayers = 64
+
+// maxDelayMs is the largest delay a layer or a delay_<from> label takes.
+const maxDelayMs = 60_000.0
 
 // SetDefaults fills unset fields.
 func (a *NetworkLatencyArgs) SetDefaults() {
@@ -73,6 +89,10 @@ func (a *NetworkLatencyArgs) SetDefaults() {
 	if a.UnknownRTT == "" {
 		a.UnknownRTT = FailClosed
 	}
+	if a.DelayLayerToleranceMs == nil {
+		t := DefaultDelayLayerToleranceMs
+		a.DelayLayerToleranceMs = &t
+	}
 }
 
 // Validate checks the arguments.
@@ -80,6 +100,17 @@ func (a *NetworkLatencyArgs) Validate(path *field.Path) field.ErrorList {
 	errs := validateSiteLabel(a.SiteLabel, path.Child("siteLabel"))
 	if a.UnknownRTT != FailClosed && a.UnknownRTT != FailOpen {
 		errs = append(errs, field.NotSupported(path.Child("unknownRTT"), a.UnknownRTT, []string{string(FailClosed), string(FailOpen)}))
+	}
+	if len(a.DelayLayersMs) > MaxDelayLayers {
+		errs = append(errs, field.TooMany(path.Child("delayLayersMs"), len(a.DelayLayersMs), MaxDelayLayers))
+	}
+	for i, d := range a.DelayLayersMs {
+		if math.IsNaN(d) || d < 0 || d > maxDelayMs {
+			errs = append(errs, field.Invalid(path.Child("delayLayersMs").Index(i), d, fmt.Sprintf("want a delay in ms from 0 to %v", maxDelayMs)))
+		}
+	}
+	if t := a.DelayLayerToleranceMs; t != nil && (math.IsNaN(*t) || *t < 0 || *t > maxDelayMs) {
+		errs = append(errs, field.Invalid(path.Child("delayLayerToleranceMs"), *t, fmt.Sprintf("want a tolerance in ms from 0 to %v", maxDelayMs)))
 	}
 	return errs
 }

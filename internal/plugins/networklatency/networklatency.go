@@ -39,6 +39,8 @@ type Plugin struct {
 	handle  framework.Handle
 	clock   clock.PassiveClock
 	warned  sync.Once
+	// layers keeps the delay layers the PreFilter judges by.
+	layers *policy.LayerCache
 
 	// open holds the pods whose constraints fail open, until when.
 	open policy.FailOpenLatch
@@ -63,6 +65,7 @@ func Factory(rtt placement.RTTLookup, m *schedmetrics.Metrics) frameworkruntime.
 			return nil, fmt.Errorf("%s: %w", Name, err)
 		}
 		p.index = index
+		p.layers = policy.NewLayerCache(p.args.DelayLayersMs, *p.args.DelayLayerToleranceMs)
 		p.locate = index.Locator(h.SharedInformerFactory().Core().V1().Pods().Lister())
 		return p, nil
 	}
@@ -72,13 +75,16 @@ func Factory(rtt placement.RTTLookup, m *schedmetrics.Metrics) frameworkruntime.
 func (p *Plugin) Name() string { return Name }
 
 type preFilterState struct {
-	*policy.DelayJudgement
+	*policy.LayeredJudgement
 }
 
 func (s *preFilterState) Clone() fwk.StateData { return s }
 
 // PreFilter parses the pod's delay labels, finds the site of every <from>, and
-// judges each site once, so that Filter is a lookup per node.
+// takes each constraint's feasible set from the delay layer for its delay
+// (placement.Layers, kept by policy.LayerCache: a layer is added for a delay
+// no pod asked for before), so that Filter is a lookup per node and the cost
+// per pod does not grow with the number of sites.
 func (p *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.Pod, _ []fwk.NodeInfo) (*framework.PreFilterResult, *fwk.Status) {
 	cs, err := placement.ParseConstraints(pod.Labels)
 	if err != nil {
@@ -94,7 +100,8 @@ func (p *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.Po
 		return nil, fwk.NewStatus(fwk.Unschedulable, err.Error())
 	}
 	unknownRTT := p.open.Policy(pod.UID, policy.UnknownRTT(p.args.UnknownRTT), p.clock.Now())
-	state.Write(stateKey, &preFilterState{policy.JudgeSites(resolved, p.index.Sites(), p.rtt, unknownRTT)})
+	layers := p.layers.Layers(p.clock.Now(), p.index.Sites, p.rtt, policy.Delays(resolved))
+	state.Write(stateKey, &preFilterState{policy.JudgeLayered(resolved, layers, p.rtt, unknownRTT)})
 	return nil, nil
 }
 
@@ -119,12 +126,7 @@ func (p *Plugin) Filter(_ context.Context, state fwk.CycleState, _ *v1.Pod, ni f
 	if !ok {
 		return fwk.AsStatus(fmt.Errorf("%s state has type %T", Name, data))
 	}
-	site := p.siteOf(ni.Node())
-	v, known := st.Verdicts[site]
-	if !known {
-		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("site %s was not judged in PreFilter", site))
-	}
-	if !v.OK {
+	if v := st.Verdict(p.siteOf(ni.Node())); !v.OK {
 		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, v.Reason)
 	}
 	return nil
@@ -150,10 +152,14 @@ func (p *Plugin) PostFilter(ctx context.Context, state fwk.CycleState, pod *v1.P
 		return nil, fwk.NewStatus(fwk.Unschedulable) // no delay constraints: nothing to relax
 	}
 	st, ok := data.(*preFilterState)
-	if !ok || !st.CanFailOpen() || !p.open.Latch(pod.UID, p.clock.Now()) {
+	if !ok {
 		return nil, fwk.NewStatus(fwk.Unschedulable)
 	}
-	sites := st.UnknownOnly
+	j := st.Judgement(p.index.Sites())
+	if !j.CanFailOpen() || !p.open.Latch(pod.UID, p.clock.Now()) {
+		return nil, fwk.NewStatus(fwk.Unschedulable)
+	}
+	sites := j.UnknownOnly
 	p.metrics.FailOpen.Inc()
 	p.metrics.MissingData.WithLabelValues(Name, "rtt").Inc()
 	logger := klog.FromContext(ctx)

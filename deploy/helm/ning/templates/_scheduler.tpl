@@ -39,6 +39,10 @@ profiles:
         args:
           siteLabel: {{ .Values.siteLabel }}
           unknownRTT: {{ $p.unknownRTT }}
+          {{- with $p.delayLayersMs }}
+          delayLayersMs: {{ toJson . }}
+          {{- end }}
+          delayLayerToleranceMs: {{ $p.delayLayerToleranceMs }}
       - name: TrafficLatency
         args:
           siteLabel: {{ .Values.siteLabel }}
