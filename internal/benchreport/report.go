@@ -328,10 +328,10 @@ func measurePlanner(ctx context.Context, quick bool) []PlannerTime {
 	return out
 }
 
-// The sizes and instances per size and kind of the quality-at-scale
-// measurement.
+// BoundSites are the sizes of the quality-at-scale measurement.
 var BoundSites = []int{50, 100, 500, 1000}
 
+// BoundInstances is its number of instances per size and kind.
 const BoundInstances = 50
 
 // MaxLimitedBoundSites is the largest size the quality at scale is measured

@@ -53,7 +53,7 @@ func ClassicalMDS(d [][]float64) ([]Point, error) {
 		}
 	}
 	var eig mat.EigenSym
-	if !eig.Factorize(b, true) {
+	if !eig.Factorize(b, true) { //nolint:misspell // gonum's method name
 		return nil, errors.New("mds: the eigendecomposition did not converge")
 	}
 	values := eig.Values(nil)

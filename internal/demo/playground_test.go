@@ -8,7 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-var sites = []string{"airport", "downtown", "harbor"}
+var sites = []string{"airport", "downtown", "harbour"}
 
 func TestParseTraffic(t *testing.T) {
 	tests := []struct {
@@ -17,18 +17,18 @@ func TestParseTraffic(t *testing.T) {
 		want map[string]float64
 		err  string
 	}{
-		{"every site", map[string]string{"airport": "500", "downtown": "12.5", "harbor": "0"},
-			map[string]float64{"airport": 500, "downtown": 12.5, "harbor": 0}, ""},
+		{"every site", map[string]string{"airport": "500", "downtown": "12.5", "harbour": "0"},
+			map[string]float64{"airport": 500, "downtown": 12.5, "harbour": 0}, ""},
 		{"a site left out has none", map[string]string{"airport": " 7 "}, map[string]float64{"airport": 7}, ""},
 		{"unknown site", map[string]string{"airport": "1", "moon": "3"}, nil,
-			`"moon" is not a site of the topology (sites: airport, downtown, harbor)`},
+			`"moon" is not a site of the topology (sites: airport, downtown, harbour)`},
 		{"not a number", map[string]string{"airport": "lots"}, nil, `airport: "lots": want req/s, a finite number of 0 or more`},
-		{"negative", map[string]string{"airport": "-1", "harbor": "2"}, nil, `airport: "-1": want req/s, a finite number of 0 or more`},
+		{"negative", map[string]string{"airport": "-1", "harbour": "2"}, nil, `airport: "-1": want req/s, a finite number of 0 or more`},
 		{"NaN", map[string]string{"airport": "NaN"}, nil, `airport: "NaN": want req/s, a finite number of 0 or more`},
 		{"infinite", map[string]string{"airport": "+Inf"}, nil, `airport: "+Inf": want req/s, a finite number of 0 or more`},
 		{"no traffic", map[string]string{"airport": "0"}, nil, "no site has traffic: give at least one a rate above 0"},
-		{"every error", map[string]string{"moon": "1", "harbor": "x"}, nil,
-			"harbor: \"x\": want req/s, a finite number of 0 or more\n\"moon\" is not a site of the topology (sites: airport, downtown, harbor)"},
+		{"every error", map[string]string{"moon": "1", "harbour": "x"}, nil,
+			"harbour: \"x\": want req/s, a finite number of 0 or more\n\"moon\" is not a site of the topology (sites: airport, downtown, harbour)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,11 +50,11 @@ func TestParseTraffic(t *testing.T) {
 }
 
 func TestParseAssignments(t *testing.T) {
-	got, err := ParseAssignments([]string{"airport=500", "harbor=0.5"})
+	got, err := ParseAssignments([]string{"airport=500", "harbour=0.5"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(map[string]float64{"airport": 500, "harbor": 0.5}, got); diff != "" {
+	if diff := cmp.Diff(map[string]float64{"airport": 500, "harbour": 0.5}, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	for _, tt := range []struct {
@@ -77,7 +77,7 @@ func TestParseAssignments(t *testing.T) {
 // and what it accepts is finite, at known sites, with some traffic.
 func FuzzParseTraffic(f *testing.F) {
 	f.Add("airport", "500", "moon", "1")
-	f.Add("harbor", "1e308", "downtown", "-0")
+	f.Add("harbour", "1e308", "downtown", "-0")
 	f.Fuzz(func(t *testing.T, k1, v1, k2, v2 string) {
 		got, err := ParseTraffic(map[string]string{k1: v1, k2: v2}, sites)
 		if err != nil {

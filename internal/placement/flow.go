@@ -49,11 +49,8 @@ type flow struct {
 	done []bool
 	heap nodeHeap
 	open []int // the sites in the network: with capacity or flow
-	// The blocking phase's scratch: nodes seen by this search, nodes
-	// found to lead nowhere in this phase, and the path found.
-	seen, dead   []int
-	stamp, phase int
-	path         []int
+	// path is the augmenting path found last.
+	path []int
 
 	// The trial's saved state.
 	trial     bool
@@ -177,8 +174,7 @@ func (fl *flow) setCap(j int, c float64) {
 }
 
 // node indices
-func (fl *flow) siteNode(j int) int { return len(fl.src) + j }
-func (fl *flow) sinkNode() int      { return len(fl.src) + fl.n }
+func (fl *flow) sinkNode() int { return len(fl.src) + fl.n }
 
 func (fl *flow) imbalance(v int) float64 {
 	S := len(fl.src)

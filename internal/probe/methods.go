@@ -50,7 +50,7 @@ func probeICMP(ctx context.Context, host string, privileged bool, o Options) ([]
 	if lastTimeout != nil {
 		lastTimeout.Stop()
 	}
-	if err != nil && !(errors.Is(err, context.Canceled) && ctx.Err() == nil) {
+	if err != nil && (!errors.Is(err, context.Canceled) || ctx.Err() != nil) {
 		if isPermission(err) {
 			return nil, 0, fmt.Errorf("%w: %v", errUnavailable, err)
 		}
