@@ -69,6 +69,11 @@ type Silence struct {
 	// Heard is the data plane's last sign of the node's site: a probe that
 	// reached it, or a report from it (zero: none).
 	Heard time.Time
+	// SiteLinkUp is true when another node of the node's site still renews
+	// its Lease: the site's link to the control plane is up, so the
+	// silence is the node's own, and the data plane's signs of the site
+	// (from its other nodes) say nothing of this node.
+	SiteLinkUp bool
 }
 
 // Verdict is JudgeSilence's answer.
@@ -89,7 +94,9 @@ type Verdict struct {
 //     site whose WAN link is down is alive to nobody, and may still serve
 //     its local users);
 //   - otherwise it is cut off while the data plane has heard its site after
-//     Due and within Window, and Autonomy has not passed since Since;
+//     Due and within Window, Autonomy has not passed since Since, and no
+//     other node of its site still reaches the control plane (SiteLinkUp: a
+//     partition cuts a site off, not one of its nodes);
 //   - otherwise it is dead.
 func JudgeSilence(r PartitionRule, s Silence, a Autonomy, now time.Time) Verdict {
 	if a.Set {
@@ -104,6 +111,9 @@ func JudgeSilence(r PartitionRule, s Silence, a Autonomy, now time.Time) Verdict
 	}
 	if r.Window <= 0 || r.Autonomy <= 0 {
 		return Verdict{Fate: FateDead, Why: "partitions are not told from deaths (no data-plane window or partition autonomy)"}
+	}
+	if s.SiteLinkUp {
+		return Verdict{Fate: FateDead, Why: "another node of its site still renews its Lease: the site reaches the control plane, so the node itself is silent"}
 	}
 	alive := !s.Heard.IsZero() && s.Heard.After(s.Due) && now.Sub(s.Heard) <= r.Window
 	if !alive {

@@ -22,13 +22,14 @@ func TestJudgeSilence(t *testing.T) {
 	}
 	const never = -1
 	tests := []struct {
-		name      string
-		rule      PartitionRule
-		heard     time.Duration // since t0; never: no sign at all
-		autonomy  Autonomy
-		at        time.Duration // since t0
-		want      Fate
-		wantUntil time.Duration // since t0; 0: none
+		name       string
+		rule       PartitionRule
+		heard      time.Duration // since t0; never: no sign at all
+		autonomy   Autonomy
+		siteLinkUp bool
+		at         time.Duration // since t0
+		want       Fate
+		wantUntil  time.Duration // since t0; 0: none
 	}{
 		{name: "the data plane hears the site after the missed renewal: cut off", rule: rule, heard: 18 * time.Second, at: 20 * time.Second,
 			want: FateCutOff, wantUntil: 5 * time.Minute},
@@ -37,6 +38,8 @@ func TestJudgeSilence(t *testing.T) {
 		{name: "the data plane stopped hearing it too: dead after the window", rule: rule, heard: 18 * time.Second, at: 29 * time.Second, want: FateDead},
 		{name: "still heard, within the window", rule: rule, heard: 18 * time.Second, at: 28 * time.Second, want: FateCutOff, wantUntil: 5 * time.Minute},
 		{name: "still heard, past the autonomy bound: dead", rule: rule, heard: 5*time.Minute - time.Second, at: 5 * time.Minute, want: FateDead},
+		{name: "heard, but another node of the site still renews its Lease: dead", rule: rule, heard: 18 * time.Second, siteLinkUp: true,
+			at: 20 * time.Second, want: FateDead},
 		{name: "window 0: partitions are deaths", rule: PartitionRule{Autonomy: time.Minute}, heard: 18 * time.Second, at: 20 * time.Second, want: FateDead},
 		{name: "autonomy 0: partitions are deaths", rule: PartitionRule{Window: time.Minute}, heard: 18 * time.Second, at: 20 * time.Second, want: FateDead},
 		{name: "annotated: cut off within its bound, though the data plane hears nothing", rule: rule, heard: never,
@@ -48,7 +51,9 @@ func TestJudgeSilence(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			clk := clocktesting.NewFakePassiveClock(t0)
 			clk.SetTime(t0.Add(tt.at))
-			v := JudgeSilence(tt.rule, silence(tt.heard), tt.autonomy, clk.Now())
+			sl := silence(tt.heard)
+			sl.SiteLinkUp = tt.siteLinkUp
+			v := JudgeSilence(tt.rule, sl, tt.autonomy, clk.Now())
 			if v.Fate != tt.want {
 				t.Errorf("fate %s (%s), want %s", v.Fate, v.Why, tt.want)
 			}

@@ -51,6 +51,8 @@ type healer struct {
 	// not parse, as said once.
 	fates       map[string]policy.Fate
 	badAutonomy map[string]string
+	// linkUp is the last decide's sitesLinkUp.
+	linkUp map[string]map[string]bool
 
 	// heard is the data plane's last sign of a site (nil: none);
 	// deployments, the Deployments that a cut-off node's capacity is added
@@ -156,8 +158,12 @@ func (h *healer) judgeSilence(n *v1.Node, l nodeLease, s leaseSeen, now time.Tim
 		since = l.renew
 	}
 	sl := policy.Silence{Since: since, Due: since.Add(renewalPeriod(l, h.cfg.NodeDownAfter))}
+	site := topology.SiteOf(n.Name, n.Labels, h.cfg.SiteLabel)
 	if h.heard != nil {
-		sl.Heard = h.heard(topology.SiteOf(n.Name, n.Labels, h.cfg.SiteLabel))
+		sl.Heard = h.heard(site)
+	}
+	for other := range h.linkUp[site] {
+		sl.SiteLinkUp = sl.SiteLinkUp || other != n.Name
 	}
 	a, err := policy.NodeAutonomy(n.Annotations)
 	if err != nil {
@@ -174,6 +180,24 @@ func (h *healer) judgeSilence(n *v1.Node, l nodeLease, s leaseSeen, now time.Tim
 	}
 	v := policy.JudgeSilence(h.cfg.partitionRule(), sl, a, now)
 	return nodeHealth{down: true, unreachable: true, cutOff: v.Fate == policy.FateCutOff, why: fmt.Sprintf("its Lease has not been renewed for %s; %s", now.Sub(s.observed).Round(time.Second), v.Why)}
+}
+
+// sitesLinkUp maps each site to its nodes whose Lease was renewed within
+// nodeDownAfter of now: while another node of a silent node's site is among
+// them, the site's link to the control plane is up, and the node is not cut
+// off with its site (policy.Silence.SiteLinkUp).
+func sitesLinkUp(nodes []*v1.Node, leases map[string]nodeLease, now time.Time, nodeDownAfter time.Duration, siteLabel string) map[string]map[string]bool {
+	up := map[string]map[string]bool{}
+	for _, n := range nodes {
+		if l, ok := leases[n.Name]; ok && !l.renew.IsZero() && now.Sub(l.renew) < nodeDownAfter {
+			site := topology.SiteOf(n.Name, n.Labels, siteLabel)
+			if up[site] == nil {
+				up[site] = map[string]bool{}
+			}
+			up[site][n.Name] = true
+		}
+	}
+	return up
 }
 
 // renewalPeriod is how often a node renews its Lease: a quarter of the
@@ -286,6 +310,7 @@ func (h *healer) decide(ctx context.Context, nodes []*v1.Node, leases map[string
 		h.log.WarnContext(ctx, "no node Lease renewal seen for the node-down delay: taking the view as stale, judging no node", "since", now.Sub(h.leaseEvent).Round(time.Second))
 		return nil
 	}
+	h.linkUp = sitesLinkUp(nodes, leases, now, h.cfg.NodeDownAfter, h.cfg.SiteLabel)
 	down := map[string]nodeHealth{}
 	known := make(map[string]bool, len(nodes))
 	for _, n := range nodes {

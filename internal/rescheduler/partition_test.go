@@ -49,6 +49,7 @@ func TestHealerPartition(t *testing.T) {
 		name       string
 		heardUntil time.Duration // the data plane's last sign of site a, after t0 (-1: never)
 		autonomy   string        // n1's node.openyurt.io/autonomy-duration ("": none)
+		siteMate   bool          // n2, which renews, is in site a too
 		edit       func(*Config)
 		until      time.Duration
 		want       []partitioned // the first check, then each change
@@ -62,6 +63,9 @@ func TestHealerPartition(t *testing.T) {
 		{name: "still heard: dead once the partition autonomy has passed",
 			heardUntil: time.Hour, edit: func(c *Config) { c.PartitionAutonomy = 3 * time.Minute }, until: 4 * time.Minute,
 			want: []partitioned{{At: 20, Taint: true, Surge: map[string]int{"web-5d8f": 2}, Fate: policy.FateCutOff}, cutOff(21), dead(180, false), {At: 181, Release: true}}},
+		{name: "heard, but another node of its site still renews: the node itself is silent, dead",
+			heardUntil: time.Hour, siteMate: true, until: time.Minute,
+			want: []partitioned{dead(20, true), {At: 21, Release: true}}},
 		{name: "partition detection off: dead, as before", heardUntil: time.Hour, edit: func(c *Config) { c.DataPlaneWindow = 0 }, until: time.Minute,
 			want: []partitioned{dead(20, true), {At: 21, Release: true}}},
 		{name: "OpenYurt autonomy: cut off for its bound though the data plane hears nothing",
@@ -87,7 +91,11 @@ func TestHealerPartition(t *testing.T) {
 			if tt.autonomy != "" {
 				b.n.Annotations = map[string]string{policy.AutonomyAnnotation: tt.autonomy}
 			}
-			nodes := []*v1.Node{b.obj(), makeNode("n2", "b").obj(), makeNode("n3", "c").obj()}
+			mateSite := "b"
+			if tt.siteMate {
+				mateSite = "a"
+			}
+			nodes := []*v1.Node{b.obj(), makeNode("n2", mateSite).obj(), makeNode("n3", "c").obj()}
 			leases := map[string]nodeLease{"n1": {renew: t0, duration: 40 * time.Second}, "n2": {renew: t0}, "n3": {renew: t0}}
 			h.sawLease()
 			h.decide(context.Background(), nodes, leases, pods)
