@@ -43,7 +43,7 @@ test: ## vet; unit tests (with -race where a C compiler is found); integration t
 	$(MAKE) test-quality
 
 test-integration: ## the real scheduler, controllers and apiserver together, and the ning binary
-	$(GO) test -count=1 -v -skip 'TestPartitionedSite|TestPartitionOrDeath|TestDemoNetns' ./test/... 2>&1 | grep -E '^(=== RUN|\s*--- |ok|FAIL|PASS|panic)|_test.go:'
+	$(GO) test -count=1 -v -timeout 20m -skip 'TestPartitionedSite|TestPartitionOrDeath|TestDemoNetns' ./test/... 2>&1 | grep -E '^(=== RUN|\s*--- |ok|FAIL|PASS|panic)|_test.go:'
 
 
 test-quality: ## planner vs exact optimum: 1,000 random instances, the harder families, past misses, the examples (prints the gaps)
