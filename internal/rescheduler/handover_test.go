@@ -486,8 +486,8 @@ func markRunning(ctx context.Context, t *testing.T, c kubernetes.Interface, name
 	}
 }
 
-// TestPartitionCrashAfterSurge: node a-0 is cut off (its Lease silent, its
-// site a heard by the data plane), and the leader crashes right after it
+// TestPartitionCrashAfterSurge: node a-0 is cut off (site a's Leases silent,
+// the site heard by the data plane), and the leader crashes right after it
 // has added the replicas for a-0's two pods to their Deployment. The next
 // leader keeps the taint and the pods, adds no replicas again (the
 // Deployment's annotation says they are there), and once the data plane
@@ -537,7 +537,9 @@ func TestPartitionCrashAfterSurge(t *testing.T) {
 	b := e.replica("b", nil)
 	for !a.crashed.Load() && e.at() < 10 {
 		if e.at() == 2 {
-			e.silent["a-0"] = true
+			// The whole site falls silent (a partition cuts a site off):
+			// while a-1 renewed, a-0 would be dead, not cut off.
+			e.silent["a-0"], e.silent["a-1"] = true, true
 		}
 		e.tick(a)
 		watchReplicas()
