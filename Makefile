@@ -97,7 +97,7 @@ bench-go: ## the Go benchmarks (planner, handlers)
 
 FUZZ_TARGETS = topology:FuzzParseSpec topology:FuzzParseCSVMatrix placement:FuzzParseConstraints \
   source:FuzzDecodeLatencyReport source:FuzzHandleMQTT source:FuzzDecodeCheckAll source:FuzzDecodeScores \
-  discover:FuzzOTLPExport extender:FuzzFilterRequest extender:FuzzPrioritizeRequest extender:FuzzBindRequest demo:FuzzParseTraffic
+  discover:FuzzOTLPExport extender:FuzzFilterRequest extender:FuzzPrioritizeRequest extender:FuzzBindRequest demo:FuzzParseTraffic policy:FuzzMaxPerSite
 
 fuzz: ## run each fuzz target for FUZZTIME (a count of inputs, or a duration)
 	@set -e; for t in $(FUZZ_TARGETS); do \
