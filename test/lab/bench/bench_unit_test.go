@@ -158,3 +158,45 @@ func TestSettleTime(t *testing.T) {
 		})
 	}
 }
+
+// TestQueueFloor checks the simulated M/D/1 queue against Erlang's exact
+// waiting-time distribution, W(t) = (1-ρ) Σ_{k≤t/D} (λ(kD-t))^k/k! e^{-λ(kD-t)}:
+// the p95 of the response time (wait plus D) and the median, which is D
+// itself while fewer than half the requests wait.
+func TestQueueFloor(t *testing.T) {
+	const d = 0.025
+	for _, total := range []float64{44, 57, 64} {
+		lambda := total / 4
+		rho := lambda * d
+		w := func(t float64) float64 {
+			sum := 0.0
+			for k := 0; float64(k)*d <= t; k++ {
+				x := lambda * (float64(k)*d - t)
+				sum += math.Pow(x, float64(k)) / math.Gamma(float64(k+1)) * math.Exp(-x)
+			}
+			return (1 - rho) * sum
+		}
+		lo, hi := 0.0, 1.0
+		for range 60 {
+			if m := (lo + hi) / 2; w(m) < 0.95 {
+				lo = m
+			} else {
+				hi = m
+			}
+		}
+		want := (lo + d) * 1000
+		p50, p95 := bench.QueueFloor(total, 4, 25*time.Millisecond, 1)
+		if math.Abs(p95-want) > 0.02*want {
+			t.Errorf("%.0f requests/s over 4 replicas: simulated p95 %.2f ms, Erlang's %.2f ms", total, p95, want)
+		}
+		if math.Abs(p50-1000*d) > 0.01 {
+			t.Errorf("%.0f requests/s over 4 replicas: median %.2f ms, want the service time, 25 ms", total, p50)
+		}
+	}
+	// More servers per replica at the same load per server queue less.
+	_, one := bench.QueueFloor(57, 4, 25*time.Millisecond, 1)
+	_, two := bench.QueueFloor(114, 4, 25*time.Millisecond, 2)
+	if two >= one {
+		t.Errorf("concurrency 2 at twice the rate: p95 %.2f ms, not below concurrency 1's %.2f ms", two, one)
+	}
+}

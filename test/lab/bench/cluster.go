@@ -254,6 +254,20 @@ func DeployNing(ctx context.Context, c kubernetes.Interface, w Workload) error {
 	return create(ctx, d, c.AppsV1().Deployments(BenchNamespace).Create)
 }
 
+// ScaleNing sets the replicas of ning's Deployment.
+func ScaleNing(ctx context.Context, c kubernetes.Interface, replicas int32) error {
+	d := c.AppsV1().Deployments(BenchNamespace)
+	s, err := d.GetScale(ctx, "work-ning", metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("ning's Deployment's scale: %w", err)
+	}
+	s.Spec.Replicas = replicas
+	if _, err := d.UpdateScale(ctx, "work-ning", s, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("scaling ning's Deployment to %d: %w", replicas, err)
+	}
+	return nil
+}
+
 // DeployOptimal pins the exact optimum's placement: one Deployment per
 // site, with a required node affinity to the site's zone.
 func DeployOptimal(ctx context.Context, c kubernetes.Interface, w Workload, plan map[string]int) error {
