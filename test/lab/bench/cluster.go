@@ -43,11 +43,15 @@ var (
 // Host is the Host header that reaches method's workload with routing.
 func Host(method, routing string) string { return strings.ToLower(method + "." + routing + ".lab") }
 
+// App is the app label of method's pods, and the name of its Deployment
+// (the optimum's are one per site, App plus the site).
+func App(method string) string { return "work-" + method }
+
 func serviceName(method, routing string) string {
 	if routing == "preferClose" {
-		return "work-" + method + "-pc"
+		return App(method) + "-pc"
 	}
-	return "work-" + method
+	return App(method)
 }
 
 // Workload is the HTTP service every method places: service time and
@@ -169,7 +173,7 @@ func Services(ctx context.Context, c kubernetes.Interface, replicas int) error {
 			svc := &v1.Service{
 				ObjectMeta: metav1.ObjectMeta{Name: serviceName(m, r), Namespace: BenchNamespace},
 				Spec: v1.ServiceSpec{
-					Selector: map[string]string{"app": "work-" + m},
+					Selector: map[string]string{"app": App(m)},
 					Ports:    []v1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}},
 				},
 			}
@@ -191,9 +195,9 @@ func Services(ctx context.Context, c kubernetes.Interface, replicas int) error {
 			}
 		}
 		pdb := &policyv1.PodDisruptionBudget{
-			ObjectMeta: metav1.ObjectMeta{Name: "work-" + m, Namespace: BenchNamespace},
+			ObjectMeta: metav1.ObjectMeta{Name: App(m), Namespace: BenchNamespace},
 			Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: ptr.To(intstr.FromInt32(int32(replicas - 1))),
-				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "work-" + m}}},
+				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": App(m)}}},
 		}
 		if err := create(ctx, pdb, c.PolicyV1().PodDisruptionBudgets(BenchNamespace).Create); err != nil {
 			return err
@@ -244,12 +248,12 @@ func (w Workload) args() []string {
 // DeployDefault places the workload with the default scheduler (default
 // profile, its built-in PodTopologySpread).
 func DeployDefault(ctx context.Context, c kubernetes.Interface, w Workload) error {
-	return create(ctx, deployment("work-default", "work-default", w.Replicas, w), c.AppsV1().Deployments(BenchNamespace).Create)
+	return create(ctx, deployment(App("default"), App("default"), w.Replicas, w), c.AppsV1().Deployments(BenchNamespace).Create)
 }
 
 // DeployNing places the workload with the ning scheduler.
 func DeployNing(ctx context.Context, c kubernetes.Interface, w Workload) error {
-	d := deployment("work-ning", "work-ning", w.Replicas, w)
+	d := deployment(App("ning"), App("ning"), w.Replicas, w)
 	d.Spec.Template.Spec.SchedulerName = "ning-scheduler"
 	return create(ctx, d, c.AppsV1().Deployments(BenchNamespace).Create)
 }
@@ -257,12 +261,12 @@ func DeployNing(ctx context.Context, c kubernetes.Interface, w Workload) error {
 // ScaleNing sets the replicas of ning's Deployment.
 func ScaleNing(ctx context.Context, c kubernetes.Interface, replicas int32) error {
 	d := c.AppsV1().Deployments(BenchNamespace)
-	s, err := d.GetScale(ctx, "work-ning", metav1.GetOptions{})
+	s, err := d.GetScale(ctx, App("ning"), metav1.GetOptions{})
 	if err != nil {
 		return fmt.Errorf("ning's Deployment's scale: %w", err)
 	}
 	s.Spec.Replicas = replicas
-	if _, err := d.UpdateScale(ctx, "work-ning", s, metav1.UpdateOptions{}); err != nil {
+	if _, err := d.UpdateScale(ctx, App("ning"), s, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("scaling ning's Deployment to %d: %w", replicas, err)
 	}
 	return nil
@@ -280,7 +284,7 @@ func DeployOptimal(ctx context.Context, c kubernetes.Interface, w Workload, plan
 		if plan[s] == 0 {
 			continue
 		}
-		d := deployment("work-optimal-"+s, "work-optimal", plan[s], w)
+		d := deployment(App("optimal")+"-"+s, App("optimal"), plan[s], w)
 		d.Spec.Template.Spec.Affinity = &v1.Affinity{NodeAffinity: &v1.NodeAffinity{
 			RequiredDuringSchedulingIgnoredDuringExecution: &v1.NodeSelector{NodeSelectorTerms: []v1.NodeSelectorTerm{{
 				MatchExpressions: []v1.NodeSelectorRequirement{{Key: topology.DefaultSiteLabel, Operator: v1.NodeSelectorOpIn, Values: []string{s}}}}}}}}
@@ -305,7 +309,7 @@ func PodsPerSite(ctx context.Context, c kubernetes.Interface, nodeSite map[strin
 		if !ok || p.DeletionTimestamp != nil {
 			continue
 		}
-		m = m[len("work-"):]
+		m = strings.TrimPrefix(m, App(""))
 		total[m]++
 		for _, cond := range p.Status.Conditions {
 			if cond.Type == v1.PodReady && cond.Status == v1.ConditionTrue {

@@ -165,7 +165,7 @@ func (h *harness) reset(ctx context.Context, sc *bench.Scenario, routing string)
 		}
 		// Terminating pods count too: the scheduler would count them.
 		h.waitFor(ctx, fmt.Sprintf("ning's Deployment at %d pods", n), 2*time.Minute, func() error {
-			pods, err := h.client.CoreV1().Pods(bench.BenchNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app=work-ning"})
+			pods, err := h.client.CoreV1().Pods(bench.BenchNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + bench.App("ning")})
 			if err == nil && len(pods.Items) != int(n) {
 				err = fmt.Errorf("%d pods", len(pods.Items))
 			}
