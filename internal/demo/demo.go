@@ -470,7 +470,7 @@ func start(ctx context.Context, g *errgroup.Group, cp *devcluster.Cluster, o *Op
 			rng: rand.New(rand.NewPCG(rng.Uint64(), uint64(i))), log: log}
 		g.Go(func() error {
 			p.run(ctx)
-			return closeWhenDone(ctx, "prober "+s+" publisher", pub.Close)
+			return closeWhenDone(ctx, "prober "+s+" publisher", discard(pub, log))
 		})
 	}
 
@@ -490,7 +490,7 @@ func start(ctx context.Context, g *errgroup.Group, cp *devcluster.Cluster, o *Op
 		return nil, errors.Join(err, dpub.Close(context.WithoutCancel(ctx)))
 	}
 	g.Go(func() error {
-		return errors.Join(d.Run(ctx, time.Second, nil), closeWhenDone(ctx, "discover publisher", dpub.Close))
+		return errors.Join(d.Run(ctx, time.Second, nil), closeWhenDone(ctx, "discover publisher", discard(dpub, log)))
 	})
 
 	// ning's scheduler (with the default profile beside it, for comparison)
@@ -559,6 +559,19 @@ func closeWhenDone(ctx context.Context, what string, close func(context.Context)
 		return fmt.Errorf("closing the %s: %w", what, err)
 	}
 	return nil
+}
+
+// discard is how the demo closes a publisher: its broker and its store stop
+// on the same cancel, so a report still queued then has no reader left, and
+// dropping it is no error (flushing would race the broker's own shutdown).
+func discard(pub *mqtt.Publisher, log *slog.Logger) func(context.Context) error {
+	return func(ctx context.Context) error {
+		n, err := pub.Discard(ctx)
+		if n > 0 {
+			log.Debug("dropped reports queued at shutdown", "reports", n)
+		}
+		return err
+	}
 }
 
 // say prints a line between live tables; the output is for a person, so

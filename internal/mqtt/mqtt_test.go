@@ -319,6 +319,38 @@ func TestPublisherBrokerRestart(t *testing.T) {
 	}
 }
 
+// TestPublisherDiscard: a publisher stopped by its context with reports
+// still queued (the demo's Ctrl-C, whose broker stops too) fails Close, which
+// promises a flush, while Discard drops them, says how many, and disconnects
+// without an error.
+func TestPublisherDiscard(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	addr := freeAddr(t) // nothing listens: every report stays queued
+	pub, err := NewPublisher(ctx, Config{BrokerURL: "mqtt://" + addr, MinBackoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, ConnectTimeout: 100 * time.Millisecond},
+		PublisherOptions{}, prometheus.NewRegistry(), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := pub.PublishLatency(report(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	cctx, ccancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer ccancel()
+	if err := pub.Close(cctx); err == nil {
+		t.Error("Close after the publisher stopped with 3 reports queued: nil, want an error saying so")
+	}
+	n, err := pub.Discard(cctx)
+	if err != nil {
+		t.Errorf("Discard: %v, want nil", err)
+	}
+	if n != 3 {
+		t.Errorf("Discard dropped %d reports, want the 3 queued", n)
+	}
+}
+
 func TestQueue(t *testing.T) {
 	tests := []struct {
 		name        string

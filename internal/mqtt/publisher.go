@@ -185,12 +185,23 @@ func (p *Publisher) LastError() error { return p.conn.LastError() }
 
 // Close flushes (bounded by ctx) and disconnects.
 func (p *Publisher) Close(ctx context.Context) error {
-	ferr := p.Flush(ctx)
+	return errors.Join(p.Flush(ctx), p.disconnect(ctx))
+}
+
+// Discard disconnects without flushing and returns how many queued reports
+// it dropped: for a publisher whose readers stop with it (the demo's, whose
+// broker and store end on the same Ctrl-C), where a report still in flight
+// has nobody left to read it.
+func (p *Publisher) Discard(ctx context.Context) (dropped int, err error) {
+	return p.q.len(), p.disconnect(ctx)
+}
+
+func (p *Publisher) disconnect(ctx context.Context) error {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	derr := p.cm.Disconnect(dctx)
-	if errors.Is(derr, context.Canceled) || errors.Is(derr, autopaho.ConnectionDownError) {
-		derr = nil
+	err := p.cm.Disconnect(dctx)
+	if errors.Is(err, context.Canceled) || errors.Is(err, autopaho.ConnectionDownError) {
+		return nil
 	}
-	return errors.Join(ferr, derr)
+	return err
 }
