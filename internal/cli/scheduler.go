@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -14,6 +15,7 @@ import (
 	schedapp "k8s.io/kubernetes/cmd/kube-scheduler/app"
 	"k8s.io/utils/clock"
 
+	"github.com/ning-edge/ning/internal/placement"
 	"github.com/ning-edge/ning/internal/scheduler"
 	"github.com/ning-edge/ning/internal/topology"
 )
@@ -78,13 +80,26 @@ every ning command; --site-label).`
 // own are in kubeScheduler, its command's flag set.
 type schedulerOptions struct {
 	sources       sourceOptions
+	delayLayers   string
 	store         *topology.Store // the plugins'
 	kubeScheduler *pflag.FlagSet
 }
 
-func (o *schedulerOptions) AddFlags(fs *pflag.FlagSet) { o.sources.AddFlags(fs) }
+func (o *schedulerOptions) AddFlags(fs *pflag.FlagSet) {
+	o.sources.AddFlags(fs)
+	fs.StringVar(&o.delayLayers, "delay-layers", "", "comma-separated delays (e.g. 5ms,20ms,50ms) the sites are clustered for before any pod asks (seed 002's delay layers; each delay_<from> value seen adds one); the default profile's NetworkLatency delayLayersMs, so not with --config, whose args carry them")
+}
 
-func (o *schedulerOptions) Validate() error { return o.sources.Validate() }
+func (o *schedulerOptions) Validate() error {
+	errs := []error{o.sources.Validate()}
+	if _, err := placement.ParseDelayLayers(o.delayLayers); err != nil {
+		errs = append(errs, fmt.Errorf("--delay-layers: %w", err))
+	}
+	if o.delayLayers != "" && o.kubeScheduler.Changed("config") {
+		errs = append(errs, errors.New("--delay-layers shapes the default profile only: with --config, set delayLayersMs in NetworkLatency's pluginConfig args"))
+	}
+	return errors.Join(errs...)
+}
 
 // Config configures the plugins' store and the sources and, without
 // --config, points kube-scheduler at ning's default profile.
@@ -114,7 +129,11 @@ func (o *schedulerOptions) Config() (scheduler.CommandConfig, error) {
 			leaderElect = fl.Value.String() == "true"
 		}
 		// kube-scheduler reads a kubeconfig file only; the one rule picks it.
-		file, err := scheduler.WriteDefaultConfig(scheduler.ConfigParams{Kubeconfig: kubeconfigFile(kubeconfig), LeaderElect: leaderElect})
+		layers, err := placement.ParseDelayLayers(o.delayLayers)
+		if err != nil {
+			return scheduler.CommandConfig{}, fmt.Errorf("--delay-layers: %w", err)
+		}
+		file, err := scheduler.WriteDefaultConfig(scheduler.ConfigParams{Kubeconfig: kubeconfigFile(kubeconfig), LeaderElect: leaderElect, DelayLayersMs: layers})
 		if err != nil {
 			return scheduler.CommandConfig{}, err
 		}

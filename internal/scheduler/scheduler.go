@@ -43,6 +43,10 @@ type ConfigParams struct {
 	// PerReplicaRPS, when positive, is TrafficLatency's perReplicaRPS: the
 	// traffic one replica serves.
 	PerReplicaRPS float64
+	// DelayLayersMs are NetworkLatency's delayLayersMs: the delays (ms) the
+	// sites are clustered for before any pod asks (seed 002's initial layer
+	// delays); each delay_<from> value seen adds one more.
+	DelayLayersMs []float64
 	// Weights are the score plugins' weights; zero takes
 	// policy.DefaultWeights, which the extender defaults to as well.
 	Weights policy.Weights
