@@ -3,6 +3,8 @@ package benchreport
 import (
 	"fmt"
 	"strings"
+
+	"github.com/ning-edge/ning/internal/bench"
 )
 
 // Markdown renders the report.
@@ -102,6 +104,9 @@ func (r *Report) Markdown() string {
 		}
 		w("\n![planner time](planner-time.svg)\n\n")
 	}
+	if len(r.Ingest) > 0 {
+		ingestMarkdown(w, r.Ingest)
+	}
 	if d := r.Demo; d != nil {
 		w("## Convergence and recovery (`ning demo`)\n\n")
 		w("The demo's scenario on the edge-city topology: %d replicas, traffic shifted from %s to %s, then node %s powered off.\n\n",
@@ -135,4 +140,32 @@ func (r *Report) Markdown() string {
 		}
 	}
 	return b.String()
+}
+
+// ingestMarkdown is the scale-of-data section: probe reports through the
+// broker into the store, and how each figure grows with the sites.
+func ingestMarkdown(w func(string, ...any), rs []*bench.IngestResult) {
+	first := rs[0]
+	w("## Scale of data: probe reports into the store\n\n")
+	w("One prober per site (simulated at the report level: %d targets per report, other sites' first node, and the\n", first.Fanout)
+	w("node's load), each with its own MQTT connection to the embedded broker (mochi-mqtt, `internal/broker`); one\n")
+	w("subscriber feeds the MQTT source (`source.MQTT`) and its `topology.Store`. Reports/s is three rounds of every\n")
+	w("prober after a warm-up round; the store's cost is `source.MQTT.Handle` (decode, validate, cross-check, store)\n")
+	w("without the broker; memory is the live heap the store holds once every prober reported. The × columns are the\n")
+	w("ratio to the %d-site row. Also `go test -run '^$' -bench Ingest ./internal/bench`.\n\n", first.Sites)
+	w("| sites | nodes | reports/s | × | store µs/report | × | bytes/site | × | bytes/node |\n")
+	w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range rs {
+		w("| %d | %d | %.0f | %.2f | %.1f | %.2f | %.0f | %.2f | %.0f |\n", r.Sites, r.Nodes, r.ReportsPerSecond,
+			ratio(r.ReportsPerSecond, first.ReportsPerSecond), r.StoreNsPerReport/1e3, ratio(r.StoreNsPerReport, first.StoreNsPerReport),
+			r.BytesPerSite, ratio(r.BytesPerSite, first.BytesPerSite), r.BytesPerNode)
+	}
+	w("\n")
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
 }

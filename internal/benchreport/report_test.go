@@ -30,6 +30,7 @@ func TestReportWithoutCluster(t *testing.T) {
 	}
 	for _, want := range []string{"Made by `test`", "Machine: ", "| ning | 0.000 %", "## Planner time", "udp_echo b 10 ms 10.84 ms",
 		"## Placement quality at scale", "| 20 | 10 | true | 4 |",
+		"## Scale of data: probe reports into the store", "| 50 | 50 | ",
 		"![gap distribution](quality-gaps.svg)", "the test failed its tolerance"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
@@ -45,6 +46,9 @@ func TestReportWithoutCluster(t *testing.T) {
 		if err != nil || !strings.Contains(string(b), "<svg") {
 			t.Errorf("%s: not an SVG (%v)", svg, err)
 		}
+	}
+	if len(r.Ingest) != 1 || r.Ingest[0].ReportsPerSecond <= 0 || r.Ingest[0].BytesPerSite <= 0 {
+		t.Errorf("ingest section: %+v", r.Ingest)
 	}
 	// Every baseline is worse than ning on average: the comparison is live.
 	ning, _ := meanMax(r.Quality.Gaps["ning"])

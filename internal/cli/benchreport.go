@@ -43,11 +43,11 @@ checking the report itself, not for figures).`,
 			}
 			o := benchreport.Options{Dir: dir, Quick: quick, Skip: map[string]bool{}, Log: log, ProbeAccuracy: probeAccuracy, ProbeAccuracyFailed: probeFailed,
 				Command: "ning bench report --dir " + dir}
-			known := map[string]bool{"throughput": true, "extender": true, "quality": true, "planner": true, "demo": true}
+			known := map[string]bool{"throughput": true, "extender": true, "quality": true, "planner": true, "demo": true, "ingest": true}
 			for _, s := range skip {
 				s = strings.TrimSpace(s)
 				if !known[s] {
-					return fmt.Errorf("--skip %q: want throughput, extender, quality, planner or demo", s)
+					return fmt.Errorf("--skip %q: want throughput, extender, quality, planner, demo or ingest", s)
 				}
 				o.Skip[s] = true
 				o.Command += " --skip " + s
@@ -69,7 +69,7 @@ checking the report itself, not for figures).`,
 	f := cmd.Flags()
 	f.StringVar(&dir, "dir", "bench", "directory for report.md and the plots")
 	f.BoolVar(&quick, "quick", false, "small sizes, for checking the report, not for figures")
-	f.StringSliceVar(&skip, "skip", nil, "sections to leave out: throughput, extender, quality, planner, demo")
+	f.StringSliceVar(&skip, "skip", nil, "sections to leave out: throughput, extender, quality, planner, demo, ingest")
 	f.StringVar(&probeAccuracy, "probe-accuracy", "", "file with the network-namespace probe accuracy table to include (make bench writes it as root)")
 	f.BoolVar(&probeFailed, "probe-accuracy-failed", false, "the test behind --probe-accuracy failed its tolerance: say so in the report")
 	f.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error (to stderr; the embedded control plane's klog output included)")
