@@ -30,8 +30,8 @@ func (r *Report) Markdown() string {
 		w("| planner vs exact optimum, %d random instances | mean gap %.3f %%, worst %.3f %% |\n", q.Instances, m, worst)
 	}
 	if d := r.Demo; d != nil {
-		w("| demo, after the traffic shift (weighted mean RTT) | ning %.2f ms, default scheduler %.2f ms, optimum %.2f ms |\n",
-			d.After.NingMs, d.After.DefaultMs, d.After.OptimumMs)
+		w("| demo, after the traffic shift (weighted mean RTT) | ning %.2f ms, default scheduler %.2f ms, optimum %.2f ms (ning/default %.3f, ning/optimum %.3f) |\n",
+			d.After.NingMs, d.After.DefaultMs, d.After.OptimumMs, ratio(d.After.NingMs, d.After.DefaultMs), ratio(d.After.NingMs, d.After.OptimumMs))
 		w("| demo, convergence after the shift | %.1f s, %.0f evictions (converged: %v) |\n", d.ConvergeSec, d.Evictions, d.Converged)
 		w("| demo, recovery after node loss | %.1f s (node down after %.0f s; Kubernetes' default toleration 300 s) |\n", d.RecoverSec, d.NodeDownAfter)
 	}
@@ -112,8 +112,11 @@ func (r *Report) Markdown() string {
 		w("The demo's scenario on the edge-city topology: %d replicas, traffic shifted from %s to %s, then node %s powered off.\n\n",
 			d.Replicas, d.ShiftFrom, d.ShiftTo, d.LostNode)
 		w("| weighted mean RTT | before the shift | after the shift |\n|---|---:|---:|\n")
-		w("| ning | %.2f ms | %.2f ms |\n| default kube-scheduler | %.2f ms | %.2f ms |\n| exact optimum | %.2f ms | %.2f ms |\n\n",
+		w("| ning | %.2f ms | %.2f ms |\n| default kube-scheduler | %.2f ms | %.2f ms |\n| exact optimum | %.2f ms | %.2f ms |\n",
 			d.Before.NingMs, d.After.NingMs, d.Before.DefaultMs, d.After.DefaultMs, d.Before.OptimumMs, d.After.OptimumMs)
+		w("| ning/default | %.3f | %.3f |\n| ning/optimum | %.3f | %.3f |\n\n",
+			ratio(d.Before.NingMs, d.Before.DefaultMs), ratio(d.After.NingMs, d.After.DefaultMs),
+			ratio(d.Before.NingMs, d.Before.OptimumMs), ratio(d.After.NingMs, d.After.OptimumMs))
 		w("Converged %.1f s after the shift with %.0f evictions; recovered %.1f s after the node loss (node down after %.0f s).\n\n",
 			d.ConvergeSec, d.Evictions, d.RecoverSec, d.NodeDownAfter)
 	}

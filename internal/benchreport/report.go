@@ -106,7 +106,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	if !o.Skip["throughput"] {
-		sizes := []struct{ nodes, pods, sites int }{{1000, 1000, 20}, {5000, 2000, 50}}
+		sizes := []struct{ nodes, pods, sites int }{{1000, 1000, 20}, {5000, 2000, 50}, {10000, 2000, 100}}
 		if o.Quick {
 			sizes = sizes[:1]
 			sizes[0] = struct{ nodes, pods, sites int }{100, 100, 10}

@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ning-edge/ning/internal/bench"
+	"github.com/ning-edge/ning/internal/demo"
 )
 
 // TestReportWithoutCluster writes the report's cluster-free sections and
@@ -55,6 +58,28 @@ func TestReportWithoutCluster(t *testing.T) {
 	for _, name := range Methods[1:] {
 		if m, _ := meanMax(r.Quality.Gaps[name]); m <= ning {
 			t.Errorf("baseline %s mean gap %.3f%% is not above ning's %.3f%%", name, m, ning)
+		}
+	}
+}
+
+// TestMarkdownRatios checks that every side-by-side comparison states its
+// ratio: the demo's RTTs against the default and the optimum, and the ingest
+// figures against the smallest size.
+func TestMarkdownRatios(t *testing.T) {
+	r := &Report{Command: "test",
+		Demo: &demo.Summary{Before: demo.Phase{NingMs: 10, DefaultMs: 20, OptimumMs: 8}, After: demo.Phase{NingMs: 12, DefaultMs: 30, OptimumMs: 12}},
+		Ingest: []*bench.IngestResult{
+			{Sites: 50, Nodes: 50, Fanout: 16, ReportsPerSecond: 4000, StoreNsPerReport: 50000, BytesPerSite: 2000, BytesPerNode: 2000},
+			{Sites: 500, Nodes: 500, Fanout: 16, ReportsPerSecond: 3000, StoreNsPerReport: 100000, BytesPerSite: 2200, BytesPerNode: 2200},
+		}}
+	md := r.Markdown()
+	for _, want := range []string{
+		"(ning/default 0.400, ning/optimum 1.000)", "| ning/default | 0.500 | 0.400 |", "| ning/optimum | 1.250 | 1.000 |",
+		"| 50 | 50 | 4000 | 1.00 | 50.0 | 1.00 | 2000 | 1.00 | 2000 |", "| 500 | 500 | 3000 | 0.75 | 100.0 | 2.00 | 2200 | 1.10 | 2200 |",
+		"ratio to the 50-site row",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
 		}
 	}
 }
