@@ -7,16 +7,23 @@ GOLANGCI  ?= $(shell command -v golangci-lint 2>/dev/null || echo $(shell $(GO) 
 # with "context deadline exceeded" when a worker is busy at the deadline
 # (go.dev/issue/75804, fixed in Go 1.27).
 FUZZTIME  ?= 50000x
+BENCHSTAT_VERSION ?= v0.0.0-20260908200009-22c9c6c9d4da
+# benchstat for bench-compare: installed like golangci-lint (.ci/run, pinned
+# there), not a go.mod tool, so x/perf stays out of ning's module graph.
+BENCHSTAT ?= $(shell command -v benchstat 2>/dev/null || echo $(shell $(GO) env GOPATH)/bin/benchstat)
+BENCH     ?= .
+BENCHPKGS ?= ./internal/...
+COUNT     ?= 10
 SHELL     := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: all build test test-integration test-quality lint verify bench demo fuzz clean help generate protoc-check test-mosquitto test-netns test-discover
+.PHONY: all build test test-integration test-quality lint verify bench bench-go bench-compare demo fuzz clean help generate protoc-check test-mosquitto test-netns test-discover
 .PHONY: manifests docs test-chart image kind-up ci-fresh
 
 all: build
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 build: ## build bin/ning
 	$(GO) build -o $(BIN) ./cmd/ning
@@ -84,7 +91,7 @@ generate: protoc-check $(PROTOC_GEN_GO) ## regenerate the protobuf Go code in ap
 	$(PROTOC) -I $(PROTO_DIR) --plugin=protoc-gen-go=$(PROTOC_GEN_GO) \
 	  --go_out=$(GENOUT) --go_opt=module=github.com/ning-edge/ning $(PROTOS)
 
-bench: ## write bench/report.md and plots: throughput, extender, quality, planner time, demo, probe accuracy as root (about 12 min)
+bench: ## write bench/report.md and plots: throughput, extender, quality, planner time, demo, ingest, probe accuracy as root (about 15 min)
 	@mkdir -p bench; rm -f bench/probe-accuracy.txt bench/probe-accuracy.failed
 	@if [ "$$(id -u)" = 0 ]; then NING_NETNS_REPORT=$(CURDIR)/bench/probe-accuracy.txt $(GO) test -count=1 -run 'TestNetnsEndToEnd' ./internal/probe \
 	  || { echo "the netns probe test failed its tolerance: the report says so"; touch bench/probe-accuracy.failed; }; fi
@@ -92,8 +99,23 @@ bench: ## write bench/report.md and plots: throughput, extender, quality, planne
 	  $$([ -f bench/probe-accuracy.failed ] && echo --probe-accuracy-failed)
 	@rm -f bench/probe-accuracy.failed
 
-bench-go: ## the Go benchmarks (planner, handlers)
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+bench-go: ## the Go benchmarks (planner, handlers, ingest); BENCH=regexp, BENCHPKGS=packages
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(BENCHPKGS)
+
+bench-compare: ## benchstat table, OLD=<git rev> against the working tree, COUNT=10 runs interleaved (BENCH, BENCHPKGS)
+	@[ -n "$(OLD)" ] || { echo "usage: make bench-compare OLD=<git rev> [BENCH=regexp] [BENCHPKGS=./internal/...] [COUNT=10]"; exit 2; }
+	@[ -x "$(BENCHSTAT)" ] || { echo "benchstat not found: GOFLAGS= $(GO) install golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION) (as .ci/run does)"; exit 2; }
+	@tmp=$$(mktemp -d); trap 'git worktree remove --force "$$tmp/old" 2>/dev/null; rm -rf "$$tmp"' EXIT; \
+	git worktree add --detach -q "$$tmp/old" "$(OLD)" || exit 1; \
+	for i in $$(seq $(COUNT)); do \
+	  echo "run $$i of $(COUNT): $(OLD), then the working tree" >&2; \
+	  (cd "$$tmp/old" && $(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count 1 $(BENCHPKGS)) >> "$$tmp/old.txt" || exit 1; \
+	  $(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count 1 $(BENCHPKGS) >> "$$tmp/new.txt" || exit 1; \
+	done; \
+	"$(BENCHSTAT)" "old=$$tmp/old.txt" "new=$$tmp/new.txt"
+
+print-benchstat-version:
+	@echo $(BENCHSTAT_VERSION)
 
 FUZZ_TARGETS = topology:FuzzParseSpec topology:FuzzParseCSVMatrix placement:FuzzParseConstraints \
   source:FuzzDecodeLatencyReport source:FuzzHandleMQTT source:FuzzDecodeCheckAll source:FuzzDecodeScores \

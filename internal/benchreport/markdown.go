@@ -3,6 +3,8 @@ package benchreport
 import (
 	"fmt"
 	"strings"
+
+	"github.com/ning-edge/ning/internal/bench"
 )
 
 // Markdown renders the report.
@@ -28,8 +30,8 @@ func (r *Report) Markdown() string {
 		w("| planner vs exact optimum, %d random instances | mean gap %.3f %%, worst %.3f %% |\n", q.Instances, m, worst)
 	}
 	if d := r.Demo; d != nil {
-		w("| demo, after the traffic shift (weighted mean RTT) | ning %.2f ms, default scheduler %.2f ms, optimum %.2f ms |\n",
-			d.After.NingMs, d.After.DefaultMs, d.After.OptimumMs)
+		w("| demo, after the traffic shift (weighted mean RTT) | ning %.2f ms, default scheduler %.2f ms, optimum %.2f ms (ning/default %.3f, ning/optimum %.3f) |\n",
+			d.After.NingMs, d.After.DefaultMs, d.After.OptimumMs, ratio(d.After.NingMs, d.After.DefaultMs), ratio(d.After.NingMs, d.After.OptimumMs))
 		w("| demo, convergence after the shift | %.1f s, %.0f evictions (converged: %v) |\n", d.ConvergeSec, d.Evictions, d.Converged)
 		w("| demo, recovery after node loss | %.1f s (node down after %.0f s; Kubernetes' default toleration 300 s) |\n", d.RecoverSec, d.NodeDownAfter)
 	}
@@ -102,13 +104,19 @@ func (r *Report) Markdown() string {
 		}
 		w("\n![planner time](planner-time.svg)\n\n")
 	}
+	if len(r.Ingest) > 0 {
+		ingestMarkdown(w, r.Ingest)
+	}
 	if d := r.Demo; d != nil {
 		w("## Convergence and recovery (`ning demo`)\n\n")
 		w("The demo's scenario on the edge-city topology: %d replicas, traffic shifted from %s to %s, then node %s powered off.\n\n",
 			d.Replicas, d.ShiftFrom, d.ShiftTo, d.LostNode)
 		w("| weighted mean RTT | before the shift | after the shift |\n|---|---:|---:|\n")
-		w("| ning | %.2f ms | %.2f ms |\n| default kube-scheduler | %.2f ms | %.2f ms |\n| exact optimum | %.2f ms | %.2f ms |\n\n",
+		w("| ning | %.2f ms | %.2f ms |\n| default kube-scheduler | %.2f ms | %.2f ms |\n| exact optimum | %.2f ms | %.2f ms |\n",
 			d.Before.NingMs, d.After.NingMs, d.Before.DefaultMs, d.After.DefaultMs, d.Before.OptimumMs, d.After.OptimumMs)
+		w("| ning/default | %.3f | %.3f |\n| ning/optimum | %.3f | %.3f |\n\n",
+			ratio(d.Before.NingMs, d.Before.DefaultMs), ratio(d.After.NingMs, d.After.DefaultMs),
+			ratio(d.Before.NingMs, d.Before.OptimumMs), ratio(d.After.NingMs, d.After.OptimumMs))
 		w("Converged %.1f s after the shift with %.0f evictions; recovered %.1f s after the node loss (node down after %.0f s).\n\n",
 			d.ConvergeSec, d.Evictions, d.RecoverSec, d.NodeDownAfter)
 	}
@@ -135,4 +143,34 @@ func (r *Report) Markdown() string {
 		}
 	}
 	return b.String()
+}
+
+// ingestMarkdown is the scale-of-data section: probe reports through the
+// broker into the store, and how each figure grows with the sites.
+func ingestMarkdown(w func(string, ...any), rs []*bench.IngestResult) {
+	first := rs[0]
+	w("## Scale of data: probe reports into the store\n\n")
+	w("One prober per site (simulated at the report level: %d targets per report, other sites' first node, and the\n", first.Fanout)
+	w("node's load), each with its own MQTT connection to the embedded broker (mochi-mqtt, `internal/broker`); one\n")
+	w("subscriber feeds the MQTT source (`source.MQTT`) and its `topology.Store`. Reports/s is three rounds of every\n")
+	w("prober after a warm-up round, each round sent once the one before arrived, as probers on an interval send (the\n")
+	w("broker keeps at most 1,024 QoS 1 messages in flight to one subscriber and drops the rest, so a larger burst loses\n")
+	w("reports: more than about 1,000 probers reporting at the same instant need a second subscriber or a larger bound); the store's cost is `source.MQTT.Handle` (decode, validate, cross-check, store)\n")
+	w("without the broker; memory is the live heap the store holds once every prober reported. The × columns are the\n")
+	w("ratio to the %d-site row. Also `go test -run '^$' -bench Ingest ./internal/bench`.\n\n", first.Sites)
+	w("| sites | nodes | reports/s | × | store µs/report | × | bytes/site | × | bytes/node |\n")
+	w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range rs {
+		w("| %d | %d | %.0f | %.2f | %.1f | %.2f | %.0f | %.2f | %.0f |\n", r.Sites, r.Nodes, r.ReportsPerSecond,
+			ratio(r.ReportsPerSecond, first.ReportsPerSecond), r.StoreNsPerReport/1e3, ratio(r.StoreNsPerReport, first.StoreNsPerReport),
+			r.BytesPerSite, ratio(r.BytesPerSite, first.BytesPerSite), r.BytesPerNode)
+	}
+	w("\n")
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
 }

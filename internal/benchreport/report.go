@@ -33,7 +33,7 @@ type Options struct {
 	// Quick shrinks every measurement (for tests of the report itself).
 	Quick bool
 	// Skip names sections not to run: throughput, extender, quality,
-	// planner, demo.
+	// planner, demo, ingest.
 	Skip map[string]bool
 	// ProbeAccuracy, when set, is a file holding the measured-vs-configured
 	// table of the network-namespace probe test (make bench writes it when
@@ -53,6 +53,7 @@ type Report struct {
 	Quality                *Quality
 	Bounds                 []BoundGap
 	Planner                []PlannerTime
+	Ingest                 []*bench.IngestResult
 	Demo                   *demo.Summary
 	ProbeAccuracy          string
 	ProbeAccuracyFailed    bool
@@ -89,8 +90,23 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			fail("planner plot", err)
 		}
 	}
+	if !o.Skip["ingest"] {
+		sites := bench.IngestSites
+		if o.Quick {
+			sites = []int{50}
+		}
+		for _, n := range sites {
+			o.Log.Info("probe-report ingest", "sites", n)
+			res, err := bench.RunIngest(ctx, bench.IngestOptions{Sites: n, Rounds: 3, Log: o.Log})
+			if err != nil {
+				fail(fmt.Sprintf("ingest at %d sites", n), err)
+				continue
+			}
+			r.Ingest = append(r.Ingest, res)
+		}
+	}
 	if !o.Skip["throughput"] {
-		sizes := []struct{ nodes, pods, sites int }{{1000, 1000, 20}, {5000, 2000, 50}}
+		sizes := []struct{ nodes, pods, sites int }{{1000, 1000, 20}, {5000, 2000, 50}, {10000, 2000, 100}}
 		if o.Quick {
 			sizes = sizes[:1]
 			sizes[0] = struct{ nodes, pods, sites int }{100, 100, 10}

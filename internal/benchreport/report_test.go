@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ning-edge/ning/internal/bench"
+	"github.com/ning-edge/ning/internal/demo"
 )
 
 // TestReportWithoutCluster writes the report's cluster-free sections and
@@ -30,6 +33,7 @@ func TestReportWithoutCluster(t *testing.T) {
 	}
 	for _, want := range []string{"Made by `test`", "Machine: ", "| ning | 0.000 %", "## Planner time", "udp_echo b 10 ms 10.84 ms",
 		"## Placement quality at scale", "| 20 | 10 | true | 4 |",
+		"## Scale of data: probe reports into the store", "| 50 | 50 | ",
 		"![gap distribution](quality-gaps.svg)", "the test failed its tolerance"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
@@ -46,11 +50,36 @@ func TestReportWithoutCluster(t *testing.T) {
 			t.Errorf("%s: not an SVG (%v)", svg, err)
 		}
 	}
+	if len(r.Ingest) != 1 || r.Ingest[0].ReportsPerSecond <= 0 || r.Ingest[0].BytesPerSite <= 0 {
+		t.Errorf("ingest section: %+v", r.Ingest)
+	}
 	// Every baseline is worse than ning on average: the comparison is live.
 	ning, _ := meanMax(r.Quality.Gaps["ning"])
 	for _, name := range Methods[1:] {
 		if m, _ := meanMax(r.Quality.Gaps[name]); m <= ning {
 			t.Errorf("baseline %s mean gap %.3f%% is not above ning's %.3f%%", name, m, ning)
+		}
+	}
+}
+
+// TestMarkdownRatios checks that every side-by-side comparison states its
+// ratio: the demo's RTTs against the default and the optimum, and the ingest
+// figures against the smallest size.
+func TestMarkdownRatios(t *testing.T) {
+	r := &Report{Command: "test",
+		Demo: &demo.Summary{Before: demo.Phase{NingMs: 10, DefaultMs: 20, OptimumMs: 8}, After: demo.Phase{NingMs: 12, DefaultMs: 30, OptimumMs: 12}},
+		Ingest: []*bench.IngestResult{
+			{Sites: 50, Nodes: 50, Fanout: 16, ReportsPerSecond: 4000, StoreNsPerReport: 50000, BytesPerSite: 2000, BytesPerNode: 2000},
+			{Sites: 500, Nodes: 500, Fanout: 16, ReportsPerSecond: 3000, StoreNsPerReport: 100000, BytesPerSite: 2200, BytesPerNode: 2200},
+		}}
+	md := r.Markdown()
+	for _, want := range []string{
+		"(ning/default 0.400, ning/optimum 1.000)", "| ning/default | 0.500 | 0.400 |", "| ning/optimum | 1.250 | 1.000 |",
+		"| 50 | 50 | 4000 | 1.00 | 50.0 | 1.00 | 2000 | 1.00 | 2000 |", "| 500 | 500 | 3000 | 0.75 | 100.0 | 2.00 | 2200 | 1.10 | 2200 |",
+		"ratio to the 50-site row",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
 		}
 	}
 }
