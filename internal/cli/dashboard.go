@@ -13,6 +13,7 @@ import (
 	"k8s.io/component-base/metrics/legacyregistry"
 
 	"github.com/ning-edge/ning/internal/dashboard"
+	"github.com/ning-edge/ning/internal/explain"
 	"github.com/ning-edge/ning/internal/placement"
 )
 
@@ -62,12 +63,14 @@ func (o *viewOptions) Config() (dashboard.View, *slog.Logger, error) {
 }
 
 type dashboardOptions struct {
-	view   viewOptions
-	listen string
+	view    viewOptions
+	profile profileOptions
+	listen  string
 }
 
 func (o *dashboardOptions) AddFlags(fs *pflag.FlagSet) {
 	o.view.AddFlags(fs)
+	o.profile.AddFlags(fs)
 	d := &o.view.dashboard
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve the dashboard, /healthz and /metrics on")
 	fs.IntVar(&d.History, "history", dashboard.DefaultHistory, "samples of replicas per site to keep")
@@ -76,14 +79,18 @@ func (o *dashboardOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.Float64Var(&d.PerReplicaRPS, "per-replica-rps", 0, "requests/s one replica serves, for the weighted mean RTT (0: no limit)")
 }
 
-func (o *dashboardOptions) Validate() error { return o.view.Validate() }
+func (o *dashboardOptions) Validate() error {
+	return errors.Join(o.view.Validate(), o.profile.Validate())
+}
 
 func (o *dashboardOptions) Config() (dashboard.RunConfig, error) {
 	v, log, err := o.view.Config()
 	if err != nil {
 		return dashboard.RunConfig{}, err
 	}
-	return dashboard.RunConfig{View: v, Listen: o.listen, Gatherer: legacyregistry.DefaultGatherer, Log: log}, nil
+	args := o.profile.Args()
+	pages := func(v dashboard.View) dashboard.Explainer { return explain.Pages{View: v, Args: args} }
+	return dashboard.RunConfig{View: v, Listen: o.listen, Gatherer: legacyregistry.DefaultGatherer, Log: log, Explain: pages}, nil
 }
 
 // onceOptions are what the commands that read the cluster and the sources
@@ -164,7 +171,10 @@ Events) and ning's data sources, and serves a live web page on --listen:
     that placement,
   - recent decisions: Events whose reason starts with "Ning" (NingPlacement from
     the scheduler, NingReschedule, NingDelayViolation, NingNodeDown from the
-    rescheduler) with their messages.
+    rescheduler) with their messages;
+  - each workload's explain page (GET /explain/deployment/NS/NAME or
+    /explain/pod/NS/NAME): ning explain's table, reasoned with
+    --unknown-rtt as ning explain does.
 
 GET / is the page (it refreshes itself every 2 s), GET /api/snapshot the same
 data as JSON (?workload=namespace/name), GET /healthz (503 until the cluster is

@@ -90,10 +90,20 @@ func TestStatusAndDashboard(t *testing.T) {
 		t.Errorf("status --workload default/api: %v", err)
 	}
 
+	// A pod within 20 ms of a, for the explain page's constraints.
+	cam := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "cam", Namespace: "default", Labels: map[string]string{"delay_a": "20"}},
+		Spec: v1.PodSpec{SchedulerName: dashboard.DefaultSchedulerName, NodeName: "a-0",
+			Containers: []v1.Container{{Name: "app", Image: "registry.invalid/app:1"}}},
+	}
+	if _, err := cp.Client.CoreV1().Pods("default").Create(t.Context(), cam, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
 	// The dashboard serves the page, /api/snapshot, /healthz and /metrics.
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(t.Context())
-	done := startCLI(ctx, "dashboard", "--kubeconfig", cp.Kubeconfig, "--latency-file", topo, "--listen", addr, "--log-level", "warn")
+	done := startCLI(ctx, "dashboard", "--kubeconfig", cp.Kubeconfig, "--latency-file", topo, "--listen", addr, "--log-level", "warn", "--unknown-rtt", "FailOpen")
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if code, err := get(ctx, "http://"+addr+"/healthz"); err == nil && code == http.StatusOK {
@@ -110,6 +120,14 @@ func TestStatusAndDashboard(t *testing.T) {
 			t.Errorf("the dashboard page lacks %q", want)
 		}
 	}
+	// The workload links to its explain page, which ning explain's table
+	// fills from the dashboard's own store and the flags' profile.
+	if !strings.Contains(page, `href="explain/pod/default/cam"`) {
+		t.Errorf("the dashboard page does not link cam to its explain page")
+	}
+	checkContains(t, "the explain page", fetch(t, "http://"+addr+"/explain/pod/default/cam"),
+		"pod default/cam: on node a-0 in site a",
+		"delay constraints (unknown RTTs FailOpen): delay_a: at most 20 ms from a")
 	if body := fetch(t, "http://"+addr+"/api/snapshot"); !strings.Contains(body, `"busiest": "a"`) {
 		t.Errorf("/api/snapshot: %.500s", body)
 	}
