@@ -51,6 +51,11 @@ type Explanation struct {
 	Workload Workload `json:"workload"`
 	// Updates says when the store last received each kind of data.
 	Updates Updates `json:"updates"`
+	// LimitError says why the pod's ning.io/max-per-site label rejects it;
+	// "" when it has none or a good one.
+	LimitError string `json:"limitError,omitempty"`
+	// Limits says the workload's site limits in words ("" without any).
+	Limits string `json:"limits,omitempty"`
 	// UnknownRTT is the delay constraints' unknown-RTT policy explained with.
 	UnknownRTT string `json:"unknownRTT"`
 	// Constraints are the pod's delay_<from> labels; ConstraintError says
@@ -249,6 +254,7 @@ type Store interface {
 	Load(node string) (topology.Load, bool)
 	Detail(from, to string) topology.RTTDetail
 	LastUpdates() topology.Updates
+	Capacities() map[string]int
 }
 
 // inputs are the cluster's objects an explanation is built from.
@@ -383,6 +389,16 @@ func build(ctx context.Context, in inputs, store Store, a Args) (*Explanation, e
 		e.FailedOpen = couldFailOpen && len(judgement.UnknownOnly) == 0
 	}
 
+	// TrafficLatency's per-site limits (its PreFilter's calls): the pod's
+	// ning.io/max-per-site and the sites' capacities.
+	fromNodes, _ := policy.NodeCapacities(in.nodes, func(n *v1.Node) string { return nodeSite[n.Name] })
+	limits, limitErr := policy.LimitsOf(sample, policy.SiteCapacities(store.Capacities(), fromNodes))
+	if limitErr != nil {
+		e.LimitError = fmt.Sprintf("%s rejects every node (UnschedulableAndUnresolvable): %v", trafficlatency.Name, limitErr)
+	} else {
+		e.Limits = describeLimits(limits, sites)
+	}
+
 	traffic := store.Traffic()
 	prob := policy.Problem(sites, store.Matrix(sites), traffic, a.PerReplicaRPS)
 	e.TrafficRPS = prob.TotalTraffic()
@@ -454,6 +470,10 @@ func build(ctx context.Context, in inputs, store Store, a Args) (*Explanation, e
 			nd.Filter = networklatency.Name + ": see the delay constraints"
 		case !e.Sites[k].OK:
 			nd.Filter = networklatency.Name + ": " + e.Sites[k].Reason
+		case e.LimitError != "":
+			nd.Filter = trafficlatency.Name + ": see the site limits"
+		case limits.Full(sites[k], counted[sites[k]]):
+			nd.Filter = trafficlatency.Name + ": " + limits.Reason(sites[k], counted[sites[k]])
 		default:
 			if why := policy.LoadRejection(lp, n.Name, load, fresh); why != "" {
 				nd.Filter = nodeload.Name + ": " + why
@@ -529,8 +549,14 @@ func build(ctx context.Context, in inputs, store Store, a Args) (*Explanation, e
 		e.PlanError = "no sites: the cluster has no nodes"
 	case !anyUsable:
 		e.PlanError = "no site is usable: none has a schedulable node that meets the delay constraints"
+	case e.LimitError != "":
+		e.PlanError = "no plan: the site limits are malformed"
 	default:
-		q := policy.Within(prob, usable)
+		// The planner fills each site up to its limit, as the rescheduler's
+		// plan does (policy.SiteLimits.Apply).
+		limited := *prob
+		limits.Apply(&limited)
+		q := policy.Within(&limited, usable)
 		q.Replicas = e.Workload.Replicas
 		if plan, err := placement.Plan(ctx, q); err != nil {
 			e.PlanError = fmt.Sprintf("no plan: %v", err)
@@ -540,6 +566,28 @@ func build(ctx context.Context, in inputs, store Store, a Args) (*Explanation, e
 	}
 	e.Choice, e.RunnerUp = choose(e, prob, current, rank, siteIdx)
 	return e, nil
+}
+
+// describeLimits says l in words: the per-site limit, then each site's
+// own where it is lower; "" when no site has a limit.
+func describeLimits(l policy.SiteLimits, sites []string) string {
+	if l.None() {
+		return ""
+	}
+	var parts []string
+	if l.PerSite != placement.Unlimited {
+		parts = append(parts, fmt.Sprintf("at most %d replicas per site (%s)", l.PerSite, policy.LabelMaxPerSite))
+	}
+	var caps []string
+	for _, s := range sites {
+		if c, ok := l.Sites[s]; ok && (l.PerSite == placement.Unlimited || c < l.PerSite) {
+			caps = append(caps, fmt.Sprintf("%s %d", s, c))
+		}
+	}
+	if len(caps) > 0 {
+		parts = append(parts, "site capacities: "+strings.Join(caps, ", "))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // placementOf is x with its weighted mean RTT over p.

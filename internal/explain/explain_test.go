@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +17,8 @@ import (
 
 	"github.com/ning-edge/ning/internal/dashboard"
 	"github.com/ning-edge/ning/internal/goldentest"
+	"github.com/ning-edge/ning/internal/plugins/trafficlatency"
+	"github.com/ning-edge/ning/internal/policy"
 	"github.com/ning-edge/ning/internal/testcluster"
 	"github.com/ning-edge/ning/internal/topology"
 )
@@ -294,5 +298,75 @@ func TestChooseUnlistedNode(t *testing.T) {
 	c, runnerUp := choose(e, nil, nil, nil, map[string]int{})
 	if c == nil || c.Site != "gone-0" || c.Node != "gone-0" || !strings.Contains(c.Why, "not among the nodes listed") || runnerUp != nil {
 		t.Errorf("choice %+v, runner-up %+v; want gone-0 said to be unlisted, no runner-up", c, runnerUp)
+	}
+}
+
+// TestExplainSiteLimits: the planner's placement in explain honours the
+// workload's ning.io/max-per-site, as the rescheduler's plan does
+// (policy.SiteLimits.Apply). At 100 req/s per replica the planner puts
+// more than two of eight replicas where the traffic is; with at most two
+// per site it deals them over four sites or more, and a full site's nodes
+// fail TrafficLatency's Filter with the reason.
+func TestExplainSiteLimits(t *testing.T) {
+	c := newCluster(t)
+	plan := func(name string, labels map[string]string, nodes ...string) Explanation {
+		t.Helper()
+		rs := metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: name + "-77f", UID: types.UID("rs-" + name), Controller: ptr(true)}
+		for i, node := range nodes {
+			l := map[string]string{"app": name, "pod-template-hash": "77f"}
+			maps.Copy(l, labels)
+			createPod(t, c.cp, fmt.Sprintf("%s-77f-%d", name, i), node, l, &rs)
+		}
+		var b bytes.Buffer
+		err := Run(t.Context(), Config{
+			View: dashboard.View{Client: c.cp.Client, Store: c.store, Options: dashboard.Options{PerReplicaRPS: 100}},
+			Kind: KindDeployment, Namespace: "shop", Name: name, Timeout: 30 * time.Second, Output: "json", Out: &b, Clock: c.clock,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e Explanation
+		if err := json.Unmarshal(b.Bytes(), &e); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	eight := []string{"downtown-0", "downtown-0", "", "", "", "", "", ""}
+	free := plan("free", nil, eight...)
+	stacked := false
+	for _, n := range free.Planned.Replicas {
+		stacked = stacked || n > 2
+	}
+	if !stacked || free.Limits != "" {
+		t.Fatalf("without a limit the planner stacks no site (%v, limits %q): the case below proves nothing", free.Planned.Replicas, free.Limits)
+	}
+
+	api := plan("api", map[string]string{policy.LabelMaxPerSite: "2"}, eight...)
+	total := 0
+	for site, n := range api.Planned.Replicas {
+		total += n
+		if n > 2 {
+			t.Errorf("planned %d replicas in %s, over its limit of 2", n, site)
+		}
+	}
+	if total != 8 {
+		t.Errorf("planned %v: want all 8 replicas", api.Planned.Replicas)
+	}
+	if api.Limits != "at most 2 replicas per site ("+policy.LabelMaxPerSite+")" {
+		t.Errorf("limits %q", api.Limits)
+	}
+	for _, n := range api.Nodes {
+		if n.Site == "downtown" && n.Filter != "" && !strings.HasPrefix(n.Filter, "NodeLoad") &&
+			n.Filter != trafficlatency.Name+": site downtown holds 2 replicas of the workload, the most its "+policy.LabelMaxPerSite+" label allows (2)" {
+			t.Errorf("node %s: filter %q", n.Name, n.Filter)
+		}
+		if n.Name == "downtown-0" && n.Filter == "" {
+			t.Error("downtown-0 passes although downtown holds the two replicas of api allowed there")
+		}
+	}
+
+	bad := plan("bad", map[string]string{policy.LabelMaxPerSite: "lots"}, "")
+	if !strings.Contains(bad.LimitError, trafficlatency.Name+" rejects every node") || bad.Planned.Replicas != nil {
+		t.Errorf("a malformed limit: limit error %q, planned %v", bad.LimitError, bad.Planned.Replicas)
 	}
 }

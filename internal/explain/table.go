@@ -95,6 +95,12 @@ func head(b *strings.Builder, e *Explanation) {
 		}
 		fmt.Fprintf(b, "delay constraints (unknown RTTs %s): %s\n", e.UnknownRTT, strings.Join(cs, "; "))
 	}
+	switch {
+	case e.LimitError != "":
+		fmt.Fprintf(b, "site limits: %s\n", e.LimitError)
+	case e.Limits != "":
+		fmt.Fprintf(b, "site limits: %s\n", e.Limits)
+	}
 	if e.FailedOpen {
 		b.WriteString("no site meets them with measured RTTs, none breaks them: they fail open for the sites with unknown RTTs\n")
 	}
