@@ -21,6 +21,7 @@ type page struct {
 	Heat      heatmap
 	Chart     chart
 	Topology  topoView
+	Zones     []zoneLayer
 	Compare   *compareView
 	Workloads []workloadRow
 	// Explains is whether workloads link to their explain page.
@@ -126,6 +127,7 @@ func newPage(s Snapshot) page {
 	p.Heat = newHeatmap(s)
 	p.Chart = newChart(s.History, s.Sites, colour)
 	p.Topology = newTopoView(s, colour)
+	p.Zones = newZones(s.DelayZones, colour)
 	p.Compare = newCompareView(s)
 	for i := range s.Workloads {
 		w := &s.Workloads[i]
@@ -344,4 +346,41 @@ func newCompareView(s Snapshot) *compareView {
 		v.Rows = append(v.Rows, row)
 	}
 	return v
+}
+
+// zoneLayer is one delay's zones: each a group of sites every two of which
+// are within Delay of one another.
+type zoneLayer struct {
+	Delay string
+	Zones []zone
+}
+
+type zone struct {
+	Sites []zoneSite
+	// Key is the sites' names joined by spaces (the DOM's data-sites).
+	Key string
+}
+
+type zoneSite struct{ Name, Colour string }
+
+// newZones lays out the snapshot's delay zones, smallest delay first, the
+// largest zones first within one (as placement.Layers names them).
+func newZones(zones map[string][][]string, colour map[string]string) []zoneLayer {
+	var out []zoneLayer
+	for _, d := range zoneKeys(zones) {
+		l := zoneLayer{Delay: d}
+		for _, z := range zones[d] {
+			v := zone{Key: strings.Join(z, " ")}
+			for _, name := range z {
+				c := colour[name]
+				if c == "" {
+					c = "#d0d0d0"
+				}
+				v.Sites = append(v.Sites, zoneSite{Name: name, Colour: c})
+			}
+			l.Zones = append(l.Zones, v)
+		}
+		out = append(out, l)
+	}
+	return out
 }
