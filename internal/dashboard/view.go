@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -23,6 +24,7 @@ type page struct {
 	Topology  topoView
 	Zones     []zoneLayer
 	Compare   *compareView
+	Measured  *measuredView
 	Workloads []workloadRow
 	// Explains is whether workloads link to their explain page.
 	Explains  bool
@@ -129,6 +131,7 @@ func newPage(s Snapshot) page {
 	p.Topology = newTopoView(s, colour)
 	p.Zones = newZones(s.DelayZones, colour)
 	p.Compare = newCompareView(s)
+	p.Measured = newMeasuredView(s.Measured)
 	for i := range s.Workloads {
 		w := &s.Workloads[i]
 		r := workloadRow{Key: w.Key(), Kind: w.Kind, Total: w.Total(), Pending: fmt.Sprint(w.Pending), WeightedRTT: weightedMS(w.WeightedRTTMs)}
@@ -383,4 +386,33 @@ func newZones(zones map[string][][]string, colour map[string]string) []zoneLayer
 		out = append(out, l)
 	}
 	return out
+}
+
+type measuredView struct {
+	File, Routing, Scenario, Workload string
+	Rows                              []measuredRow
+}
+
+type measuredRow struct {
+	Name, P50, P95, P99, Model, Requests, Placement string
+}
+
+// newMeasuredView formats the lab's figures; nil without them.
+func newMeasuredView(m *Measured) *measuredView {
+	if m == nil {
+		return nil
+	}
+	v := &measuredView{File: m.File, Routing: m.Routing, Scenario: m.Scenario, Workload: m.Workload}
+	ms := func(x float64) string { return fmt.Sprintf("%.2f ms", x) }
+	for _, r := range m.Rows {
+		row := measuredRow{Name: r.Name, P50: ms(r.P50Ms), P95: ms(r.P95Ms), P99: ms(r.P99Ms),
+			Model: weightedMS(r.ModelWeightedRTTMs), Requests: fmt.Sprintf("%d (%d failed)", r.Requests, r.Errors)}
+		var parts []string
+		for _, site := range slices.Sorted(maps.Keys(r.Placement)) {
+			parts = append(parts, fmt.Sprintf("%s: %d", site, r.Placement[site]))
+		}
+		row.Placement = strings.Join(parts, ", ")
+		v.Rows = append(v.Rows, row)
+	}
+	return v
 }
