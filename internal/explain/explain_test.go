@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -368,5 +369,47 @@ func TestExplainSiteLimits(t *testing.T) {
 	bad := plan("bad", map[string]string{policy.LabelMaxPerSite: "lots"}, "")
 	if !strings.Contains(bad.LimitError, trafficlatency.Name+" rejects every node") || bad.Planned.Replicas != nil {
 		t.Errorf("a malformed limit: limit error %q, planned %v", bad.LimitError, bad.Planned.Replicas)
+	}
+}
+
+// TestExplainNoPenalty: with 50 req/s entering at edge-x, whose RTTs to the
+// replicas' sites are unknown, one more replica's gain counts that traffic
+// at placement's unknown-RTT penalty. No figure built on it reaches the
+// table or the JSON: the gains in ms and raw scores are left out with a
+// note saying why, and the words say what happens.
+func TestExplainNoPenalty(t *testing.T) {
+	c := newCluster(t)
+	if err := c.store.SetTraffic("edge-x", 50, time.Time{}, true); err != nil {
+		t.Fatal(err)
+	}
+	// The penalty (100000 ms), a gain built on it (99990 ms and so on), or
+	// a raw score built on one (99990 ms is 99990000 µs, times 1024); not
+	// the digits after a decimal point, nor the totals (at most 6 digits).
+	penalty := regexp.MustCompile(`(?:^|[^.\d])(100000|9999\d|\d{8,})`)
+	table := c.explain(t, KindDeployment, "web", "table")
+	if m := penalty.FindAllString(table, -1); m != nil {
+		t.Errorf("the table shows %v, built on the unknown-RTT penalty:\n%s", m, table)
+	}
+	if !strings.Contains(table, "* TrafficLatency's raw score and gain in ms are not shown where some traffic reaches no replica at a known RTT") {
+		t.Errorf("the table does not say why the raw scores are left out:\n%s", table)
+	}
+	js := c.explain(t, KindDeployment, "web", "json")
+	if m := penalty.FindAllString(js, -1); m != nil {
+		t.Errorf("the JSON shows %v, built on the unknown-RTT penalty:\n%s", m, js)
+	}
+	var e Explanation
+	if err := json.Unmarshal([]byte(js), &e); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range e.Sites {
+		if s.GainMs != nil || s.Raw != nil {
+			t.Errorf("site %s: a gain in ms or a raw score shown although edge-x's traffic is at an unknown RTT", s.Name)
+		}
+		if s.Name == "downtown" && !strings.Contains(s.Gain, "RTT unknown from 50 req/s") {
+			t.Errorf("downtown: gain %q does not say edge-x's traffic is at an unknown RTT", s.Gain)
+		}
+	}
+	if e.Actual.WeightedRTTMs != nil {
+		t.Errorf("actual weighted RTT %v ms although 50 req/s reach no replica at a known RTT", *e.Actual.WeightedRTTMs)
 	}
 }
