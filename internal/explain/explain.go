@@ -207,7 +207,7 @@ type Score struct {
 	// Raw is nil for TrafficLatency where its site's Raw is.
 	Raw        *float64 `json:"raw"`
 	Normalised int64    `json:"normalised"`
-	Weight     int32   `json:"weight"`
+	Weight     int32    `json:"weight"`
 	// Default is true for kube-scheduler's own plugins.
 	Default bool `json:"default,omitempty"`
 }
