@@ -13,6 +13,7 @@ import (
 	"k8s.io/component-base/metrics/legacyregistry"
 
 	"github.com/ning-edge/ning/internal/dashboard"
+	"github.com/ning-edge/ning/internal/explain"
 	"github.com/ning-edge/ning/internal/placement"
 )
 
@@ -62,28 +63,55 @@ func (o *viewOptions) Config() (dashboard.View, *slog.Logger, error) {
 }
 
 type dashboardOptions struct {
-	view   viewOptions
-	listen string
+	view    viewOptions
+	profile profileOptions
+	listen  string
+	// measured is the lab report to show; measuredRouting and
+	// measuredScenario which of its runs.
+	measured, measuredRouting, measuredScenario string
 }
 
 func (o *dashboardOptions) AddFlags(fs *pflag.FlagSet) {
 	o.view.AddFlags(fs)
+	o.profile.AddFlags(fs)
 	d := &o.view.dashboard
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve the dashboard, /healthz and /metrics on")
 	fs.IntVar(&d.History, "history", dashboard.DefaultHistory, "samples of replicas per site to keep")
 	fs.DurationVar(&d.Interval, "interval", dashboard.DefaultInterval, "time between samples of replicas per site")
 	fs.IntVar(&d.Decisions, "decisions", dashboard.DefaultDecisions, "recent decisions to show")
 	fs.Float64Var(&d.PerReplicaRPS, "per-replica-rps", 0, "requests/s one replica serves, for the weighted mean RTT (0: no limit)")
+	fs.StringVar(&o.measured, "measured", "", "the lab benchmark's report (bench/lab.json) whose measured response times of ning, the default scheduler and the optimum to show beside the modelled weighted RTT")
+	fs.StringVar(&o.measuredRouting, "measured-routing", "plain", "with --measured, the report's routing to show (plain or preferClose in bench/lab.json)")
+	fs.StringVar(&o.measuredScenario, "measured-scenario", "steady", "with --measured, the report's scenario to show (steady, shift or nodeloss in bench/lab.json)")
 }
 
-func (o *dashboardOptions) Validate() error { return o.view.Validate() }
+func (o *dashboardOptions) Validate() error {
+	return errors.Join(o.view.Validate(), o.profile.Validate())
+}
+
+// loadMeasured reads --measured, if given, at start-up.
+func (o *dashboardOptions) loadMeasured() (*dashboard.Measured, error) {
+	if o.measured == "" {
+		return nil, nil
+	}
+	m, err := dashboard.LoadMeasured(o.measured, o.measuredRouting, o.measuredScenario)
+	if err != nil {
+		return nil, fmt.Errorf("--measured: %w", err)
+	}
+	return m, nil
+}
 
 func (o *dashboardOptions) Config() (dashboard.RunConfig, error) {
 	v, log, err := o.view.Config()
 	if err != nil {
 		return dashboard.RunConfig{}, err
 	}
-	return dashboard.RunConfig{View: v, Listen: o.listen, Gatherer: legacyregistry.DefaultGatherer, Log: log}, nil
+	if v.Options.Measured, err = o.loadMeasured(); err != nil {
+		return dashboard.RunConfig{}, err
+	}
+	args := o.profile.Args()
+	pages := func(v dashboard.View) dashboard.Explainer { return explain.Pages{View: v, Args: args} }
+	return dashboard.RunConfig{View: v, Listen: o.listen, Gatherer: legacyregistry.DefaultGatherer, Log: log, Explain: pages}, nil
 }
 
 // onceOptions are what the commands that read the cluster and the sources
@@ -164,7 +192,15 @@ Events) and ning's data sources, and serves a live web page on --listen:
     that placement,
   - recent decisions: Events whose reason starts with "Ning" (NingPlacement from
     the scheduler, NingReschedule, NingDelayViolation, NingNodeDown from the
-    rescheduler) with their messages.
+    rescheduler) with their messages;
+  - each workload's explain page (GET /explain/deployment/NS/NAME or
+    /explain/pod/NS/NAME): ning explain's table, reasoned with
+    --unknown-rtt as ning explain does;
+  - with --measured bench/lab.json, the lab benchmark's measured response
+    times (p50, p95, p99) of ning, the default scheduler and the optimum for
+    --measured-routing and --measured-scenario, beside the weighted RTT
+    modelled for each placement. A file that cannot be read or lacks that
+    run stops the command at start-up.
 
 GET / is the page (it refreshes itself every 2 s), GET /api/snapshot the same
 data as JSON (?workload=namespace/name), GET /healthz (503 until the cluster is

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -90,10 +92,21 @@ func TestStatusAndDashboard(t *testing.T) {
 		t.Errorf("status --workload default/api: %v", err)
 	}
 
+	// A pod within 20 ms of a, for the explain page's constraints.
+	cam := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "cam", Namespace: "default", Labels: map[string]string{"delay_a": "20"}},
+		Spec: v1.PodSpec{SchedulerName: dashboard.DefaultSchedulerName, NodeName: "a-0",
+			Containers: []v1.Container{{Name: "app", Image: "registry.invalid/app:1"}}},
+	}
+	if _, err := cp.Client.CoreV1().Pods("default").Create(t.Context(), cam, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
 	// The dashboard serves the page, /api/snapshot, /healthz and /metrics.
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(t.Context())
-	done := startCLI(ctx, "dashboard", "--kubeconfig", cp.Kubeconfig, "--latency-file", topo, "--listen", addr, "--log-level", "warn")
+	done := startCLI(ctx, "dashboard", "--kubeconfig", cp.Kubeconfig, "--latency-file", topo, "--listen", addr, "--log-level", "warn", "--unknown-rtt", "FailOpen",
+		"--measured", labReport, "--measured-routing", "preferClose", "--measured-scenario", "steady")
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if code, err := get(ctx, "http://"+addr+"/healthz"); err == nil && code == http.StatusOK {
@@ -110,6 +123,20 @@ func TestStatusAndDashboard(t *testing.T) {
 			t.Errorf("the dashboard page lacks %q", want)
 		}
 	}
+	// The lab's measured response times, from the repository's own report.
+	measured := regexp.MustCompile(`(?s)<section id="measured">.*?</section>`).FindString(page)
+	checkContains(t, "the measured section", measured,
+		"routing <strong>preferClose</strong>, scenario <strong>steady</strong>",
+		`<tr class="measured" data-row="ning"><td>ning</td><td class="num">`+labP50(t, "preferClose", "steady", "ning")+` ms</td>`,
+		`data-row="default kube-scheduler"`, `data-row="exact optimum"`)
+	// The workload links to its explain page, which ning explain's table
+	// fills from the dashboard's own store and the flags' profile.
+	if !strings.Contains(page, `href="explain/pod/default/cam"`) {
+		t.Errorf("the dashboard page does not link cam to its explain page")
+	}
+	checkContains(t, "the explain page", fetch(t, "http://"+addr+"/explain/pod/default/cam"),
+		"pod default/cam: on node a-0 in site a",
+		"delay constraints (unknown RTTs FailOpen): delay_a: at most 20 ms from a")
 	if body := fetch(t, "http://"+addr+"/api/snapshot"); !strings.Contains(body, `"busiest": "a"`) {
 		t.Errorf("/api/snapshot: %.500s", body)
 	}
@@ -120,6 +147,31 @@ func TestStatusAndDashboard(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("dashboard after cancel: %v", err)
 	}
+}
+
+// labReport is the lab benchmark's report in the repository.
+const labReport = "../../bench/lab.json"
+
+// labP50 is a method's p50 in labReport, as the page prints it.
+func labP50(t *testing.T, routing, scenario, method string) string {
+	t.Helper()
+	data, err := os.ReadFile(labReport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Routing map[string]map[string]map[string]struct {
+			P50Ms float64 `json:"p50Ms"`
+		} `json:"routing"`
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		t.Fatal(err)
+	}
+	m, ok := r.Routing[routing][scenario][method]
+	if !ok {
+		t.Fatalf("%s has no %s/%s/%s", labReport, routing, scenario, method)
+	}
+	return strconv.FormatFloat(m.P50Ms, 'f', 2, 64)
 }
 
 // TestStatusFlagErrors: bad flags fail with a message naming the flag.
@@ -146,6 +198,10 @@ func TestStatusFlagErrors(t *testing.T) {
 		{[]string{"dashboard", "--kubeconfig", kubeconfig, "--history", "-1"}, "history -1"},
 		{[]string{"status", "--kubeconfig", kubeconfig, "--per-replica-rps", "NaN"}, "per-replica rate NaN"},
 		{[]string{"dashboard", "--kubeconfig", kubeconfig, "--listen", "256.0.0.1:80"}, "--listen"},
+		{[]string{"dashboard", "--kubeconfig", kubeconfig, "--measured", filepath.Join(t.TempDir(), "none.json")}, "--measured: reading the lab report"},
+		{[]string{"dashboard", "--kubeconfig", kubeconfig, "--measured", labReport, "--measured-routing", "fast"}, `no routing "fast"; it has plain, preferClose`},
+		{[]string{"dashboard", "--kubeconfig", kubeconfig, "--measured", labReport, "--measured-scenario", "storm"}, `routing plain has no scenario "storm"; it has nodeloss, shift, steady`},
+		{[]string{"dashboard", "--kubeconfig", kubeconfig, "--measured", kubeconfig}, "not bench/lab.json"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			_, err := runCLI(t, tc.args...)

@@ -12,17 +12,39 @@ import (
 	"github.com/ning-edge/ning/internal/explain"
 )
 
+// profileOptions are the scheduler profile's arguments explain reasons
+// with; ning explain and ning dashboard (its explain pages) share them.
+type profileOptions struct {
+	unknownRTT string
+}
+
+func (o *profileOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.unknownRTT, "unknown-rtt", string(configv1alpha1.FailClosed), "the scheduler's NetworkLatency unknownRTT: FailClosed or FailOpen")
+}
+
+func (o *profileOptions) Validate() error {
+	if o.unknownRTT != string(configv1alpha1.FailClosed) && o.unknownRTT != string(configv1alpha1.FailOpen) {
+		return fmt.Errorf("--unknown-rtt %q: want FailClosed or FailOpen", o.unknownRTT)
+	}
+	return nil
+}
+
+// Args are explain's arguments from the flags.
+func (o *profileOptions) Args() explain.Args {
+	return explain.Args{UnknownRTT: configv1alpha1.UnknownRTTPolicy(o.unknownRTT)}
+}
+
 // explainOptions are ning status's flags (onceOptions) and the scheduler's
-// unknown-RTT policy, with the object from the arguments.
+// profile, with the object from the arguments.
 type explainOptions struct {
 	once       onceOptions
-	unknownRTT string
+	profile    profileOptions
 	kind, name string
 }
 
 func (o *explainOptions) AddFlags(fs *pflag.FlagSet) {
 	o.once.AddFlags(fs)
-	fs.StringVar(&o.unknownRTT, "unknown-rtt", string(configv1alpha1.FailClosed), "the scheduler's NetworkLatency unknownRTT: FailClosed or FailOpen")
+	o.profile.AddFlags(fs)
 }
 
 // kinds are the kinds explain takes, by the names kubectl takes.
@@ -32,10 +54,7 @@ var kinds = map[string]string{
 }
 
 func (o *explainOptions) Validate() error {
-	errs := []error{o.once.Validate()}
-	if o.unknownRTT != string(configv1alpha1.FailClosed) && o.unknownRTT != string(configv1alpha1.FailOpen) {
-		errs = append(errs, fmt.Errorf("--unknown-rtt %q: want FailClosed or FailOpen", o.unknownRTT))
-	}
+	errs := []error{o.once.Validate(), o.profile.Validate()}
 	if _, ok := kinds[strings.ToLower(o.kind)]; !ok {
 		errs = append(errs, fmt.Errorf("kind %q: want pod or deployment", o.kind))
 	}
@@ -57,7 +76,7 @@ func (o *explainOptions) Config() (explain.Config, error) {
 	if name == "" {
 		ns, name = "", ns
 	}
-	return explain.Config{View: v, Args: explain.Args{UnknownRTT: configv1alpha1.UnknownRTTPolicy(o.unknownRTT)},
+	return explain.Config{View: v, Args: o.profile.Args(),
 		Kind: kinds[strings.ToLower(o.kind)], Namespace: ns, Name: name,
 		Timeout: o.once.timeout, Settle: o.once.settle, Output: o.once.output, Out: o.once.out}, nil
 }

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"k8s.io/utils/ptr"
 )
 
@@ -357,5 +358,43 @@ func TestBrowserExplain(t *testing.T) {
 		t.Error("the explain page's style sheet is not the dashboard's")
 	}
 	shot := screenshot(t, bin, srv.URL+"/"+link[1], "dashboard-explain.png")
+	checkScreenshot(t, shot)
+}
+
+// TestBrowserZones renders the delay zones of 10 ms and 50 ms: dallas and
+// austin (8 ms) share a zone within 10 ms, toronto joins them within 50 ms
+// (34 and 40 ms), and paris (95 ms from dallas, unknown from the rest) and
+// edge-x (no RTTs) stay alone in both.
+func TestBrowserZones(t *testing.T) {
+	bin := chromium(t)
+	in := fixtureInputs()
+	in.delayLayers = []float64{50, 10}
+	s := build(in, fixtureStore(t))
+	s.Time, s.Synced = t0, true
+	srv := httptest.NewServer(Handler(fixed(s)))
+	defer srv.Close()
+
+	dom := runBrowser(t.Context(), t, bin, srv.URL+"/", "--dump-dom")
+	section := regexp.MustCompile(`(?s)<section id="zones">.*?</section>`).FindString(dom)
+	var got []string
+	for _, row := range regexp.MustCompile(`(?s)<tr class="zone-layer" data-delay="([^"]+)">(.*?)</tr>`).FindAllStringSubmatch(section, -1) {
+		var zones []string
+		for _, z := range regexp.MustCompile(`<span class="zone[^"]*" data-sites="([^"]+)">`).FindAllStringSubmatch(row[2], -1) {
+			zones = append(zones, "["+z[1]+"]")
+		}
+		got = append(got, row[1]+": "+strings.Join(zones, " "))
+	}
+	want := []string{
+		"10ms: [austin dallas] [edge-x] [paris] [toronto]",
+		"50ms: [austin dallas toronto] [edge-x] [paris]",
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("the rendered delay zones, smallest delay first (-want +got):\n%s\n%s", d, section)
+	}
+	if n := strings.Count(section, `class="zone alone"`); n != 5 {
+		t.Errorf("%d zones of one site drawn alone, want 5 (toronto, paris, edge-x within 10 ms; paris, edge-x within 50 ms)", n)
+	}
+
+	shot := screenshot(t, bin, srv.URL+"/#zones", "dashboard-zones.png")
 	checkScreenshot(t, shot)
 }

@@ -55,6 +55,8 @@ type Options struct {
 	DelayLayersMs []float64
 	// Clock drives the sampling and stamps snapshots (the real clock).
 	Clock clock.WithTicker
+	// Measured, when set, is shown beside the comparison (LoadMeasured).
+	Measured *Measured
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -213,7 +215,7 @@ func (c *Collector) Snapshot() Snapshot {
 	if err != nil {
 		return Snapshot{Time: now, Error: err.Error()}
 	}
-	s.Time, s.Synced = now, true
+	s.Time, s.Synced, s.Measured = now, true, c.opts.Measured
 	c.mu.Lock()
 	s.History = c.historyLocked()
 	c.mu.Unlock()

@@ -34,6 +34,16 @@ type RunConfig struct {
 	Listen   string
 	Gatherer prometheus.Gatherer
 	Log      *slog.Logger
+	// Explain, when set, serves the workloads' explain pages from the
+	// view (ning dashboard passes explain.Pages; this package cannot build
+	// them: internal/explain builds on it).
+	Explain func(View) Explainer
+}
+
+// explained is a Source with explain pages.
+type explained struct {
+	Source
+	Explainer
 }
 
 // Run watches the view and serves the dashboard on c.Listen until ctx ends.
@@ -48,7 +58,11 @@ func Run(ctx context.Context, c RunConfig) error {
 			return err
 		}
 		mux := httpserve.OpsMux(c.Gatherer, col.Healthy)
-		mux.Handle("/", Handler(col))
+		var src Source = col
+		if c.Explain != nil {
+			src = explained{col, c.Explain(c.View)}
+		}
+		mux.Handle("/", Handler(src))
 		c.Log.Info("serving the dashboard", "url", "http://"+ln.Addr().String()+"/")
 		return httpserve.RunWith(ctx, "dashboard", ln, mux, httpserve.Options{}, c.Log, col.Run)
 	})

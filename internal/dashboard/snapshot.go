@@ -51,6 +51,10 @@ type Snapshot struct {
 	// Comparison is ning's placement beside the default scheduler's and the
 	// optimum's, where something runs both (ning demo); nil otherwise.
 	Comparison *Comparison `json:"comparison,omitempty"`
+	// Measured is the lab benchmark's measured response times of ning, the
+	// default scheduler and the optimum (ning dashboard --measured); nil
+	// without one.
+	Measured *Measured `json:"measured,omitempty"`
 	// Error says why the snapshot is empty, if it is for a failure.
 	Error string `json:"error,omitempty"`
 }

@@ -105,6 +105,13 @@ func WriteTable(w io.Writer, s Snapshot, workload string) error {
 // writeZones prints the delay zones, one line a delay, smallest first:
 // "delay zones within 30ms: [a b] [c]".
 func writeZones(b *strings.Builder, zones map[string][][]string) {
+	for _, k := range zoneKeys(zones) {
+		fmt.Fprintf(b, "delay zones within %s: %s\n", k, placement.FormatZones(zones[k]))
+	}
+}
+
+// zoneKeys are the zones' keys ("30ms"), smallest delay first.
+func zoneKeys(zones map[string][][]string) []string {
 	keys := make([]string, 0, len(zones))
 	for k := range zones {
 		keys = append(keys, k)
@@ -116,10 +123,13 @@ func writeZones(b *strings.Builder, zones map[string][][]string) {
 		}
 		return d[0]
 	}
-	sort.Slice(keys, func(i, j int) bool { return delay(keys[i]) < delay(keys[j]) })
-	for _, k := range keys {
-		fmt.Fprintf(b, "delay zones within %s: %s\n", k, placement.FormatZones(zones[k]))
-	}
+	sort.SliceStable(keys, func(i, j int) bool {
+		if di, dj := delay(keys[i]), delay(keys[j]); di != dj {
+			return di < dj
+		}
+		return keys[i] < keys[j]
+	})
+	return keys
 }
 
 // columns writes rows as aligned columns.

@@ -92,14 +92,18 @@ func newTopoView(s Snapshot, colour map[string]string) topoView {
 				ts.R = round1(topoMinR + (topoMaxR-topoMinR)*math.Sqrt(*st.TrafficRPS/maxTraffic))
 			}
 		}
+		v.Sites = append(v.Sites, ts)
+	}
+	separate(v.Sites)
+	for i := range v.Sites {
+		ts := &v.Sites[i]
 		// The replicas as dots on a ring just outside the circle.
 		ring := ts.R + topoDotR + 3
-		for k := range min(st.Replicas, 24) {
-			a := -math.Pi/2 + 2*math.Pi*float64(k)/float64(min(st.Replicas, 24))
-			ts.Dots = append(ts.Dots, Point{X: round1(x + ring*math.Cos(a)), Y: round1(y + ring*math.Sin(a))})
+		for k := range min(ts.Replicas, 24) {
+			a := -math.Pi/2 + 2*math.Pi*float64(k)/float64(min(ts.Replicas, 24))
+			ts.Dots = append(ts.Dots, Point{X: round1(ts.X + ring*math.Cos(a)), Y: round1(ts.Y + ring*math.Sin(a))})
 		}
-		ts.LabelY = round1(y + ring + topoDotR + 14)
-		v.Sites = append(v.Sites, ts)
+		ts.LabelY = round1(ts.Y + ring + topoDotR + 14)
 	}
 	var relErr float64
 	for i := range n {
@@ -126,6 +130,83 @@ func newTopoView(s Snapshot, colour map[string]string) topoView {
 		v.Fit = fmt.Sprintf("%.0f %%", 100*relErr/float64(v.Known))
 	}
 	return v
+}
+
+// topoGap is the least space between two sites' circles, in px;
+// topoMinShrink the least their radii are scaled by before sites move.
+const (
+	topoGap        = 2.0
+	topoMinShrink  = 0.5
+	topoRelaxSteps = 100
+)
+
+// separate keeps the sites' circles apart. First the radii shrink, by one
+// factor for all (so that area still tells traffic) and to no less than
+// half, until the nearest pair no longer overlaps; sites nearer than that
+// (almost 0 ms apart) then move apart, each overlapping pair along the line
+// between them (coincident ones along a direction of their own) by half
+// the overlap, a few rounds at most, inside the view. Sites MDS placed
+// apart do not move. If the view is too crowded even so, the radii shrink
+// again until no two circles overlap.
+func separate(sites []topoSite) {
+	n := len(sites)
+	shrink := func(floor float64) {
+		f := 1.0
+		for i := range n {
+			for j := i + 1; j < n; j++ {
+				d := math.Hypot(sites[j].X-sites[i].X, sites[j].Y-sites[i].Y)
+				if r := sites[i].R + sites[j].R; r+topoGap > d {
+					f = math.Min(f, math.Max(d-topoGap, 0)/r)
+				}
+			}
+		}
+		f = math.Max(f, floor)
+		if f < 1 {
+			for i := range sites {
+				sites[i].R = math.Floor(sites[i].R*f*10) / 10
+			}
+		}
+	}
+	shrink(topoMinShrink)
+	clamp := func(t *topoSite) {
+		t.X = math.Min(math.Max(t.X, t.R), topoWidth-t.R)
+		t.Y = math.Min(math.Max(t.Y, t.R), topoHeight-t.R)
+	}
+	for range topoRelaxSteps {
+		moved := false
+		for i := range n {
+			for j := i + 1; j < n; j++ {
+				a, b := &sites[i], &sites[j]
+				need := a.R + b.R + topoGap
+				dx, dy := b.X-a.X, b.Y-a.Y
+				d := math.Hypot(dx, dy)
+				if d >= need {
+					continue
+				}
+				ux, uy := dx/d, dy/d
+				if d < 1e-6 {
+					// A direction of the pair's own (the golden angle
+					// apart), so that coincident sites fan out.
+					theta := float64(i*n+j) * math.Pi * (3 - math.Sqrt(5))
+					ux, uy = math.Cos(theta), math.Sin(theta)
+				}
+				push := (need - d) / 2
+				a.X, a.Y = a.X-ux*push, a.Y-uy*push
+				b.X, b.Y = b.X+ux*push, b.Y+uy*push
+				clamp(a)
+				clamp(b)
+				moved = true
+			}
+		}
+		if !moved {
+			break
+		}
+	}
+	// Rounded to 0.1 px for the page; the last shrink has no floor.
+	for i := range sites {
+		sites[i].X, sites[i].Y = round1(sites[i].X), round1(sites[i].Y)
+	}
+	shrink(0)
 }
 
 // pairRTT says a pair's RTT each way it is known.

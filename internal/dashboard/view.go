@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -21,7 +22,9 @@ type page struct {
 	Heat      heatmap
 	Chart     chart
 	Topology  topoView
+	Zones     []zoneLayer
 	Compare   *compareView
+	Measured  *measuredView
 	Workloads []workloadRow
 	// Explains is whether workloads link to their explain page.
 	Explains  bool
@@ -126,7 +129,9 @@ func newPage(s Snapshot) page {
 	p.Heat = newHeatmap(s)
 	p.Chart = newChart(s.History, s.Sites, colour)
 	p.Topology = newTopoView(s, colour)
+	p.Zones = newZones(s.DelayZones, colour)
 	p.Compare = newCompareView(s)
+	p.Measured = newMeasuredView(s.Measured)
 	for i := range s.Workloads {
 		w := &s.Workloads[i]
 		r := workloadRow{Key: w.Key(), Kind: w.Kind, Total: w.Total(), Pending: fmt.Sprint(w.Pending), WeightedRTT: weightedMS(w.WeightedRTTMs)}
@@ -339,6 +344,72 @@ func newCompareView(s Snapshot) *compareView {
 			if n := r.Placement[st.Name]; n > 0 {
 				parts = append(parts, fmt.Sprintf("%s: %d", st.Name, n))
 			}
+		}
+		row.Placement = strings.Join(parts, ", ")
+		v.Rows = append(v.Rows, row)
+	}
+	return v
+}
+
+// zoneLayer is one delay's zones: each a group of sites every two of which
+// are within Delay of one another.
+type zoneLayer struct {
+	Delay string
+	Zones []zone
+}
+
+type zone struct {
+	Sites []zoneSite
+	// Key is the sites' names joined by spaces (the DOM's data-sites).
+	Key string
+}
+
+type zoneSite struct{ Name, Colour string }
+
+// newZones lays out the snapshot's delay zones, smallest delay first, the
+// largest zones first within one (as placement.Layers names them).
+func newZones(zones map[string][][]string, colour map[string]string) []zoneLayer {
+	var out []zoneLayer
+	for _, d := range zoneKeys(zones) {
+		l := zoneLayer{Delay: d}
+		for _, z := range zones[d] {
+			v := zone{Key: strings.Join(z, " ")}
+			for _, name := range z {
+				c := colour[name]
+				if c == "" {
+					c = "#d0d0d0"
+				}
+				v.Sites = append(v.Sites, zoneSite{Name: name, Colour: c})
+			}
+			l.Zones = append(l.Zones, v)
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+type measuredView struct {
+	File, Routing, Scenario, Workload string
+	Rows                              []measuredRow
+}
+
+type measuredRow struct {
+	Name, P50, P95, P99, Model, Requests, Placement string
+}
+
+// newMeasuredView formats the lab's figures; nil without them.
+func newMeasuredView(m *Measured) *measuredView {
+	if m == nil {
+		return nil
+	}
+	v := &measuredView{File: m.File, Routing: m.Routing, Scenario: m.Scenario, Workload: m.Workload}
+	ms := func(x float64) string { return fmt.Sprintf("%.2f ms", x) }
+	for _, r := range m.Rows {
+		row := measuredRow{Name: r.Name, P50: ms(r.P50Ms), P95: ms(r.P95Ms), P99: ms(r.P99Ms),
+			Model: weightedMS(r.ModelWeightedRTTMs), Requests: fmt.Sprintf("%d (%d failed)", r.Requests, r.Errors)}
+		var parts []string
+		for _, site := range slices.Sorted(maps.Keys(r.Placement)) {
+			parts = append(parts, fmt.Sprintf("%s: %d", site, r.Placement[site]))
 		}
 		row.Placement = strings.Join(parts, ", ")
 		v.Rows = append(v.Rows, row)

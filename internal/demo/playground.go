@@ -410,20 +410,10 @@ func (c *Cluster) compare(ctx context.Context) (*dashboard.Comparison, error) {
 }
 
 // Explain is the dashboard's workload page: ning explain's table for the
-// Deployment or pod (the dashboard's kinds are explain's), from the demo's
-// store (internal/explain: the calls the scheduler and the rescheduler make).
+// Deployment or pod, from the demo's store (explain.Pages, as ning dashboard
+// serves it).
 func (v *comparedView) Explain(ctx context.Context, kind, namespace, name string) (string, error) {
 	c := v.cluster
-	e, err := explain.Explain(ctx, explain.Config{
-		View: dashboard.View{Client: c.Client, Store: c.Store, Options: dashboard.Options{PerReplicaRPS: c.o.PerReplicaRPS}},
-		Kind: kind, Namespace: namespace, Name: name, Timeout: 10 * time.Second,
-	})
-	if err != nil {
-		return "", err
-	}
-	var b strings.Builder
-	if err := explain.WriteTable(&b, e); err != nil {
-		return "", err
-	}
-	return b.String(), nil
+	return explain.Pages{View: dashboard.View{Client: c.Client, Store: c.Store, Options: dashboard.Options{PerReplicaRPS: c.o.PerReplicaRPS}}}.
+		Explain(ctx, kind, namespace, name)
 }

@@ -26,7 +26,7 @@ func defaultScores(ctx context.Context, client kubernetes.Interface, pod *v1.Pod
 	out := make(map[string][]Score, len(scores))
 	for node, ss := range scores {
 		for _, s := range ss {
-			out[node] = append(out[node], Score{Plugin: s.Plugin, Raw: float64(s.Score), Normalised: s.Score, Weight: s.Weight, Default: true})
+			out[node] = append(out[node], Score{Plugin: s.Plugin, Raw: ptrTo(float64(s.Score)), Normalised: s.Score, Weight: s.Weight, Default: true})
 		}
 	}
 	return out, nil

@@ -51,6 +51,14 @@ type Explanation struct {
 	Workload Workload `json:"workload"`
 	// Updates says when the store last received each kind of data.
 	Updates Updates `json:"updates"`
+	// RawNote says why some sites' TrafficLatency gains in ms and raw
+	// scores are not shown ("" when all are).
+	RawNote string `json:"rawNote,omitempty"`
+	// LimitError says why the pod's ning.io/max-per-site label rejects it;
+	// "" when it has none or a good one.
+	LimitError string `json:"limitError,omitempty"`
+	// Limits says the workload's site limits in words ("" without any).
+	Limits string `json:"limits,omitempty"`
 	// UnknownRTT is the delay constraints' unknown-RTT policy explained with.
 	UnknownRTT string `json:"unknownRTT"`
 	// Constraints are the pod's delay_<from> labels; ConstraintError says
@@ -160,12 +168,17 @@ type Site struct {
 	// GainMs and ShareRPS are TrafficLatency's marginal gains for one more
 	// replica here; Raw its raw score, Normalised the score of this site's
 	// nodes among the candidates (nil when none is a candidate); Gain says
-	// it for a person.
-	GainMs     float64 `json:"gainMs"`
-	ShareRPS   float64 `json:"shareRps"`
-	Raw        int64   `json:"trafficLatencyRaw"`
-	Normalised *int64  `json:"trafficLatencyNormalised"`
-	Gain       string  `json:"gain,omitempty"`
+	// it for a person. GainMs and Raw are nil where the gain is no number
+	// of ms: before the replica some traffic had no replica at a known RTT
+	// (or there was no replica at all), and the planner counts such
+	// traffic at a penalty no person should read (see RawNote).
+	GainMs     *float64 `json:"gainMs"`
+	ShareRPS   float64  `json:"shareRps"`
+	Raw        *int64   `json:"trafficLatencyRaw"`
+	Normalised *int64   `json:"trafficLatencyNormalised"`
+	Gain       string   `json:"gain,omitempty"`
+	// raw is the raw score, shown or not, that ranks the site.
+	raw int64
 }
 
 // Node is one node, filtered and scored for the pod.
@@ -191,9 +204,10 @@ type Score struct {
 	// raw ranking value (policy.RawScores), NodeLoad's 0..1 policy.NodeScore,
 	// CloudFallback's 0 or 100; Normalised is the 0..100 score the framework
 	// weighs; Weight its weight in ning's profile.
-	Raw        float64 `json:"raw"`
-	Normalised int64   `json:"normalised"`
-	Weight     int32   `json:"weight"`
+	// Raw is nil for TrafficLatency where its site's Raw is.
+	Raw        *float64 `json:"raw"`
+	Normalised int64    `json:"normalised"`
+	Weight     int32    `json:"weight"`
 	// Default is true for kube-scheduler's own plugins.
 	Default bool `json:"default,omitempty"`
 }
@@ -249,6 +263,7 @@ type Store interface {
 	Load(node string) (topology.Load, bool)
 	Detail(from, to string) topology.RTTDetail
 	LastUpdates() topology.Updates
+	Capacities() map[string]int
 }
 
 // inputs are the cluster's objects an explanation is built from.
@@ -383,6 +398,16 @@ func build(ctx context.Context, in inputs, store Store, a Args) (*Explanation, e
 		e.FailedOpen = couldFailOpen && len(judgement.UnknownOnly) == 0
 	}
 
+	// TrafficLatency's per-site limits (its PreFilter's calls): the pod's
+	// ning.io/max-per-site and the sites' capacities.
+	fromNodes, _ := policy.NodeCapacities(in.nodes, func(n *v1.Node) string { return nodeSite[n.Name] })
+	limits, limitErr := policy.LimitsOf(sample, policy.SiteCapacities(store.Capacities(), fromNodes))
+	if limitErr != nil {
+		e.LimitError = fmt.Sprintf("%s rejects every node (UnschedulableAndUnresolvable): %v", trafficlatency.Name, limitErr)
+	} else {
+		e.Limits = describeLimits(limits, sites)
+	}
+
 	traffic := store.Traffic()
 	prob := policy.Problem(sites, store.Matrix(sites), traffic, a.PerReplicaRPS)
 	e.TrafficRPS = prob.TotalTraffic()
@@ -424,7 +449,14 @@ func build(ctx context.Context, in inputs, store Store, a Args) (*Explanation, e
 			st.RTTs = append(st.RTTs, rttOf(store, r.FromSite, name))
 		}
 		if rank != nil {
-			st.GainMs, st.ShareRPS, st.Raw = rank.Gains.Gain[k], rank.Gains.Share[k], rank.Raw[k]
+			st.raw = rank.Raw[k]
+			st.ShareRPS = rank.Gains.Share[k]
+			if gainInMs(prob, current, k) {
+				g, r := rank.Gains.Gain[k], rank.Raw[k]
+				st.GainMs, st.Raw = &g, &r
+			} else {
+				e.RawNote = rawNote(current)
+			}
 			st.Gain = policy.DescribeGain(prob, current, k, rank.Gains.Share[k])
 		}
 		e.Sites = append(e.Sites, st)
@@ -454,6 +486,10 @@ func build(ctx context.Context, in inputs, store Store, a Args) (*Explanation, e
 			nd.Filter = networklatency.Name + ": see the delay constraints"
 		case !e.Sites[k].OK:
 			nd.Filter = networklatency.Name + ": " + e.Sites[k].Reason
+		case e.LimitError != "":
+			nd.Filter = trafficlatency.Name + ": see the site limits"
+		case limits.Full(sites[k], counted[sites[k]]):
+			nd.Filter = trafficlatency.Name + ": " + limits.Reason(sites[k], counted[sites[k]])
 		default:
 			if why := policy.LoadRejection(lp, n.Name, load, fresh); why != "" {
 				nd.Filter = nodeload.Name + ": " + why
@@ -466,7 +502,7 @@ func build(ctx context.Context, in inputs, store Store, a Args) (*Explanation, e
 	}
 	var rawTL []int64
 	for _, i := range candidates {
-		rawTL = append(rawTL, e.Sites[siteIdx[e.Nodes[i].Site]].Raw)
+		rawTL = append(rawTL, e.Sites[siteIdx[e.Nodes[i].Site]].raw)
 	}
 	normTL := policy.Normalise(rawTL, framework.MaxNodeScore)
 	for c, i := range candidates {
@@ -474,15 +510,19 @@ func build(ctx context.Context, in inputs, store Store, a Args) (*Explanation, e
 		n := nodes[i]
 		load, fresh := store.Load(n.Name)
 		if rank != nil {
-			nd.Scores = append(nd.Scores, Score{Plugin: trafficlatency.Name, Raw: float64(rawTL[c]), Normalised: normTL[c], Weight: a.Weights.TrafficLatency})
 			st := &e.Sites[siteIdx[nd.Site]]
+			var raw *float64
+			if st.Raw != nil {
+				raw = ptrTo(float64(rawTL[c]))
+			}
+			nd.Scores = append(nd.Scores, Score{Plugin: trafficlatency.Name, Raw: raw, Normalised: normTL[c], Weight: a.Weights.TrafficLatency})
 			v := normTL[c]
 			st.Normalised = &v
 		}
 		nlScore := policy.NodeLoadScore(lp, load, fresh, nd.Replicas, framework.MaxNodeScore)
-		nd.Scores = append(nd.Scores, Score{Plugin: nodeload.Name, Raw: policy.NodeScore(lp, load, fresh, nd.Replicas), Normalised: nlScore, Weight: a.Weights.NodeLoad})
+		nd.Scores = append(nd.Scores, Score{Plugin: nodeload.Name, Raw: ptrTo(policy.NodeScore(lp, load, fresh, nd.Replicas)), Normalised: nlScore, Weight: a.Weights.NodeLoad})
 		cf := policy.CloudScore(n.Labels, a.CloudFallback, framework.MaxNodeScore)
-		nd.Scores = append(nd.Scores, Score{Plugin: cloudfallback.Name, Raw: float64(cf), Normalised: cf, Weight: a.Weights.CloudFallback})
+		nd.Scores = append(nd.Scores, Score{Plugin: cloudfallback.Name, Raw: ptrTo(float64(cf)), Normalised: cf, Weight: a.Weights.CloudFallback})
 		for _, s := range nd.Scores {
 			nd.Total += s.Normalised * int64(s.Weight)
 		}
@@ -529,8 +569,14 @@ func build(ctx context.Context, in inputs, store Store, a Args) (*Explanation, e
 		e.PlanError = "no sites: the cluster has no nodes"
 	case !anyUsable:
 		e.PlanError = "no site is usable: none has a schedulable node that meets the delay constraints"
+	case e.LimitError != "":
+		e.PlanError = "no plan: the site limits are malformed"
 	default:
-		q := policy.Within(prob, usable)
+		// The planner fills each site up to its limit, as the rescheduler's
+		// plan does (policy.SiteLimits.Apply).
+		limited := *prob
+		limits.Apply(&limited)
+		q := policy.Within(&limited, usable)
 		q.Replicas = e.Workload.Replicas
 		if plan, err := placement.Plan(ctx, q); err != nil {
 			e.PlanError = fmt.Sprintf("no plan: %v", err)
@@ -540,6 +586,53 @@ func build(ctx context.Context, in inputs, store Store, a Args) (*Explanation, e
 	}
 	e.Choice, e.RunnerUp = choose(e, prob, current, rank, siteIdx)
 	return e, nil
+}
+
+// gainInMs reports whether TrafficLatency's gain for one more replica in
+// site k is a number of ms: all the traffic reaches a replica at a known
+// RTT before and after it. Otherwise the gain counts traffic at
+// placement's unknown-RTT penalty, which no person may read.
+func gainInMs(p *placement.Problem, current placement.Placement, k int) bool {
+	if current.Total() == 0 {
+		return false
+	}
+	after := append(placement.Placement(nil), current...)
+	after[k]++
+	_, before := policy.MeanRTT(p, current)
+	_, then := policy.MeanRTT(p, after)
+	return before && then
+}
+
+// rawNote says why gains and raw scores are not shown.
+func rawNote(current placement.Placement) string {
+	if current.Total() == 0 {
+		return "first replica: TrafficLatency's raw scores and gains in ms are not shown, as no replica serves the traffic yet; the 0..100 scores and the words say what one replica there does"
+	}
+	return "TrafficLatency's raw score and gain in ms are not shown where some traffic reaches no replica at a known RTT (before or after one more replica there): the gain then counts that traffic reaching a replica at all, not ms; the 0..100 scores and the words say what one more replica there does"
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// describeLimits says l in words: the per-site limit, then each site's
+// own where it is lower; "" when no site has a limit.
+func describeLimits(l policy.SiteLimits, sites []string) string {
+	if l.None() {
+		return ""
+	}
+	var parts []string
+	if l.PerSite != placement.Unlimited {
+		parts = append(parts, fmt.Sprintf("at most %d replicas per site (%s)", l.PerSite, policy.LabelMaxPerSite))
+	}
+	var caps []string
+	for _, s := range sites {
+		if c, ok := l.Sites[s]; ok && (l.PerSite == placement.Unlimited || c < l.PerSite) {
+			caps = append(caps, fmt.Sprintf("%s %d", s, c))
+		}
+	}
+	if len(caps) > 0 {
+		parts = append(parts, "site capacities: "+strings.Join(caps, ", "))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // placementOf is x with its weighted mean RTT over p.
@@ -680,7 +773,7 @@ func scoreOf(n Node, plugin string) int64 {
 func rankOf(sites []Site, k int) int {
 	n := 1
 	for j := range sites {
-		if j != k && sites[j].Normalised != nil && sites[j].Raw > sites[k].Raw {
+		if j != k && sites[j].Normalised != nil && sites[j].raw > sites[k].raw {
 			n++
 		}
 	}

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"maps"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +18,8 @@ import (
 
 	"github.com/ning-edge/ning/internal/dashboard"
 	"github.com/ning-edge/ning/internal/goldentest"
+	"github.com/ning-edge/ning/internal/plugins/trafficlatency"
+	"github.com/ning-edge/ning/internal/policy"
 	"github.com/ning-edge/ning/internal/testcluster"
 	"github.com/ning-edge/ning/internal/topology"
 )
@@ -294,5 +299,117 @@ func TestChooseUnlistedNode(t *testing.T) {
 	c, runnerUp := choose(e, nil, nil, nil, map[string]int{})
 	if c == nil || c.Site != "gone-0" || c.Node != "gone-0" || !strings.Contains(c.Why, "not among the nodes listed") || runnerUp != nil {
 		t.Errorf("choice %+v, runner-up %+v; want gone-0 said to be unlisted, no runner-up", c, runnerUp)
+	}
+}
+
+// TestExplainSiteLimits: the planner's placement in explain honours the
+// workload's ning.io/max-per-site, as the rescheduler's plan does
+// (policy.SiteLimits.Apply). At 100 req/s per replica the planner puts
+// more than two of eight replicas where the traffic is; with at most two
+// per site it deals them over four sites or more, and a full site's nodes
+// fail TrafficLatency's Filter with the reason.
+func TestExplainSiteLimits(t *testing.T) {
+	c := newCluster(t)
+	plan := func(name string, labels map[string]string, nodes ...string) Explanation {
+		t.Helper()
+		rs := metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: name + "-77f", UID: types.UID("rs-" + name), Controller: ptr(true)}
+		for i, node := range nodes {
+			l := map[string]string{"app": name, "pod-template-hash": "77f"}
+			maps.Copy(l, labels)
+			createPod(t, c.cp, fmt.Sprintf("%s-77f-%d", name, i), node, l, &rs)
+		}
+		var b bytes.Buffer
+		err := Run(t.Context(), Config{
+			View: dashboard.View{Client: c.cp.Client, Store: c.store, Options: dashboard.Options{PerReplicaRPS: 100}},
+			Kind: KindDeployment, Namespace: "shop", Name: name, Timeout: 30 * time.Second, Output: "json", Out: &b, Clock: c.clock,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e Explanation
+		if err := json.Unmarshal(b.Bytes(), &e); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	eight := []string{"downtown-0", "downtown-0", "", "", "", "", "", ""}
+	free := plan("free", nil, eight...)
+	stacked := false
+	for _, n := range free.Planned.Replicas {
+		stacked = stacked || n > 2
+	}
+	if !stacked || free.Limits != "" {
+		t.Fatalf("without a limit the planner stacks no site (%v, limits %q): the case below proves nothing", free.Planned.Replicas, free.Limits)
+	}
+
+	api := plan("api", map[string]string{policy.LabelMaxPerSite: "2"}, eight...)
+	total := 0
+	for site, n := range api.Planned.Replicas {
+		total += n
+		if n > 2 {
+			t.Errorf("planned %d replicas in %s, over its limit of 2", n, site)
+		}
+	}
+	if total != 8 {
+		t.Errorf("planned %v: want all 8 replicas", api.Planned.Replicas)
+	}
+	if api.Limits != "at most 2 replicas per site ("+policy.LabelMaxPerSite+")" {
+		t.Errorf("limits %q", api.Limits)
+	}
+	for _, n := range api.Nodes {
+		if n.Site == "downtown" && n.Filter != "" && !strings.HasPrefix(n.Filter, "NodeLoad") &&
+			n.Filter != trafficlatency.Name+": site downtown holds 2 replicas of the workload, the most its "+policy.LabelMaxPerSite+" label allows (2)" {
+			t.Errorf("node %s: filter %q", n.Name, n.Filter)
+		}
+		if n.Name == "downtown-0" && n.Filter == "" {
+			t.Error("downtown-0 passes although downtown holds the two replicas of api allowed there")
+		}
+	}
+
+	bad := plan("bad", map[string]string{policy.LabelMaxPerSite: "lots"}, "")
+	if !strings.Contains(bad.LimitError, trafficlatency.Name+" rejects every node") || bad.Planned.Replicas != nil {
+		t.Errorf("a malformed limit: limit error %q, planned %v", bad.LimitError, bad.Planned.Replicas)
+	}
+}
+
+// TestExplainNoPenalty: with 50 req/s entering at edge-x, whose RTTs to the
+// replicas' sites are unknown, one more replica's gain counts that traffic
+// at placement's unknown-RTT penalty. No figure built on it reaches the
+// table or the JSON: the gains in ms and raw scores are left out with a
+// note saying why, and the words say what happens.
+func TestExplainNoPenalty(t *testing.T) {
+	c := newCluster(t)
+	if err := c.store.SetTraffic("edge-x", 50, time.Time{}, true); err != nil {
+		t.Fatal(err)
+	}
+	// The penalty (100000 ms), a gain built on it (99990 ms and so on), or
+	// a raw score built on one (99990 ms is 99990000 µs, times 1024); not
+	// the digits after a decimal point, nor the totals (at most 6 digits).
+	penalty := regexp.MustCompile(`(?:^|[^.\d])(100000|9999\d|\d{8,})`)
+	table := c.explain(t, KindDeployment, "web", "table")
+	if m := penalty.FindAllString(table, -1); m != nil {
+		t.Errorf("the table shows %v, built on the unknown-RTT penalty:\n%s", m, table)
+	}
+	if !strings.Contains(table, "* TrafficLatency's raw score and gain in ms are not shown where some traffic reaches no replica at a known RTT") {
+		t.Errorf("the table does not say why the raw scores are left out:\n%s", table)
+	}
+	js := c.explain(t, KindDeployment, "web", "json")
+	if m := penalty.FindAllString(js, -1); m != nil {
+		t.Errorf("the JSON shows %v, built on the unknown-RTT penalty:\n%s", m, js)
+	}
+	var e Explanation
+	if err := json.Unmarshal([]byte(js), &e); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range e.Sites {
+		if s.GainMs != nil || s.Raw != nil {
+			t.Errorf("site %s: a gain in ms or a raw score shown although edge-x's traffic is at an unknown RTT", s.Name)
+		}
+		if s.Name == "downtown" && !strings.Contains(s.Gain, "RTT unknown from 50 req/s") {
+			t.Errorf("downtown: gain %q does not say edge-x's traffic is at an unknown RTT", s.Gain)
+		}
+	}
+	if e.Actual.WeightedRTTMs != nil {
+		t.Errorf("actual weighted RTT %v ms although 50 req/s reach no replica at a known RTT", *e.Actual.WeightedRTTMs)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -150,3 +151,36 @@ func list(ctx context.Context, c Config) (inputs, error) {
 	}
 	return in, nil
 }
+
+// Pages are the dashboard's workload pages (dashboard.Explainer): ning
+// explain's table for a Deployment or pod, from View's store as it is (its
+// sources are fed by whoever owns the store: ning dashboard, or ning demo).
+type Pages struct {
+	// View is the cluster and the store; Args the profile to explain with.
+	View dashboard.View
+	Args Args
+	// Timeout bounds listing the cluster for one page.
+	Timeout time.Duration
+}
+
+// PageTimeout is how long one explain page may take to list the cluster.
+const PageTimeout = 10 * time.Second
+
+// Explain returns ning explain's table for the object (the dashboard's kinds
+// are explain's).
+func (p Pages) Explain(ctx context.Context, kind, namespace, name string) (string, error) {
+	if p.Timeout <= 0 {
+		p.Timeout = PageTimeout
+	}
+	e, err := Explain(ctx, Config{View: p.View, Args: p.Args, Kind: kind, Namespace: namespace, Name: name, Timeout: p.Timeout})
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	if err := WriteTable(&b, e); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+var _ dashboard.Explainer = Pages{}

@@ -26,6 +26,9 @@ func WriteTable(w io.Writer, e *Explanation) error {
 	if len(e.Sites) == 0 {
 		b.WriteString("(no sites: the cluster has no nodes)\n")
 	}
+	if e.RawNote != "" && e.TrafficRPS > 0 {
+		fmt.Fprintf(&b, "* %s\n", e.RawNote)
+	}
 	b.WriteString("\n")
 	if err := columns(&b, nodeRows(e)); err != nil {
 		return err
@@ -95,6 +98,12 @@ func head(b *strings.Builder, e *Explanation) {
 		}
 		fmt.Fprintf(b, "delay constraints (unknown RTTs %s): %s\n", e.UnknownRTT, strings.Join(cs, "; "))
 	}
+	switch {
+	case e.LimitError != "":
+		fmt.Fprintf(b, "site limits: %s\n", e.LimitError)
+	case e.Limits != "":
+		fmt.Fprintf(b, "site limits: %s\n", e.Limits)
+	}
 	if e.FailedOpen {
 		b.WriteString("no site meets them with measured RTTs, none breaks them: they fail open for the sites with unknown RTTs\n")
 	}
@@ -132,7 +141,10 @@ func siteRows(e *Explanation) [][]string {
 		}
 		raw, norm, gain := "-", "-", "-"
 		if e.TrafficRPS > 0 {
-			raw, gain = fmt.Sprint(st.Raw), st.Gain
+			raw, gain = "not shown*", st.Gain
+			if st.Raw != nil {
+				raw = fmt.Sprint(*st.Raw)
+			}
 		}
 		if st.Normalised != nil {
 			norm = fmt.Sprint(*st.Normalised)
@@ -181,7 +193,10 @@ func nodeRows(e *Explanation) [][]string {
 				}
 				switch plugin {
 				case nodeload.Name:
-					cell = fmt.Sprintf("%d (%.2f)", s.Normalised, s.Raw)
+					cell = fmt.Sprint(s.Normalised)
+					if s.Raw != nil {
+						cell = fmt.Sprintf("%d (%.2f)", s.Normalised, *s.Raw)
+					}
 				default:
 					cell = fmt.Sprint(s.Normalised)
 				}
