@@ -184,11 +184,16 @@ func (c *Cluster) Placement(ctx context.Context, name string) (perSite map[strin
 	return devcluster.Placement(ctx, c.Client, Namespace, "app="+name, c.siteOf)
 }
 
-// Cost is the weighted mean RTT (ms) of a placement under the true RTTs and
-// the scenario's traffic now.
-func (c *Cluster) Cost(perSite map[string]int) float64 {
-	p := c.problem()
-	return p.Cost(policy.Current(c.Sites, perSite))
+// MeanRTT is the weighted mean RTT (ms) of a placement under the true RTTs
+// and the scenario's traffic now; an error when it is not known (no running
+// replica, or traffic served over an unknown RTT), so that the planner's
+// unknown-RTT penalty never reaches the summary as a figure.
+func (c *Cluster) MeanRTT(workload string, perSite map[string]int) (float64, error) {
+	ms, ok := policy.MeanRTT(c.problem(), policy.Current(c.Sites, perSite))
+	if !ok {
+		return 0, fmt.Errorf("the weighted RTT of %s running as %v is not known: no running replica, or traffic served over an unknown RTT", workload, perSite)
+	}
+	return ms, nil
 }
 
 func (c *Cluster) problem() *placement.Problem {
@@ -656,8 +661,13 @@ func (c *Cluster) measure(ctx context.Context) (Phase, error) {
 	if ph.OptimumMs, ph.Optimum, err = c.Optimum(ctx); err != nil {
 		return ph, err
 	}
-	ph.NingMs, ph.DefaultMs = round2(c.Cost(ph.Ning)), round2(c.Cost(ph.Default))
-	ph.OptimumMs = round2(ph.OptimumMs)
+	if ph.NingMs, err = c.MeanRTT(Workload, ph.Ning); err != nil {
+		return ph, err
+	}
+	if ph.DefaultMs, err = c.MeanRTT(DefaultWorkload, ph.Default); err != nil {
+		return ph, err
+	}
+	ph.NingMs, ph.DefaultMs, ph.OptimumMs = round2(ph.NingMs), round2(ph.DefaultMs), round2(ph.OptimumMs)
 	return ph, nil
 }
 
