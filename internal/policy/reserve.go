@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
 
 	v1 "k8s.io/api/core/v1"
 
@@ -37,14 +36,7 @@ func FailoverReserve(annotations map[string]string) (int, error) {
 	if !ok {
 		return 0, nil
 	}
-	n, err := strconv.Atoi(v)
-	switch {
-	case err != nil:
-		return 0, fmt.Errorf("annotation %s=%q is not a whole number of placeholders (want e.g. \"1\")", AnnotationFailoverReserve, v)
-	case n < 0 || n > MaxFailoverReserve:
-		return 0, fmt.Errorf("annotation %s=%q is outside 0..%d", AnnotationFailoverReserve, v, MaxFailoverReserve)
-	}
-	return n, nil
+	return parseCount("annotation", AnnotationFailoverReserve, v, "placeholders", "1", MaxFailoverReserve)
 }
 
 // Failover is where a workload's reserve goes: the site whose loss it
