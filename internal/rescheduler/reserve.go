@@ -225,6 +225,10 @@ func (rs *reserver) placeholderPod(ph policy.Placeholder, k int) *v1.Pod {
 			SchedulerName:                 rs.cfg.SchedulerName,
 			PriorityClassName:             rs.cfg.PlaceholderPriorityClass,
 			TerminationGracePeriodSeconds: ptr.To[int64](0),
+			// Pod Security "restricted": the placeholders may share a
+			// namespace that enforces it.
+			SecurityContext: &v1.PodSecurityContext{RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](65535),
+				SeccompProfile: &v1.SeccompProfile{Type: v1.SeccompProfileTypeRuntimeDefault}},
 			Affinity: &v1.Affinity{NodeAffinity: &v1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &v1.NodeSelector{
 				NodeSelectorTerms: []v1.NodeSelectorTerm{{MatchExpressions: []v1.NodeSelectorRequirement{
 					{Key: rs.cfg.SiteLabel, Operator: v1.NodeSelectorOpIn, Values: []string{ph.Site}},
@@ -233,6 +237,8 @@ func (rs *reserver) placeholderPod(ph policy.Placeholder, k int) *v1.Pod {
 			Containers: []v1.Container{{
 				Name: "placeholder", Image: rs.cfg.PlaceholderImage,
 				Resources: v1.ResourceRequirements{Requests: ph.Size},
+				SecurityContext: &v1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false), ReadOnlyRootFilesystem: ptr.To(true),
+					Capabilities: &v1.Capabilities{Drop: []v1.Capability{"ALL"}}},
 			}},
 		},
 	}
