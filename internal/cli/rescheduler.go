@@ -104,6 +104,21 @@ NingNodeCutOff, NingNodeDown and NingPartitionSurge say each step. For the data
 plane to see a partition, the probers' --period must be well under
 --node-down-after; otherwise partitions are taken for deaths, as before.
 
+Failover reserve (seed 002's placeholders), with --failover-reserve: for each
+workload whose pod template has the annotation ning.io/failover-reserve: "N",
+N placeholder pods are kept in --placeholder-namespace, each asking for what
+the workload's largest pod asks for, running --placeholder-image, of the
+low-priority --placeholder-priority-class (which should have
+preemptionPolicy: Never). They go on the sites the planner would use if the
+site holding most of the workload failed, and only on sites within the
+workload's delay_<from> limits; workloads whose failure sites differ share a
+placeholder. When a node is lost, its replacements preempt the placeholders
+(ning's scheduler profile lets a pod preempt only placeholder pods:
+PlaceholderPreemption) and run at once; the placeholders are made again, and
+deleted when the annotation goes. Metrics: ning_rescheduler_placeholders,
+ning_rescheduler_reserve_units, ning_rescheduler_placeholder_actions_total,
+ning_rescheduler_bad_failover_reserve_total (a malformed annotation).
+
 Only the replica holding the Lease --leader-elect-name acts; a replica that
 loses it stops acting and campaigns again with fresh caches. --dry-run logs
 every eviction and deletion it would make, and makes none.`,
@@ -148,6 +163,10 @@ func (o *reschedulerOptions) AddFlags(f *pflag.FlagSet) {
 	f.Float64Var(&c.PerReplicaRPS, "per-replica-rps", 0, "traffic one replica serves, as in TrafficLatencyArgs (0: no limit)")
 	f.StringVar(&c.CloudFallback.CloudLabel, "cloud-label", c.CloudFallback.CloudLabel, "label marking cloud nodes, as in CloudFallbackArgs: the scheduler uses them only when no edge node fits, so no move targets them then")
 	f.StringVar(&c.CloudFallback.CloudValue, "cloud-value", c.CloudFallback.CloudValue, "value of --cloud-label on cloud nodes")
+	f.BoolVar(&c.FailoverReserve, "failover-reserve", false, "keep placeholder pods for the workloads annotated ning.io/failover-reserve (see --help)")
+	f.StringVar(&c.PlaceholderNamespace, "placeholder-namespace", c.PlaceholderNamespace, "namespace of the failover placeholder pods")
+	f.StringVar(&c.PlaceholderPriorityClass, "placeholder-priority-class", c.PlaceholderPriorityClass, "PriorityClass of the placeholder pods: low (negative) value, preemptionPolicy Never")
+	f.StringVar(&c.PlaceholderImage, "placeholder-image", c.PlaceholderImage, "image the placeholder pods run (a pause image)")
 	f.StringVar(&o.listen, "listen", ":10262", "address for /healthz and /metrics (empty: none)")
 	f.BoolVar(&o.leaderElect, "leader-elect", true, "act only while holding the Lease, so that one replica acts at a time")
 	f.StringVar(&o.leader.Namespace, "leader-elect-namespace", "", "namespace of the Lease (default: $POD_NAMESPACE, else kube-system)")

@@ -29,12 +29,18 @@ const (
 const MaxLimit = 1_000_000
 
 func parseLimit(key, value string) (int, error) {
+	return parseCount("label", key, value, "replicas", "3", MaxLimit)
+}
+
+// parseCount reads a count in 0..hi from a label or annotation (what) key,
+// naming it, the unit and an example in the error.
+func parseCount(what, key, value, unit, example string, hi int) (int, error) {
 	n, err := strconv.Atoi(value)
 	switch {
 	case err != nil:
-		return 0, fmt.Errorf("label %s=%q is not a whole number of replicas (want e.g. \"3\")", key, value)
-	case n < 0 || n > MaxLimit:
-		return 0, fmt.Errorf("label %s=%q is outside 0..%d", key, value, MaxLimit)
+		return 0, fmt.Errorf("%s %s=%q is not a whole number of %s (want e.g. %q)", what, key, value, unit, example)
+	case n < 0 || n > hi:
+		return 0, fmt.Errorf("%s %s=%q is outside 0..%d", what, key, value, hi)
 	}
 	return n, nil
 }

@@ -48,6 +48,8 @@ type Metrics struct {
 	// on the site the pod was evicted from, by reason (traffic,
 	// delay_violation).
 	MoveBounces *prometheus.CounterVec
+	// Reserve are the failover reserve's metrics.
+	Reserve *ReserveMetrics
 }
 
 // NewMetrics registers the metrics with reg.
@@ -107,8 +109,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "ning_rescheduler_move_bounces_total",
 			Help: "Evictions whose replacement the scheduler put back on the site the pod was evicted from (its choice disagrees with the rescheduler's prediction); each backs the workload off longer.",
 		}, []string{"reason"}),
+		Reserve: newReserveMetrics(),
 	}
-	for _, c := range []prometheus.Collector{m.Evictions, m.Decisions, m.WeightedRTT, m.CycleDuration, m.NodeCheckDuration, m.NodesDown, m.NodesCutOff, m.NodeVerdicts, m.PartitionSurge, m.Leader, m.BadLabels, m.NotRescued, m.MoveBounces} {
+	for _, c := range append([]prometheus.Collector{m.Evictions, m.Decisions, m.WeightedRTT, m.CycleDuration, m.NodeCheckDuration, m.NodesDown, m.NodesCutOff, m.NodeVerdicts, m.PartitionSurge, m.Leader, m.BadLabels, m.NotRescued, m.MoveBounces}, m.Reserve.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering rescheduler metrics: %w", err)
 		}

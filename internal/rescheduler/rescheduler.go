@@ -142,6 +142,14 @@ type Config struct {
 	// plans, and predicts replacements, on the edge sites alone while one
 	// of them can take the pod.
 	CloudFallback configv1alpha1.CloudFallbackArgs
+	// FailoverReserve keeps placeholder pods for the workloads annotated
+	// ning.io/failover-reserve (seed 002's failover capacity), in
+	// PlaceholderNamespace, of PlaceholderPriorityClass (low, preemption
+	// Never), running PlaceholderImage; checked every NodeCheckInterval.
+	FailoverReserve          bool
+	PlaceholderNamespace     string
+	PlaceholderPriorityClass string
+	PlaceholderImage         string
 }
 
 // DefaultConfig returns the defaults: a 30 s cycle, 10 % gain held for 3
@@ -172,6 +180,10 @@ func DefaultConfig() Config {
 		SiteLabel:         v1.LabelTopologyZone,
 		UnknownRTT:        configv1alpha1.FailClosed,
 		CloudFallback:     configv1alpha1.CloudFallbackArgs{CloudLabel: "kubernetes.io/role", CloudValue: "cloud"},
+
+		PlaceholderNamespace:     "ning-placeholders",
+		PlaceholderPriorityClass: "ning-placeholder",
+		PlaceholderImage:         "registry.k8s.io/pause:3.10",
 	}
 }
 
@@ -207,6 +219,8 @@ func (c Config) Validate() error {
 	check(c.SchedulerName == "", "scheduler name: must not be empty")
 	check(c.SiteLabel == "", "site label: must not be empty")
 	check(!(c.PerReplicaRPS >= 0), "per-replica RPS %v: want 0 or more", c.PerReplicaRPS)
+	check(c.FailoverReserve && (c.PlaceholderNamespace == "" || c.PlaceholderPriorityClass == "" || c.PlaceholderImage == ""),
+		"failover reserve: placeholder namespace %q, priority class %q and image %q must not be empty", c.PlaceholderNamespace, c.PlaceholderPriorityClass, c.PlaceholderImage)
 	for _, e := range c.CloudFallback.Validate(field.NewPath("cloudFallback")) {
 		errs = append(errs, e)
 	}
@@ -251,9 +265,10 @@ type Rescheduler struct {
 	leases                coordlisters.LeaseLister
 	broadcaster           record.EventBroadcaster
 
-	mover   *mover
-	healer  *healer
-	evictor *evictor
+	mover    *mover
+	healer   *healer
+	evictor  *evictor
+	reserver *reserver // nil unless FailoverReserve
 
 	// apiTrouble is the last time a watch on, or a request to, the
 	// apiserver failed.
@@ -295,6 +310,9 @@ func New(client kubernetes.Interface, store Store, cfg Config, m *Metrics, log *
 	r.healer = newHealer(cfg, client, m, log, clk, recorder)
 	r.healer.heard = store.LastHeard
 	r.healer.deployments = depInf.Lister()
+	if cfg.FailoverReserve {
+		r.reserver = &reserver{cfg: cfg, client: client, store: store, m: m.Reserve, log: log.With("loop", "reserve"), bad: map[string]bool{}}
+	}
 	if _, err := leaseInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { r.healer.sawLease() },
 		UpdateFunc: func(any, any) { r.healer.sawLease() },
@@ -426,6 +444,13 @@ func (r *Rescheduler) Run(ctx context.Context) error {
 		defer wg.Done()
 		every(ctx, r.clock, r.cfg.NodeCheckInterval, func() { r.CheckNodes(ctx) })
 	}()
+	if r.reserver != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			every(ctx, r.clock, r.cfg.NodeCheckInterval, func() { r.KeepReserve(ctx) })
+		}()
+	}
 	every(ctx, r.clock, r.cfg.Interval, func() { r.Cycle(ctx) })
 	wg.Wait()
 	return nil

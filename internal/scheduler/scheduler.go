@@ -19,6 +19,7 @@ import (
 	"github.com/ning-edge/ning/internal/plugins/cloudfallback"
 	"github.com/ning-edge/ning/internal/plugins/networklatency"
 	"github.com/ning-edge/ning/internal/plugins/nodeload"
+	"github.com/ning-edge/ning/internal/plugins/placeholderpreemption"
 	"github.com/ning-edge/ning/internal/plugins/trafficlatency"
 	"github.com/ning-edge/ning/internal/policy"
 	"github.com/ning-edge/ning/internal/schedmetrics"
@@ -76,6 +77,7 @@ func PluginOptions(store *topology.Store) []schedapp.Option {
 		schedapp.WithPlugin(trafficlatency.Name, trafficlatency.Factory(store, m)),
 		schedapp.WithPlugin(nodeload.Name, nodeload.Factory(store, m)),
 		schedapp.WithPlugin(cloudfallback.Name, cloudfallback.New),
+		schedapp.WithPlugin(placeholderpreemption.Name, placeholderpreemption.New),
 	}
 }
 

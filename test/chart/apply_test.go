@@ -139,6 +139,10 @@ func TestApply(t *testing.T) {
 			checkProbeJob(ctx, t, c, objs)
 			checkStockSchedulerConfig(t, objs, false, true)
 		}},
+		{"testdata/failover-reserve.yaml", "ning-reserve", "restricted", func(t *testing.T, objs []*unstructured.Unstructured) {
+			checkPlaceholderDeletes(ctx, t, c, "ning-reserve")
+			checkPlaceholderPreemption(t, objs)
+		}},
 		{"testdata/embedded-tls.yaml", "ning-tls", "restricted", func(t *testing.T, objs []*unstructured.Unstructured) {
 			checkRBAC(ctx, t, c, "ning-tls", cronJobRBAC)
 			checkProbeJob(ctx, t, c, objs)

@@ -31,6 +31,11 @@ profiles:
           - name: PodTopologySpread
       {{- if not .Values.scheduler.preemption }}
       postFilter:
+        {{- if .Values.rescheduler.failoverReserve.enabled }}
+        # DefaultPreemption limited to failover placeholders.
+        enabled:
+          - name: PlaceholderPreemption
+        {{- end }}
         disabled:
           - name: DefaultPreemption
       {{- end }}
