@@ -192,9 +192,11 @@ func (rs *reserver) failover(ctx context.Context, w *workload, running []*v1.Pod
 		}
 	}
 	prob := policy.Problem(v.sites, v.rtt, v.traffic, rs.cfg.PerReplicaRPS)
-	if limits, err := policy.LimitsOf(sample, v.capacity); err == nil {
-		limits.Apply(prob)
+	limits, err := policy.LimitsOf(sample, v.capacity)
+	if err != nil {
+		return policy.Failover{}, fmt.Errorf("workload %s: %w", w, err)
 	}
+	limits.Apply(prob)
 	fo, err := policy.FailoverSites(ctx, prob, current, usable, n)
 	if err != nil {
 		return fo, fmt.Errorf("workload %s: %w", w, err)

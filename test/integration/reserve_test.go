@@ -94,6 +94,24 @@ func TestFailoverReserve(t *testing.T) {
 				if err != nil {
 					t.Fatalf("the preempted placeholder was not made again: %v", err)
 				}
+				// No workload asks for a reserve any more (web scaled to none;
+				// the test cluster runs no garbage collector to delete it
+				// whole): its placeholders go.
+				scale, err := e.c.AppsV1().Deployments(ns).GetScale(e.ctx, "web", metav1.GetOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				scale.Spec.Replicas = 0
+				if _, err := e.c.AppsV1().Deployments(ns).UpdateScale(e.ctx, "web", scale, metav1.UpdateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				err = wait.PollUntilContextTimeout(e.ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+					pods, err := e.c.CoreV1().Pods("ning-placeholders").List(ctx, metav1.ListOptions{LabelSelector: policy.LabelPlaceholder + "=true"})
+					return err == nil && len(pods.Items) == 0, err
+				})
+				if err != nil {
+					t.Fatalf("placeholders left after the workload that asked for them was deleted: %v", err)
+				}
 				return
 			}
 			ready, _, _ := testcluster.ReadyAway(e.ctx, e.c, ns, "app=web", victim)
