@@ -82,7 +82,14 @@ func (s *Store) CheckRTT(m RTTSample, c CrossCheck) error {
 		return reject(ReasonImplausibleRTT, "%s -> %s %.3f ms disagrees with %s's own %s -> %s %.3f ms",
 			m.From, m.To, r, m.To, m.To, m.From, rev)
 	}
-	for x := range s.reporters {
+	// A witness measured both m.From and m.To: the shorter of the two
+	// lists holds them all, so the cost follows the witnesses, not the
+	// number of sites.
+	witnesses := s.measuredBy[m.From]
+	if other := s.measuredBy[m.To]; len(other) < len(witnesses) {
+		witnesses = other
+	}
+	for _, x := range witnesses {
 		if x == m.From || x == m.To {
 			continue
 		}

@@ -136,8 +136,9 @@ type Store struct {
 
 	mu    sync.RWMutex
 	links map[[2]string]*Link
-	// reporters is every site that measured a link (CheckRTT's witnesses).
-	reporters map[string]bool
+	// measuredBy is, per site, the sites that measured a link to it:
+	// CheckRTT's witnesses for a link from or to it.
+	measuredBy map[string][]string
 	// heard is, per site, the data plane's last sign of it: a report from
 	// it, or a probe that reached it (LastHeard).
 	heard   map[string]time.Time
@@ -175,16 +176,16 @@ type trafficEntry struct {
 // NewStore returns an empty store that reads time from clk.
 func NewStore(cfg Config, clk clock.PassiveClock) *Store {
 	return &Store{
-		cfg:       cfg.withDefaults(),
-		clock:     clk,
-		links:     map[[2]string]*Link{},
-		reporters: map[string]bool{},
-		heard:     map[string]time.Time{},
-		static:    map[[2]string]float64{},
-		loads:     map[string]*Load{},
-		traffic:   map[string]trafficEntry{},
-		sites:     map[string]struct{}{},
-		capacity:  map[string]int{},
+		cfg:        cfg.withDefaults(),
+		clock:      clk,
+		links:      map[[2]string]*Link{},
+		measuredBy: map[string][]string{},
+		heard:      map[string]time.Time{},
+		static:     map[[2]string]float64{},
+		loads:      map[string]*Load{},
+		traffic:    map[string]trafficEntry{},
+		sites:      map[string]struct{}{},
+		capacity:   map[string]int{},
 	}
 }
 
@@ -314,7 +315,7 @@ func (s *Store) ObserveRTT(m RTTSample) error {
 		}
 		l = &Link{Loss: loss}
 		s.links[key] = l
-		s.reporters[m.From] = true
+		s.measuredBy[m.To] = append(s.measuredBy[m.To], m.From)
 	} else {
 		l.Loss = a*loss + (1-a)*l.Loss
 	}
