@@ -184,7 +184,7 @@ kind-up: ## kind cluster with zones, Traefik, Prometheus and ning (needs docker,
 
 CHROMIUM ?= $(shell command -v chromium 2>/dev/null || echo /usr/bin/chromium)
 .PHONY: test-dashboard
-test-dashboard: ## the dashboard page in headless Chromium (fails, not skips, without apt-get install -y chromium); writes artefacts/dashboard.png, artefacts/dashboard-replicas-stacked.png, artefacts/dashboard-topology.png, artefacts/dashboard-explain.png and artefacts/dashboard-zones.png
+test-dashboard: ## the dashboard page in headless Chromium (fails, not skips, without apt-get install -y chromium); writes artefacts/dashboard.png, artefacts/dashboard-replicas-stacked.png, artefacts/dashboard-topology.png, artefacts/dashboard-explain.png, artefacts/dashboard-zones.png and artefacts/dashboard-measured.png
 	@test -x "$(CHROMIUM)" || { echo "chromium not found: apt-get install -y chromium"; exit 1; }
 	NING_REQUIRE_CHROMIUM=1 NING_CHROMIUM=$(CHROMIUM) NING_ARTEFACTS=$(CURDIR)/artefacts \
 	  $(GO) test -count=1 -v -run 'TestBrowser' ./internal/dashboard 2>&1 | grep -E '^(=== RUN|\s*---|ok|FAIL|PASS)|screenshot|_test.go:'

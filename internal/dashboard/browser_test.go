@@ -398,3 +398,36 @@ func TestBrowserZones(t *testing.T) {
 	shot := screenshot(t, bin, srv.URL+"/#zones", "dashboard-zones.png")
 	checkScreenshot(t, shot)
 }
+
+// TestBrowserMeasured renders the lab's measured response times from the
+// repository's own bench/lab.json (preferClose, steady) beside the
+// comparison: one row for each of ning, the default scheduler and the
+// optimum, with the file's p95, and screenshots the section.
+func TestBrowserMeasured(t *testing.T) {
+	bin := chromium(t)
+	m, err := LoadMeasured("../../bench/lab.json", "preferClose", "steady")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := fixture(t)
+	s.Measured = m
+	srv := httptest.NewServer(Handler(fixed(s)))
+	defer srv.Close()
+
+	dom := runBrowser(t.Context(), t, bin, srv.URL+"/", "--dump-dom")
+	section := regexp.MustCompile(`(?s)<section id="measured">.*?</section>`).FindString(dom)
+	if !strings.Contains(section, "routing <strong>preferClose</strong>, scenario <strong>steady</strong>") {
+		t.Errorf("the measured section does not name its routing and scenario:\n%.2000s", section)
+	}
+	rows := regexp.MustCompile(`<tr class="measured" data-row="([^"]+)"><td>[^<]*</td><td class="num">[^<]*</td><td class="num">([^<]*)</td>`).FindAllStringSubmatch(section, -1)
+	if len(rows) != len(m.Rows) {
+		t.Fatalf("%d measured rows rendered, want %d:\n%.2000s", len(rows), len(m.Rows), section)
+	}
+	for i, r := range rows {
+		if want := m.Rows[i]; r[1] != want.Name || r[2] != fmt.Sprintf("%.2f ms", want.P95Ms) {
+			t.Errorf("row %d: %s with p95 %q, want %s with %.2f ms from the file", i, r[1], r[2], want.Name, want.P95Ms)
+		}
+	}
+	shot := screenshot(t, bin, srv.URL+"/#measured", "dashboard-measured.png")
+	checkScreenshot(t, shot)
+}
