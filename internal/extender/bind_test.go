@@ -109,8 +109,10 @@ func TestBindAssumeExpiry(t *testing.T) {
 			t.Fatalf("bind: %d %q", code, msg)
 		}
 		err := wait.PollUntilContextTimeout(t.Context(), 5*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+			// The lister's store is updated before the index's event
+			// handler runs: wait for the handler too.
 			got, err := e.x.pods.Pods(p.Namespace).Get(p.Name)
-			return err == nil && got.Spec.NodeName == "c-0", nil
+			return err == nil && got.Spec.NodeName == "c-0" && !e.x.index.Assumed(got), nil
 		})
 		if err != nil {
 			t.Fatalf("the pod informer never saw the binding: %v", err)

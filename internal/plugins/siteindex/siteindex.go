@@ -297,6 +297,15 @@ func (x *Index) Assume(pod *v1.Pod, node string) {
 // bound, and reports whether it did.
 func (x *Index) Forget(pod *v1.Pod) bool { return x.remove(pod.UID, true) }
 
+// Assumed reports whether the pod counts only as assumed: Assume placed it
+// and the informer has not yet seen it bound.
+func (x *Index) Assumed(pod *v1.Pod) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	e, ok := x.pods[pod.UID]
+	return ok && e.assumed
+}
+
 // Sites returns every site that has a node, sorted. Do not modify the slice.
 func (x *Index) Sites() []string {
 	x.mu.RLock()
