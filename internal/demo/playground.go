@@ -339,8 +339,8 @@ dashboard: %s
 try, with that KUBECONFIG exported:
   kubectl apply -f %s    # %s
   ning demo traffic set %s=500    # or kubectl -n %s edit configmap %s
-  ning explain deployment %s/%s --mqtt --broker %s
-`, c.kubeconfig, dash, manifest, note, site, TrafficNamespace, TrafficConfigMap, Namespace, ExampleWorkload, c.brokerURL)
+  ning explain deployment %s/%s --per-replica-rps %g --mqtt --broker %s
+`, c.kubeconfig, dash, manifest, note, site, TrafficNamespace, TrafficConfigMap, Namespace, ExampleWorkload, c.o.PerReplicaRPS, c.brokerURL)
 }
 
 // comparedView is the dashboard's view of ning's pods with the demo's

@@ -75,7 +75,7 @@ func TestPlayground(t *testing.T) {
 	if ended == nil || !ended.Recovered {
 		t.Errorf("the scenario's summary before the playground: %+v", ended)
 	}
-	for _, cmd := range []string{"ning demo traffic set north-suburb=500", "ning explain deployment demo/mine --mqtt --broker mqtt://127.0.0.1:"} {
+	for _, cmd := range []string{"ning demo traffic set north-suburb=500", "ning explain deployment demo/mine --per-replica-rps ", " --mqtt --broker mqtt://127.0.0.1:"} {
 		if !strings.Contains(guide.String(), cmd) {
 			t.Errorf("the guide lacks %q", cmd)
 		}
