@@ -189,7 +189,13 @@ func (d *Delayer) Run(ctx context.Context) error {
 			return stop(nil)
 		case b, ok := <-arrivals:
 			if !ok {
-				return stop(fmt.Errorf("nfqueue %d: receiving: %w", d.q.num, <-recvErr))
+				err := <-recvErr
+				if ctx.Err() != nil {
+					// Cancelled: the receiver's socket closing is the
+					// shutdown, and select may pick this case first.
+					return stop(nil)
+				}
+				return stop(fmt.Errorf("nfqueue %d: receiving: %w", d.q.num, err))
 			}
 			if err := take(b); err != nil {
 				return stop(err)
