@@ -25,6 +25,12 @@ type Options struct {
 	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout; zero
 	// takes 5 s, 10 s, 10 s, 120 s.
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// ShutdownTimeout bounds the graceful stop; zero takes 10 s. It must
+	// exceed the 5 s net/http waits before it closes a connection that was
+	// opened but never sent a request (a client's transport leaves one behind
+	// when its request is cancelled during the dial), or such a connection
+	// makes every stop fail.
+	ShutdownTimeout time.Duration
 }
 
 // Serve serves h on ln until ctx is done, then shuts down gracefully. name
@@ -56,10 +62,11 @@ func Serve(ctx context.Context, name string, ln net.Listener, h http.Handler, o 
 		return fmt.Errorf("%s server: %w", name, err)
 	case <-ctx.Done():
 	}
-	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), orDuration(o.ShutdownTimeout, 10*time.Second))
 	defer cancel()
 	if err := srv.Shutdown(shutdown); err != nil {
-		return fmt.Errorf("stopping the %s server: %w", name, err)
+		// Requests still running past the grace period are cut off.
+		return errors.Join(fmt.Errorf("stopping the %s server: %w", name, err), srv.Close())
 	}
 	return nil
 }

@@ -84,6 +84,32 @@ func TestSlowClientIsCutOff(t *testing.T) {
 	}
 }
 
+// TestStopWithSilentConnection: a connection opened but never used (what a
+// client's transport leaves when its request is cancelled mid-dial) must not
+// fail the graceful stop. net/http closes such a connection only once it is
+// 5 s old; with a 5 s grace period the stop failed with "context deadline
+// exceeded" (TestExtenderBurst in CI).
+func TestStopWithSilentConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- Serve(ctx, "test", ln, http.NotFoundHandler(), Options{}, slog.New(slog.DiscardHandler))
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("stopping with a silent connection open: %v", err)
+	}
+}
+
 func TestTLSNeedsBothFiles(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
