@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/ning-edge/ning/internal/devcluster"
@@ -72,16 +73,13 @@ func (c *cluster) close(cancel context.CancelFunc, log *slog.Logger) {
 	}
 }
 
-// compare schedules the same pods through each of two schedulers (by
-// schedulerName) o.Rounds times, alternating which goes first, and returns
-// the mean seconds each took.
-func compare(ctx context.Context, c *cluster, o SchedulerOptions, a, b string) (map[string]ProfileResult, error) {
+// compare schedules the same pods through each scheduler (by
+// schedulerName) o.Rounds times, rotating which goes first (with two, they
+// alternate), and returns the mean seconds each took.
+func compare(ctx context.Context, c *cluster, o SchedulerOptions, profiles ...string) (map[string]ProfileResult, error) {
 	seconds := map[string]float64{}
 	for r := range o.Rounds {
-		order := []string{a, b}
-		if r%2 == 1 {
-			order[0], order[1] = b, a
-		}
+		order := append(slices.Clone(profiles[r%len(profiles):]), profiles[:r%len(profiles)]...)
 		for _, profile := range order {
 			s, err := measure(ctx, c.cp.Client, profile, fmt.Sprintf("bench-%d-%s", r, profile), c.sites, o)
 			if err != nil {

@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +39,10 @@ type SchedulerOptions struct {
 	Rounds int
 	Seed   uint64
 	Log    *slog.Logger
+	// ProfileDir, when set, receives a CPU profile of each measured window
+	// (from the release of the pods to the last binding, control plane
+	// included), named after its namespace: bench-<round>-<profile>.pprof.
+	ProfileDir string
 	// SpreadScoring (extender benchmark only) keeps PodTopologySpread's
 	// scoring in the stock scheduler's profile: the whole default profile
 	// instead of deploy/extender-config.yaml's.
@@ -55,7 +62,13 @@ type SchedulerResult struct {
 	Sites   int           `json:"sites"`
 	Default ProfileResult `json:"default"`
 	Ning    ProfileResult `json:"ning"`
-	Ratio   float64       `json:"ratio"`
+	// Ratio is ning / default.
+	Ratio float64 `json:"ratio"`
+	// NoSpreadScoring is the default profile without PodTopologySpread's
+	// scoring, which ning's profile also turns off; FairRatio, ning / it,
+	// is what ning's own plugins cost.
+	NoSpreadScoring ProfileResult `json:"noSpreadScoring"`
+	FairRatio       float64       `json:"fairRatio"`
 }
 
 const gate = "ning.dev/bench"
@@ -72,20 +85,21 @@ func RunScheduler(ctx context.Context, o SchedulerOptions) (*SchedulerResult, er
 		return nil, err
 	}
 	defer c.close(cancel, o.Log)
-	cfg, err := scheduler.DefaultConfig(scheduler.ConfigParams{Kubeconfig: c.cp.Kubeconfig, QPS: 5000, DefaultProfile: true})
+	cfg, err := scheduler.DefaultConfig(scheduler.ConfigParams{Kubeconfig: c.cp.Kubeconfig, QPS: 5000, DefaultProfile: true, NoSpreadScoringProfile: true})
 	if err != nil {
 		return nil, err
 	}
 	if _, err := scheduler.Start(ctx, c.cp.Dir, cfg, c.store); err != nil {
 		return nil, err
 	}
-	r, err := compare(ctx, c, o, "default-scheduler", scheduler.ProfileName)
+	r, err := compare(ctx, c, o, "default-scheduler", scheduler.ProfileName, scheduler.NoSpreadScoringName)
 	if err != nil {
 		return nil, err
 	}
 	res := &SchedulerResult{Nodes: o.Nodes, Pods: o.Pods, Sites: o.Sites,
-		Default: r["default-scheduler"], Ning: r[scheduler.ProfileName]}
+		Default: r["default-scheduler"], Ning: r[scheduler.ProfileName], NoSpreadScoring: r[scheduler.NoSpreadScoringName]}
 	res.Ratio = res.Ning.PodsPerSecond / res.Default.PodsPerSecond
+	res.FairRatio = res.Ning.PodsPerSecond / res.NoSpreadScoring.PodsPerSecond
 	return res, nil
 }
 
@@ -176,6 +190,11 @@ func measure(ctx context.Context, c kubernetes.Interface, profile, ns string, si
 	f.Start(stop)
 	f.WaitForCacheSync(stop)
 
+	stopProfile, err := startProfile(o.ProfileDir, ns)
+	if err != nil {
+		return 0, err
+	}
+	defer stopProfile()
 	start := time.Now()
 	if err := parallel(ctx, o.Pods, 32, func(ctx context.Context, i int) error {
 		name := fmt.Sprintf("p-%05d", i)
@@ -197,11 +216,35 @@ func measure(ctx context.Context, c kubernetes.Interface, profile, ns string, si
 		return 0, ctx.Err()
 	}
 	elapsed := time.Since(start).Seconds()
+	stopProfile()
 	// Free the nodes for the next profile.
 	if err := c.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}, metav1.ListOptions{}); err != nil {
 		return 0, fmt.Errorf("deleting the pods: %w", err)
 	}
 	return elapsed, nil
+}
+
+// startProfile starts a CPU profile into dir/name.pprof when dir is set; the
+// returned stop may be called more than once.
+func startProfile(dir, name string) (stop func(), err error) {
+	if dir == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(filepath.Join(dir, name+".pprof"))
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("cpu profile %s: %w", f.Name(), err)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			_ = f.Close()
+		})
+	}, nil
 }
 
 func benchPodSpec(profile string) v1.PodSpec {

@@ -113,7 +113,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		for _, s := range sizes {
 			o.Log.Info("scheduler throughput", "nodes", s.nodes)
-			res, err := bench.RunScheduler(ctx, bench.SchedulerOptions{Nodes: s.nodes, Pods: s.pods, Sites: s.sites, Rounds: 2, Seed: 1, Log: o.Log})
+			// Three rounds: each of the three profiles goes first once.
+			res, err := bench.RunScheduler(ctx, bench.SchedulerOptions{Nodes: s.nodes, Pods: s.pods, Sites: s.sites, Rounds: 3, Seed: 1, Log: o.Log})
 			if err != nil {
 				fail(fmt.Sprintf("throughput at %d nodes", s.nodes), err)
 				continue

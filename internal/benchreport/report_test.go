@@ -63,10 +63,14 @@ func TestReportWithoutCluster(t *testing.T) {
 }
 
 // TestMarkdownRatios checks that every side-by-side comparison states its
-// ratio: the demo's RTTs against the default and the optimum, and the ingest
-// figures against the smallest size.
+// ratio: throughput against the default profile and against the default
+// without spread scoring, the demo's RTTs against the default and the
+// optimum, and the ingest figures against the smallest size.
 func TestMarkdownRatios(t *testing.T) {
 	r := &Report{Command: "test",
+		Throughput: []*bench.SchedulerResult{{Nodes: 1000, Sites: 20, Pods: 1000,
+			Default: bench.ProfileResult{PodsPerSecond: 300}, Ning: bench.ProfileResult{PodsPerSecond: 270},
+			NoSpreadScoring: bench.ProfileResult{PodsPerSecond: 360}, Ratio: 0.9, FairRatio: 0.75}},
 		Demo: &demo.Summary{Before: demo.Phase{NingMs: 10, DefaultMs: 20, OptimumMs: 8}, After: demo.Phase{NingMs: 12, DefaultMs: 30, OptimumMs: 12}},
 		Ingest: []*bench.IngestResult{
 			{Sites: 50, Nodes: 50, Fanout: 16, ReportsPerSecond: 4000, StoreNsPerReport: 50000, BytesPerSite: 2000, BytesPerNode: 2000},
@@ -77,6 +81,7 @@ func TestMarkdownRatios(t *testing.T) {
 		"(ning/default 0.400, ning/optimum 1.000)", "| ning/default | 0.500 | 0.400 |", "| ning/optimum | 1.250 | 1.000 |",
 		"| 50 | 50 | 4000 | 1.00 | 50.0 | 1.00 | 2000 | 1.00 | 2000 |", "| 500 | 500 | 3000 | 0.75 | 100.0 | 2.00 | 2200 | 1.10 | 2200 |",
 		"ratio to the 50-site row",
+		"| 1000 | 20 | 1000 | 300.0 | 270.0 | 360.0 | 0.900 | 0.750 |", "(ning/default 0.900; fair, both without spread scoring, 0.750)",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"runtime/pprof"
@@ -37,11 +38,12 @@ func (b *benchRun) addFlags(cmd *cobra.Command, what string) {
 	f.IntVar(&b.o.Pods, "pods", 1000, "pods to schedule through each "+what)
 	f.IntVar(&b.o.Sites, "sites", 20, "sites the nodes are spread over")
 	f.IntVar(&b.o.PodsPerWorkload, "pods-per-workload", 50, "pods per ReplicaSet")
-	f.IntVar(&b.o.Rounds, "rounds", 1, "measurements per "+what+" (the order alternates)")
+	f.IntVar(&b.o.Rounds, "rounds", 1, "measurements per "+what+" (the order rotates)")
 	f.Uint64Var(&b.o.Seed, "seed", 1, "seed of the random topology")
 	f.StringVarP(&b.output, "output", "o", "table", "output format: table or json")
 	f.StringVar(&b.logLevel, "log-level", "warn", "log level: debug, info, warn or error (the embedded control plane's and kube-scheduler's klog output included)")
 	f.StringVar(&b.cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run (control plane included) to this file")
+	f.StringVar(&b.o.ProfileDir, "profile-dir", "", "write a CPU profile of each measured window (control plane included) to this directory, as bench-<round>-<"+what+">.pprof; not with --cpu-profile")
 }
 
 // run checks the flags, runs measure (under the CPU profile if asked) and
@@ -55,6 +57,9 @@ func (b *benchRun) run(cmd *cobra.Command, measure func(context.Context, bench.S
 		return err
 	}
 	b.o.Log = log
+	if b.cpuProfile != "" && b.o.ProfileDir != "" {
+		return errors.New("--cpu-profile and --profile-dir: choose one (Go runs one CPU profile at a time)")
+	}
 	if b.cpuProfile != "" {
 		f, err := os.Create(b.cpuProfile)
 		if err != nil {
@@ -88,13 +93,17 @@ func newBenchSchedulerCommand() *cobra.Command {
 		Short: "Scheduling throughput: default profile vs ning profile, in one run",
 		Long: `scheduler starts a real kube-apiserver in this process (embedded etcd), creates N
 nodes spread over S sites (no kubelets, as upstream's scheduler_perf does), and
-runs one kube-scheduler with two profiles: Kubernetes' default and ning's. The
-same P pods (grouped under ReplicaSets, a fifth with a delay_<site> label) are
-scheduled by each profile in turn: created with a scheduling gate, released at
-once, and timed until the last is bound. It prints pods/s for each profile and
-their ratio (ning / default). With --rounds 2 or more the order alternates.`,
+runs one kube-scheduler with three profiles: Kubernetes' default, ning's, and
+the default without PodTopologySpread's scoring (which ning's profile turns off
+too). The same P pods (grouped under ReplicaSets, a fifth with a delay_<site>
+label) are scheduled by each profile in turn: created with a scheduling gate,
+released at once, and timed until the last is bound. It prints pods/s for each
+profile, the ratio ning / default, and the fair ratio ning / default without
+spread scoring, which is what ning's own plugins cost. With --rounds 2 or more
+the order rotates. --profile-dir keeps a CPU profile of each measured window.`,
 		Example: `  ning bench scheduler --nodes 1000 --pods 1000 --sites 20
-  ning bench scheduler --nodes 5000 --pods 2000 --sites 50 -o json`,
+  ning bench scheduler --nodes 5000 --pods 2000 --sites 50 -o json
+  ning bench scheduler --rounds 3 --profile-dir /tmp/prof && go tool pprof -top /tmp/prof/bench-*-ning-scheduler.pprof`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return b.run(cmd, func(ctx context.Context, o bench.SchedulerOptions) (any, error) {
@@ -104,7 +113,9 @@ their ratio (ning / default). With --rounds 2 or more the order alternates.`,
 				w.printf("nodes %d, sites %d, pods %d\n", res.Nodes, res.Sites, res.Pods)
 				w.printf("default profile  %8.1f pods/s  (%.2f s)\n", res.Default.PodsPerSecond, res.Default.Seconds)
 				w.printf("ning profile     %8.1f pods/s  (%.2f s)\n", res.Ning.PodsPerSecond, res.Ning.Seconds)
+				w.printf("default profile without spread scoring %8.1f pods/s  (%.2f s)\n", res.NoSpreadScoring.PodsPerSecond, res.NoSpreadScoring.Seconds)
 				w.printf("ratio (ning/default) %.3f\n", res.Ratio)
+				w.printf("fair ratio (ning/default without spread scoring) %.3f\n", res.FairRatio)
 			})
 		},
 	}

@@ -41,6 +41,9 @@ type ConfigParams struct {
 	QPS int
 	// DefaultProfile adds kube-scheduler's default profile beside ning's.
 	DefaultProfile bool
+	// NoSpreadScoringProfile adds the default profile without
+	// PodTopologySpread's scoring, named NoSpreadScoringName (benchmarks).
+	NoSpreadScoringProfile bool
 	// PerReplicaRPS, when positive, is TrafficLatency's perReplicaRPS: the
 	// traffic one replica serves.
 	PerReplicaRPS float64
@@ -52,6 +55,12 @@ type ConfigParams struct {
 	// policy.DefaultWeights, which the extender defaults to as well.
 	Weights policy.Weights
 }
+
+// NoSpreadScoringName is the schedulerName of ConfigParams.NoSpreadScoringProfile.
+const NoSpreadScoringName = "default-no-spread-scoring"
+
+// NoSpreadScoringName lets the template name the profile.
+func (ConfigParams) NoSpreadScoringName() string { return NoSpreadScoringName }
 
 // DefaultConfig renders ning's default KubeSchedulerConfiguration.
 func DefaultConfig(p ConfigParams) (string, error) {
