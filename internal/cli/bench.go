@@ -60,6 +60,12 @@ func (b *benchRun) run(cmd *cobra.Command, measure func(context.Context, bench.S
 	if b.cpuProfile != "" && b.o.ProfileDir != "" {
 		return errors.New("--cpu-profile and --profile-dir: choose one (Go runs one CPU profile at a time)")
 	}
+	if b.o.ProfileDir != "" {
+		// Checked before the cluster starts, not a minute into the run.
+		if fi, err := os.Stat(b.o.ProfileDir); err != nil || !fi.IsDir() {
+			return fmt.Errorf("--profile-dir %q: not a directory", b.o.ProfileDir)
+		}
+	}
 	if b.cpuProfile != "" {
 		f, err := os.Create(b.cpuProfile)
 		if err != nil {
