@@ -90,24 +90,43 @@ func TestSlowClientIsCutOff(t *testing.T) {
 // 5 s old; with a 5 s grace period the stop failed with "context deadline
 // exceeded" (TestExtenderBurst in CI).
 func TestStopWithSilentConnection(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	ln := &acceptSignal{Listener: inner, accepted: make(chan struct{}, 1)}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
 		done <- Serve(ctx, "test", ln, http.NotFoundHandler(), Options{}, slog.New(slog.DiscardHandler))
 	}()
-	conn, err := net.Dial("tcp", ln.Addr().String())
+	conn, err := net.Dial("tcp", inner.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	<-ln.accepted // the server holds the connection, not the listener's backlog
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("stopping with a silent connection open: %v", err)
 	}
+}
+
+// acceptSignal is a listener that says when it has accepted a connection.
+type acceptSignal struct {
+	net.Listener
+	accepted chan struct{}
+}
+
+func (l *acceptSignal) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		select {
+		case l.accepted <- struct{}{}:
+		default:
+		}
+	}
+	return c, err
 }
 
 func TestTLSNeedsBothFiles(t *testing.T) {
