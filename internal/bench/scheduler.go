@@ -230,13 +230,20 @@ func startProfile(dir, name string) (stop func(), err error) {
 	if dir == "" {
 		return func() {}, nil
 	}
-	f, err := os.Create(filepath.Join(dir, name+".pprof"))
+	return StartCPUProfile(filepath.Join(dir, name+".pprof"))
+}
+
+// StartCPUProfile writes a CPU profile to path until stop, which may be
+// called more than once. `ning bench`'s --cpu-profile and --profile-dir both
+// use it.
+func StartCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("cpu profile: %w", err)
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {
 		_ = f.Close()
-		return nil, fmt.Errorf("cpu profile %s: %w", f.Name(), err)
+		return nil, fmt.Errorf("cpu profile %s: %w", path, err)
 	}
 	var once sync.Once
 	return func() {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 
@@ -67,15 +66,11 @@ func (b *benchRun) run(cmd *cobra.Command, measure func(context.Context, bench.S
 		}
 	}
 	if b.cpuProfile != "" {
-		f, err := os.Create(b.cpuProfile)
+		stop, err := bench.StartCPUProfile(b.cpuProfile)
 		if err != nil {
 			return fmt.Errorf("--cpu-profile: %w", err)
 		}
-		defer func() { _ = f.Close() }()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("--cpu-profile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+		defer stop()
 	}
 	res, err := measure(cmd.Context(), b.o)
 	if err != nil {
