@@ -190,9 +190,10 @@ Events) and ning's data sources, and serves a live web page on --listen:
     --interval),
   - each workload's replicas per site and the traffic-weighted mean RTT of
     that placement,
-  - recent decisions: Events whose reason starts with "Ning" (NingPlacement from
-    the scheduler, NingReschedule, NingDelayViolation, NingNodeDown from the
-    rescheduler) with their messages;
+  - recent decisions: the scheduler's placement notes (NingPlacement, the pods'
+    ning.io/placement annotation) and Events whose reason starts with "Ning"
+    (NingReschedule, NingDelayViolation, NingNodeDown from the rescheduler)
+    with their messages;
   - each workload's explain page (GET /explain/deployment/NS/NAME or
     /explain/pod/NS/NAME): ning explain's table, reasoned with
     --unknown-rtt as ning explain does;

@@ -16,11 +16,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ning-edge/ning/internal/dashboard"
+	"github.com/ning-edge/ning/internal/policy"
 	"github.com/ning-edge/ning/internal/testcluster"
 )
 
-// statusFixture is a control plane with sites a and b, one bound ning pod in
-// b, a NingPlacement Event on it, and a topology file with the RTT and traffic.
+// statusFixture is a control plane with sites a and b, one ning pod bound in
+// b as TrafficLatency's Bind binds (its placement note on the Binding, which
+// the apiserver copies to the pod), and a topology file with the RTT and
+// traffic.
 func statusFixture(t *testing.T) (cp *testcluster.ControlPlane, topo string) {
 	t.Helper()
 	ctx := t.Context()
@@ -32,20 +35,18 @@ func statusFixture(t *testing.T) (cp *testcluster.ControlPlane, topo string) {
 	}
 	pod := &v1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: "default"},
-		Spec: v1.PodSpec{SchedulerName: dashboard.DefaultSchedulerName, NodeName: "b-0",
+		Spec: v1.PodSpec{SchedulerName: dashboard.DefaultSchedulerName,
 			Containers: []v1.Container{{Name: "app", Image: "registry.invalid/app:1"}}},
 	}
 	if _, err := cp.Client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	now := metav1.Now()
-	ev := &v1.Event{
-		ObjectMeta:     metav1.ObjectMeta{Name: "web-0.placement", Namespace: "default"},
-		InvolvedObject: v1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "web-0"},
-		Reason:         "NingPlacement", Message: "Placed in site b (node b-0)", Type: v1.EventTypeNormal,
-		FirstTimestamp: now, LastTimestamp: now, Count: 1,
+	binding := &v1.Binding{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: "default",
+			Annotations: map[string]string{policy.AnnotationPlacement: "Placed in site b (node b-0)"}},
+		Target: v1.ObjectReference{Kind: "Node", Name: "b-0"},
 	}
-	if _, err := cp.Client.CoreV1().Events("default").Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+	if err := cp.Client.CoreV1().Pods("default").Bind(ctx, binding, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	topo = filepath.Join(t.TempDir(), "topology.yaml")

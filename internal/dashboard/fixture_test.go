@@ -10,6 +10,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 
+	"github.com/ning-edge/ning/internal/policy"
 	"github.com/ning-edge/ning/internal/topology"
 )
 
@@ -45,6 +46,13 @@ func podOf(ns, name, rs, hash, nodeName string) *v1.Pod {
 	if nodeName == "" {
 		p.Status.Phase = v1.PodPending
 	}
+	return p
+}
+
+// placed gives the pod the scheduler's placement note, bound at.
+func placed(p *v1.Pod, note string, at time.Time) *v1.Pod {
+	p.Annotations = map[string]string{policy.AnnotationPlacement: note}
+	p.Status.Conditions = append(p.Status.Conditions, v1.PodCondition{Type: v1.PodScheduled, Status: v1.ConditionTrue, LastTransitionTime: metav1.NewTime(at)})
 	return p
 }
 
@@ -102,19 +110,18 @@ func fixtureInputs() inputs {
 			node("austin-1", "austin", true), node("edge-x", "", true),
 		},
 		pods: []*v1.Pod{
-			podOf("shop", "web-6d4f8-a", "web-6d4f8", "6d4f8", "dallas-1"),
+			placed(podOf("shop", "web-6d4f8-a", "web-6d4f8", "6d4f8", "dallas-1"),
+				"Placed in site dallas (node dallas-1): first replica: serves all 125 req/s at a weighted mean RTT of 5.76 ms", t0.Add(-90*time.Second)),
 			podOf("shop", "web-6d4f8-b", "web-6d4f8", "6d4f8", "dallas-1"),
 			podOf("shop", "web-6d4f8-c", "web-6d4f8", "6d4f8", "dallas-2"),
 			podOf("shop", "web-6d4f8-d", "web-6d4f8", "6d4f8", "toronto-1"),
 			podOf("shop", "web-6d4f8-e", "web-6d4f8", "6d4f8", ""),
 			deleting, done,
-			podOf("lab", "solo", "", "", "edge-x"),
+			placed(podOf("lab", "solo", "", "", "edge-x"), "Placed in site edge-x (node edge-x)", t0.Add(-200*time.Second)),
 		},
 		events: []*v1.Event{
-			event("shop", "web-6d4f8-a", "NingPlacement", "Placed in site dallas (node dallas-1): first replica: serves all 125 req/s at a weighted mean RTT of 5.76 ms", t0.Add(-90*time.Second)),
 			event("shop", "web-6d4f8-old", "NingReschedule", "Evicted from site austin to move the replica toward dallas", t0.Add(-30*time.Second)),
 			event("shop", "web-6d4f8-d", "Scheduled", "Successfully assigned shop/web-6d4f8-d to toronto-1", t0.Add(-20*time.Second)),
-			event("lab", "solo", "NingPlacement", "Placed in site edge-x (node edge-x)", t0.Add(-200*time.Second)),
 		},
 		siteLabel: topology.DefaultSiteLabel,
 		decisions: DefaultDecisions,

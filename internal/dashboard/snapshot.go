@@ -249,7 +249,7 @@ func build(in inputs, store Store) Snapshot {
 		v := rps
 		site(name).TrafficRPS = &v
 	}
-	s.Decisions = decisions(in.events)
+	s.Decisions = decisions(in.events, in.pods)
 	byUID := map[types.UID]*Workload{}
 	podWorkload := map[[2]string]*Workload{} // namespace, pod name
 	for _, p := range in.pods {
@@ -405,9 +405,18 @@ func weightedRTT(replicas map[string]int, sites []Site, rtt [][]*float64, perRep
 	return &v
 }
 
-// decisions returns ning's Events, newest first.
-func decisions(events []*v1.Event) []Decision {
+// decisions returns ning's decisions, newest first: its Events and the
+// scheduler's placement notes on the pods (policy.PlacementNote).
+func decisions(events []*v1.Event, pods []*v1.Pod) []Decision {
 	var out []Decision
+	for _, p := range pods {
+		if note, at, ok := policy.PlacementNote(p); ok {
+			out = append(out, Decision{
+				Time: at, Reason: policy.ReasonPlacement, Type: v1.EventTypeNormal,
+				Namespace: p.Namespace, Kind: "Pod", Name: p.Name, Message: note, Count: 1,
+			})
+		}
+	}
 	for _, e := range events {
 		if !strings.HasPrefix(e.Reason, "Ning") {
 			continue

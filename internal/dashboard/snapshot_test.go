@@ -120,7 +120,7 @@ func TestBuildDecisions(t *testing.T) {
 }
 
 func TestEventTimeFromEitherAPI(t *testing.T) {
-	e := event("ns", "p", "NingPlacement", "m", time.Time{})
+	e := event("ns", "p", "NingReschedule", "m", time.Time{})
 	e.EventTime.Time = t0 // events.k8s.io sets eventTime, not lastTimestamp
 	if got := eventTime(e); !got.Equal(t0) {
 		t.Errorf("eventTime = %v, want %v", got, t0)

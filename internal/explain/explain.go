@@ -344,7 +344,7 @@ func build(ctx context.Context, in inputs, store Store, a Args) (*Explanation, e
 	}
 
 	if target != nil {
-		e.Pod = &Pod{Name: target.Name, Node: target.Spec.NodeName, Decisions: decisions(in.events, target.Name)}
+		e.Pod = &Pod{Name: target.Name, Node: target.Spec.NodeName, Decisions: decisions(in.events, target)}
 		if target.Spec.NodeName != "" {
 			e.Pod.Site = siteOfNode(nodeSite, target.Spec.NodeName)
 		} else {
@@ -889,11 +889,15 @@ func pendingReason(p *v1.Pod) string {
 	return "not scheduled yet (no PodScheduled condition: the scheduler has not tried it, or is not running)"
 }
 
-// decisions are ning's Events about the pod, newest first.
-func decisions(events []*v1.Event, pod string) []Decision {
+// decisions are ning's decisions about the pod, newest first: the
+// scheduler's placement note (policy.PlacementNote) and ning's Events.
+func decisions(events []*v1.Event, pod *v1.Pod) []Decision {
 	var out []Decision
+	if note, at, ok := policy.PlacementNote(pod); ok {
+		out = append(out, Decision{Time: at, Reason: policy.ReasonPlacement, Message: note})
+	}
 	for _, ev := range events {
-		if ev.InvolvedObject.Name != pod || (ev.InvolvedObject.Kind != "" && ev.InvolvedObject.Kind != "Pod") || !strings.HasPrefix(ev.Reason, "Ning") {
+		if ev.InvolvedObject.Name != pod.Name || (ev.InvolvedObject.Kind != "" && ev.InvolvedObject.Kind != "Pod") || !strings.HasPrefix(ev.Reason, "Ning") {
 			continue
 		}
 		t := ev.LastTimestamp.Time

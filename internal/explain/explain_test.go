@@ -59,7 +59,7 @@ type cluster struct {
 // measured 20 min ago and stale, loads of downtown's nodes) and the pods:
 //
 //   - shop/web, a Deployment's three replicas on downtown-0, university-0
-//     and airport-0, with a NingPlacement Event on the first;
+//     and airport-0, the first with the scheduler's placement note;
 //   - shop/cam, within 10 ms of airport and 9 ms of downtown (delay_airport,
 //     delay_downtown), on downtown-0;
 //   - shop/gate, within 2 ms of north-suburb, pending: its only node is
@@ -114,15 +114,17 @@ func newCluster(t *testing.T) *cluster {
 	}
 	createPod(t, cp, "cam", "downtown-0", map[string]string{"delay_airport": "10", "delay_downtown": "9"}, nil)
 	createPod(t, cp, "gate", "", map[string]string{"delay_north-suburb": "2"}, nil)
-	ev := &v1.Event{
-		ObjectMeta:     metav1.ObjectMeta{Name: "web-5d9c7-a.placement", Namespace: "shop"},
-		InvolvedObject: v1.ObjectReference{Kind: "Pod", Namespace: "shop", Name: "web-5d9c7-a"},
-		Reason:         "NingPlacement", Type: v1.EventTypeNormal,
-		Message:        "Placed in site downtown (node downtown-0): first replica: serves all 920 req/s at a weighted mean RTT of 4.28 ms",
-		FirstTimestamp: metav1.NewTime(t0.Add(-30 * time.Second)), LastTimestamp: metav1.NewTime(t0.Add(-30 * time.Second)),
-		Source: v1.EventSource{Component: "ning-scheduler"},
+	// The scheduler's placement note, as its Bind leaves it on the pod.
+	a, err := cp.Client.CoreV1().Pods("shop").Get(ctx, "web-5d9c7-a", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := cp.Client.CoreV1().Events("shop").Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+	a.Annotations = map[string]string{policy.AnnotationPlacement: "Placed in site downtown (node downtown-0): first replica: serves all 920 req/s at a weighted mean RTT of 4.28 ms"}
+	if a, err = cp.Client.CoreV1().Pods("shop").Update(ctx, a, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	a.Status.Conditions = []v1.PodCondition{{Type: v1.PodScheduled, Status: v1.ConditionTrue, LastTransitionTime: metav1.NewTime(t0.Add(-30 * time.Second))}}
+	if _, err := cp.Client.CoreV1().Pods("shop").UpdateStatus(ctx, a, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return c

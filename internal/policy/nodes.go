@@ -109,6 +109,22 @@ func LoadRejection(lp NodeLoad, node string, l topology.Load, fresh bool) string
 	return ""
 }
 
+// LoadFilterNeeded reports whether LoadRejection can reject any node, given
+// every fresh load by node: under MissingLoadFilter (a node without a report
+// is rejected), or when some fresh load is at a threshold. When it is false,
+// every node passes and the filter need not run.
+func LoadFilterNeeded(lp NodeLoad, fresh map[string]topology.Load) bool {
+	if lp.MissingLoad == configv1alpha1.MissingLoadFilter {
+		return true
+	}
+	for _, l := range fresh {
+		if ok, _ := lp.Filter(l); !ok {
+			return true
+		}
+	}
+	return false
+}
+
 // Weights are the score weights of ning's profile.
 type Weights struct {
 	TrafficLatency, NodeLoad, CloudFallback int32

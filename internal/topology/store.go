@@ -154,7 +154,15 @@ type Store struct {
 	// loadWrites counts load reports; every loadSweepEvery of them drops the
 	// loads of nodes that stopped reporting (gone from the cluster).
 	loadWrites uint64
-	last       Updates
+	// loadSnap is LoadSnapshot's map, built at loadSnapAt, valid while no
+	// load arrives (loadWrites is still loadSnapWrites) and until
+	// loadSnapUntil, when its first entry goes stale (and not if the clock
+	// goes back before loadSnapAt).
+	loadSnap       map[string]Load
+	loadSnapWrites uint64
+	loadSnapAt     time.Time
+	loadSnapUntil  time.Time
+	last           Updates
 	// capacity is each site's capacity from a topology file (LoadSpec).
 	capacity map[string]int
 }
@@ -560,18 +568,33 @@ func (s *Store) Load(node string) (Load, bool) {
 	return *l, true
 }
 
-// FreshLoads counts the nodes whose load was reported within the TTL.
-func (s *Store) FreshLoads() int {
+// LoadSnapshot returns every node's load that Load would return now, by
+// node, under one lock: a scheduling cycle takes it once instead of a lock
+// per node. The map is shared by every caller until a load arrives or one
+// goes stale, so it must not be modified.
+func (s *Store) LoadSnapshot() map[string]Load {
+	now := s.clock.Now() // one clock read, not one a node
 	s.mu.RLock()
-	defer s.mu.RUnlock()
-	cutoff := s.clock.Now().Add(-s.cfg.TTL) // one clock read, not one a node
-	n := 0
-	for _, l := range s.loads {
-		if !l.Updated.Before(cutoff) {
-			n++
+	snap, ok := s.loadSnap, s.loadSnap != nil && s.loadSnapWrites == s.loadWrites &&
+		!now.Before(s.loadSnapAt) && !now.After(s.loadSnapUntil)
+	s.mu.RUnlock()
+	if ok {
+		return snap
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snap = make(map[string]Load, len(s.loads))
+	until := now.Add(s.cfg.TTL)
+	for n, l := range s.loads {
+		if expires := l.Updated.Add(s.cfg.TTL); !now.After(expires) {
+			snap[n] = *l
+			if expires.Before(until) {
+				until = expires
+			}
 		}
 	}
-	return n
+	s.loadSnap, s.loadSnapWrites, s.loadSnapAt, s.loadSnapUntil = snap, s.loadWrites, now, until
+	return snap
 }
 
 // SetTraffic records the request rate (requests per second) entering at a site.

@@ -204,11 +204,25 @@ func TestSiteOf(t *testing.T) {
 	}
 }
 
-func TestFreshLoadsCountsWithinTTL(t *testing.T) {
+// TestLoadSnapshot: the snapshot holds what Load returns, entry by entry, as
+// time passes (entries leave it at the TTL) and as reports arrive (a new node
+// joins it, a report changes a node's value): a cached snapshot must not
+// outlive either.
+func TestLoadSnapshot(t *testing.T) {
 	s, clk := newTestStore() // TTL one minute
 	for node, at := range map[string]time.Time{"a-1": t0, "b-1": t0.Add(-30 * time.Second), "c-1": t0.Add(-50 * time.Second)} {
 		if err := s.ObserveLoad(node, Load{CPU: 0.5, Updated: at}); err != nil {
 			t.Fatal(err)
+		}
+	}
+	same := func(when string) {
+		t.Helper()
+		snap := s.LoadSnapshot()
+		for _, node := range []string{"a-1", "b-1", "c-1", "d-1"} {
+			l, fresh := s.Load(node)
+			if got, ok := snap[node]; ok != fresh || got != l {
+				t.Errorf("%s: snapshot has %s = %+v (%v), Load says %+v (%v)", when, node, got, ok, l, fresh)
+			}
 		}
 	}
 	for _, c := range []struct {
@@ -216,9 +230,23 @@ func TestFreshLoadsCountsWithinTTL(t *testing.T) {
 		want  int
 	}{{0, 3}, {10 * time.Second, 3}, {10*time.Second + 1, 2}, {31 * time.Second, 1}, {time.Minute, 1}, {time.Minute + 1, 0}} {
 		clk.SetTime(t0.Add(c.after))
-		if got := s.FreshLoads(); got != c.want {
+		if got := len(s.LoadSnapshot()); got != c.want {
 			t.Errorf("%v after t0: %d fresh loads, want %d", c.after, got, c.want)
 		}
+		same(fmt.Sprint(c.after, " after t0"))
+	}
+	clk.SetTime(t0)
+	for _, r := range []struct {
+		node string
+		cpu  float64
+	}{{"d-1", 0.2}, {"a-1", 0.9}} {
+		if err := s.ObserveLoad(r.node, Load{CPU: r.cpu, Updated: t0}); err != nil {
+			t.Fatal(err)
+		}
+		same("after a report from " + r.node)
+	}
+	if got := s.LoadSnapshot()["a-1"].CPU; got == 0.5 {
+		t.Errorf("a-1's CPU after a report of 0.9 is still %v in the snapshot", got)
 	}
 }
 
@@ -240,8 +268,8 @@ func TestStaleLoadsAreDropped(t *testing.T) {
 	if kept || n != 10 {
 		t.Errorf("after a sweep: gone-1 kept %v, %d loads; want it dropped and 10 left", kept, n)
 	}
-	if got := s.FreshLoads(); got != 10 {
-		t.Errorf("FreshLoads = %d, want 10", got)
+	if got := len(s.LoadSnapshot()); got != 10 {
+		t.Errorf("%d fresh loads, want 10", got)
 	}
 }
 

@@ -24,7 +24,7 @@ import (
 // the real ning scheduler: the sites come from the nodes and the store, the
 // replicas per site of a ReplicaSet the scheduler placed match the API's
 // bindings, its weighted RTT matches a hand computation, the scheduler's
-// NingPlacement Events and a rescheduler-style core Event show as decisions
+// placement notes and a rescheduler-style core Event show as decisions
 // (other Events and other schedulers' pods do not), a node going NotReady
 // shows, and the history samples as the clock ticks.
 func TestDashboard(t *testing.T) {

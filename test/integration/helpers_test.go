@@ -17,6 +17,7 @@ import (
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 
+	"github.com/ning-edge/ning/internal/policy"
 	"github.com/ning-edge/ning/internal/scheduler"
 	"github.com/ning-edge/ning/internal/testcluster"
 	"github.com/ning-edge/ning/internal/topology"
@@ -167,6 +168,25 @@ func (e *env) waitUnschedulable(t *testing.T, ns, name string) string {
 		t.Fatalf("pod %s/%s never reported Unschedulable: %v", ns, name, err)
 	}
 	return msg
+}
+
+// waitNote waits for the scheduler's placement note on the pod (the
+// ning.io/placement annotation TrafficLatency's Bind sets) and returns it.
+func (e *env) waitNote(t *testing.T, ns, pod string) string {
+	t.Helper()
+	var note string
+	err := wait.PollUntilContextTimeout(e.ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		p, err := e.c.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		note = p.Annotations[policy.AnnotationPlacement]
+		return note != "", nil
+	})
+	if err != nil {
+		t.Fatalf("no placement note on %s/%s: %v", ns, pod, err)
+	}
+	return note
 }
 
 // waitEvent waits for an event on the pod with the given reason and returns its note.

@@ -9,9 +9,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/component-base/metrics/testutil"
 
 	"github.com/ning-edge/ning/internal/placement"
+	"github.com/ning-edge/ning/internal/policy"
 	"github.com/ning-edge/ning/internal/schedmetrics"
 )
 
@@ -51,20 +53,30 @@ func TestScheduler(t *testing.T) {
 
 	runPlacementCases(t, e, nil)
 
-	t.Run("the placement event names the runner-up", func(t *testing.T) {
+	t.Run("the placement note names the runner-up", func(t *testing.T) {
 		ns := e.namespace(t)
 		e.createPod(t, ns, "p", nil, nil)
 		e.waitSite(t, ns, "p")
-		note := e.waitEvent(t, ns, "p", "NingPlacement")
-		// A bare pod is a workload's first replica: the Event says what it
+		note := e.waitNote(t, ns, "p")
+		// A bare pod is a workload's first replica: the note says what it
 		// serves, never the unknown-RTT penalty the cost charges "no replica".
 		for _, want := range []string{"Placed in site a", "first replica: serves all", "runner-up site"} {
 			if !strings.Contains(note, want) {
-				t.Errorf("event %q lacks %q", note, want)
+				t.Errorf("note %q lacks %q", note, want)
 			}
 		}
 		if strings.Contains(note, "9999") || strings.Contains(note, "lowers") {
-			t.Errorf("event %q shows a gain over the unknown-RTT penalty", note)
+			t.Errorf("note %q shows a gain over the unknown-RTT penalty", note)
+		}
+		// The note replaces the Event ning's scheduler recorded per pod.
+		list, err := e.c.EventsV1().Events(ns).List(e.ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range list.Items {
+			if ev.Reason == policy.ReasonPlacement {
+				t.Errorf("a %s Event on %s: %s", ev.Reason, ev.Regarding.Name, ev.Note)
+			}
 		}
 	})
 

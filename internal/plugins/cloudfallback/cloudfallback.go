@@ -30,7 +30,10 @@ type Plugin struct {
 	args configv1alpha1.CloudFallbackArgs
 }
 
-var _ framework.ScorePlugin = &Plugin{}
+var (
+	_ framework.PreScorePlugin = &Plugin{}
+	_ framework.ScorePlugin    = &Plugin{}
+)
 
 // New builds the plugin from its arguments.
 func New(_ context.Context, obj runtime.Object, _ framework.Handle) (framework.Plugin, error) {
@@ -46,6 +49,18 @@ var _ frameworkruntime.PluginFactory = New
 
 // Name returns the plugin's name.
 func (p *Plugin) Name() string { return Name }
+
+// PreScore skips Score when the nodes left after the filters are all edge
+// nodes or all cloud nodes: a score alike on every node changes no choice,
+// and a Score call per node costs the scheduler a per-node pass.
+func (p *Plugin) PreScore(_ context.Context, _ fwk.CycleState, _ *v1.Pod, nodes []fwk.NodeInfo) *fwk.Status {
+	for i, ni := range nodes {
+		if i > 0 && policy.IsCloud(ni.Node().Labels, p.args) != policy.IsCloud(nodes[0].Node().Labels, p.args) {
+			return nil
+		}
+	}
+	return fwk.NewStatus(fwk.Skip)
+}
 
 // Score is 0 for a cloud node and MaxNodeScore for an edge node.
 func (p *Plugin) Score(_ context.Context, _ fwk.CycleState, _ *v1.Pod, ni fwk.NodeInfo) (int64, *fwk.Status) {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/runtime"
+	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
 	st "k8s.io/kubernetes/pkg/scheduler/testing"
 )
@@ -62,5 +63,37 @@ func TestCloudFallbackRejectsBadArgs(t *testing.T) {
 		if err == nil || len(err.Error()) < len(tt.want) || err.Error()[:len(tt.want)] != tt.want {
 			t.Errorf("args %s: err = %v, want %q", tt.args, err, tt.want)
 		}
+	}
+}
+
+// TestCloudFallbackSkipsUniform: PreScore skips Score when every node left
+// would score alike, and lets it run when edge and cloud nodes are mixed.
+func TestCloudFallbackSkipsUniform(t *testing.T) {
+	p, err := New(context.Background(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := func(name, role string) fwk.NodeInfo {
+		ni := framework.NewNodeInfo()
+		ni.SetNode(st.MakeNode().Name(name).Label("kubernetes.io/role", role).Obj())
+		return ni
+	}
+	for _, tt := range []struct {
+		name  string
+		nodes []fwk.NodeInfo
+		skip  bool
+	}{
+		{"no node", nil, true},
+		{"edge nodes only", []fwk.NodeInfo{node("a", "edge"), node("b", "edge")}, true},
+		{"cloud nodes only", []fwk.NodeInfo{node("c", "cloud"), node("d", "cloud")}, true},
+		{"edge and cloud", []fwk.NodeInfo{node("a", "edge"), node("b", "edge"), node("c", "cloud")}, false},
+		{"cloud first", []fwk.NodeInfo{node("c", "cloud"), node("a", "edge")}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			status := p.(*Plugin).PreScore(context.Background(), nil, st.MakePod().Obj(), tt.nodes)
+			if got := status.IsSkip(); got != tt.skip || (!got && !status.IsSuccess()) {
+				t.Errorf("PreScore: %v, want skip %v", status, tt.skip)
+			}
+		})
 	}
 }

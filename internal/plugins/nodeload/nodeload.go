@@ -27,14 +27,17 @@ import (
 // Name is the plugin's name in a KubeSchedulerConfiguration.
 const Name = "NodeLoad"
 
-// stateKey is where PreScore keeps the pod's workload.
-const stateKey fwk.StateKey = "PreScore" + Name
+// State keys: PreFilter keeps the cycle's loads, PreScore the pod's workload.
+const (
+	filterStateKey fwk.StateKey = "PreFilter" + Name
+	stateKey       fwk.StateKey = "PreScore" + Name
+)
 
-// Loads gives a node's latest load; ok is false when none is fresh.
+// Loads gives the nodes' latest loads.
 type Loads interface {
-	Load(node string) (topology.Load, bool)
-	// FreshLoads counts the nodes with a fresh load report.
-	FreshLoads() int
+	// LoadSnapshot returns every fresh load by node; the map is shared and
+	// must not be modified.
+	LoadSnapshot() map[string]topology.Load
 }
 
 // Plugin filters and scores nodes by load and by the workload's pods on them.
@@ -48,9 +51,10 @@ type Plugin struct {
 }
 
 var (
-	_ framework.FilterPlugin   = &Plugin{}
-	_ framework.PreScorePlugin = &Plugin{}
-	_ framework.ScorePlugin    = &Plugin{}
+	_ framework.PreFilterPlugin = &Plugin{}
+	_ framework.FilterPlugin    = &Plugin{}
+	_ framework.PreScorePlugin  = &Plugin{}
+	_ framework.ScorePlugin     = &Plugin{}
 )
 
 // Factory returns the plugin's factory, reading loads from loads.
@@ -67,12 +71,40 @@ func Factory(loads Loads, m *schedmetrics.Metrics) frameworkruntime.PluginFactor
 // Name returns the plugin's name.
 func (p *Plugin) Name() string { return Name }
 
+// filterState is the cycle's loads: one snapshot, read by Filter and Score
+// without the store's lock per node.
+type filterState struct {
+	loads map[string]topology.Load
+}
+
+func (s *filterState) Clone() fwk.StateData { return s }
+
+// PreFilter takes the cycle's loads from the store once. When no node can be
+// rejected (policy.LoadFilterNeeded: under missingLoad: Neutral, no fresh
+// load at a threshold) it skips Filter, which would pass every node.
+func (p *Plugin) PreFilter(_ context.Context, state fwk.CycleState, _ *v1.Pod, _ []fwk.NodeInfo) (*framework.PreFilterResult, *fwk.Status) {
+	loads := p.loads.LoadSnapshot()
+	state.Write(filterStateKey, &filterState{loads: loads})
+	if !policy.LoadFilterNeeded(p.policy, loads) {
+		return nil, fwk.NewStatus(fwk.Skip)
+	}
+	return nil, nil
+}
+
+// PreFilterExtensions returns nil: other pods do not change a node's load
+// report.
+func (p *Plugin) PreFilterExtensions() framework.PreFilterExtensions { return nil }
+
 // Filter rejects a node over a load threshold. A node without a fresh report
 // passes under missingLoad: Neutral and is rejected under Filter. Load can
 // fall, a report can arrive, and evicting lower-priority pods can lower the
 // load, so the rejection is plain Unschedulable.
-func (p *Plugin) Filter(ctx context.Context, _ fwk.CycleState, _ *v1.Pod, ni fwk.NodeInfo) *fwk.Status {
-	l, fresh := p.loads.Load(ni.Node().Name)
+func (p *Plugin) Filter(ctx context.Context, state fwk.CycleState, _ *v1.Pod, ni fwk.NodeInfo) *fwk.Status {
+	loads, err := cycleLoads(state)
+	if err != nil {
+		return fwk.AsStatus(err)
+	}
+	l, fresh := loads[ni.Node().Name]
 	if reason := policy.LoadRejection(p.policy, ni.Node().Name, l, fresh); reason != "" {
 		if !fresh {
 			p.filtered.Do(func() {
@@ -84,9 +116,24 @@ func (p *Plugin) Filter(ctx context.Context, _ fwk.CycleState, _ *v1.Pod, ni fwk
 	return nil
 }
 
-// preScoreState is the pod's workload, the same for every node.
+// cycleLoads reads PreFilter's loads.
+func cycleLoads(state fwk.CycleState) (map[string]topology.Load, error) {
+	data, err := state.Read(filterStateKey)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s state: %w", Name, err)
+	}
+	s, ok := data.(*filterState)
+	if !ok {
+		return nil, fmt.Errorf("%s: state of type %T", filterStateKey, data)
+	}
+	return s.loads, nil
+}
+
+// preScoreState is the pod's workload and the cycle's loads, the same for
+// every node.
 type preScoreState struct {
 	workload policy.Workload
+	loads    map[string]topology.Load
 }
 
 func (s *preScoreState) Clone() fwk.StateData { return s }
@@ -95,8 +142,12 @@ func (s *preScoreState) Clone() fwk.StateData { return s }
 // which some nodes have no fresh load report (by count, without a lookup per
 // node).
 func (p *Plugin) PreScore(ctx context.Context, state fwk.CycleState, pod *v1.Pod, nodes []fwk.NodeInfo) *fwk.Status {
-	state.Write(stateKey, &preScoreState{workload: policy.WorkloadOf(pod)})
-	if missing := len(nodes) - p.loads.FreshLoads(); missing > 0 {
+	loads, err := cycleLoads(state)
+	if err != nil {
+		return fwk.AsStatus(err)
+	}
+	state.Write(stateKey, &preScoreState{workload: policy.WorkloadOf(pod), loads: loads})
+	if missing := len(nodes) - len(loads); missing > 0 {
 		p.metrics.MissingData.WithLabelValues(Name, "load").Inc()
 		p.warned.Do(func() {
 			klog.FromContext(ctx).Info("Nodes without a fresh load report get a neutral NodeLoad load score (logged once)", "nodes", missing)
@@ -108,29 +159,29 @@ func (p *Plugin) PreScore(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 // Score is 0..100 from policy.NodeScore: the load score (neutral without a
 // fresh report) and the pod-count score of the workload's pods on the node.
 func (p *Plugin) Score(_ context.Context, state fwk.CycleState, _ *v1.Pod, ni fwk.NodeInfo) (int64, *fwk.Status) {
-	l, fresh := p.loads.Load(ni.Node().Name)
+	st, err := readPreScore(state)
+	if err != nil {
+		return 0, fwk.AsStatus(err)
+	}
+	l, fresh := st.loads[ni.Node().Name]
 	replicas := 0
 	if p.policy.PodCountWeight > 0 {
-		w, err := workload(state)
-		if err != nil {
-			return 0, fwk.AsStatus(err)
-		}
-		replicas = countReplicas(w, ni)
+		replicas = countReplicas(st.workload, ni)
 	}
 	return policy.NodeLoadScore(p.policy, l, fresh, replicas, framework.MaxNodeScore), nil
 }
 
-// workload reads the pod's workload from PreScore's state.
-func workload(state fwk.CycleState) (policy.Workload, error) {
+// readPreScore reads PreScore's state.
+func readPreScore(state fwk.CycleState) (*preScoreState, error) {
 	data, err := state.Read(stateKey)
 	if err != nil {
-		return policy.Workload{}, err
+		return nil, err
 	}
 	s, ok := data.(*preScoreState)
 	if !ok {
-		return policy.Workload{}, fmt.Errorf("%s: state of type %T", stateKey, data)
+		return nil, fmt.Errorf("%s: state of type %T", stateKey, data)
 	}
-	return s.workload, nil
+	return s, nil
 }
 
 // countReplicas counts the workload's pods on the node (the pods the

@@ -83,13 +83,21 @@ type outcome struct {
 	Score   int64
 }
 
-// run filters and scores pod on ni as the framework does (Filter, then
-// PreScore, then Score, one CycleState).
+// run filters and scores pod on ni as the framework does (PreFilter, Filter
+// unless PreFilter skips it, then PreScore and Score, one CycleState).
 func run(t *testing.T, p *Plugin, pod *v1.Pod, ni fwk.NodeInfo) outcome {
 	t.Helper()
 	ctx := context.Background()
 	state := framework.NewCycleState()
-	status := p.Filter(ctx, state, pod, ni)
+	_, status := p.PreFilter(ctx, state, pod, []fwk.NodeInfo{ni})
+	switch {
+	case status.IsSkip():
+		status = nil
+	case !status.IsSuccess():
+		t.Fatalf("PreFilter: %v", status)
+	default:
+		status = p.Filter(ctx, state, pod, ni)
+	}
 	if s := p.PreScore(ctx, state, pod, []fwk.NodeInfo{ni}); !s.IsSuccess() {
 		t.Fatalf("PreScore: %v", s)
 	}
@@ -262,6 +270,54 @@ func TestNodeLoadRejectsBadArgs(t *testing.T) {
 			_, err := Factory(loads(t, nil), schedmetrics.Register())(context.Background(), &runtime.Unknown{Raw: []byte(tt.args)}, nil)
 			if err == nil || err.Error() != tt.want {
 				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestNodeLoadSkipsFilter: PreFilter skips Filter exactly when Filter would
+// pass every node: no fresh load at a threshold and missingLoad Neutral.
+// When it does not skip, Filter still judges each node by its own report.
+func TestNodeLoadSkipsFilter(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    string
+		reports map[string]topology.Load
+		skip    bool
+		// rejected are the nodes Filter rejects when it runs.
+		rejected []string
+	}{
+		{name: "no report at all", skip: true},
+		{name: "every report under the thresholds", reports: map[string]topology.Load{"a": {CPU: 0.2}, "b": {CPU: 0.84}}, skip: true},
+		{name: "one node at the CPU limit", reports: map[string]topology.Load{"a": {CPU: 0.2}, "b": {CPU: 0.85}}, rejected: []string{"b"}},
+		{name: "one node at a PSI limit", args: `{"psi": {"io": {"some": 30}}}`,
+			reports: map[string]topology.Load{"a": {CPU: 0.2, PSI: psi(0, 0, 30, 0)}, "b": {CPU: 0.2}}, rejected: []string{"a"}},
+		{name: "missingLoad Filter", args: `{"missingLoad": "Filter"}`, reports: map[string]topology.Load{"a": {CPU: 0.2}}, rejected: []string{"b", "c"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPlugin(t, loads(t, tt.reports), tt.args)
+			var nodes []fwk.NodeInfo
+			for _, name := range []string{"a", "b", "c"} {
+				nodes = append(nodes, nodeInfo(name))
+			}
+			ctx, pod := context.Background(), replica("web", "p").Obj()
+			state := framework.NewCycleState()
+			_, status := p.PreFilter(ctx, state, pod, nodes)
+			if got := status.IsSkip(); got != tt.skip {
+				t.Fatalf("PreFilter skips Filter: %v (%v), want %v", got, status, tt.skip)
+			}
+			if tt.skip {
+				return
+			}
+			var rejected []string
+			for _, ni := range nodes {
+				if s := p.Filter(ctx, state, pod, ni); !s.IsSuccess() {
+					rejected = append(rejected, ni.Node().Name)
+				}
+			}
+			if diff := cmp.Diff(tt.rejected, rejected); diff != "" {
+				t.Errorf("rejected nodes (-want +got):\n%s", diff)
 			}
 		})
 	}

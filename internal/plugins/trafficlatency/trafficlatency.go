@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
@@ -63,7 +64,7 @@ var (
 	_ framework.FilterPlugin    = &Plugin{}
 	_ framework.PreScorePlugin  = &Plugin{}
 	_ framework.ScorePlugin     = &Plugin{}
-	_ framework.PostBindPlugin  = &Plugin{}
+	_ framework.BindPlugin      = &Plugin{}
 	_ framework.ReservePlugin   = &Plugin{}
 	_ framework.ScoreExtensions = &Plugin{}
 )
@@ -142,14 +143,15 @@ func (p *Plugin) Filter(_ context.Context, state fwk.CycleState, _ *v1.Pod, ni f
 	return nil
 }
 
-// preScoreState holds one raw score per site and what the Event needs.
+// preScoreState holds one raw score per site and what the placement note
+// needs.
 type preScoreState struct {
 	sites []string
 	index map[string]int
 	gains placement.Gains
 	raw   []int64
 	// prob and current are the workload's problem and placement, for the
-	// Event's description of the gain.
+	// note's description of the gain.
 	prob    *placement.Problem
 	current placement.Placement
 	// candidates are the sites of the nodes scored, set by NormalizeScore.
@@ -264,35 +266,65 @@ func (p *Plugin) Unreserve(_ context.Context, _ fwk.CycleState, pod *v1.Pod, _ s
 	p.index.Forget(pod)
 }
 
-// PostBind records an Event on the pod naming the chosen site, its RTT gain
-// and served traffic, and the runner-up.
-func (p *Plugin) PostBind(ctx context.Context, state fwk.CycleState, pod *v1.Pod, nodeName string) {
+// Bind binds the pod as DefaultBinder does, with the placement's note as the
+// pod's ning.io/placement annotation (policy.AnnotationPlacement): the chosen
+// site, its RTT gain and served traffic, and the runner-up. The apiserver
+// copies a Binding's annotations to the pod, so every pod says why it is
+// where it is without a request beyond its binding (an Event per pod would
+// double the scheduler's writes). Without scores (no traffic data) it skips,
+// and DefaultBinder binds.
+func (p *Plugin) Bind(ctx context.Context, state fwk.CycleState, pod *v1.Pod, nodeName string) *fwk.Status {
+	note, best, ok := p.note(state, nodeName)
+	if !ok {
+		return fwk.NewStatus(fwk.Skip)
+	}
+	binding := &v1.Binding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID,
+			Annotations: map[string]string{policy.AnnotationPlacement: note}},
+		Target: v1.ObjectReference{Kind: "Node", Name: nodeName},
+	}
+	if c := p.handle.APICacher(); c != nil {
+		onFinish, err := c.BindPod(binding)
+		if err == nil {
+			err = c.WaitOnFinish(ctx, onFinish)
+		}
+		if err != nil {
+			return fwk.AsStatus(err)
+		}
+	} else if err := p.handle.ClientSet().CoreV1().Pods(pod.Namespace).Bind(ctx, binding, metav1.CreateOptions{}); err != nil {
+		return fwk.AsStatus(err)
+	}
+	p.metrics.Placements.WithLabelValues(fmt.Sprint(best)).Inc()
+	klog.FromContext(ctx).V(4).Info("ning placement", "pod", klog.KObj(pod), "node", nodeName, "note", note)
+	return nil
+}
+
+// note describes the placement on nodeName from PreScore's state, and says
+// whether it is the best-ranked candidate site; false when scoring was
+// skipped or the node's site is unknown.
+func (p *Plugin) note(state fwk.CycleState, nodeName string) (string, bool, bool) {
 	st, err := readState(state)
 	if err != nil {
-		return // scoring was skipped (no traffic data); nothing to explain
+		return "", false, false // scoring was skipped (no traffic data)
 	}
-	// Not the snapshot: PostBind runs in the binding cycle, concurrently with
-	// the next scheduling cycle, which rewrites the snapshot.
 	site, ok := p.index.SiteOfNode(nodeName)
 	if !ok {
-		return
+		return "", false, false
 	}
 	chosen, ok := st.index[site]
 	if !ok {
-		return
+		return "", false, false
 	}
 	candidate := make([]bool, len(st.sites))
 	for j, site := range st.sites {
 		candidate[j] = st.candidates[site]
 	}
 	best, runner := policy.Leaders(st.raw, candidate, chosen)
-	p.metrics.Placements.WithLabelValues(fmt.Sprint(chosen == best)).Inc()
 	msg := fmt.Sprintf("Placed in site %s (node %s): %s", site, nodeName,
 		policy.DescribeGain(st.prob, st.current, chosen, st.gains.Share[chosen]))
 	if runner >= 0 {
 		msg += fmt.Sprintf("; runner-up site %s: %s", st.sites[runner],
 			policy.DescribeGain(st.prob, st.current, runner, st.gains.Share[runner]))
 	}
-	p.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeNormal, "NingPlacement", "Scheduling", "%s", msg)
-	klog.FromContext(ctx).V(4).Info("ning placement", "pod", klog.KObj(pod), "detail", msg)
+	return msg, chosen == best, true
 }

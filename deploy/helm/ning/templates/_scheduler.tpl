@@ -23,6 +23,12 @@ profiles:
             weight: {{ $p.nodeLoadWeight }}
           - name: CloudFallback
             weight: {{ $p.cloudFallbackWeight }}
+      # TrafficLatency binds first, writing why on the pod (the
+      # ning.io/placement annotation, through the Binding); without traffic
+      # data it skips and DefaultBinder binds.
+      bind:
+        enabled:
+          - name: TrafficLatency
       preScore:
         disabled:
           - name: PodTopologySpread
