@@ -68,6 +68,13 @@ func TestScheduler(t *testing.T) {
 		if strings.Contains(note, "9999") || strings.Contains(note, "lowers") {
 			t.Errorf("note %q shows a gain over the unknown-RTT penalty", note)
 		}
+		// The runner-up is a candidate site: with only b's and c's nodes
+		// allowed, never a (which ranks first when allowed).
+		e.createPod(t, ns, "bc", nil, func(p *v1.Pod) { p.Spec.Affinity = zoneAffinity([]string{"b", "c"}) })
+		e.waitSite(t, ns, "bc")
+		if note := e.waitNote(t, ns, "bc"); strings.Contains(note, "site a") || !strings.Contains(note, "runner-up site") {
+			t.Errorf("note %q: want a runner-up among b and c", note)
+		}
 		// The note replaces the Event ning's scheduler recorded per pod.
 		list, err := e.c.EventsV1().Events(ns).List(e.ctx, metav1.ListOptions{})
 		if err != nil {

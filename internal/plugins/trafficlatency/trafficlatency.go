@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -154,8 +155,9 @@ type preScoreState struct {
 	// note's description of the gain.
 	prob    *placement.Problem
 	current placement.Placement
-	// candidates are the sites of the nodes scored, set by NormalizeScore.
-	candidates map[string]bool
+	// scored marks, per site, that Score saw one of its nodes: the
+	// candidate sites (Score runs in parallel over the nodes).
+	scored []atomic.Bool
 }
 
 func (s *preScoreState) Clone() fwk.StateData { return s }
@@ -178,6 +180,7 @@ func (p *Plugin) PreScore(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 	}
 	count := p.index.Counts(policy.WorkloadOf(pod).UID, pod.UID)
 	st := &preScoreState{sites: p.index.Sites()}
+	st.scored = make([]atomic.Bool, len(st.sites))
 	st.index = make(map[string]int, len(st.sites))
 	for i, site := range st.sites {
 		st.index[site] = i
@@ -220,6 +223,9 @@ func (p *Plugin) Score(_ context.Context, state fwk.CycleState, _ *v1.Pod, ni fw
 		return 0, fwk.AsStatus(fmt.Errorf("reading %s state: %w", Name, err))
 	}
 	if i, ok := st.index[p.siteOf(ni.Node())]; ok {
+		if !st.scored[i].Load() {
+			st.scored[i].Store(true)
+		}
 		return st.raw[i], nil
 	}
 	return 0, nil
@@ -232,7 +238,7 @@ func (p *Plugin) ScoreExtensions() framework.ScoreExtensions { return p }
 
 // NormalizeScore maps the candidates' raw scores linearly onto
 // 0..MaxNodeScore: the site the planner would fill next gets the maximum.
-func (p *Plugin) NormalizeScore(_ context.Context, state fwk.CycleState, _ *v1.Pod, scores framework.NodeScoreList) *fwk.Status {
+func (p *Plugin) NormalizeScore(_ context.Context, _ fwk.CycleState, _ *v1.Pod, scores framework.NodeScoreList) *fwk.Status {
 	if len(scores) == 0 {
 		return nil
 	}
@@ -242,14 +248,6 @@ func (p *Plugin) NormalizeScore(_ context.Context, state fwk.CycleState, _ *v1.P
 	}
 	for i, v := range policy.Normalise(raw, framework.MaxNodeScore) {
 		scores[i].Score = v
-	}
-	if st, err := readState(state); err == nil {
-		st.candidates = make(map[string]bool)
-		for _, s := range scores {
-			if site, ok := p.index.SiteOfNode(s.Name); ok {
-				st.candidates[site] = true
-			}
-		}
 	}
 	return nil
 }
@@ -316,8 +314,8 @@ func (p *Plugin) note(state fwk.CycleState, nodeName string) (string, bool, bool
 		return "", false, false
 	}
 	candidate := make([]bool, len(st.sites))
-	for j, site := range st.sites {
-		candidate[j] = st.candidates[site]
+	for j := range st.sites {
+		candidate[j] = st.scored[j].Load()
 	}
 	best, runner := policy.Leaders(st.raw, candidate, chosen)
 	msg := fmt.Sprintf("Placed in site %s (node %s): %s", site, nodeName,
