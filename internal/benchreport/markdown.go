@@ -107,6 +107,17 @@ func (r *Report) Markdown() string {
 		}
 		w("\n![planner time](planner-time.svg)\n\n")
 	}
+	if len(r.Capacity) > 0 {
+		w("## Capacity-aware planner at scale\n\n")
+		w("Issue 23's goal 2, with a per-replica rate limit, median over random topologies: Plan with each replica serving\n")
+		w("3 / replicas of the traffic; MarginalGains (the scheduler's per-pod score) for a workload of ten replicas, each\n")
+		w("serving 8 %% (overloaded: one more replica shrinks every site's share) or 20 %% of the traffic.\n\n")
+		w("| measure | sites | replicas | runs | ms | target ms | ms/target |\n|---|---:|---:|---:|---:|---:|---:|\n")
+		for _, c := range r.Capacity {
+			w("| %s | %d | %d | %d | %.2f | %.0f | %.3f |\n", c.What, c.Sites, c.Replicas, c.Calls, c.Millis, c.TargetMillis, ratio(c.Millis, c.TargetMillis))
+		}
+		w("\n")
+	}
 	if len(r.Ingest) > 0 {
 		ingestMarkdown(w, r.Ingest)
 	}

@@ -53,6 +53,7 @@ type Report struct {
 	Quality                *Quality
 	Bounds                 []BoundGap
 	Planner                []PlannerTime
+	Capacity               []CapacityTime
 	Ingest                 []*bench.IngestResult
 	Demo                   *demo.Summary
 	ProbeAccuracy          string
@@ -86,6 +87,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if !o.Skip["planner"] {
 		o.Log.Info("planner time")
 		r.Planner = measurePlanner(ctx, o.Quick)
+		r.Capacity = measureCapacity(ctx, o.Quick)
 		if err := plotPlanner(filepath.Join(o.Dir, "planner-time.svg"), r.Planner); err != nil {
 			fail("planner plot", err)
 		}
@@ -326,23 +328,82 @@ func measurePlanner(ctx context.Context, quick bool) []PlannerTime {
 			if limited {
 				o.PerReplicaShare = 3.0 / float64(o.Replicas)
 			}
-			var times []float64
-			for seed := range runs {
-				p := placement.RandomProblem(randFor(seed, n), o)
-				start := time.Now()
-				if _, err := placement.Plan(ctx, p); err != nil {
-					continue
-				}
-				times = append(times, float64(time.Since(start).Microseconds())/1000)
-			}
-			if len(times) == 0 {
+			ms, ok := medianMillis(o, runs, func(p *placement.Problem) error {
+				_, err := placement.Plan(ctx, p)
+				return err
+			})
+			if ok == 0 {
 				continue
 			}
-			sort.Float64s(times)
-			out = append(out, PlannerTime{Sites: n, Replicas: o.Replicas, Limited: limited, Millis: times[len(times)/2]})
+			out = append(out, PlannerTime{Sites: n, Replicas: o.Replicas, Limited: limited, Millis: ms})
 		}
 	}
 	return out
+}
+
+// CapacityTime is one of issue 23's goal 2 figures: the capacity-aware
+// planner, or per-pod scoring with a rate limit, at one size, against its
+// target.
+type CapacityTime struct {
+	What                   string
+	Sites, Replicas, Calls int
+	Millis, TargetMillis   float64
+}
+
+// measureCapacity times goal 2's figures (median of the calls): Plan at 500
+// sites x 1,000 replicas, each serving 3 / 1,000 of the traffic, and
+// MarginalGains at 500 sites for a workload of ten replicas, overloaded (each
+// serves 8 %: one more shrinks every site's share) and not (each serves 20 %).
+func measureCapacity(ctx context.Context, quick bool) []CapacityTime {
+	sites := 500
+	if quick {
+		sites = 50
+	}
+	plan := placement.RandomOptions{Sites: sites, Replicas: 2 * sites, PerReplicaShare: 3.0 / float64(2*sites)}
+	out := []CapacityTime{timeCapacity("Plan", plan, 3, 1000, func(p *placement.Problem) error {
+		_, err := placement.Plan(ctx, p)
+		return err
+	})}
+	for _, c := range []struct {
+		what  string
+		share float64
+	}{{"MarginalGains, overloaded", 0.08}, {"MarginalGains, not overloaded", 0.2}} {
+		o := placement.RandomOptions{Sites: sites, Replicas: 10, PerReplicaShare: c.share}
+		out = append(out, timeCapacity(c.what, o, 5, 5, func(p *placement.Problem) error {
+			cur := make(placement.Placement, len(p.Sites))
+			for r := range 10 {
+				cur[(r*7)%len(cur)]++
+			}
+			_, err := placement.MarginalGains(ctx, p, cur)
+			return err
+		}))
+	}
+	return out
+}
+
+// timeCapacity is a CapacityTime from medianMillis.
+func timeCapacity(what string, o placement.RandomOptions, calls uint64, targetMs float64, f func(*placement.Problem) error) CapacityTime {
+	ms, ok := medianMillis(o, calls, f)
+	return CapacityTime{What: what, Sites: o.Sites, Replicas: o.Replicas, Calls: ok, Millis: ms, TargetMillis: targetMs}
+}
+
+// medianMillis runs f once on each of runs random problems shaped by o and
+// returns the median time in ms of the runs that succeeded, and how many did.
+func medianMillis(o placement.RandomOptions, runs uint64, f func(*placement.Problem) error) (float64, int) {
+	var times []float64
+	for seed := range runs {
+		p := placement.RandomProblem(randFor(seed, o.Sites), o)
+		start := time.Now()
+		if err := f(p); err != nil {
+			continue
+		}
+		times = append(times, float64(time.Since(start).Microseconds())/1000)
+	}
+	if len(times) == 0 {
+		return 0, 0
+	}
+	sort.Float64s(times)
+	return times[len(times)/2], len(times)
 }
 
 // BoundSites are the sizes of the quality-at-scale measurement.

@@ -31,7 +31,7 @@ func TestReportWithoutCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"Made by `test`", "Machine: ", "| ning | 0.000 %", "## Planner time", "udp_echo b 10 ms 10.84 ms",
+	for _, want := range []string{"Made by `test`", "Machine: ", "| ning | 0.000 %", "## Planner time", "## Capacity-aware planner at scale", "| MarginalGains, overloaded | 50 | 10 | 5 |", "udp_echo b 10 ms 10.84 ms",
 		"## Placement quality at scale", "| 20 | 10 | true | 4 |",
 		"## Scale of data: probe reports into the store", "| 50 | 50 | ",
 		"![gap distribution](quality-gaps.svg)", "the test failed its tolerance"} {
