@@ -98,31 +98,9 @@ func (p *Problem) limitedGains(h *halt, current Placement, gain []float64) {
 	base := fl.value() / w
 	scale, next := p.capScale(total), p.capScale(total+1)
 	if next != scale {
-		// The replicas are overloaded: one more shrinks every site's
-		// capacity, so each trial changes them all. (Solving once with the
-		// new replica at a stand-in site and moving it in each trial was
-		// tried: slower, the moved traffic comes by long chains.)
-		var open []int
-		for j, v := range current {
-			if v > 0 {
-				open = append(open, j)
-			}
-		}
-		for j := range gain {
-			if h.stopped() {
-				return
-			}
-			fl.mark()
-			for _, k := range open {
-				if k != j {
-					fl.setCap(k, p.capOf(current[k], next))
-				}
-			}
-			fl.setCap(j, p.capOf(current[j]+1, next))
-			fl.solve(h)
-			gain[j] = base - fl.value()/w
-			fl.rollback()
-		}
+		// The replicas are overloaded: one more shrinks every open site's
+		// capacity, so each trial changes them all (see columns).
+		p.overloadedGains(h, fl, current, next, base, gain)
 		return
 	}
 	var items []knapItem
@@ -156,4 +134,65 @@ func (p *Problem) limitedGains(h *halt, current Placement, gain []float64) {
 		gain[j] = base - fl.value()/w
 		fl.rollback()
 	}
+}
+
+// overloadedGains fills gain when one more replica changes the capacity
+// scale (from scale to next): the flow for current, moved onto the open
+// sites with their capacities at next, and the new replica a trial column
+// of capacity capOf(1, next) whose costs are each site's in turn (at an open
+// site, the column is a second copy of it). The trials go from site to
+// nearby site (trialOrder), each starting from the last one's optimum.
+func (p *Problem) overloadedGains(h *halt, fl *flow, current Placement, next, base float64, gain []float64) {
+	w := p.TotalTraffic()
+	var cols []int
+	var caps []float64
+	for j, v := range current {
+		if v > 0 {
+			cols = append(cols, j)
+			caps = append(caps, p.capOf(v, next))
+		}
+	}
+	cs := newColumns(fl, cols, caps, p.capOf(1, next))
+	for _, j := range p.trialOrder(h) {
+		if h.spend(len(cs.src)) {
+			return
+		}
+		cs.trial(p, j)
+		cs.solve(h)
+		gain[j] = base - cs.value()/w
+		if cs.broken {
+			cs = newColumns(fl, cols, caps, p.capOf(1, next))
+		}
+	}
+}
+
+// trialOrder is every site once, each next one the nearest (by the RTTs
+// both ways) of those not yet visited.
+func (p *Problem) trialOrder(h *halt) []int {
+	n := len(p.Sites)
+	left := make([]int, n)
+	for j := range left {
+		left[j] = j
+	}
+	order := make([]int, 0, n)
+	cur := 0
+	left[0] = left[n-1]
+	left = left[:n-1]
+	order = append(order, cur)
+	for len(left) > 0 {
+		if h.spend(len(left)) {
+			return order
+		}
+		best, bd := 0, math.Inf(1)
+		for k, j := range left {
+			if d := p.dist(cur, j) + p.dist(j, cur); d < bd {
+				best, bd = k, d
+			}
+		}
+		cur = left[best]
+		left[best] = left[len(left)-1]
+		left = left[:len(left)-1]
+		order = append(order, cur)
+	}
+	return order
 }
