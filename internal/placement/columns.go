@@ -33,6 +33,7 @@ type columns struct {
 	et     float64   // the sink's imbalance: passed to it minus all traffic
 	tol    float64   // flows below this count as none
 	broken bool      // an imbalance could not be pushed anywhere
+	rounds int
 
 	// bestVal[c*m+l] is the least d[i*m+l]-d[i*m+c] over rows i with flow at
 	// c, and bestRow that row (-1: none): the arc c -> l.
@@ -44,48 +45,62 @@ type columns struct {
 	prev []int
 	done []bool
 	path []pathStep
+	need []int // withdraw's arcs to recompute
 }
 
 // pathStep is one arc of an augmenting path: from node u to node v, through
 // row r when both are columns.
 type pathStep struct{ u, v, r int }
 
-// newColumns takes fl's solution onto its open sites (cols), then sets their
-// capacities to caps and makes room for a trial column of capacity trialCap.
-// Flow and potentials are fl's; the first trial pushes what the new
-// capacities leave.
-func newColumns(fl *flow, cols []int, caps []float64, trialCap float64) *columns {
-	S, m := len(fl.src), len(cols)+1
-	cs := &columns{
-		S: S, m: m, w: fl.w, src: fl.src, tol: fl.tol,
-		d: make([]float64, S*m), f: make([]float64, S*m), member: make([]bool, S*m),
-		rows: make([][]int, m),
-		caps: make([]float64, m), a: make([]float64, m), tf: make([]float64, m),
-		pi:      make([]float64, m+1),
-		bestVal: make([]float64, m*m), bestRow: make([]int, m*m),
-		dist: make([]float64, m+1), prev: make([]int, m+1), done: make([]bool, m+1),
-	}
-	n := fl.n
-	for c, j := range cols {
-		cs.a[c], cs.tf[c], cs.pi[c] = fl.absorbed[j], fl.tflow[j], fl.hj[j]
-		for i := range S {
-			cs.d[i*m+c] = fl.cost[i*n+j]
-			if v := fl.f[i*n+j]; v != 0 {
-				cs.f[i*m+c] = v
-				cs.member[i*m+c] = true
-				cs.rows[c] = append(cs.rows[c], i)
-			}
+// newColumns solves the transport of p's traffic onto the sites cols with
+// capacities caps (which must together take all of it), with room for a
+// trial column, closed (capacity 0, every cost +Inf) until the first trial.
+// Once h stops, the flow is unfinished.
+func newColumns(h *halt, p *Problem, cols []int, caps []float64) *columns {
+	m := len(cols) + 1
+	cs := &columns{m: m}
+	W := 0.0
+	for i, wi := range p.Traffic {
+		if wi > 0 {
+			cs.src = append(cs.src, i)
+			cs.w = append(cs.w, wi)
+			W += wi
 		}
 	}
-	cs.pi[m], cs.et = fl.ht, fl.et
-	J := m - 1
-	cs.caps[J] = trialCap
+	S := len(cs.src)
+	cs.S, cs.tol = S, eps*math.Max(1, W)
+	cs.d, cs.f, cs.member = make([]float64, S*m), make([]float64, S*m), make([]bool, S*m)
+	cs.rows = make([][]int, m)
+	cs.caps, cs.a, cs.tf = make([]float64, m), make([]float64, m), make([]float64, m)
+	cs.pi = make([]float64, m+1)
+	cs.bestVal, cs.bestRow = make([]float64, m*m), make([]int, m*m)
+	cs.dist, cs.prev, cs.done = make([]float64, m+1), make([]int, m+1), make([]bool, m+1)
+	copy(cs.caps, caps)
+	// Every row to its nearest column: optimal without capacities, under
+	// potentials of 0.
+	for i, s := range cs.src {
+		cs.d[i*m+m-1] = math.Inf(1)
+		best := 0
+		for c, j := range cols {
+			cs.d[i*m+c] = p.dist(s, j)
+			if cs.d[i*m+c] < cs.d[i*m+best] {
+				best = c
+			}
+		}
+		cs.f[i*m+best] = cs.w[i]
+		cs.member[i*m+best] = true
+		cs.a[best] += cs.w[i]
+		cs.rows[best] = append(cs.rows[best], i)
+	}
+	cs.et = -W
 	for c := range cols {
-		cs.setCap(c, caps[c])
+		cs.tf[c] = math.Min(cs.a[c], cs.caps[c])
+		cs.et += cs.tf[c]
 	}
 	for c := range m {
 		cs.refresh(c)
 	}
+	cs.solve(h)
 	return cs
 }
 
@@ -161,6 +176,43 @@ func (cs *columns) recompute(c, l int) {
 	cs.bestVal[c*m+l], cs.bestRow[c*m+l] = best, row
 }
 
+// withdraw recomputes the arcs out of column c that row i, whose flow there
+// has gone, made.
+func (cs *columns) withdraw(c, i int) {
+	m := cs.m
+	row, val := cs.bestRow[c*m:c*m+m], cs.bestVal[c*m:c*m+m]
+	need := cs.need[:0]
+	for l := range m {
+		if row[l] == i {
+			row[l], val[l] = -1, math.Inf(1)
+			need = append(need, l)
+		}
+	}
+	cs.need = need
+	if len(need) == 0 {
+		return
+	}
+	rs := cs.rows[c][:0]
+	for _, k := range cs.rows[c] {
+		f := cs.f[k*m+c]
+		if f == 0 {
+			cs.member[k*m+c] = false
+			continue
+		}
+		rs = append(rs, k)
+		if f <= cs.tol {
+			continue
+		}
+		dk := cs.d[k*m : k*m+m]
+		for _, l := range need {
+			if v := dk[l] - dk[c]; v < val[l] {
+				val[l], row[l] = v, k
+			}
+		}
+	}
+	cs.rows[c] = rs
+}
+
 // move changes row i's flow at column c by v, keeping the lists and arcs.
 func (cs *columns) move(i, c int, v float64) {
 	m := cs.m
@@ -176,13 +228,12 @@ func (cs *columns) move(i, c int, v float64) {
 	case was <= cs.tol && now > cs.tol:
 		cs.offer(c, i)
 	case was > cs.tol && now <= cs.tol:
-		for l := range m {
-			if cs.bestRow[c*m+l] == i {
-				cs.recompute(c, l)
-			}
-		}
+		cs.withdraw(c, i)
 	}
 }
+
+// openTrial gives the trial column capacity c (before the first trial).
+func (cs *columns) openTrial(c float64) { cs.caps[cs.m-1] = c }
 
 // trial makes the trial column's costs those of site j (dist from each row),
 // keeping the flow optimal: rows at the column that it no longer suits go
@@ -269,6 +320,7 @@ func (cs *columns) solve(h *halt) {
 		if !any {
 			return
 		}
+		cs.rounds++
 		found := -1
 		for {
 			u, du := -1, math.Inf(1)
@@ -302,26 +354,30 @@ func (cs *columns) solve(h *halt) {
 // relax lowers the distance of every node that an arc out of u reaches.
 func (cs *columns) relax(u int, du float64) {
 	m, t := cs.m, cs.m
-	try := func(v int, rc float64) {
-		if nd := du + rc; !cs.done[v] && nd < cs.dist[v]-1e-12 {
-			cs.dist[v], cs.prev[v] = nd, u
-		}
-	}
+	dist, done, prev, pi := cs.dist, cs.done, cs.prev, cs.pi
 	if u == t {
 		for c := range m {
-			if cs.tf[c] > cs.tol {
-				try(c, cs.pi[t]-cs.pi[c])
+			if cs.tf[c] > cs.tol && !done[c] {
+				if nd := du + pi[t] - pi[c]; nd < dist[c]-1e-12 {
+					dist[c], prev[c] = nd, u
+				}
 			}
 		}
 		return
 	}
+	base := du + pi[u]
+	rows, vals := cs.bestRow[u*m:u*m+m], cs.bestVal[u*m:u*m+m]
 	for l := range m {
-		if l != u && cs.bestRow[u*m+l] >= 0 {
-			try(l, cs.bestVal[u*m+l]+cs.pi[u]-cs.pi[l])
+		if rows[l] >= 0 && !done[l] {
+			if nd := base + vals[l] - pi[l]; nd < dist[l]-1e-12 {
+				dist[l], prev[l] = nd, u
+			}
 		}
 	}
-	if cs.tf[u] < cs.caps[u]-cs.tol {
-		try(t, cs.pi[u]-cs.pi[t])
+	if cs.tf[u] < cs.caps[u]-cs.tol && !done[t] {
+		if nd := base - pi[t]; nd < dist[t]-1e-12 {
+			dist[t], prev[t] = nd, u
+		}
 	}
 }
 

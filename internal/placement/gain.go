@@ -94,15 +94,15 @@ func (p *Problem) limitedGains(h *halt, current Placement, gain []float64) {
 		}
 		return
 	}
-	fl := newFlow(h, p, p.replicaCaps(current))
-	base := fl.value() / w
 	scale, next := p.capScale(total), p.capScale(total+1)
 	if next != scale {
 		// The replicas are overloaded: one more shrinks every open site's
 		// capacity, so each trial changes them all (see columns).
-		p.overloadedGains(h, fl, current, next, base, gain)
+		p.overloadedGains(h, current, scale, next, gain)
 		return
 	}
+	fl := newFlow(h, p, p.replicaCaps(current))
+	base := fl.value() / w
 	var items []knapItem
 	movable := fl.movable()
 	for j := range gain {
@@ -137,22 +137,34 @@ func (p *Problem) limitedGains(h *halt, current Placement, gain []float64) {
 }
 
 // overloadedGains fills gain when one more replica changes the capacity
-// scale (from scale to next): the flow for current, moved onto the open
-// sites with their capacities at next, and the new replica a trial column
-// of capacity capOf(1, next) whose costs are each site's in turn (at an open
-// site, the column is a second copy of it). The trials go from site to
-// nearby site (trialOrder), each starting from the last one's optimum.
-func (p *Problem) overloadedGains(h *halt, fl *flow, current Placement, next, base float64, gain []float64) {
+// scale (from scale to next): the transport for current is solved on the
+// open sites, their capacities then set at next, and the new replica is a
+// trial column of capacity capOf(1, next) whose costs are each site's in
+// turn (at an open site, the column is a second copy of it). The trials go
+// from site to nearby site (trialOrder), each starting from the last one's
+// optimum.
+func (p *Problem) overloadedGains(h *halt, current Placement, scale, next float64, gain []float64) {
 	w := p.TotalTraffic()
 	var cols []int
 	var caps []float64
 	for j, v := range current {
 		if v > 0 {
 			cols = append(cols, j)
-			caps = append(caps, p.capOf(v, next))
+			caps = append(caps, p.capOf(v, scale))
 		}
 	}
-	cs := newColumns(fl, cols, caps, p.capOf(1, next))
+	// The transport for current, then the capacities at next.
+	start := func() (*columns, float64) {
+		cs := newColumns(h, p, cols, caps)
+		v := cs.value()
+		for c, j := range cols {
+			cs.setCap(c, p.capOf(current[j], next))
+		}
+		cs.openTrial(p.capOf(1, next))
+		return cs, v
+	}
+	cs, v := start()
+	base := v / w
 	for _, j := range p.trialOrder(h) {
 		if h.spend(len(cs.src)) {
 			return
@@ -161,7 +173,7 @@ func (p *Problem) overloadedGains(h *halt, fl *flow, current Placement, next, ba
 		cs.solve(h)
 		gain[j] = base - cs.value()/w
 		if cs.broken {
-			cs = newColumns(fl, cols, caps, p.capOf(1, next))
+			cs, _ = start()
 		}
 	}
 }
