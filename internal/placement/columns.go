@@ -1,6 +1,10 @@
 package placement
 
-import "math"
+import (
+	"cmp"
+	"math"
+	"slices"
+)
 
 // columns is the min-cost transport onto few sites, the columns: the sites
 // with replicas, and one more, the trial column, whose cost to each traffic
@@ -33,7 +37,6 @@ type columns struct {
 	et     float64   // the sink's imbalance: passed to it minus all traffic
 	tol    float64   // flows below this count as none
 	broken bool      // an imbalance could not be pushed anywhere
-	rounds int
 
 	// bestVal[c*m+l] is the least d[i*m+l]-d[i*m+c] over rows i with flow at
 	// c, and bestRow that row (-1: none): the arc c -> l.
@@ -43,7 +46,8 @@ type columns struct {
 	// The search's scratch, over nodes: the columns, then the sink.
 	dist []float64
 	prev []int
-	done []bool
+	left  []int  // the nodes not yet settled
+	short []bool // per node, whether it has a deficit
 	path []pathStep
 	need []int // withdraw's arcs to recompute
 }
@@ -59,13 +63,27 @@ type pathStep struct{ u, v, r int }
 func newColumns(h *halt, p *Problem, cols []int, caps []float64) *columns {
 	m := len(cols) + 1
 	cs := &columns{m: m}
+	// The rows (sites with traffic) in the order of their nearest column,
+	// so that the rows at a column lie together in memory.
 	W := 0.0
-	for i, wi := range p.Traffic {
-		if wi > 0 {
-			cs.src = append(cs.src, i)
-			cs.w = append(cs.w, wi)
-			W += wi
+	type near struct{ s, c int }
+	var rows []near
+	for s, ws := range p.Traffic {
+		if ws > 0 {
+			best := 0
+			for c, j := range cols {
+				if p.dist(s, j) < p.dist(s, cols[best]) {
+					best = c
+				}
+			}
+			rows = append(rows, near{s, best})
+			W += ws
 		}
+	}
+	slices.SortStableFunc(rows, func(a, b near) int { return cmp.Compare(a.c, b.c) })
+	for _, r := range rows {
+		cs.src = append(cs.src, r.s)
+		cs.w = append(cs.w, p.Traffic[r.s])
 	}
 	S := len(cs.src)
 	cs.S, cs.tol = S, eps*math.Max(1, W)
@@ -74,7 +92,7 @@ func newColumns(h *halt, p *Problem, cols []int, caps []float64) *columns {
 	cs.caps, cs.a, cs.tf = make([]float64, m), make([]float64, m), make([]float64, m)
 	cs.pi = make([]float64, m+1)
 	cs.bestVal, cs.bestRow = make([]float64, m*m), make([]int, m*m)
-	cs.dist, cs.prev, cs.done = make([]float64, m+1), make([]int, m+1), make([]bool, m+1)
+	cs.dist, cs.prev, cs.short = make([]float64, m+1), make([]int, m+1), make([]bool, m+1)
 	copy(cs.caps, caps)
 	// Every row to its nearest column: optimal without capacities, under
 	// potentials of 0.
@@ -142,13 +160,12 @@ func (cs *columns) refresh(c int) {
 // out of c.
 func (cs *columns) offer(c, i int) {
 	m := cs.m
-	base := cs.d[i*m+c]
-	for l := range m {
-		if l == c {
-			continue
-		}
-		if v := cs.d[i*m+l] - base; cs.bestRow[c*m+l] < 0 || v < cs.bestVal[c*m+l] {
-			cs.bestVal[c*m+l], cs.bestRow[c*m+l] = v, i
+	di := cs.d[i*m : i*m+m]
+	row, val := cs.bestRow[c*m:c*m+m], cs.bestVal[c*m:c*m+m]
+	base := di[c]
+	for l, x := range di {
+		if v := x - base; l != c && (row[l] < 0 || v < val[l]) {
+			val[l], row[l] = v, i
 		}
 	}
 }
@@ -156,18 +173,18 @@ func (cs *columns) offer(c, i int) {
 // recompute recomputes the arc c -> l, dropping from c's list the rows
 // without flow there.
 func (cs *columns) recompute(c, l int) {
-	m := cs.m
+	m, d, fs, member, tol := cs.m, cs.d, cs.f, cs.member, cs.tol
 	best, row := math.Inf(1), -1
 	rs := cs.rows[c][:0]
 	for _, i := range cs.rows[c] {
-		f := cs.f[i*m+c]
+		f := fs[i*m+c]
 		if f == 0 {
-			cs.member[i*m+c] = false
+			member[i*m+c] = false
 			continue
 		}
 		rs = append(rs, i)
-		if f > cs.tol {
-			if v := cs.d[i*m+l] - cs.d[i*m+c]; v < best {
+		if f > tol {
+			if v := d[i*m+l] - d[i*m+c]; v < best {
 				best, row = v, i
 			}
 		}
@@ -194,23 +211,23 @@ func (cs *columns) withdraw(c, i int) {
 	}
 	rs := cs.rows[c][:0]
 	for _, k := range cs.rows[c] {
-		f := cs.f[k*m+c]
-		if f == 0 {
+		if cs.f[k*m+c] == 0 {
 			cs.member[k*m+c] = false
 			continue
 		}
 		rs = append(rs, k)
-		if f <= cs.tol {
-			continue
-		}
-		dk := cs.d[k*m : k*m+m]
-		for _, l := range need {
-			if v := dk[l] - dk[c]; v < val[l] {
-				val[l], row[l] = v, k
-			}
-		}
 	}
 	cs.rows[c] = rs
+	d, f, tol := cs.d, cs.f, cs.tol
+	for _, l := range need {
+		best, br := math.Inf(1), -1
+		for _, k := range rs {
+			if v := d[k*m+l] - d[k*m+c]; v < best && f[k*m+c] > tol {
+				best, br = v, k
+			}
+		}
+		val[l], row[l] = best, br
+	}
 }
 
 // move changes row i's flow at column c by v, keeping the lists and arcs.
@@ -232,16 +249,42 @@ func (cs *columns) move(i, c int, v float64) {
 	}
 }
 
+// trialCosts returns, per site j, the cost of each row at j: dist from the
+// row's site. (Read a block of sites at a time: a row's costs to the block
+// share a cache line.)
+func (cs *columns) trialCosts(p *Problem) [][]float64 {
+	n, S := len(p.Sites), cs.S
+	flat := make([]float64, n*S)
+	const block = 8
+	for lo := 0; lo < n; lo += block {
+		hi := min(lo+block, n)
+		for i, s := range cs.src {
+			row := p.RTT[s][lo:hi]
+			for k, v := range row {
+				if math.IsInf(v, 1) {
+					v = UnknownRTTPenaltyMs
+				}
+				flat[(lo+k)*S+i] = v
+			}
+		}
+	}
+	out := make([][]float64, n)
+	for j := range out {
+		out[j] = flat[j*S : (j+1)*S]
+	}
+	return out
+}
+
 // openTrial gives the trial column capacity c (before the first trial).
 func (cs *columns) openTrial(c float64) { cs.caps[cs.m-1] = c }
 
-// trial makes the trial column's costs those of site j (dist from each row),
-// keeping the flow optimal: rows at the column that it no longer suits go
+// trial makes the trial column's costs cost (per row), keeping the flow
+// optimal: rows at the column that it no longer suits go
 // to the column that suits them best, for solve to settle.
-func (cs *columns) trial(p *Problem, j int) {
+func (cs *columns) trial(cost []float64) {
 	m, J, t := cs.m, cs.m-1, cs.m
-	for i, s := range cs.src {
-		cs.d[i*m+J] = p.dist(s, j)
+	for i, v := range cost {
+		cs.d[i*m+J] = v
 	}
 	// The column's potential: the highest that keeps every arc into it
 	// from another column non-negative (and, when it passes flow to the
@@ -305,59 +348,69 @@ func (cs *columns) imbalance(v int) float64 {
 // columns; once h stops, it returns with the flow unfinished.
 func (cs *columns) solve(h *halt) {
 	V := cs.m + 1
+	dist, prev := cs.dist, cs.prev
 	for !cs.broken {
 		if h.spend(V * V) {
 			return
 		}
 		any := false
+		left, short := cs.left[:0], cs.short
 		for v := range V {
-			cs.dist[v], cs.prev[v], cs.done[v] = math.Inf(1), -1, false
-			if cs.imbalance(v) > cs.tol {
-				cs.dist[v] = 0
+			dist[v], prev[v] = math.Inf(1), -1
+			b := cs.imbalance(v)
+			if b > cs.tol {
+				dist[v] = 0
 				any = true
 			}
+			short[v] = b < -cs.tol
+			left = append(left, v)
 		}
 		if !any {
 			return
 		}
-		cs.rounds++
 		found := -1
-		for {
-			u, du := -1, math.Inf(1)
-			for v := range V {
-				if !cs.done[v] && cs.dist[v] < du {
-					u, du = v, cs.dist[v]
+		for len(left) > 0 {
+			// The nearest node, a deficit among those as near (a
+			// search along paths of reduced cost 0 then ends at once).
+			k := 0
+			for x := 1; x < len(left); x++ {
+				if d, dk := dist[left[x]], dist[left[k]]; d < dk-1e-12 || (d <= dk+1e-12 && short[left[x]] && !short[left[k]]) {
+					k = x
 				}
 			}
-			if u < 0 {
+			u, du := left[k], dist[left[k]]
+			if math.IsInf(du, 1) {
 				break
 			}
-			cs.done[u] = true
-			if cs.imbalance(u) < -cs.tol {
+			left[k] = left[len(left)-1]
+			left = left[:len(left)-1]
+			if short[u] {
 				found = u
 				break
 			}
-			cs.relax(u, du)
+			cs.relax(u, du, left)
 		}
+		cs.left = left
 		if found < 0 {
 			cs.broken = true
 			return
 		}
-		df := cs.dist[found]
+		df := dist[found]
 		for v := range V {
-			cs.pi[v] += math.Min(cs.dist[v], df)
+			cs.pi[v] += math.Min(dist[v], df)
 		}
 		cs.augment(found)
 	}
 }
 
-// relax lowers the distance of every node that an arc out of u reaches.
-func (cs *columns) relax(u int, du float64) {
+// relax lowers the distance of every unsettled node (left) that an arc out
+// of u reaches.
+func (cs *columns) relax(u int, du float64, left []int) {
 	m, t := cs.m, cs.m
-	dist, done, prev, pi := cs.dist, cs.done, cs.prev, cs.pi
+	dist, prev, pi := cs.dist, cs.prev, cs.pi
 	if u == t {
-		for c := range m {
-			if cs.tf[c] > cs.tol && !done[c] {
+		for _, c := range left {
+			if c != t && cs.tf[c] > cs.tol {
 				if nd := du + pi[t] - pi[c]; nd < dist[c]-1e-12 {
 					dist[c], prev[c] = nd, u
 				}
@@ -367,37 +420,83 @@ func (cs *columns) relax(u int, du float64) {
 	}
 	base := du + pi[u]
 	rows, vals := cs.bestRow[u*m:u*m+m], cs.bestVal[u*m:u*m+m]
-	for l := range m {
-		if rows[l] >= 0 && !done[l] {
+	for _, l := range left {
+		if l == t {
+			if cs.tf[u] < cs.caps[u]-cs.tol {
+				if nd := base - pi[t]; nd < dist[t]-1e-12 {
+					dist[t], prev[t] = nd, u
+				}
+			}
+			continue
+		}
+		if rows[l] >= 0 {
 			if nd := base + vals[l] - pi[l]; nd < dist[l]-1e-12 {
 				dist[l], prev[l] = nd, u
 			}
 		}
 	}
-	if cs.tf[u] < cs.caps[u]-cs.tol && !done[t] {
-		if nd := base - pi[t]; nd < dist[t]-1e-12 {
-			dist[t], prev[t] = nd, u
-		}
-	}
 }
 
 // augment pushes as much as the path found last (ending at node end) can
-// carry.
+// carry, then again along the same columns while that path still costs 0
+// under the potentials (its arcs through the next rows), with no search.
 func (cs *columns) augment(end int) {
 	m, t := cs.m, cs.m
 	cs.path = cs.path[:0]
-	v := end
-	for cs.prev[v] >= 0 {
+	for v := end; cs.prev[v] >= 0; v = cs.prev[v] {
 		u := cs.prev[v]
 		r := -1
 		if u != t && v != t {
 			r = cs.bestRow[u*m+v]
 		}
 		cs.path = append(cs.path, pathStep{u, v, r})
-		v = u
 	}
-	d := math.Min(cs.imbalance(v), -cs.imbalance(end))
-	for _, s := range cs.path {
+	cs.push()
+	for cs.admissible() {
+		cs.push()
+	}
+}
+
+// admissible reports whether cs.path, through the best rows now, still
+// joins an excess to a deficit at reduced cost 0.
+func (cs *columns) admissible() bool {
+	m, t, p := cs.m, cs.m, cs.path
+	if cs.imbalance(p[len(p)-1].u) <= cs.tol || cs.imbalance(p[0].v) >= -cs.tol {
+		return false
+	}
+	for k := range p {
+		s := &p[k]
+		var rc float64
+		switch {
+		case s.v == t:
+			if cs.tf[s.u] >= cs.caps[s.u]-cs.tol {
+				return false
+			}
+			rc = cs.pi[s.u] - cs.pi[t]
+		case s.u == t:
+			if cs.tf[s.v] <= cs.tol {
+				return false
+			}
+			rc = cs.pi[t] - cs.pi[s.v]
+		default:
+			if s.r = cs.bestRow[s.u*m+s.v]; s.r < 0 {
+				return false
+			}
+			rc = cs.bestVal[s.u*m+s.v] + cs.pi[s.u] - cs.pi[s.v]
+		}
+		if rc > 1e-12 {
+			return false
+		}
+	}
+	return true
+}
+
+// push sends as much as cs.path (from its last step's tail to its first
+// step's head) can carry.
+func (cs *columns) push() {
+	m, t, p := cs.m, cs.m, cs.path
+	d := math.Min(cs.imbalance(p[len(p)-1].u), -cs.imbalance(p[0].v))
+	for _, s := range p {
 		switch {
 		case s.v == t:
 			d = math.Min(d, cs.caps[s.u]-cs.tf[s.u])
@@ -407,7 +506,7 @@ func (cs *columns) augment(end int) {
 			d = math.Min(d, cs.f[s.r*m+s.u])
 		}
 	}
-	for _, s := range cs.path {
+	for _, s := range p {
 		switch {
 		case s.v == t:
 			cs.tf[s.u] += d

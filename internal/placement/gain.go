@@ -19,9 +19,16 @@ type Gains struct {
 
 // MarginalGains computes Gains. Without a rate limit it costs
 // O(sites x sites-with-traffic) once per workload, after which each node's
-// score is a lookup by its site; with a limit, one min-cost transport, then
-// per site a re-solve from it (see flow), and it stops soon after ctx ends,
-// returning ctx.Err() wrapped.
+// score is a lookup by its site. With a limit it solves one min-cost
+// transport and then tries one more replica at each site: where that adds
+// capacity at that site alone, as a re-solve from the transport (see flow),
+// skipped where a Lagrangian bound settles the gain; where the replicas are
+// overloaded, so that one more shrinks every open site's capacity, on the
+// open sites and one trial column alone, each site's trial starting from
+// the last one's optimum (see columns): per trial, a shortest path over the
+// open sites, O(open sites^2), for each site with traffic whose routing
+// changes, some tens at 500 sites. It stops soon after ctx ends, returning
+// ctx.Err() wrapped.
 func MarginalGains(ctx context.Context, p *Problem, current Placement) (Gains, error) {
 	n := len(p.Sites)
 	g := Gains{Gain: make([]float64, n), Share: make([]float64, n)}
@@ -165,11 +172,12 @@ func (p *Problem) overloadedGains(h *halt, current Placement, scale, next float6
 	}
 	cs, v := start()
 	base := v / w
+	costs := cs.trialCosts(p)
 	for _, j := range p.trialOrder(h) {
 		if h.spend(len(cs.src)) {
 			return
 		}
-		cs.trial(p, j)
+		cs.trial(costs[j])
 		cs.solve(h)
 		gain[j] = base - cs.value()/w
 		if cs.broken {
@@ -178,8 +186,8 @@ func (p *Problem) overloadedGains(h *halt, current Placement, scale, next float6
 	}
 }
 
-// trialOrder is every site once, each next one the nearest (by the RTTs
-// both ways) of those not yet visited.
+// trialOrder is every site once, each next one the nearest (by the RTT from
+// the last) of those not yet visited.
 func (p *Problem) trialOrder(h *halt) []int {
 	n := len(p.Sites)
 	left := make([]int, n)
@@ -197,7 +205,7 @@ func (p *Problem) trialOrder(h *halt) []int {
 		}
 		best, bd := 0, math.Inf(1)
 		for k, j := range left {
-			if d := p.dist(cur, j) + p.dist(j, cur); d < bd {
+			if d := p.dist(cur, j); d < bd {
 				best, bd = k, d
 			}
 		}
