@@ -44,12 +44,12 @@ type columns struct {
 	bestRow []int
 
 	// The search's scratch, over nodes: the columns, then the sink.
-	dist []float64
-	prev []int
+	dist  []float64
+	prev  []int
 	left  []int  // the nodes not yet settled
 	short []bool // per node, whether it has a deficit
-	path []pathStep
-	need []int // withdraw's arcs to recompute
+	path  []pathStep
+	need  []int // withdraw's arcs to recompute
 }
 
 // pathStep is one arc of an augmenting path: from node u to node v, through
