@@ -39,9 +39,12 @@ type columns struct {
 	broken bool      // an imbalance could not be pushed anywhere
 
 	// bestVal[c*m+l] is the least d[i*m+l]-d[i*m+c] over rows i with flow at
-	// c, and bestRow that row (-1: none): the arc c -> l.
-	bestVal []float64
-	bestRow []int
+	// c, and bestRow that row (-1: none): the arc c -> l. nextVal and
+	// nextRow are the runner-up, which takes over when the best row leaves
+	// c (-1: none, -2: not known; a runner-up that has left is not known
+	// either); only then are c's rows searched again.
+	bestVal, nextVal []float64
+	bestRow, nextRow []int
 
 	// The search's scratch, over nodes: the columns, then the sink.
 	dist  []float64
@@ -49,7 +52,6 @@ type columns struct {
 	left  []int  // the nodes not yet settled
 	short []bool // per node, whether it has a deficit
 	path  []pathStep
-	need  []int // withdraw's arcs to recompute
 }
 
 // pathStep is one arc of an augmenting path: from node u to node v, through
@@ -92,6 +94,7 @@ func newColumns(h *halt, p *Problem, cols []int, caps []float64) *columns {
 	cs.caps, cs.a, cs.tf = make([]float64, m), make([]float64, m), make([]float64, m)
 	cs.pi = make([]float64, m+1)
 	cs.bestVal, cs.bestRow = make([]float64, m*m), make([]int, m*m)
+	cs.nextVal, cs.nextRow = make([]float64, m*m), make([]int, m*m)
 	cs.dist, cs.prev, cs.short = make([]float64, m+1), make([]int, m+1), make([]bool, m+1)
 	copy(cs.caps, caps)
 	// Every row to its nearest column: optimal without capacities, under
@@ -140,7 +143,7 @@ func (cs *columns) setCap(c int, v float64) {
 func (cs *columns) refresh(c int) {
 	m := cs.m
 	for l := range m {
-		cs.bestRow[c*m+l] = -1
+		cs.bestRow[c*m+l], cs.nextRow[c*m+l] = -1, -1
 	}
 	rs := cs.rows[c][:0]
 	for _, i := range cs.rows[c] {
@@ -162,10 +165,18 @@ func (cs *columns) offer(c, i int) {
 	m := cs.m
 	di := cs.d[i*m : i*m+m]
 	row, val := cs.bestRow[c*m:c*m+m], cs.bestVal[c*m:c*m+m]
+	row2, val2 := cs.nextRow[c*m:c*m+m], cs.nextVal[c*m:c*m+m]
 	base := di[c]
 	for l, x := range di {
-		if v := x - base; l != c && (row[l] < 0 || v < val[l]) {
+		if l == c {
+			continue
+		}
+		switch v := x - base; {
+		case row[l] < 0 || v < val[l]:
+			val2[l], row2[l] = val[l], row[l]
 			val[l], row[l] = v, i
+		case row2[l] == -1 || (row2[l] >= 0 && v < val2[l]):
+			val2[l], row2[l] = v, i
 		}
 	}
 }
@@ -175,6 +186,7 @@ func (cs *columns) offer(c, i int) {
 func (cs *columns) recompute(c, l int) {
 	m, d, fs, member, tol := cs.m, cs.d, cs.f, cs.member, cs.tol
 	best, row := math.Inf(1), -1
+	best2, row2 := math.Inf(1), -1
 	rs := cs.rows[c][:0]
 	for _, i := range cs.rows[c] {
 		f := fs[i*m+c]
@@ -184,49 +196,40 @@ func (cs *columns) recompute(c, l int) {
 		}
 		rs = append(rs, i)
 		if f > tol {
-			if v := d[i*m+l] - d[i*m+c]; v < best {
+			switch v := d[i*m+l] - d[i*m+c]; {
+			case v < best:
+				best2, row2 = best, row
 				best, row = v, i
+			case v < best2:
+				best2, row2 = v, i
 			}
 		}
 	}
 	cs.rows[c] = rs
 	cs.bestVal[c*m+l], cs.bestRow[c*m+l] = best, row
+	cs.nextVal[c*m+l], cs.nextRow[c*m+l] = best2, row2
 }
 
-// withdraw recomputes the arcs out of column c that row i, whose flow there
-// has gone, made.
+// withdraw mends the arcs out of column c that row i, whose flow there has
+// gone, made: the runner-up takes over where it is known, and c's rows are
+// searched for the others.
 func (cs *columns) withdraw(c, i int) {
 	m := cs.m
-	row, val := cs.bestRow[c*m:c*m+m], cs.bestVal[c*m:c*m+m]
-	need := cs.need[:0]
+	row, row2 := cs.bestRow[c*m:c*m+m], cs.nextRow[c*m:c*m+m]
+	val, val2 := cs.bestVal[c*m:c*m+m], cs.nextVal[c*m:c*m+m]
 	for l := range m {
-		if row[l] == i {
-			row[l], val[l] = -1, math.Inf(1)
-			need = append(need, l)
-		}
-	}
-	cs.need = need
-	if len(need) == 0 {
-		return
-	}
-	rs := cs.rows[c][:0]
-	for _, k := range cs.rows[c] {
-		if cs.f[k*m+c] == 0 {
-			cs.member[k*m+c] = false
+		if row[l] != i {
 			continue
 		}
-		rs = append(rs, k)
-	}
-	cs.rows[c] = rs
-	d, f, tol := cs.d, cs.f, cs.tol
-	for _, l := range need {
-		best, br := math.Inf(1), -1
-		for _, k := range rs {
-			if v := d[k*m+l] - d[k*m+c]; v < best && f[k*m+c] > tol {
-				best, br = v, k
-			}
+		switch r := row2[l]; {
+		case r == -1:
+			row[l], val[l] = -1, math.Inf(1)
+		case r >= 0 && cs.f[r*m+c] > cs.tol:
+			row[l], val[l] = r, val2[l]
+			row2[l] = -2
+		default:
+			cs.recompute(c, l)
 		}
-		val[l], row[l] = best, br
 	}
 }
 
