@@ -252,32 +252,6 @@ func (cs *columns) move(i, c int, v float64) {
 	}
 }
 
-// trialCosts returns, per site j, the cost of each row at j: dist from the
-// row's site. (Read a block of sites at a time: a row's costs to the block
-// share a cache line.)
-func (cs *columns) trialCosts(p *Problem) [][]float64 {
-	n, S := len(p.Sites), cs.S
-	flat := make([]float64, n*S)
-	const block = 8
-	for lo := 0; lo < n; lo += block {
-		hi := min(lo+block, n)
-		for i, s := range cs.src {
-			row := p.RTT[s][lo:hi]
-			for k, v := range row {
-				if math.IsInf(v, 1) {
-					v = UnknownRTTPenaltyMs
-				}
-				flat[(lo+k)*S+i] = v
-			}
-		}
-	}
-	out := make([][]float64, n)
-	for j := range out {
-		out[j] = flat[j*S : (j+1)*S]
-	}
-	return out
-}
-
 // openTrial gives the trial column capacity c (before the first trial).
 func (cs *columns) openTrial(c float64) { cs.caps[cs.m-1] = c }
 

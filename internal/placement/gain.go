@@ -172,12 +172,15 @@ func (p *Problem) overloadedGains(h *halt, current Placement, scale, next float6
 	}
 	cs, v := start()
 	base := v / w
-	costs := cs.trialCosts(p)
+	cost := make([]float64, len(cs.src))
 	for _, j := range p.trialOrder(h) {
 		if h.spend(len(cs.src)) {
 			return
 		}
-		cs.trial(costs[j])
+		for i, s := range cs.src {
+			cost[i] = p.dist(s, j)
+		}
+		cs.trial(cost)
 		cs.solve(h)
 		gain[j] = base - cs.value()/w
 		if cs.broken {
