@@ -428,9 +428,11 @@ func (cs *columns) augment(end int) {
 		}
 		cs.path = append(cs.path, pathStep{u, v, r})
 	}
-	cs.push()
-	for cs.admissible() {
-		cs.push()
+	if cs.push() <= 0 {
+		cs.broken = true // nothing moves: the flow cannot be completed
+		return
+	}
+	for cs.admissible() && cs.push() > 0 {
 	}
 }
 
@@ -469,8 +471,8 @@ func (cs *columns) admissible() bool {
 }
 
 // push sends as much as cs.path (from its last step's tail to its first
-// step's head) can carry.
-func (cs *columns) push() {
+// step's head) can carry, and returns how much.
+func (cs *columns) push() float64 {
 	m, t, p := cs.m, cs.m, cs.path
 	d := math.Min(cs.imbalance(p[len(p)-1].u), -cs.imbalance(p[0].v))
 	for _, s := range p {
@@ -496,6 +498,7 @@ func (cs *columns) push() {
 			cs.move(s.r, s.u, -d)
 		}
 	}
+	return d
 }
 
 // value is the flow's total cost (rate x ms), +Inf when it could not be
