@@ -85,8 +85,9 @@ func (g Gains) Better(x Placement, a, b int) bool {
 
 // limitedGains fills gain with each site's Gain under a rate limit: the
 // transport for current is solved once, and one more replica at each site is
-// a trial on it (when the replicas are overloaded, every site's capacity
-// shrinks with the new scale, so the trial changes them all).
+// a trial on it, skipped where the Lagrangian bound settles the gain. When
+// the replicas are overloaded, every open site's capacity shrinks with the
+// new scale, and overloadedGains takes over.
 func (p *Problem) limitedGains(h *halt, current Placement, gain []float64) {
 	w := p.TotalTraffic()
 	total := current.Total()
