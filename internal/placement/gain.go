@@ -19,9 +19,16 @@ type Gains struct {
 
 // MarginalGains computes Gains. Without a rate limit it costs
 // O(sites x sites-with-traffic) once per workload, after which each node's
-// score is a lookup by its site; with a limit, one min-cost transport, then
-// per site a re-solve from it (see flow), and it stops soon after ctx ends,
-// returning ctx.Err() wrapped.
+// score is a lookup by its site. With a limit it solves one min-cost
+// transport and then tries one more replica at each site: where that adds
+// capacity at that site alone, as a re-solve from the transport (see flow),
+// skipped where a Lagrangian bound settles the gain; where the replicas are
+// overloaded, so that one more shrinks every open site's capacity, on the
+// open sites and one trial column alone, each site's trial starting from
+// the last one's optimum (see columns): per trial, a shortest path over the
+// open sites, O(open sites^2), for each site with traffic whose routing
+// changes, some tens at 500 sites. It stops soon after ctx ends, returning
+// ctx.Err() wrapped.
 func MarginalGains(ctx context.Context, p *Problem, current Placement) (Gains, error) {
 	n := len(p.Sites)
 	g := Gains{Gain: make([]float64, n), Share: make([]float64, n)}
@@ -78,8 +85,9 @@ func (g Gains) Better(x Placement, a, b int) bool {
 
 // limitedGains fills gain with each site's Gain under a rate limit: the
 // transport for current is solved once, and one more replica at each site is
-// a trial on it (when the replicas are overloaded, every site's capacity
-// shrinks with the new scale, so the trial changes them all).
+// a trial on it, skipped where the Lagrangian bound settles the gain. When
+// the replicas are overloaded, every open site's capacity shrinks with the
+// new scale, and overloadedGains takes over.
 func (p *Problem) limitedGains(h *halt, current Placement, gain []float64) {
 	w := p.TotalTraffic()
 	total := current.Total()
@@ -94,37 +102,15 @@ func (p *Problem) limitedGains(h *halt, current Placement, gain []float64) {
 		}
 		return
 	}
-	fl := newFlow(h, p, p.replicaCaps(current))
-	base := fl.value() / w
 	scale, next := p.capScale(total), p.capScale(total+1)
 	if next != scale {
-		// The replicas are overloaded: one more shrinks every site's
-		// capacity, so each trial changes them all. (Solving once with the
-		// new replica at a stand-in site and moving it in each trial was
-		// tried: slower, the moved traffic comes by long chains.)
-		var open []int
-		for j, v := range current {
-			if v > 0 {
-				open = append(open, j)
-			}
-		}
-		for j := range gain {
-			if h.stopped() {
-				return
-			}
-			fl.mark()
-			for _, k := range open {
-				if k != j {
-					fl.setCap(k, p.capOf(current[k], next))
-				}
-			}
-			fl.setCap(j, p.capOf(current[j]+1, next))
-			fl.solve(h)
-			gain[j] = base - fl.value()/w
-			fl.rollback()
-		}
+		// The replicas are overloaded: one more shrinks every open site's
+		// capacity, so each trial changes them all (see columns).
+		p.overloadedGains(h, current, scale, next, gain)
 		return
 	}
+	fl := newFlow(h, p, p.replicaCaps(current))
+	base := fl.value() / w
 	var items []knapItem
 	movable := fl.movable()
 	for j := range gain {
@@ -156,4 +142,81 @@ func (p *Problem) limitedGains(h *halt, current Placement, gain []float64) {
 		gain[j] = base - fl.value()/w
 		fl.rollback()
 	}
+}
+
+// overloadedGains fills gain when one more replica changes the capacity
+// scale (from scale to next): the transport for current is solved on the
+// open sites, their capacities then set at next, and the new replica is a
+// trial column of capacity capOf(1, next) whose costs are each site's in
+// turn (at an open site, the column is a second copy of it). The trials go
+// from site to nearby site (trialOrder), each starting from the last one's
+// optimum.
+func (p *Problem) overloadedGains(h *halt, current Placement, scale, next float64, gain []float64) {
+	w := p.TotalTraffic()
+	var cols []int
+	var caps []float64
+	for j, v := range current {
+		if v > 0 {
+			cols = append(cols, j)
+			caps = append(caps, p.capOf(v, scale))
+		}
+	}
+	// The transport for current, then the capacities at next.
+	start := func() (*columns, float64) {
+		cs := newColumns(h, p, cols, caps)
+		v := cs.value()
+		for c, j := range cols {
+			cs.setCap(c, p.capOf(current[j], next))
+		}
+		cs.openTrial(p.capOf(1, next))
+		return cs, v
+	}
+	cs, v := start()
+	base := v / w
+	cost := make([]float64, len(cs.src))
+	for _, j := range p.trialOrder(h) {
+		if h.spend(len(cs.src)) {
+			return
+		}
+		for i, s := range cs.src {
+			cost[i] = p.dist(s, j)
+		}
+		cs.trial(cost)
+		cs.solve(h)
+		gain[j] = base - cs.value()/w
+		if cs.broken {
+			cs, _ = start()
+		}
+	}
+}
+
+// trialOrder is every site once, each next one the nearest (by the RTT from
+// the last) of those not yet visited.
+func (p *Problem) trialOrder(h *halt) []int {
+	n := len(p.Sites)
+	left := make([]int, n)
+	for j := range left {
+		left[j] = j
+	}
+	order := make([]int, 0, n)
+	cur := 0
+	left[0] = left[n-1]
+	left = left[:n-1]
+	order = append(order, cur)
+	for len(left) > 0 {
+		if h.spend(len(left)) {
+			return order
+		}
+		best, bd := 0, math.Inf(1)
+		for k, j := range left {
+			if d := p.dist(cur, j); d < bd {
+				best, bd = k, d
+			}
+		}
+		cur = left[best]
+		left[best] = left[len(left)-1]
+		left = left[:len(left)-1]
+		order = append(order, cur)
+	}
+	return order
 }

@@ -92,8 +92,10 @@ func TestCancelStopsLongSolve(t *testing.T) {
 	free1000 := *p1000
 	free1000.PerReplicaRPS = 0
 	p500 := longProblem(500)
-	cur := make(Placement, len(p500.Sites))
-	for r := range 10 {
+	// A hundred replicas serving 60 % of the traffic: the overloaded
+	// gains, with a hundred open sites, take long enough.
+	cur := make(Placement, len(p1000.Sites))
+	for r := range 100 {
 		cur[(r*37)%len(cur)]++
 	}
 	tests := []struct {
@@ -107,8 +109,8 @@ func TestCancelStopsLongSolve(t *testing.T) {
 			func(ctx context.Context) error { _, err := Plan(ctx, p1000); return err }},
 		{"Plan, no rate limit, 1000 sites", 100 * time.Millisecond,
 			func(ctx context.Context) error { _, err := Plan(ctx, &free1000); return err }},
-		{"MarginalGains, rate-limited, 500 sites", 50 * time.Millisecond,
-			func(ctx context.Context) error { _, err := MarginalGains(ctx, p500, cur); return err }},
+		{"MarginalGains, rate-limited, 1000 sites", 50 * time.Millisecond,
+			func(ctx context.Context) error { _, err := MarginalGains(ctx, p1000, cur); return err }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

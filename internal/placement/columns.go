@@ -1,0 +1,519 @@
+package placement
+
+import (
+	"cmp"
+	"math"
+	"slices"
+)
+
+// columns is the min-cost transport onto few sites, the columns: the sites
+// with replicas, and one more, the trial column, whose cost to each traffic
+// site (its row) is that of any site chosen for it. It is what one more
+// replica at each site costs when the replicas are overloaded: every open
+// site's capacity shrinks (to its share of the new total, or to its own
+// rate when one more replica makes them serve all traffic), the new
+// replica's capacity is the trial column's, and the trials differ only in
+// the column's costs, so each trial starts from the last one's optimum (with
+// sites near one another in turn, few rows move: some 25 a trial at 500
+// sites with 10 replicas).
+//
+// The solver is flow's (successive shortest paths under potentials, the same
+// network: rows send their traffic to columns, each column passes at most
+// its capacity to the sink), but a row has flow at few columns, so a path is
+// a chain of columns, each step one row moving from one column to the next.
+// The shortest paths run over the columns and the sink alone, each arc the
+// cheapest row that can make the step: a search costs (columns+1)^2 however
+// many rows there are.
+type columns struct {
+	S, m   int       // rows, columns (the trial column is m-1)
+	w      []float64 // per row, its traffic
+	src    []int     // per row, its site
+	d      []float64 // [i*m+c] the cost of row i at column c
+	f      []float64 // [i*m+c] the flow of row i at column c
+	member []bool    // [i*m+c]: i is listed in rows[c]
+	rows   [][]int   // per column, the rows with flow there (and some without)
+	caps   []float64 // per column, what it may pass to the sink
+	a      []float64 // per column, what it receives
+	tf     []float64 // per column, what it passes to the sink
+	pi     []float64 // potentials: the columns', then the sink's
+	et     float64   // the sink's imbalance: passed to it minus all traffic
+	tol    float64   // flows below this count as none
+	broken bool      // an imbalance could not be pushed anywhere
+
+	// bestVal[c*m+l] is the least d[i*m+l]-d[i*m+c] over rows i with flow at
+	// c, and bestRow that row (-1: none): the arc c -> l. nextVal and
+	// nextRow are the runner-up, which takes over when the best row leaves
+	// c (-1: none, -2: not known; a runner-up that has left is not known
+	// either); only then are c's rows searched again.
+	bestVal, nextVal []float64
+	bestRow, nextRow []int
+
+	// The search's scratch, over nodes: the columns, then the sink.
+	dist  []float64
+	prev  []int
+	left  []int  // the nodes not yet settled
+	short []bool // per node, whether it has a deficit
+	path  []pathStep
+}
+
+// pathStep is one arc of an augmenting path: from node u to node v, through
+// row r when both are columns.
+type pathStep struct{ u, v, r int }
+
+// newColumns solves the transport of p's traffic onto the sites cols with
+// capacities caps (which must together take all of it), with room for a
+// trial column, closed (capacity 0, every cost +Inf) until the first trial.
+// Once h stops, the flow is unfinished.
+func newColumns(h *halt, p *Problem, cols []int, caps []float64) *columns {
+	m := len(cols) + 1
+	cs := &columns{m: m}
+	// The rows (sites with traffic) in the order of their nearest column,
+	// so that the rows at a column lie together in memory.
+	W := 0.0
+	type near struct{ s, c int }
+	var rows []near
+	for s, ws := range p.Traffic {
+		if ws > 0 {
+			best := 0
+			for c, j := range cols {
+				if p.dist(s, j) < p.dist(s, cols[best]) {
+					best = c
+				}
+			}
+			rows = append(rows, near{s, best})
+			W += ws
+		}
+	}
+	slices.SortStableFunc(rows, func(a, b near) int { return cmp.Compare(a.c, b.c) })
+	for _, r := range rows {
+		cs.src = append(cs.src, r.s)
+		cs.w = append(cs.w, p.Traffic[r.s])
+	}
+	S := len(cs.src)
+	cs.S, cs.tol = S, eps*math.Max(1, W)
+	cs.d, cs.f, cs.member = make([]float64, S*m), make([]float64, S*m), make([]bool, S*m)
+	cs.rows = make([][]int, m)
+	cs.caps, cs.a, cs.tf = make([]float64, m), make([]float64, m), make([]float64, m)
+	cs.pi = make([]float64, m+1)
+	cs.bestVal, cs.bestRow = make([]float64, m*m), make([]int, m*m)
+	cs.nextVal, cs.nextRow = make([]float64, m*m), make([]int, m*m)
+	cs.dist, cs.prev, cs.short = make([]float64, m+1), make([]int, m+1), make([]bool, m+1)
+	copy(cs.caps, caps)
+	// Every row to its nearest column: optimal without capacities, under
+	// potentials of 0.
+	for i, s := range cs.src {
+		cs.d[i*m+m-1] = math.Inf(1)
+		best := 0
+		for c, j := range cols {
+			cs.d[i*m+c] = p.dist(s, j)
+			if cs.d[i*m+c] < cs.d[i*m+best] {
+				best = c
+			}
+		}
+		cs.f[i*m+best] = cs.w[i]
+		cs.member[i*m+best] = true
+		cs.a[best] += cs.w[i]
+		cs.rows[best] = append(cs.rows[best], i)
+	}
+	cs.et = -W
+	for c := range cols {
+		cs.tf[c] = math.Min(cs.a[c], cs.caps[c])
+		cs.et += cs.tf[c]
+	}
+	for c := range m {
+		cs.refresh(c)
+	}
+	cs.solve(h)
+	return cs
+}
+
+// setCap changes column c's capacity as flow.setCap does, leaving
+// imbalances for solve.
+func (cs *columns) setCap(c int, v float64) {
+	cs.caps[c] = v
+	t := cs.m
+	if cs.tf[c] > v {
+		cs.et -= cs.tf[c] - v
+		cs.tf[c] = v
+	} else if cs.pi[c] < cs.pi[t]-1e-12 && cs.tf[c] < v {
+		cs.et += v - cs.tf[c]
+		cs.tf[c] = v
+	}
+}
+
+// refresh recomputes every arc out of column c.
+func (cs *columns) refresh(c int) {
+	m := cs.m
+	for l := range m {
+		cs.bestRow[c*m+l], cs.nextRow[c*m+l] = -1, -1
+	}
+	rs := cs.rows[c][:0]
+	for _, i := range cs.rows[c] {
+		if cs.f[i*m+c] == 0 {
+			cs.member[i*m+c] = false
+			continue
+		}
+		rs = append(rs, i)
+		if cs.f[i*m+c] > cs.tol {
+			cs.offer(c, i)
+		}
+	}
+	cs.rows[c] = rs
+}
+
+// offer makes row i, which has flow at column c, a candidate for every arc
+// out of c.
+func (cs *columns) offer(c, i int) {
+	m := cs.m
+	di := cs.d[i*m : i*m+m]
+	row, val := cs.bestRow[c*m:c*m+m], cs.bestVal[c*m:c*m+m]
+	row2, val2 := cs.nextRow[c*m:c*m+m], cs.nextVal[c*m:c*m+m]
+	base := di[c]
+	for l, x := range di {
+		if l == c {
+			continue
+		}
+		switch v := x - base; {
+		case row[l] < 0 || v < val[l]:
+			val2[l], row2[l] = val[l], row[l]
+			val[l], row[l] = v, i
+		case row2[l] == -1 || (row2[l] >= 0 && v < val2[l]):
+			val2[l], row2[l] = v, i
+		}
+	}
+}
+
+// recompute recomputes the arc c -> l, dropping from c's list the rows
+// without flow there.
+func (cs *columns) recompute(c, l int) {
+	m, d, fs, member, tol := cs.m, cs.d, cs.f, cs.member, cs.tol
+	best, row := math.Inf(1), -1
+	best2, row2 := math.Inf(1), -1
+	rs := cs.rows[c][:0]
+	for _, i := range cs.rows[c] {
+		f := fs[i*m+c]
+		if f == 0 {
+			member[i*m+c] = false
+			continue
+		}
+		rs = append(rs, i)
+		if f > tol {
+			switch v := d[i*m+l] - d[i*m+c]; {
+			case v < best:
+				best2, row2 = best, row
+				best, row = v, i
+			case v < best2:
+				best2, row2 = v, i
+			}
+		}
+	}
+	cs.rows[c] = rs
+	cs.bestVal[c*m+l], cs.bestRow[c*m+l] = best, row
+	cs.nextVal[c*m+l], cs.nextRow[c*m+l] = best2, row2
+}
+
+// withdraw mends the arcs out of column c that row i, whose flow there has
+// gone, made: the runner-up takes over where it is known, and c's rows are
+// searched for the others.
+func (cs *columns) withdraw(c, i int) {
+	m := cs.m
+	row, row2 := cs.bestRow[c*m:c*m+m], cs.nextRow[c*m:c*m+m]
+	val, val2 := cs.bestVal[c*m:c*m+m], cs.nextVal[c*m:c*m+m]
+	for l := range m {
+		if row[l] != i {
+			continue
+		}
+		switch r := row2[l]; {
+		case r == -1:
+			row[l], val[l] = -1, math.Inf(1)
+		case r >= 0 && cs.f[r*m+c] > cs.tol:
+			row[l], val[l] = r, val2[l]
+			row2[l] = -2
+		default:
+			cs.recompute(c, l)
+		}
+	}
+}
+
+// move changes row i's flow at column c by v, keeping the lists and arcs.
+func (cs *columns) move(i, c int, v float64) {
+	m := cs.m
+	at := i*m + c
+	was := cs.f[at]
+	cs.f[at] += v
+	cs.a[c] += v
+	if !cs.member[at] {
+		cs.member[at] = true
+		cs.rows[c] = append(cs.rows[c], i)
+	}
+	switch now := cs.f[at]; {
+	case was <= cs.tol && now > cs.tol:
+		cs.offer(c, i)
+	case was > cs.tol && now <= cs.tol:
+		cs.withdraw(c, i)
+	}
+}
+
+// openTrial gives the trial column capacity c (before the first trial).
+func (cs *columns) openTrial(c float64) { cs.caps[cs.m-1] = c }
+
+// trial makes the trial column's costs cost (per row), keeping the flow
+// optimal: rows at the column that it no longer suits go
+// to the column that suits them best, for solve to settle.
+func (cs *columns) trial(cost []float64) {
+	m, J, t := cs.m, cs.m-1, cs.m
+	for i, v := range cost {
+		cs.d[i*m+J] = v
+	}
+	// The column's potential: the highest that keeps every arc into it
+	// from another column non-negative (and, when it passes flow to the
+	// sink, the one back from the sink).
+	piJ := math.Inf(1)
+	for c := range J {
+		cs.recompute(c, J)
+		if cs.bestRow[c*m+J] >= 0 {
+			piJ = math.Min(piJ, cs.bestVal[c*m+J]+cs.pi[c])
+		}
+	}
+	if cs.tf[J] > cs.tol {
+		piJ = math.Min(piJ, cs.pi[t])
+	}
+	if math.IsInf(piJ, 1) {
+		piJ = cs.pi[t]
+	}
+	cs.pi[J] = piJ
+	// A row stays at the column only where no arc out of it turns negative
+	// (its potential is then piJ minus its cost there).
+	for _, i := range cs.rows[J] {
+		v := cs.f[i*m+J]
+		if v == 0 {
+			continue
+		}
+		hs, bc := math.Inf(-1), -1
+		for c := range J {
+			if x := cs.pi[c] - cs.d[i*m+c]; x > hs {
+				hs, bc = x, c
+			}
+		}
+		if piJ-cs.d[i*m+J] >= hs-admissible {
+			continue
+		}
+		cs.f[i*m+J] = 0
+		cs.a[J] -= v
+		cs.move(i, bc, v)
+	}
+	cs.refresh(J)
+	if cs.tf[J] < cs.caps[J]-cs.tol && piJ < cs.pi[t]-1e-12 {
+		cs.et += cs.caps[J] - cs.tf[J]
+		cs.tf[J] = cs.caps[J]
+	}
+	// Potentials relative to the sink's, so that they do not drift.
+	for v := range cs.pi {
+		if v != t {
+			cs.pi[v] -= cs.pi[t]
+		}
+	}
+	cs.pi[t] = 0
+}
+
+func (cs *columns) imbalance(v int) float64 {
+	if v == cs.m {
+		return cs.et
+	}
+	return cs.a[v] - cs.tf[v]
+}
+
+// solve pushes every excess to a deficit along shortest paths over the
+// columns; once h stops, it returns with the flow unfinished.
+func (cs *columns) solve(h *halt) {
+	V := cs.m + 1
+	dist, prev := cs.dist, cs.prev
+	for !cs.broken {
+		if h.spend(V * V) {
+			return
+		}
+		any := false
+		left, short := cs.left[:0], cs.short
+		for v := range V {
+			dist[v], prev[v] = math.Inf(1), -1
+			b := cs.imbalance(v)
+			if b > cs.tol {
+				dist[v] = 0
+				any = true
+			}
+			short[v] = b < -cs.tol
+			left = append(left, v)
+		}
+		if !any {
+			return
+		}
+		found := -1
+		for len(left) > 0 {
+			// The nearest node, a deficit among those as near (a
+			// search along paths of reduced cost 0 then ends at once).
+			k := 0
+			for x := 1; x < len(left); x++ {
+				if d, dk := dist[left[x]], dist[left[k]]; d < dk-1e-12 || (d <= dk+1e-12 && short[left[x]] && !short[left[k]]) {
+					k = x
+				}
+			}
+			u, du := left[k], dist[left[k]]
+			if math.IsInf(du, 1) {
+				break
+			}
+			left[k] = left[len(left)-1]
+			left = left[:len(left)-1]
+			if short[u] {
+				found = u
+				break
+			}
+			cs.relax(u, du, left)
+		}
+		cs.left = left
+		if found < 0 {
+			cs.broken = true
+			return
+		}
+		df := dist[found]
+		for v := range V {
+			cs.pi[v] += math.Min(dist[v], df)
+		}
+		cs.augment(found)
+	}
+}
+
+// relax lowers the distance of every unsettled node (left) that an arc out
+// of u reaches.
+func (cs *columns) relax(u int, du float64, left []int) {
+	m, t := cs.m, cs.m
+	dist, prev, pi := cs.dist, cs.prev, cs.pi
+	if u == t {
+		for _, c := range left {
+			if c != t && cs.tf[c] > cs.tol {
+				if nd := du + pi[t] - pi[c]; nd < dist[c]-1e-12 {
+					dist[c], prev[c] = nd, u
+				}
+			}
+		}
+		return
+	}
+	base := du + pi[u]
+	rows, vals := cs.bestRow[u*m:u*m+m], cs.bestVal[u*m:u*m+m]
+	for _, l := range left {
+		if l == t {
+			if cs.tf[u] < cs.caps[u]-cs.tol {
+				if nd := base - pi[t]; nd < dist[t]-1e-12 {
+					dist[t], prev[t] = nd, u
+				}
+			}
+			continue
+		}
+		if rows[l] >= 0 {
+			if nd := base + vals[l] - pi[l]; nd < dist[l]-1e-12 {
+				dist[l], prev[l] = nd, u
+			}
+		}
+	}
+}
+
+// augment pushes as much as the path found last (ending at node end) can
+// carry, then again along the same columns while that path still costs 0
+// under the potentials (its arcs through the next rows), with no search.
+func (cs *columns) augment(end int) {
+	m, t := cs.m, cs.m
+	cs.path = cs.path[:0]
+	for v := end; cs.prev[v] >= 0; v = cs.prev[v] {
+		u := cs.prev[v]
+		r := -1
+		if u != t && v != t {
+			r = cs.bestRow[u*m+v]
+		}
+		cs.path = append(cs.path, pathStep{u, v, r})
+	}
+	if cs.push() <= 0 {
+		cs.broken = true // nothing moves: the flow cannot be completed
+		return
+	}
+	for cs.admissible() && cs.push() > 0 {
+	}
+}
+
+// admissible reports whether cs.path, through the best rows now, still
+// joins an excess to a deficit at reduced cost 0.
+func (cs *columns) admissible() bool {
+	m, t, p := cs.m, cs.m, cs.path
+	if cs.imbalance(p[len(p)-1].u) <= cs.tol || cs.imbalance(p[0].v) >= -cs.tol {
+		return false
+	}
+	for k := range p {
+		s := &p[k]
+		var rc float64
+		switch {
+		case s.v == t:
+			if cs.tf[s.u] >= cs.caps[s.u]-cs.tol {
+				return false
+			}
+			rc = cs.pi[s.u] - cs.pi[t]
+		case s.u == t:
+			if cs.tf[s.v] <= cs.tol {
+				return false
+			}
+			rc = cs.pi[t] - cs.pi[s.v]
+		default:
+			if s.r = cs.bestRow[s.u*m+s.v]; s.r < 0 {
+				return false
+			}
+			rc = cs.bestVal[s.u*m+s.v] + cs.pi[s.u] - cs.pi[s.v]
+		}
+		if rc > 1e-12 {
+			return false
+		}
+	}
+	return true
+}
+
+// push sends as much as cs.path (from its last step's tail to its first
+// step's head) can carry, and returns how much.
+func (cs *columns) push() float64 {
+	m, t, p := cs.m, cs.m, cs.path
+	d := math.Min(cs.imbalance(p[len(p)-1].u), -cs.imbalance(p[0].v))
+	for _, s := range p {
+		switch {
+		case s.v == t:
+			d = math.Min(d, cs.caps[s.u]-cs.tf[s.u])
+		case s.u == t:
+			d = math.Min(d, cs.tf[s.v])
+		default:
+			d = math.Min(d, cs.f[s.r*m+s.u])
+		}
+	}
+	for _, s := range p {
+		switch {
+		case s.v == t:
+			cs.tf[s.u] += d
+			cs.et += d
+		case s.u == t:
+			cs.tf[s.v] -= d
+			cs.et -= d
+		default:
+			cs.move(s.r, s.v, d)
+			cs.move(s.r, s.u, -d)
+		}
+	}
+	return d
+}
+
+// value is the flow's total cost (rate x ms), +Inf when it could not be
+// completed.
+func (cs *columns) value() float64 {
+	if cs.broken {
+		return math.Inf(1)
+	}
+	m, total := cs.m, 0.0
+	for c, rs := range cs.rows {
+		for _, i := range rs {
+			total += cs.f[i*m+c] * cs.d[i*m+c]
+		}
+	}
+	return total
+}
