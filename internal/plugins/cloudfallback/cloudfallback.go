@@ -54,8 +54,12 @@ func (p *Plugin) Name() string { return Name }
 // nodes or all cloud nodes: a score alike on every node changes no choice,
 // and a Score call per node costs the scheduler a per-node pass.
 func (p *Plugin) PreScore(_ context.Context, _ fwk.CycleState, _ *v1.Pod, nodes []fwk.NodeInfo) *fwk.Status {
-	for i, ni := range nodes {
-		if i > 0 && policy.IsCloud(ni.Node().Labels, p.args) != policy.IsCloud(nodes[0].Node().Labels, p.args) {
+	if len(nodes) == 0 {
+		return fwk.NewStatus(fwk.Skip)
+	}
+	first := policy.IsCloud(nodes[0].Node().Labels, p.args)
+	for _, ni := range nodes[1:] {
+		if policy.IsCloud(ni.Node().Labels, p.args) != first {
 			return nil
 		}
 	}
