@@ -28,9 +28,9 @@ type columns struct {
 	S, m   int       // rows, columns (the trial column is m-1)
 	w      []float64 // per row, its traffic
 	src    []int     // per row, its site
-	d      []float64 // [i*m+c] the cost of row i at column c
-	f      []float64 // [i*m+c] the flow of row i at column c
-	member []bool    // [i*m+c]: i is listed in rows[c]
+	d      []float64 // [c*S+i] the cost of row i at column c
+	f      []float64 // [c*S+i] the flow of row i at column c
+	member []bool    // [c*S+i]: i is listed in rows[c]
 	rows   [][]int   // per column, the rows with flow there (and some without)
 	caps   []float64 // per column, what it may pass to the sink
 	a      []float64 // per column, what it receives
@@ -40,7 +40,7 @@ type columns struct {
 	tol    float64   // flows below this count as none
 	broken bool      // an imbalance could not be pushed anywhere
 
-	// bestVal[c*m+l] is the least d[i*m+l]-d[i*m+c] over rows i with flow at
+	// bestVal[c*m+l] is the least d[l*S+i]-d[c*S+i] over rows i with flow at
 	// c, and bestRow that row (-1: none): the arc c -> l. nextVal and
 	// nextRow are the runner-up, which takes over when the best row leaves
 	// c (-1: none, -2: not known; a runner-up that has left is not known
@@ -102,16 +102,16 @@ func newColumns(h *halt, p *Problem, cols []int, caps []float64) *columns {
 	// Every row to its nearest column: optimal without capacities, under
 	// potentials of 0.
 	for i, s := range cs.src {
-		cs.d[i*m+m-1] = math.Inf(1)
+		cs.d[(m-1)*S+i] = math.Inf(1)
 		best := 0
 		for c, j := range cols {
-			cs.d[i*m+c] = p.dist(s, j)
-			if cs.d[i*m+c] < cs.d[i*m+best] {
+			cs.d[c*S+i] = p.dist(s, j)
+			if cs.d[c*S+i] < cs.d[best*S+i] {
 				best = c
 			}
 		}
-		cs.f[i*m+best] = cs.w[i]
-		cs.member[i*m+best] = true
+		cs.f[best*S+i] = cs.w[i]
+		cs.member[best*S+i] = true
 		cs.a[best] += cs.w[i]
 		cs.rows[best] = append(cs.rows[best], i)
 	}
@@ -149,12 +149,12 @@ func (cs *columns) refresh(c int) {
 	}
 	rs := cs.rows[c][:0]
 	for _, i := range cs.rows[c] {
-		if cs.f[i*m+c] == 0 {
-			cs.member[i*m+c] = false
+		if cs.f[c*cs.S+i] == 0 {
+			cs.member[c*cs.S+i] = false
 			continue
 		}
 		rs = append(rs, i)
-		if cs.f[i*m+c] > cs.tol {
+		if cs.f[c*cs.S+i] > cs.tol {
 			cs.offer(c, i)
 		}
 	}
@@ -164,16 +164,15 @@ func (cs *columns) refresh(c int) {
 // offer makes row i, which has flow at column c, a candidate for every arc
 // out of c.
 func (cs *columns) offer(c, i int) {
-	m := cs.m
-	di := cs.d[i*m : i*m+m]
+	m, S := cs.m, cs.S
 	row, val := cs.bestRow[c*m:c*m+m], cs.bestVal[c*m:c*m+m]
 	row2, val2 := cs.nextRow[c*m:c*m+m], cs.nextVal[c*m:c*m+m]
-	base := di[c]
-	for l, x := range di {
+	base := cs.d[c*S+i]
+	for l := range m {
 		if l == c {
 			continue
 		}
-		switch v := x - base; {
+		switch v := cs.d[l*S+i] - base; {
 		case row[l] < 0 || v < val[l]:
 			val2[l], row2[l] = val[l], row[l]
 			val[l], row[l] = v, i
@@ -186,19 +185,21 @@ func (cs *columns) offer(c, i int) {
 // recompute recomputes the arc c -> l, dropping from c's list the rows
 // without flow there.
 func (cs *columns) recompute(c, l int) {
-	m, d, fs, member, tol := cs.m, cs.d, cs.f, cs.member, cs.tol
+	S, m, tol := cs.S, cs.m, cs.tol
+	// This column's flows and costs, and the costs at l, by row.
+	fs, member, dc, dl := cs.f[c*S:c*S+S], cs.member[c*S:c*S+S], cs.d[c*S:c*S+S], cs.d[l*S:l*S+S]
 	best, row := math.Inf(1), -1
 	best2, row2 := math.Inf(1), -1
 	rs := cs.rows[c][:0]
 	for _, i := range cs.rows[c] {
-		f := fs[i*m+c]
+		f := fs[i]
 		if f == 0 {
-			member[i*m+c] = false
+			member[i] = false
 			continue
 		}
 		rs = append(rs, i)
 		if f > tol {
-			switch v := d[i*m+l] - d[i*m+c]; {
+			switch v := dl[i] - dc[i]; {
 			case v < best:
 				best2, row2 = best, row
 				best, row = v, i
@@ -226,7 +227,7 @@ func (cs *columns) withdraw(c, i int) {
 		switch r := row2[l]; {
 		case r == -1:
 			row[l], val[l] = -1, math.Inf(1)
-		case r >= 0 && cs.f[r*m+c] > cs.tol:
+		case r >= 0 && cs.f[c*cs.S+r] > cs.tol:
 			row[l], val[l] = r, val2[l]
 			row2[l] = -2
 		default:
@@ -237,8 +238,7 @@ func (cs *columns) withdraw(c, i int) {
 
 // move changes row i's flow at column c by v, keeping the lists and arcs.
 func (cs *columns) move(i, c int, v float64) {
-	m := cs.m
-	at := i*m + c
+	at := c*cs.S + i
 	was := cs.f[at]
 	cs.f[at] += v
 	cs.a[c] += v
@@ -262,9 +262,7 @@ func (cs *columns) openTrial(c float64) { cs.caps[cs.m-1] = c }
 // to the column that suits them best, for solve to settle.
 func (cs *columns) trial(cost []float64) {
 	m, J, t := cs.m, cs.m-1, cs.m
-	for i, v := range cost {
-		cs.d[i*m+J] = v
-	}
+	copy(cs.d[J*cs.S:], cost)
 	// The column's potential: the highest that keeps every arc into it
 	// from another column non-negative (and, when it passes flow to the
 	// sink, the one back from the sink).
@@ -285,20 +283,20 @@ func (cs *columns) trial(cost []float64) {
 	// A row stays at the column only where no arc out of it turns negative
 	// (its potential is then piJ minus its cost there).
 	for _, i := range cs.rows[J] {
-		v := cs.f[i*m+J]
+		v := cs.f[J*cs.S+i]
 		if v == 0 {
 			continue
 		}
 		hs, bc := math.Inf(-1), -1
 		for c := range J {
-			if x := cs.pi[c] - cs.d[i*m+c]; x > hs {
+			if x := cs.pi[c] - cs.d[c*cs.S+i]; x > hs {
 				hs, bc = x, c
 			}
 		}
-		if piJ-cs.d[i*m+J] >= hs-admissible {
+		if piJ-cs.d[J*cs.S+i] >= hs-admissible {
 			continue
 		}
-		cs.f[i*m+J] = 0
+		cs.f[J*cs.S+i] = 0
 		cs.a[J] -= v
 		cs.move(i, bc, v)
 	}
@@ -325,49 +323,71 @@ func (cs *columns) imbalance(v int) float64 {
 
 // solve pushes every excess to a deficit along shortest paths over the
 // columns; once h stops, it returns with the flow unfinished.
+//
+// A search runs from the excesses forward or, when there are fewer
+// deficits, from the deficits backward: after a trial the deficit is
+// mostly the trial column alone, often the node furthest from the
+// excesses, which a search from them would reach only after settling
+// every other node.
 func (cs *columns) solve(h *halt) {
 	V := cs.m + 1
-	dist, prev := cs.dist, cs.prev
+	dist, prev, goal := cs.dist, cs.prev, cs.short
 	for !cs.broken {
 		if h.spend(V * V) {
 			return
 		}
-		any := false
-		left, short := cs.left[:0], cs.short
+		excess, deficit := 0, 0
+		for v := range V {
+			switch b := cs.imbalance(v); {
+			case b > cs.tol:
+				excess++
+			case b < -cs.tol:
+				deficit++
+			}
+		}
+		if excess == 0 {
+			return
+		}
+		back := deficit < excess
+		left := cs.left[:0]
 		for v := range V {
 			dist[v], prev[v] = math.Inf(1), -1
 			b := cs.imbalance(v)
+			if back {
+				b = -b
+			}
 			if b > cs.tol {
 				dist[v] = 0
-				any = true
 			}
-			short[v] = b < -cs.tol
+			goal[v] = b < -cs.tol
 			left = append(left, v)
-		}
-		if !any {
-			return
 		}
 		found := -1
 		for len(left) > 0 {
-			// The nearest node, a deficit among those as near (a
+			// The nearest node, a goal among those as near (a
 			// search along paths of reduced cost 0 then ends at once).
 			k := 0
+			dk, gk := dist[left[0]], goal[left[0]]
 			for x := 1; x < len(left); x++ {
-				if d, dk := dist[left[x]], dist[left[k]]; d < dk-1e-12 || (d <= dk+1e-12 && short[left[x]] && !short[left[k]]) {
-					k = x
+				if d := dist[left[x]]; d < dk-1e-12 || (d <= dk+1e-12 && goal[left[x]] && !gk) {
+					k, dk, gk = x, d, goal[left[x]]
 				}
 			}
-			u, du := left[k], dist[left[k]]
-			if math.IsInf(du, 1) {
+			if dk == math.Inf(1) {
 				break
 			}
+			u := left[k]
 			left[k] = left[len(left)-1]
 			left = left[:len(left)-1]
-			if short[u] {
+			if gk {
 				found = u
 				break
 			}
-			cs.relax(u, du, left)
+			if back {
+				cs.relaxBack(u, dk, left)
+			} else {
+				cs.relax(u, dk, left)
+			}
 		}
 		cs.left = left
 		if found < 0 {
@@ -375,10 +395,16 @@ func (cs *columns) solve(h *halt) {
 			return
 		}
 		df := dist[found]
-		for v := range V {
-			cs.pi[v] += math.Min(dist[v], df)
+		if back {
+			for v := range V {
+				cs.pi[v] -= math.Min(dist[v], df)
+			}
+		} else {
+			for v := range V {
+				cs.pi[v] += math.Min(dist[v], df)
+			}
 		}
-		cs.augment(found)
+		cs.augment(found, back)
 	}
 }
 
@@ -416,19 +442,62 @@ func (cs *columns) relax(u int, du float64, left []int) {
 	}
 }
 
+// relaxBack lowers the distance (to a deficit) of every unsettled node
+// (left) that has an arc into u.
+func (cs *columns) relaxBack(u int, du float64, left []int) {
+	m, t := cs.m, cs.m
+	dist, prev, pi := cs.dist, cs.prev, cs.pi
+	if u == t {
+		for _, c := range left {
+			if c != t && cs.tf[c] < cs.caps[c]-cs.tol {
+				if nd := du + pi[c] - pi[t]; nd < dist[c]-1e-12 {
+					dist[c], prev[c] = nd, u
+				}
+			}
+		}
+		return
+	}
+	base := du - pi[u]
+	for _, l := range left {
+		if l == t {
+			if cs.tf[u] > cs.tol {
+				if nd := base + pi[t]; nd < dist[t]-1e-12 {
+					dist[t], prev[t] = nd, u
+				}
+			}
+			continue
+		}
+		if cs.bestRow[l*m+u] >= 0 {
+			if nd := base + cs.bestVal[l*m+u] + pi[l]; nd < dist[l]-1e-12 {
+				dist[l], prev[l] = nd, u
+			}
+		}
+	}
+}
+
 // augment pushes as much as the path found last (ending at node end) can
 // carry, then again along the same columns while that path still costs 0
 // under the potentials (its arcs through the next rows), with no search.
-func (cs *columns) augment(end int) {
+//
+// The path runs from the node found (a deficit) back along prev, or, back,
+// from the node found (an excess) forward along it.
+func (cs *columns) augment(found int, back bool) {
 	m, t := cs.m, cs.m
 	cs.path = cs.path[:0]
-	for v := end; cs.prev[v] >= 0; v = cs.prev[v] {
-		u := cs.prev[v]
+	for x := found; cs.prev[x] >= 0; x = cs.prev[x] {
+		u, v := cs.prev[x], x
+		if back {
+			u, v = x, cs.prev[x]
+		}
 		r := -1
 		if u != t && v != t {
 			r = cs.bestRow[u*m+v]
 		}
 		cs.path = append(cs.path, pathStep{u, v, r})
+	}
+	if back {
+		// Deficit end first, as push and admissible read it.
+		slices.Reverse(cs.path)
 	}
 	if cs.push() <= 0 {
 		cs.broken = true // nothing moves: the flow cannot be completed
@@ -475,7 +544,7 @@ func (cs *columns) admissible() bool {
 // push sends as much as cs.path (from its last step's tail to its first
 // step's head) can carry, and returns how much.
 func (cs *columns) push() float64 {
-	m, t, p := cs.m, cs.m, cs.path
+	S, t, p := cs.S, cs.m, cs.path
 	d := math.Min(cs.imbalance(p[len(p)-1].u), -cs.imbalance(p[0].v))
 	for _, s := range p {
 		switch {
@@ -484,7 +553,7 @@ func (cs *columns) push() float64 {
 		case s.u == t:
 			d = math.Min(d, cs.tf[s.v])
 		default:
-			d = math.Min(d, cs.f[s.r*m+s.u])
+			d = math.Min(d, cs.f[s.u*S+s.r])
 		}
 	}
 	for _, s := range p {
@@ -509,10 +578,10 @@ func (cs *columns) value() float64 {
 	if cs.broken {
 		return math.Inf(1)
 	}
-	m, total := cs.m, 0.0
+	S, total := cs.S, 0.0
 	for c, rs := range cs.rows {
 		for _, i := range rs {
-			total += cs.f[i*m+c] * cs.d[i*m+c]
+			total += cs.f[c*S+i] * cs.d[c*S+i]
 		}
 	}
 	return total
