@@ -47,6 +47,10 @@ type columns struct {
 	// either); only then are c's rows searched again.
 	bestVal, nextVal []float64
 	bestRow, nextRow []int
+	// stale[c] says that c's arcs are not known: the trial column's after
+	// its costs change, searched for only if a search needs them (one
+	// from the trial column, its only deficit, never does).
+	stale []bool
 
 	// The search's scratch, over nodes: the columns, then the sink.
 	dist  []float64
@@ -97,6 +101,7 @@ func newColumns(h *halt, p *Problem, cols []int, caps []float64) *columns {
 	cs.pi = make([]float64, m+1)
 	cs.bestVal, cs.bestRow = make([]float64, m*m), make([]int, m*m)
 	cs.nextVal, cs.nextRow = make([]float64, m*m), make([]int, m*m)
+	cs.stale = make([]bool, m)
 	cs.dist, cs.prev, cs.short = make([]float64, m+1), make([]int, m+1), make([]bool, m+1)
 	copy(cs.caps, caps)
 	// Every row to its nearest column: optimal without capacities, under
@@ -159,6 +164,14 @@ func (cs *columns) refresh(c int) {
 		}
 	}
 	cs.rows[c] = rs
+}
+
+// fresh makes column c's arcs known.
+func (cs *columns) fresh(c int) {
+	if cs.stale[c] {
+		cs.stale[c] = false
+		cs.refresh(c)
+	}
 }
 
 // offer makes row i, which has flow at column c, a candidate for every arc
@@ -247,6 +260,8 @@ func (cs *columns) move(i, c int, v float64) {
 		cs.rows[c] = append(cs.rows[c], i)
 	}
 	switch now := cs.f[at]; {
+	case cs.stale[c]:
+		// refresh will see the row
 	case was <= cs.tol && now > cs.tol:
 		cs.offer(c, i)
 	case was > cs.tol && now <= cs.tol:
@@ -300,7 +315,7 @@ func (cs *columns) trial(cost []float64) {
 		cs.a[J] -= v
 		cs.move(i, bc, v)
 	}
-	cs.refresh(J)
+	cs.stale[J] = true
 	if cs.tf[J] < cs.caps[J]-cs.tol && piJ < cs.pi[t]-1e-12 {
 		cs.et += cs.caps[J] - cs.tf[J]
 		cs.tf[J] = cs.caps[J]
@@ -423,6 +438,7 @@ func (cs *columns) relax(u int, du float64, left []int) {
 		}
 		return
 	}
+	cs.fresh(u)
 	base := du + pi[u]
 	rows, vals := cs.bestRow[u*m:u*m+m], cs.bestVal[u*m:u*m+m]
 	for _, l := range left {
@@ -467,6 +483,7 @@ func (cs *columns) relaxBack(u int, du float64, left []int) {
 			}
 			continue
 		}
+		cs.fresh(l)
 		if cs.bestRow[l*m+u] >= 0 {
 			if nd := base + cs.bestVal[l*m+u] + pi[l]; nd < dist[l]-1e-12 {
 				dist[l], prev[l] = nd, u
