@@ -132,6 +132,63 @@ func newColumns(h *halt, p *Problem, cols []int, caps []float64) *columns {
 	return cs
 }
 
+// marginals is the Lagrangian bound of the trial column, taken at the
+// optimum with it closed (as flow.knapsack is of a site's capacity): relax
+// "all of row i's traffic is served" with the multiplier lambda[i], what
+// serving one more unit of row i costs there, and the trial column's part is
+// a fractional knapsack of the rows cheaper at it than their multiplier,
+// the most so first, up to its capacity. Its value bounds from below how
+// much the column changes the cost; it is that change when the rows it takes
+// can leave columns whose potential is the sink's (movable): no other row
+// then moves.
+type marginals struct {
+	lambda  []float64 // per row, its multiplier
+	movable []float64 // per row, its flow at columns of the sink's potential
+	w       []float64 // per row, its traffic
+	tol     float64
+	items   []knapItem // drop's scratch
+}
+
+// marginals reads the bound off the flow, which must be optimal with the
+// trial column closed and the capacities it is to be tried with.
+func (cs *columns) marginals() *marginals {
+	m, S, t := cs.m, cs.S, cs.m
+	mc := &marginals{lambda: make([]float64, S), movable: make([]float64, S), w: cs.w, tol: cs.tol}
+	for i := range S {
+		best := math.Inf(1)
+		for c := range m - 1 {
+			// One more unit at c costs its RTT and, when c is full,
+			// what making room there costs (pi[t]-pi[c]).
+			best = math.Min(best, cs.d[c*S+i]+cs.pi[t]-cs.pi[c])
+			if f := cs.f[c*S+i]; f > cs.tol && cs.pi[c] >= cs.pi[t]-admissible {
+				mc.movable[i] += f
+			}
+		}
+		mc.lambda[i] = best
+	}
+	return mc
+}
+
+// drop returns how much a trial column of capacity c and costs cost (per
+// row) lowers the cost (rate x ms), and whether the bound settles it.
+func (mc *marginals) drop(cost []float64, c float64) (float64, bool) {
+	items := mc.items[:0]
+	for i, l := range mc.lambda {
+		if a := cost[i] - l; a < 0 {
+			items = append(items, knapItem{a, mc.w[i], i})
+		}
+	}
+	slices.SortFunc(items, func(x, y knapItem) int { return cmp.Compare(x.a, y.a) })
+	mc.items = items
+	switch d := knapValue(items, c); {
+	case d >= -mc.tol*eps:
+		return 0, true // more capacity never costs more
+	case knapExact(items, c, mc.movable, mc.tol):
+		return -d, true
+	}
+	return 0, false
+}
+
 // setCap changes column c's capacity as flow.setCap does, leaving
 // imbalances for solve.
 func (cs *columns) setCap(c int, v float64) {
