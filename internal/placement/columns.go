@@ -9,13 +9,14 @@ import (
 // columns is the min-cost transport onto few sites, the columns: the sites
 // with replicas, and one more, the trial column, whose cost to each traffic
 // site (its row) is that of any site chosen for it. It is what one more
-// replica at each site costs when the replicas are overloaded: every open
-// site's capacity shrinks (to its share of the new total, or to its own
-// rate when one more replica makes them serve all traffic), the new
-// replica's capacity is the trial column's, and the trials differ only in
-// the column's costs, so each trial starts from the last one's optimum (with
-// sites near one another in turn, few rows move: some 25 a trial at 500
-// sites with 10 replicas).
+// replica at each site costs: the new replica's capacity is the trial
+// column's (when the replicas are overloaded, every open site's capacity
+// shrinks as well, to its share of the new total, or to its own rate when
+// one more replica makes them serve all traffic), and the trials differ
+// only in the column's costs, so each trial starts from the last one's
+// optimum (with sites near one another in turn, few rows move: some 25 a
+// trial at 500 sites with 10 overloaded replicas). Where the capacities do
+// not shrink, marginals bounds a trial without one.
 //
 // The solver is flow's (successive shortest paths under potentials, the same
 // network: rows send their traffic to columns, each column passes at most

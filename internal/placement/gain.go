@@ -90,7 +90,7 @@ func (g Gains) Better(x Placement, a, b int) bool {
 // trial's optimum (see columns). When the replicas are overloaded (next is
 // not scale), one more shrinks every open site's capacity, so the columns'
 // capacities are set at next before the first trial. When they are not, the
-// Lagrangian bound of the trial column (marginalGain) settles most sites
+// Lagrangian bound of the trial column (marginals) settles most sites
 // with no trial.
 func (p *Problem) limitedGains(h *halt, current Placement, gain []float64) {
 	w := p.TotalTraffic()
