@@ -134,7 +134,8 @@ func (p *Problem) limitedGains(h *halt, current Placement, gain []float64) {
 		}
 	}
 	var tried []int // the sites that need a trial
-	if next == scale {
+	// (The potentials of a flow that could not be completed bound nothing.)
+	if next == scale && !cs.broken {
 		mc := cs.marginals()
 		for j := range gain {
 			if h.spend(len(cs.src)) {
