@@ -544,21 +544,6 @@ func knapValue(items []knapItem, c float64) float64 {
 	return v
 }
 
-// movable is, per source, its flow to sites whose potential is the sink's
-// (sites with room, or full ones where room is worth nothing): flow that can
-// go elsewhere without any other source's route changing.
-func (fl *flow) movable() []float64 {
-	out := make([]float64, len(fl.src))
-	for k, js := range fl.outs {
-		for _, j := range js {
-			if f := fl.f[k*fl.n+j]; f > fl.tol && fl.hj[j] >= fl.ht-admissible {
-				out[k] += f
-			}
-		}
-	}
-	return out
-}
-
 // admissible is the tolerance under which two potentials count as equal.
 const admissible = 1e-9
 

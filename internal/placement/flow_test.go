@@ -81,8 +81,8 @@ func TestFlowMatchesOldTransport(t *testing.T) {
 
 // TestLimitedGainsMatchOldTransport: with a rate limit, every site's gain is
 // the drop in the old solver's cost, on random workloads up to 60 sites with
-// loose, tight and overloaded limits (the trials, the exact Lagrangian
-// shortcut and the columns of the overloaded case all run).
+// loose, tight and overloaded limits (the columns' trials and the exact
+// Lagrangian shortcut both run).
 func TestLimitedGainsMatchOldTransport(t *testing.T) {
 	rng := rand.New(rand.NewPCG(31, 2))
 	for k := range 120 {

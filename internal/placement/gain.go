@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Gains says, for each site, how much one more replica there would help a
@@ -20,15 +21,14 @@ type Gains struct {
 // MarginalGains computes Gains. Without a rate limit it costs
 // O(sites x sites-with-traffic) once per workload, after which each node's
 // score is a lookup by its site. With a limit it solves one min-cost
-// transport and then tries one more replica at each site: where that adds
-// capacity at that site alone, as a re-solve from the transport (see flow),
-// skipped where a Lagrangian bound settles the gain; where the replicas are
-// overloaded, so that one more shrinks every open site's capacity, on the
-// open sites and one trial column alone, each site's trial starting from
-// the last one's optimum (see columns): per trial, a shortest path over the
-// open sites, O(open sites^2), for each site with traffic whose routing
-// changes, some tens at 500 sites. It stops soon after ctx ends, returning
-// ctx.Err() wrapped.
+// transport on the open sites and then tries one more replica at each site
+// as a trial column, each trial starting from the last one's optimum (see
+// columns and limitedGains): per trial, O(sites-with-traffic) to set the
+// column's costs, and a shortest path over the open sites, O(open sites^2),
+// for each site with traffic whose routing changes, some tens at 500 sites.
+// Where one more replica adds capacity at its site alone, a Lagrangian bound
+// settles most sites in O(sites-with-traffic) each, with no trial. It stops
+// soon after ctx ends, returning ctx.Err() wrapped.
 func MarginalGains(ctx context.Context, p *Problem, current Placement) (Gains, error) {
 	n := len(p.Sites)
 	g := Gains{Gain: make([]float64, n), Share: make([]float64, n)}
@@ -84,10 +84,14 @@ func (g Gains) Better(x Placement, a, b int) bool {
 }
 
 // limitedGains fills gain with each site's Gain under a rate limit: the
-// transport for current is solved once, and one more replica at each site is
-// a trial on it, skipped where the Lagrangian bound settles the gain. When
-// the replicas are overloaded, every open site's capacity shrinks with the
-// new scale, and overloadedGains takes over.
+// transport for current is solved on the open sites, and one more replica
+// at a site is a trial column of capacity capOf(1, next) whose costs are
+// that site's (at an open site, a second copy of it), solved from the last
+// trial's optimum (see columns). When the replicas are overloaded (next is
+// not scale), one more shrinks every open site's capacity, so the columns'
+// capacities are set at next before the first trial. When they are not, the
+// Lagrangian bound of the trial column (marginals) settles most sites
+// with no trial.
 func (p *Problem) limitedGains(h *halt, current Placement, gain []float64) {
 	w := p.TotalTraffic()
 	total := current.Total()
@@ -103,56 +107,6 @@ func (p *Problem) limitedGains(h *halt, current Placement, gain []float64) {
 		return
 	}
 	scale, next := p.capScale(total), p.capScale(total+1)
-	if next != scale {
-		// The replicas are overloaded: one more shrinks every open site's
-		// capacity, so each trial changes them all (see columns).
-		p.overloadedGains(h, current, scale, next, gain)
-		return
-	}
-	fl := newFlow(h, p, p.replicaCaps(current))
-	base := fl.value() / w
-	var items []knapItem
-	movable := fl.movable()
-	for j := range gain {
-		if h.stopped() {
-			return
-		}
-		// More capacity never costs more, and the Lagrangian bound
-		// (flow.knapsack) says by how much it can lower the cost at most:
-		// when by nothing, the gain is 0 without a trial.
-		items = fl.knapsack(j, items)
-		if h.spend(len(fl.src)) {
-			return
-		}
-		c, c1 := p.capOf(current[j], scale), p.capOf(current[j]+1, scale)
-		d := knapValue(items, c1) - knapValue(items, c)
-		if d >= -fl.tol*eps {
-			gain[j] = 0
-			continue
-		}
-		// A site without flow whose knapsack is a flow: the bound is
-		// the gain.
-		if fl.absorbed[j] <= fl.tol && knapExact(items, c1, movable, fl.tol) {
-			gain[j] = -d / w
-			continue
-		}
-		fl.mark()
-		fl.setCap(j, p.capOf(current[j]+1, scale))
-		fl.solve(h)
-		gain[j] = base - fl.value()/w
-		fl.rollback()
-	}
-}
-
-// overloadedGains fills gain when one more replica changes the capacity
-// scale (from scale to next): the transport for current is solved on the
-// open sites, their capacities then set at next, and the new replica is a
-// trial column of capacity capOf(1, next) whose costs are each site's in
-// turn (at an open site, the column is a second copy of it). The trials go
-// from site to nearby site (trialOrder), each starting from the last one's
-// optimum.
-func (p *Problem) overloadedGains(h *halt, current Placement, scale, next float64, gain []float64) {
-	w := p.TotalTraffic()
 	var cols []int
 	var caps []float64
 	for j, v := range current {
@@ -174,13 +128,37 @@ func (p *Problem) overloadedGains(h *halt, current Placement, scale, next float6
 	cs, v := start()
 	base := v / w
 	cost := make([]float64, len(cs.src))
-	for _, j := range p.trialOrder(h) {
-		if h.spend(len(cs.src)) {
-			return
-		}
+	fill := func(j int) {
 		for i, s := range cs.src {
 			cost[i] = p.dist(s, j)
 		}
+	}
+	var tried []int // the sites that need a trial
+	// (The potentials of a flow that could not be completed bound nothing.)
+	if next == scale && !cs.broken {
+		mc := cs.marginals()
+		for j := range gain {
+			if h.spend(len(cs.src)) {
+				return
+			}
+			fill(j)
+			if d, ok := mc.drop(cost, p.capOf(1, next)); ok {
+				gain[j] = d / w
+			} else {
+				tried = append(tried, j)
+			}
+		}
+	} else {
+		tried = make([]int, len(gain))
+		for j := range tried {
+			tried[j] = j
+		}
+	}
+	for _, j := range p.trialOrder(h, tried) {
+		if h.spend(len(cs.src)) {
+			return
+		}
+		fill(j)
 		cs.trial(cost)
 		cs.solve(h)
 		gain[j] = base - cs.value()/w
@@ -190,18 +168,17 @@ func (p *Problem) overloadedGains(h *halt, current Placement, scale, next float6
 	}
 }
 
-// trialOrder is every site once, each next one the nearest (by the RTT from
-// the last) of those not yet visited.
-func (p *Problem) trialOrder(h *halt) []int {
-	n := len(p.Sites)
-	left := make([]int, n)
-	for j := range left {
-		left[j] = j
+// trialOrder is every one of sites once, each next one the nearest (by the
+// RTT from the last) of those not yet visited.
+func (p *Problem) trialOrder(h *halt, sites []int) []int {
+	if len(sites) == 0 {
+		return nil
 	}
-	order := make([]int, 0, n)
-	cur := 0
-	left[0] = left[n-1]
-	left = left[:n-1]
+	left := slices.Clone(sites)
+	order := make([]int, 0, len(left))
+	cur := left[0]
+	left[0] = left[len(left)-1]
+	left = left[:len(left)-1]
 	order = append(order, cur)
 	for len(left) > 0 {
 		if h.spend(len(left)) {
