@@ -146,8 +146,8 @@ test-mosquitto: ## run the MQTT transport tests against a real Mosquitto on 127.
 	  kill $$pid; wait $$pid 2>/dev/null; grep -E '^(=== RUN|\s*---|ok|FAIL|PASS)|latency|broker:' $$tmp/test.log; \
 	  [ $$rc = 0 ] || tail -50 $$tmp/test.log; rm -rf $$tmp; exit $$rc
 
-test-netns: ## as root: ning probe across emulated WAN links (NFQUEUE delayer), every method, measured vs configured; a partitioned site through store, scheduler and rescheduler; a site cut off from the control plane against one lost whole; ning demo --netns (skips without root, ip or iptables)
-	$(GO) test -count=1 -v -timeout 8m -run 'TestDelayerRoundTrip|TestNetnsEndToEnd|TestUDPEchoMeasuresConfiguredDelay' ./internal/netem ./internal/probe
+test-netns: ## as root: ning probe across emulated WAN links (NFQUEUE delayer, which outlives a link going down), every method, measured vs configured; a partitioned site through store, scheduler and rescheduler; a site cut off from the control plane against one lost whole; ning demo --netns (skips without root, ip or iptables)
+	$(GO) test -count=1 -v -timeout 8m -run 'TestDelayerRoundTrip|TestDelayerLinkDown|TestNetnsEndToEnd|TestUDPEchoMeasuresConfiguredDelay' ./internal/netem ./internal/probe
 	$(GO) test -count=1 -v -timeout 5m -run 'TestNetnsProbersThroughBroker' ./internal/demo/netns
 	$(GO) test -count=1 -v -timeout 12m -run 'TestPartitionedSite|TestPartitionOrDeath|TestDemoNetns' ./test/integration 2>&1 | grep -E '^(=== RUN|\s*--- |ok|FAIL|PASS|panic)|_test.go:'
 

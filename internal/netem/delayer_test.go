@@ -10,6 +10,7 @@ import (
 
 	. "github.com/ning-edge/ning/internal/netem"
 	"github.com/ning-edge/ning/internal/netem/netemtest"
+	"golang.org/x/sys/unix"
 )
 
 func TestDecider(t *testing.T) {
@@ -137,5 +138,89 @@ func TestDelayerRoundTrip(t *testing.T) {
 	t.Logf("configured 20 ms, measured %s (overhead %s)", mean, mean-20*time.Millisecond)
 	if mean < 20*time.Millisecond || mean > 22*time.Millisecond {
 		t.Errorf("mean RTT %s, want 20 ms plus at most 2 ms of overhead", mean)
+	}
+}
+
+// TestDelayerLinkDown sets a site's links down while its delayer holds
+// packets: the kernel drops them, so their verdicts fail. The delayer must
+// go on serving when the links come back, and Close must report nothing.
+func TestDelayerLinkDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("delayer link-down test: skipped in -short (make test-netns runs it)")
+	}
+	if os.Geteuid() != 0 {
+		netemtest.Skip(t, "needs root: skipped")
+	}
+	netemtest.LockForTiming(t)
+	lab, err := NewLab("ningld")
+	if err != nil {
+		netemtest.Skip(t, "skipped: %v", err)
+	}
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			_ = lab.Close()
+		}
+	})
+	for _, n := range []string{"a", "b"} {
+		if err := lab.AddNamespace(t.Context(), n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const rtt = 400 * time.Millisecond
+	_, addrB, err := lab.Link(t.Context(), "a", "b", Shape{Delay: rtt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cli net.PacketConn
+	if err := lab.Do("a", func() (err error) { cli, err = net.ListenPacket("udp4", ":0"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cli.Close() }()
+	dst := &net.UDPAddr{IP: net.ParseIP(addrB), Port: 9}
+	// Held in a's queue for rtt/2, while a's link goes down.
+	for range 20 {
+		if _, err := cli.WriteTo([]byte("x"), dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := lab.SetLinks(t.Context(), "a", false); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(rtt) // past every held packet's release
+	if err := lab.SetLinks(t.Context(), "a", true); err != nil {
+		t.Fatal(err)
+	}
+	var srv net.PacketConn
+	if err := lab.Do("b", func() (err error) { srv, err = net.ListenPacket("udp4", addrB+":9"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = srv.Close() }()
+	// The link is back, served by the same delayer: packets cross again.
+	// Carrier can take a moment after "up", so send until one arrives.
+	arrived := make(chan bool, 1)
+	go func() {
+		buf := make([]byte, 64)
+		_ = srv.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, _, err := srv.ReadFrom(buf)
+		arrived <- err == nil
+	}()
+	tick := time.NewTicker(rtt)
+	defer tick.Stop()
+	for crossed := false; !crossed; {
+		if _, err := cli.WriteTo([]byte("y"), dst); err != nil && !errors.Is(err, unix.ENETUNREACH) {
+			t.Fatal(err)
+		}
+		select {
+		case crossed = <-arrived:
+			if !crossed {
+				t.Fatal("no packet crossed a's link within 10 s of it coming back up: its delayer stopped")
+			}
+		case <-tick.C:
+		}
+	}
+	closed = true
+	if err := lab.Close(); err != nil {
+		t.Errorf("closing the lab after a link went down with packets held: %v", err)
 	}
 }

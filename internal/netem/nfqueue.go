@@ -2,6 +2,7 @@ package netem
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/mdlayher/netlink"
@@ -93,8 +94,17 @@ func (q *queue) config(attrs ...netlink.Attribute) error {
 
 // receive returns the ids of the packets queued since the last call. It
 // returns an error after close.
+//
+// A verdict for a packet the kernel no longer holds comes back as an error
+// message of its own, ENOENT: the kernel drops what a queue holds for a
+// device that goes down (Lab.SetLinks), and the verdicts sent for those
+// packets after that find nothing. That is no fault of the queue, so it
+// returns no ids and no error.
 func (q *queue) receive() ([]uint32, error) {
 	msgs, err := q.conn.Receive()
+	if op := (*netlink.OpError)(nil); errors.As(err, &op) && errors.Is(op.Err, unix.ENOENT) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
