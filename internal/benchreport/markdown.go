@@ -146,6 +146,9 @@ func (r *Report) Markdown() string {
 			w("reference.\n\n")
 		}
 		w("```\n%s```\n\n", r.ProbeAccuracy)
+	} else if r.ProbeAccuracySkipped != "" {
+		w("Not measured in this run: `TestNetnsEndToEnd` did not run (%s). `make bench` as root with ip and\n", r.ProbeAccuracySkipped)
+		w("iptables (`.ci/run` installs them), or `make test-netns`, measures it.\n\n")
 	} else {
 		w("Not measured in this run: it needs root (network namespaces). `make bench` as root, or `make test-netns`,\n")
 		w("measures it.\n\n")

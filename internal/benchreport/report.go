@@ -42,7 +42,10 @@ type Options struct {
 	// ProbeAccuracyFailed says the test behind ProbeAccuracy failed its
 	// tolerance in this run; the report says so beside the table.
 	ProbeAccuracyFailed bool
-	Log                 *slog.Logger
+	// ProbeAccuracySkipped, without ProbeAccuracy, is why it was not
+	// measured (the test's skip message); the report says so.
+	ProbeAccuracySkipped string
+	Log                  *slog.Logger
 }
 
 // Report is everything measured.
@@ -58,6 +61,7 @@ type Report struct {
 	Demo                   *demo.Summary
 	ProbeAccuracy          string
 	ProbeAccuracyFailed    bool
+	ProbeAccuracySkipped   string
 	Errors                 []string
 }
 
@@ -147,6 +151,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			fail("demo", err)
 		}
 	}
+	r.ProbeAccuracySkipped = o.ProbeAccuracySkipped
 	if o.ProbeAccuracy != "" {
 		b, err := os.ReadFile(o.ProbeAccuracy)
 		if err != nil {

@@ -88,3 +88,19 @@ func TestMarkdownRatios(t *testing.T) {
 		}
 	}
 }
+
+// TestMarkdownProbeAccuracyNotMeasured: without a table, the report says why
+// the probe accuracy was not measured, with the test's own skip message when
+// make bench passes one.
+func TestMarkdownProbeAccuracyNotMeasured(t *testing.T) {
+	for _, c := range []struct{ skipped, want string }{
+		{"", "Not measured in this run: it needs root"},
+		{"netns_test.go:152: network-namespace test skipped: iptables not found",
+			"Not measured in this run: `TestNetnsEndToEnd` did not run (netns_test.go:152: network-namespace test skipped: iptables not found)."},
+	} {
+		md := (&Report{Command: "test", ProbeAccuracySkipped: c.skipped}).Markdown()
+		if !strings.Contains(md, c.want) {
+			t.Errorf("skipped %q: report lacks %q:\n%s", c.skipped, c.want, md)
+		}
+	}
+}

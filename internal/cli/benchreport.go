@@ -14,7 +14,7 @@ import (
 )
 
 func newBenchReportCommand() *cobra.Command {
-	var dir, logLevel, probeAccuracy string
+	var dir, logLevel, probeAccuracy, probeSkipped string
 	var quick, probeFailed bool
 	var skip []string
 	cmd := &cobra.Command{
@@ -43,7 +43,7 @@ checking the report itself, not for figures).`,
 			if err != nil {
 				return err
 			}
-			o := benchreport.Options{Dir: dir, Quick: quick, Skip: map[string]bool{}, Log: log, ProbeAccuracy: probeAccuracy, ProbeAccuracyFailed: probeFailed,
+			o := benchreport.Options{Dir: dir, Quick: quick, Skip: map[string]bool{}, Log: log, ProbeAccuracy: probeAccuracy, ProbeAccuracyFailed: probeFailed, ProbeAccuracySkipped: probeSkipped,
 				Command: "ning bench report --dir " + dir}
 			known := map[string]bool{"throughput": true, "extender": true, "quality": true, "planner": true, "demo": true, "ingest": true}
 			for _, s := range skip {
@@ -74,6 +74,7 @@ checking the report itself, not for figures).`,
 	f.StringSliceVar(&skip, "skip", nil, "sections to leave out: throughput, extender, quality, planner, demo, ingest")
 	f.StringVar(&probeAccuracy, "probe-accuracy", "", "file with the network-namespace probe accuracy table to include (make bench writes it as root)")
 	f.BoolVar(&probeFailed, "probe-accuracy-failed", false, "the test behind --probe-accuracy failed its tolerance: say so in the report")
+	f.StringVar(&probeSkipped, "probe-accuracy-skipped", "", "why the probe accuracy was not measured (make bench passes the test's skip message): the report says so")
 	f.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error (to stderr; the embedded control plane's klog output included)")
 	return cmd
 }
