@@ -11,7 +11,6 @@ import (
 	st "k8s.io/kubernetes/pkg/scheduler/testing"
 	clocktesting "k8s.io/utils/clock/testing"
 
-	"github.com/ning-edge/ning/internal/schedmetrics"
 	"github.com/ning-edge/ning/internal/topology"
 )
 
@@ -54,7 +53,8 @@ func BenchmarkNodeLoadScore(b *testing.B) {
 	}
 }
 
-// benchPlugin is the plugin and the nodes' NodeInfos holding pods.
+// benchPlugin is the plugin, its index fed the pods, and the nodes'
+// NodeInfos holding them.
 func benchPlugin(b *testing.B, nodes []*v1.Node, pods []*v1.Pod) (*Plugin, []fwk.NodeInfo) {
 	b.Helper()
 	byNode := map[string][]*v1.Pod{}
@@ -68,9 +68,5 @@ func benchPlugin(b *testing.B, nodes []*v1.Node, pods []*v1.Pod) (*Plugin, []fwk
 		infos = append(infos, ni)
 	}
 	store := topology.NewStore(topology.Config{}, clocktesting.NewFakeClock(now))
-	p, err := Factory(store, schedmetrics.Register())(context.Background(), nil, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return p.(*Plugin), infos
+	return newPlugin(b, store, "", pods...), infos
 }
