@@ -30,7 +30,7 @@ func benchCluster() ([]*v1.Node, []*v1.Pod) {
 }
 
 // BenchmarkNodeLoadScore is one pod's PreScore and Score of every node, with
-// the default pod-count weight and no load reports.
+// the default pod-count weight and a fresh load report of every node.
 func BenchmarkNodeLoadScore(b *testing.B) {
 	nodes, pods := benchCluster()
 	p, infos := benchPlugin(b, nodes, pods)
@@ -68,5 +68,10 @@ func benchPlugin(b *testing.B, nodes []*v1.Node, pods []*v1.Pod) (*Plugin, []fwk
 		infos = append(infos, ni)
 	}
 	store := topology.NewStore(topology.Config{}, clocktesting.NewFakeClock(now))
+	for i, n := range nodes {
+		if err := store.ObserveLoad(n.Name, topology.Load{CPU: float64(i%50) / 100, Updated: now}); err != nil {
+			b.Fatal(err)
+		}
+	}
 	return newPlugin(b, store, "", pods...), infos
 }
