@@ -19,6 +19,7 @@ import (
 
 	configv1alpha1 "github.com/ning-edge/ning/api/config/v1alpha1"
 	"github.com/ning-edge/ning/internal/plugins/pluginargs"
+	"github.com/ning-edge/ning/internal/plugins/siteindex"
 	"github.com/ning-edge/ning/internal/policy"
 	"github.com/ning-edge/ning/internal/schedmetrics"
 	"github.com/ning-edge/ning/internal/topology"
@@ -42,8 +43,11 @@ type Loads interface {
 
 // Plugin filters and scores nodes by load and by the workload's pods on them.
 type Plugin struct {
-	policy  policy.NodeLoad
-	loads   Loads
+	policy policy.NodeLoad
+	loads  Loads
+	// index counts the workloads' pods on each node; nil when the pod-count
+	// term is off.
+	index   *siteindex.Index
 	metrics *schedmetrics.Metrics
 	warned  sync.Once
 	// filtered logs, once, that nodes without a report are filtered out.
@@ -55,16 +59,28 @@ var (
 	_ framework.FilterPlugin    = &Plugin{}
 	_ framework.PreScorePlugin  = &Plugin{}
 	_ framework.ScorePlugin     = &Plugin{}
+	_ framework.ReservePlugin   = &Plugin{}
 )
 
-// Factory returns the plugin's factory, reading loads from loads.
+// Factory returns the plugin's factory, reading loads from loads and, for
+// the pod-count term, the workloads' pods per node from a siteindex fed by
+// the scheduler's informers (NodeLoad reads no site: the label is the
+// default).
 func Factory(loads Loads, m *schedmetrics.Metrics) frameworkruntime.PluginFactory {
-	return func(_ context.Context, obj runtime.Object, _ framework.Handle) (framework.Plugin, error) {
+	return func(_ context.Context, obj runtime.Object, h framework.Handle) (framework.Plugin, error) {
 		var args configv1alpha1.NodeLoadArgs
 		if err := pluginargs.Decode(Name, obj, &args); err != nil {
 			return nil, err
 		}
-		return &Plugin{policy: policy.LoadPolicy(args), loads: loads, metrics: m}, nil
+		p := &Plugin{policy: policy.LoadPolicy(args), loads: loads, metrics: m}
+		if p.policy.PodCountWeight > 0 {
+			index, err := siteindex.New(h.SharedInformerFactory(), configv1alpha1.DefaultSiteLabel, true)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", Name, err)
+			}
+			p.index = index
+		}
+		return p, nil
 	}
 }
 
@@ -129,24 +145,28 @@ func cycleLoads(state fwk.CycleState) (map[string]topology.Load, error) {
 	return s.loads, nil
 }
 
-// preScoreState is the pod's workload and the cycle's loads, the same for
-// every node.
+// preScoreState is the cycle's loads and the workload's pods per node, the
+// same for every node.
 type preScoreState struct {
-	workload policy.Workload
 	loads    map[string]topology.Load
+	replicas map[string]int
 }
 
 func (s *preScoreState) Clone() fwk.StateData { return s }
 
-// PreScore finds the pod's workload once, and counts, once per pod, cycles in
-// which some nodes have no fresh load report (by count, without a lookup per
-// node).
+// PreScore takes the workload's pods per node from the index once (Score
+// is then a lookup per node), and counts, once per pod, cycles in which some
+// nodes have no fresh load report (by count, without a lookup per node).
 func (p *Plugin) PreScore(ctx context.Context, state fwk.CycleState, pod *v1.Pod, nodes []fwk.NodeInfo) *fwk.Status {
 	loads, err := cycleLoads(state)
 	if err != nil {
 		return fwk.AsStatus(err)
 	}
-	state.Write(stateKey, &preScoreState{workload: policy.WorkloadOf(pod), loads: loads})
+	st := &preScoreState{loads: loads}
+	if p.index != nil {
+		st.replicas = p.index.NodeCounts(policy.WorkloadOf(pod))
+	}
+	state.Write(stateKey, st)
 	if missing := len(nodes) - len(loads); missing > 0 {
 		p.metrics.MissingData.WithLabelValues(Name, "load").Inc()
 		p.warned.Do(func() {
@@ -163,12 +183,9 @@ func (p *Plugin) Score(_ context.Context, state fwk.CycleState, _ *v1.Pod, ni fw
 	if err != nil {
 		return 0, fwk.AsStatus(err)
 	}
-	l, fresh := st.loads[ni.Node().Name]
-	replicas := 0
-	if p.policy.PodCountWeight > 0 {
-		replicas = countReplicas(st.workload, ni)
-	}
-	return policy.NodeLoadScore(p.policy, l, fresh, replicas, framework.MaxNodeScore), nil
+	name := ni.Node().Name
+	l, fresh := st.loads[name]
+	return policy.NodeLoadScore(p.policy, l, fresh, st.replicas[name], framework.MaxNodeScore), nil
 }
 
 // readPreScore reads PreScore's state.
@@ -184,21 +201,22 @@ func readPreScore(state fwk.CycleState) (*preScoreState, error) {
 	return s, nil
 }
 
-// countReplicas counts the workload's pods on the node (the pods the
-// scheduler has reserved or assumed there included), leaving out pods being
-// deleted. A bare pod's workload has no other pod.
-func countReplicas(w policy.Workload, ni fwk.NodeInfo) int {
-	if w.Kind == "Pod" {
-		return 0
-	}
-	n := 0
-	for _, pi := range ni.GetPods() {
-		if p := pi.GetPod(); p.DeletionTimestamp == nil && w.Owns(p) {
-			n++
-		}
-	}
-	return n
-}
-
 // ScoreExtensions returns nil: scores are already in 0..MaxNodeScore.
 func (p *Plugin) ScoreExtensions() framework.ScoreExtensions { return nil }
+
+// Reserve counts the pod on its node at once, so that the next replica of
+// its workload sees it before the binding reaches the informer, as the
+// scheduler's NodeInfo does.
+func (p *Plugin) Reserve(_ context.Context, _ fwk.CycleState, pod *v1.Pod, nodeName string) *fwk.Status {
+	if p.index != nil {
+		p.index.Assume(pod, nodeName)
+	}
+	return nil
+}
+
+// Unreserve forgets a pod whose scheduling failed after Reserve.
+func (p *Plugin) Unreserve(_ context.Context, _ fwk.CycleState, pod *v1.Pod, _ string) {
+	if p.index != nil {
+		p.index.Forget(pod)
+	}
+}

@@ -11,6 +11,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/cache"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
 	st "k8s.io/kubernetes/pkg/scheduler/testing"
@@ -36,17 +39,40 @@ func loads(t *testing.T, load map[string]topology.Load) *topology.Store {
 	return s
 }
 
-func newPlugin(t *testing.T, store Loads, args string) *Plugin {
-	t.Helper()
+// handle gives the plugin informers, as the scheduler's framework does.
+type handle struct {
+	framework.Handle
+	informers informers.SharedInformerFactory
+}
+
+func (h handle) SharedInformerFactory() informers.SharedInformerFactory { return h.informers }
+
+// newPlugin builds the plugin as the scheduler does, with informers on a
+// fake clientset holding pods (on the nodes their Spec.NodeName names), and
+// waits until its index has seen them.
+func newPlugin(tb testing.TB, store Loads, args string, pods ...*v1.Pod) *Plugin {
+	tb.Helper()
 	var obj runtime.Object
 	if args != "" {
 		obj = &runtime.Unknown{Raw: []byte(args)}
 	}
-	p, err := Factory(store, schedmetrics.Register())(context.Background(), obj, nil)
-	if err != nil {
-		t.Fatal(err)
+	objs := make([]runtime.Object, len(pods))
+	for i, p := range pods {
+		objs[i] = p
 	}
-	return p.(*Plugin)
+	f := informers.NewSharedInformerFactory(fake.NewClientset(objs...), 0)
+	pl, err := Factory(store, schedmetrics.Register())(context.Background(), obj, handle{informers: f})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := pl.(*Plugin)
+	stop := make(chan struct{})
+	tb.Cleanup(func() { close(stop); f.Shutdown() })
+	f.Start(stop)
+	if p.index != nil && !cache.WaitForCacheSync(stop, p.index.HasSynced) {
+		tb.Fatal("the index did not sync")
+	}
+	return p
 }
 
 func nodeInfo(name string, pods ...*v1.Pod) fwk.NodeInfo {
@@ -67,7 +93,11 @@ func replica(owner, name string) *st.PodWrapper {
 func pods(owner string, n int, terminating bool) []*v1.Pod {
 	var out []*v1.Pod
 	for i := range n {
-		p := replica(owner, fmt.Sprintf("%s-on-node-%d", owner, i))
+		name := fmt.Sprintf("%s-on-node-%d", owner, i)
+		if terminating {
+			name += "-terminating"
+		}
+		p := replica(owner, name)
 		if terminating {
 			p = p.Terminating()
 		}
@@ -208,7 +238,10 @@ func TestNodeLoadPodCountTerm(t *testing.T) {
 			if pod == nil {
 				pod = replica("web", "p").Obj()
 			}
-			p := newPlugin(t, loads(t, reports), tt.args)
+			for _, p := range tt.onNode {
+				p.Spec.NodeName = "n"
+			}
+			p := newPlugin(t, loads(t, reports), tt.args, tt.onNode...)
 			got := run(t, p, pod, nodeInfo("n", tt.onNode...))
 			if diff := cmp.Diff(outcome{Code: fwk.Success, Score: tt.want}, got); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
@@ -249,7 +282,11 @@ func TestNodeLoadSpreadsReplicas(t *testing.T) {
 						best, bestScore = j, o.Score
 					}
 				}
+				// The scheduler assumes the pod on the node, then Reserve.
 				nodes[best].AddPod(pod)
+				if s := p.Reserve(context.Background(), framework.NewCycleState(), pod, nodes[best].Node().Name); !s.IsSuccess() {
+					t.Fatalf("Reserve: %v", s)
+				}
 				got[nodes[best].Node().Name]++
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {

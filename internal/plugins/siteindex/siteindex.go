@@ -1,6 +1,7 @@
 // Package siteindex keeps, from the scheduler's informers, each node's site and
-// how many replicas of each workload run in each site, so that a plugin reads
-// them in O(sites) per pod instead of walking every node and pod.
+// how many replicas of each workload run in each site and on each node, so
+// that a plugin reads them in O(sites) or O(1) per node instead of walking
+// every node and pod.
 package siteindex
 
 import (
@@ -28,14 +29,18 @@ type podEntry struct {
 // Index is safe for concurrent use.
 type Index struct {
 	label string
+	// synced are the informer registrations' HasSynced.
+	synced []cache.InformerSynced
 
 	mu        sync.RWMutex
 	nodeSite  map[string]string
 	siteNodes map[string]int
 	nodePods  map[string]map[types.UID]struct{}
 	pods      map[types.UID]podEntry
-	counts    map[types.UID]map[string]int
-	sites     []string // sorted; nil when it must be rebuilt
+	counts    map[types.UID]map[string]int // by workload, then site
+	// nodeCounts is counts by node: each node that has pods of the workload.
+	nodeCounts map[types.UID]map[string]int
+	sites      []string // sorted; nil when it must be rebuilt
 	// nodeCap is the ning.io/site-capacity of each node that has a valid
 	// one, badCap why each node with a malformed one was ignored.
 	nodeCap map[string]int
@@ -47,34 +52,53 @@ type Index struct {
 // its pod informer (register before the factory starts, as plugin
 // constructors do). Without trackPods, Counts is always empty.
 func New(f informers.SharedInformerFactory, siteLabel string, trackPods bool) (*Index, error) {
-	x := &Index{
-		label:     siteLabel,
-		nodeSite:  map[string]string{},
-		siteNodes: map[string]int{},
-		nodePods:  map[string]map[types.UID]struct{}{},
-		pods:      map[types.UID]podEntry{},
-		counts:    map[types.UID]map[string]int{},
-		nodeCap:   map[string]int{},
-		badCap:    map[string]error{},
-	}
-	if _, err := f.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	x := newIndex(siteLabel)
+	reg, err := f.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { x.setNode(obj) },
 		UpdateFunc: func(_, obj any) { x.setNode(obj) },
 		DeleteFunc: x.deleteNode,
-	}); err != nil {
+	})
+	if err != nil {
 		return nil, fmt.Errorf("watching nodes: %w", err)
 	}
+	x.synced = append(x.synced, reg.HasSynced)
 	if !trackPods {
 		return x, nil
 	}
-	if _, err := f.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	reg, err = f.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { x.setPod(obj) },
 		UpdateFunc: func(_, obj any) { x.setPod(obj) },
 		DeleteFunc: x.deletePod,
-	}); err != nil {
+	})
+	if err != nil {
 		return nil, fmt.Errorf("watching pods: %w", err)
 	}
+	x.synced = append(x.synced, reg.HasSynced)
 	return x, nil
+}
+
+// HasSynced reports whether the index has seen the informers' initial lists.
+func (x *Index) HasSynced() bool {
+	for _, s := range x.synced {
+		if !s() {
+			return false
+		}
+	}
+	return true
+}
+
+func newIndex(siteLabel string) *Index {
+	return &Index{
+		label:      siteLabel,
+		nodeSite:   map[string]string{},
+		siteNodes:  map[string]int{},
+		nodePods:   map[string]map[types.UID]struct{}{},
+		pods:       map[types.UID]podEntry{},
+		counts:     map[types.UID]map[string]int{},
+		nodeCounts: map[types.UID]map[string]int{},
+		nodeCap:    map[string]int{},
+		badCap:     map[string]error{},
+	}
 }
 
 func unwrap(obj any) any {
@@ -195,24 +219,25 @@ func (x *Index) dropSite(site string) {
 func (x *Index) moveNodePods(node, from, to string) {
 	for uid := range x.nodePods[node] {
 		w := x.pods[uid].workload
-		x.add(w, from, -1)
-		x.add(w, to, 1)
+		addCount(x.counts, w, from, -1)
+		addCount(x.counts, w, to, 1)
 	}
 }
 
-func (x *Index) add(w types.UID, site string, d int) {
-	if site == "" {
+// addCount adds d to counts[w][key] ("" = none), dropping zeros.
+func addCount(counts map[types.UID]map[string]int, w types.UID, key string, d int) {
+	if key == "" {
 		return
 	}
-	m := x.counts[w]
+	m := counts[w]
 	if m == nil {
 		m = map[string]int{}
-		x.counts[w] = m
+		counts[w] = m
 	}
-	if m[site] += d; m[site] <= 0 {
-		delete(m, site)
+	if m[key] += d; m[key] <= 0 {
+		delete(m, key)
 		if len(m) == 0 {
-			delete(x.counts, w)
+			delete(counts, w)
 		}
 	}
 }
@@ -260,7 +285,8 @@ func (x *Index) put(uid types.UID, e podEntry) {
 		x.nodePods[e.node] = map[types.UID]struct{}{}
 	}
 	x.nodePods[e.node][uid] = struct{}{}
-	x.add(e.workload, x.nodeSite[e.node], 1)
+	addCount(x.counts, e.workload, x.nodeSite[e.node], 1)
+	addCount(x.nodeCounts, e.workload, e.node, 1)
 }
 
 // remove drops a pod; with onlyAssumed, only if it is still merely assumed.
@@ -284,7 +310,8 @@ func (x *Index) removeLocked(uid types.UID, e podEntry) {
 			delete(x.nodePods, e.node)
 		}
 	}
-	x.add(e.workload, x.nodeSite[e.node], -1)
+	addCount(x.counts, e.workload, x.nodeSite[e.node], -1)
+	addCount(x.nodeCounts, e.workload, e.node, -1)
 }
 
 // Assume counts a pod on a node before the informer sees it bound (the
@@ -375,6 +402,23 @@ func (x *Index) Counts(workload, exclude types.UID) map[string]int {
 				delete(out, site)
 			}
 		}
+	}
+	return out
+}
+
+// NodeCounts returns how many pods of the workload run (or are assumed) on
+// each node that has one: the pods of the scheduler's NodeInfo that w owns
+// (policy.Workload.Owns), without those being deleted. A bare pod's workload
+// has no other pod: none. The map is the caller's.
+func (x *Index) NodeCounts(w policy.Workload) map[string]int {
+	if w.Kind == "Pod" {
+		return map[string]int{}
+	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := make(map[string]int, len(x.nodeCounts[w.UID]))
+	for node, n := range x.nodeCounts[w.UID] {
+		out[node] = n
 	}
 	return out
 }
