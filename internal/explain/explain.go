@@ -815,11 +815,9 @@ func siteOfNode(nodeSite map[string]string, node string) string {
 }
 
 // selectPods finds the pod asked for (nil for a deployment) and its
-// workload's live pods, sorted by name.
+// workload's live pods (policy.Counts), sorted by name.
 func selectPods(in inputs) (*v1.Pod, []*v1.Pod, error) {
-	live := func(p *v1.Pod) bool {
-		return p.DeletionTimestamp == nil && p.Status.Phase != v1.PodSucceeded && p.Status.Phase != v1.PodFailed
-	}
+	live := policy.Counts
 	var target *v1.Pod
 	var w policy.Workload
 	switch in.kind {

@@ -38,3 +38,10 @@ func (w Workload) Owns(pod *v1.Pod) bool {
 	ref := metav1.GetControllerOfNoCopy(pod)
 	return ref != nil && ref.UID == w.UID
 }
+
+// Counts reports whether pod counts as one of its workload's replicas where
+// it runs: not once it is terminating or has ended, as for the ReplicaSet
+// controller (its replacement is being placed to take over from it).
+func Counts(pod *v1.Pod) bool {
+	return pod.DeletionTimestamp == nil && pod.Status.Phase != v1.PodSucceeded && pod.Status.Phase != v1.PodFailed
+}

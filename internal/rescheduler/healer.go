@@ -383,8 +383,7 @@ func (h *healer) surges(node string, pods []*v1.Pod) []surge {
 	byRS := map[[2]string]*surge{}
 	var out []*surge
 	for _, p := range pods {
-		if p.Spec.NodeName != node || p.Spec.SchedulerName != h.cfg.SchedulerName ||
-			p.DeletionTimestamp != nil || p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
+		if p.Spec.NodeName != node || p.Spec.SchedulerName != h.cfg.SchedulerName || !policy.Counts(p) {
 			continue
 		}
 		w := policy.WorkloadOf(p)
@@ -419,8 +418,7 @@ func (h *healer) deletions(node string, hl nodeHealth, pods []*v1.Pod) ([]deleti
 	var out []deletion
 	var left []unrescued
 	for _, p := range pods {
-		if p.Spec.NodeName != node || p.Spec.SchedulerName != h.cfg.SchedulerName || h.handled[p.UID] ||
-			p.DeletionTimestamp != nil || p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
+		if p.Spec.NodeName != node || p.Spec.SchedulerName != h.cfg.SchedulerName || h.handled[p.UID] || !policy.Counts(p) {
 			continue
 		}
 		w := policy.WorkloadOf(p)

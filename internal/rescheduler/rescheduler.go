@@ -500,7 +500,7 @@ func (w *workload) ref() *v1.ObjectReference {
 func (w *workload) running() []*v1.Pod {
 	var out []*v1.Pod
 	for _, p := range w.pods {
-		if p.Spec.NodeName != "" && p.DeletionTimestamp == nil && p.Status.Phase != v1.PodSucceeded && p.Status.Phase != v1.PodFailed {
+		if p.Spec.NodeName != "" && policy.Counts(p) {
 			out = append(out, p)
 		}
 	}

@@ -247,9 +247,7 @@ func (x *Index) setPod(obj any) {
 	if !ok {
 		return
 	}
-	// A terminating pod no longer counts, as for the ReplicaSet controller:
-	// its replacement is being placed to take over from it.
-	if p.DeletionTimestamp != nil || p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
+	if !policy.Counts(p) {
 		x.remove(p.UID, false)
 		return
 	}
