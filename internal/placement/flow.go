@@ -49,6 +49,11 @@ type flow struct {
 	done []bool
 	heap nodeHeap
 	open []int // the sites in the network: with capacity or flow
+	// Per source, every site by cost (sorted when the source is first
+	// searched from), and how far the search has scanned it.
+	order [][]int32
+	pos   []int
+	maxHJ float64 // the highest potential of a site in the network
 	// path is the augmenting path found last.
 	path []int
 
@@ -105,6 +110,8 @@ func newFlow(h *halt, p *Problem, caps []float64) *flow {
 	fl.done = make([]bool, V)
 	fl.inLen = make([]int, n)
 	fl.outLen = make([]int, S)
+	fl.order = make([][]int32, S)
+	fl.pos = make([]int, S)
 	fl.saved = make([][]float64, 5)
 	// Every source to its nearest open site: optimal without capacities,
 	// with each source's potential minus that distance.
@@ -205,9 +212,11 @@ func (fl *flow) solve(h *halt) {
 			return
 		}
 		fl.open = fl.open[:0]
+		fl.maxHJ = math.Inf(-1)
 		for j := range n {
-			if fl.caps[j] > 0 || fl.absorbed[j] > fl.tol {
+			if fl.inNetwork(j) {
 				fl.open = append(fl.open, j)
+				fl.maxHJ = math.Max(fl.maxHJ, fl.hj[j])
 			}
 		}
 		back := fl.et > fl.tol
@@ -225,6 +234,12 @@ func (fl *flow) solve(h *halt) {
 		found := -1
 		for len(fl.heap) > 0 {
 			d, u := fl.heap.pop()
+			if u >= V { // the rest of a source's arcs, from this distance on
+				if fl.scanSource(h, u-V, d) {
+					return
+				}
+				continue
+			}
 			if fl.done[u] || d > fl.dist[u] {
 				continue
 			}
@@ -233,11 +248,15 @@ func (fl *flow) solve(h *halt) {
 				found = u
 				break
 			}
-			if fl.arcs(h, u, back, func(v int, rc float64) bool {
-				if nd := d + rc; nd < fl.dist[v]-1e-12 && !fl.done[v] {
-					fl.dist[v], fl.prev[v] = nd, u
-					fl.heap.push(nd, v)
+			if u < S && !back {
+				fl.pos[u] = 0
+				if fl.scanSource(h, u, d) {
+					return
 				}
+				continue
+			}
+			if fl.arcs(h, u, back, func(v int, rc float64) bool {
+				fl.relax(u, v, d+rc)
 				return false
 			}) {
 				return
@@ -273,6 +292,53 @@ func (fl *flow) solve(h *halt) {
 		}
 		fl.push()
 	}
+}
+
+// inNetwork reports whether site j is in the network: with capacity or flow.
+func (fl *flow) inNetwork(j int) bool { return fl.caps[j] > 0 || fl.absorbed[j] > fl.tol }
+
+// relax lowers v's tentative distance to nd, reached from u, if that is shorter.
+func (fl *flow) relax(u, v int, nd float64) {
+	if nd < fl.dist[v]-1e-12 && !fl.done[v] {
+		fl.dist[v], fl.prev[v] = nd, u
+		fl.heap.push(nd, v)
+	}
+}
+
+// scanSource relaxes source k's arcs to the sites in the network, nearest
+// first, as long as their reduced cost cannot take them beyond key, the
+// search's distance: the arcs beyond wait in the heap at the least distance
+// they could reach (the site's cost less the highest site potential), so a
+// search that ends nearby never scans the far sites. It reports true once h
+// stops.
+func (fl *flow) scanSource(h *halt, k int, key float64) bool {
+	if fl.order[k] == nil {
+		o := make([]int32, fl.n)
+		for j := range o {
+			o[j] = int32(j)
+		}
+		row := fl.cost[k*fl.n : (k+1)*fl.n]
+		slices.SortFunc(o, func(a, b int32) int {
+			return cmp.Or(cmp.Compare(row[a], row[b]), cmp.Compare(a, b))
+		})
+		fl.order[k] = o
+	}
+	S, n, o := len(fl.src), fl.n, fl.order[k]
+	base := fl.dist[k] + fl.hs[k]
+	start := fl.pos[k]
+	for fl.pos[k] < n {
+		j := int(o[fl.pos[k]])
+		c := fl.cost[k*n+j]
+		if lb := base + c - fl.maxHJ; lb > key {
+			fl.heap.push(lb, S+n+1+k)
+			break
+		}
+		fl.pos[k]++
+		if fl.inNetwork(j) {
+			fl.relax(k, S+j, base+c-fl.hj[j])
+		}
+	}
+	return h.spend(1 + fl.pos[k] - start)
 }
 
 // starts reports whether v has an excess (forward) or a deficit (back).
