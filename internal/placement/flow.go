@@ -364,18 +364,11 @@ func (fl *flow) push() {
 
 // arcs calls visit with each residual arc out of u (or, back, into u) and
 // its reduced cost, until visit returns true. It reports true once h stops.
+// The arcs out of a source are not its: scanSource relaxes them, nearest
+// first, so u is a source only when back.
 func (fl *flow) arcs(h *halt, u int, back bool, visit func(v int, rc float64) bool) bool {
 	S, n, t := len(fl.src), fl.n, fl.sinkNode()
 	switch {
-	case u < S && !back: // a source: to every site in the network
-		if h.spend(len(fl.open)) {
-			return true
-		}
-		for _, j := range fl.open {
-			if visit(S+j, fl.cost[u*n+j]+fl.hs[u]-fl.hj[j]) {
-				return false
-			}
-		}
 	case u < S: // into a source: from the sites it sends flow
 		if h.spend(len(fl.outs[u])) {
 			return true
