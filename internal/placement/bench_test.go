@@ -110,6 +110,7 @@ func BenchmarkPlanLimited(b *testing.B) {
 		{Sites: 200, Replicas: 100},
 		{Sites: 500, Replicas: 250},
 		{Sites: 500, Replicas: 1000},
+		{Sites: 1000, Replicas: 500},
 	}
 	for _, o := range cases {
 		o.PerReplicaShare = 3.0 / float64(o.Replicas)

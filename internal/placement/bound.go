@@ -52,12 +52,8 @@ func (p *Problem) lowerBound(h *halt, x Placement) float64 {
 	if w <= 0 || p.Replicas == 0 {
 		return upper // every placement costs the same
 	}
-	var src []int
-	for i, wi := range p.Traffic {
-		if wi > 0 {
-			src = append(src, i)
-		}
-	}
+	dc := p.distCols()
+	src := dc.src
 	n, S := len(p.Sites), len(src)
 	lambda := make([]float64, S)
 	if p.capacitated() {
@@ -98,9 +94,9 @@ func (p *Problem) lowerBound(h *halt, x Placement) float64 {
 		forced := 0
 		for j := range n {
 			its := items[j][:0]
-			for k, i := range src {
-				if a := p.dist(i, j) - lambda[k]; a < 0 {
-					its = append(its, knapItem{a, p.Traffic[i], k})
+			for k, d := range dc.col(j) {
+				if a := d - lambda[k]; a < 0 {
+					its = append(its, knapItem{a, dc.w[k], k})
 				}
 			}
 			slices.SortFunc(its, func(a, b knapItem) int {

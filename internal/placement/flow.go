@@ -49,6 +49,18 @@ type flow struct {
 	done []bool
 	heap nodeHeap
 	open []int // the sites in the network: with capacity or flow
+	// Per source, every site by cost (sorted when the source is first
+	// searched from), those costs in that order (read in sequence), and how
+	// far the search has scanned it.
+	order     [][]int32
+	orderCost [][]float64
+	pos       []int
+	maxHJ float64 // the highest potential of a site in the network
+	// The same per site for the searches backward: every source by cost,
+	// and the lowest potential of a source.
+	siteOrder [][]int32
+	sitePos   []int
+	minHS     float64
 	// path is the augmenting path found last.
 	path []int
 
@@ -105,6 +117,11 @@ func newFlow(h *halt, p *Problem, caps []float64) *flow {
 	fl.done = make([]bool, V)
 	fl.inLen = make([]int, n)
 	fl.outLen = make([]int, S)
+	fl.order = make([][]int32, S)
+	fl.orderCost = make([][]float64, S)
+	fl.pos = make([]int, S)
+	fl.siteOrder = make([][]int32, n)
+	fl.sitePos = make([]int, n)
 	fl.saved = make([][]float64, 5)
 	// Every source to its nearest open site: optimal without capacities,
 	// with each source's potential minus that distance.
@@ -205,12 +222,24 @@ func (fl *flow) solve(h *halt) {
 			return
 		}
 		fl.open = fl.open[:0]
+		fl.maxHJ = math.Inf(-1)
 		for j := range n {
-			if fl.caps[j] > 0 || fl.absorbed[j] > fl.tol {
+			if fl.inNetwork(j) {
 				fl.open = append(fl.open, j)
+				if fl.hj[j] > fl.maxHJ {
+					fl.maxHJ = fl.hj[j]
+				}
 			}
 		}
 		back := fl.et > fl.tol
+		if back {
+			fl.minHS = math.Inf(1)
+			for _, hs := range fl.hs {
+				if hs < fl.minHS {
+					fl.minHS = hs
+				}
+			}
+		}
 		fl.heap = fl.heap[:0]
 		for v := range V {
 			fl.dist[v], fl.prev[v], fl.done[v] = math.Inf(1), -1, false
@@ -225,6 +254,18 @@ func (fl *flow) solve(h *halt) {
 		found := -1
 		for len(fl.heap) > 0 {
 			d, u := fl.heap.pop()
+			if u >= V+S { // the rest of the arcs into a site, from this distance on
+				if fl.scanSite(h, u-V-S, d) {
+					return
+				}
+				continue
+			}
+			if u >= V { // the rest of a source's arcs, from this distance on
+				if fl.scanSource(h, u-V, d) {
+					return
+				}
+				continue
+			}
 			if fl.done[u] || d > fl.dist[u] {
 				continue
 			}
@@ -233,11 +274,26 @@ func (fl *flow) solve(h *halt) {
 				found = u
 				break
 			}
-			if fl.arcs(h, u, back, func(v int, rc float64) bool {
-				if nd := d + rc; nd < fl.dist[v]-1e-12 && !fl.done[v] {
-					fl.dist[v], fl.prev[v] = nd, u
-					fl.heap.push(nd, v)
+			if u < S && !back {
+				fl.pos[u] = 0
+				if fl.scanSource(h, u, d) {
+					return
 				}
+				continue
+			}
+			if u >= S && u < t && back {
+				j := u - S
+				if fl.tflow[j] > fl.tol {
+					fl.relax(u, t, d+fl.ht-fl.hj[j])
+				}
+				fl.sitePos[j] = 0
+				if fl.scanSite(h, j, d) {
+					return
+				}
+				continue
+			}
+			if fl.arcs(h, u, back, func(v int, rc float64) bool {
+				fl.relax(u, v, d+rc)
 				return false
 			}) {
 				return
@@ -253,7 +309,11 @@ func (fl *flow) solve(h *halt) {
 			sign = -1
 		}
 		for v := range V {
-			d := sign * math.Min(fl.dist[v], df)
+			d := df
+			if fl.dist[v] < df {
+				d = fl.dist[v]
+			}
+			d *= sign
 			switch {
 			case v < S:
 				fl.hs[v] += d
@@ -273,6 +333,89 @@ func (fl *flow) solve(h *halt) {
 		}
 		fl.push()
 	}
+}
+
+// inNetwork reports whether site j is in the network: with capacity or flow.
+func (fl *flow) inNetwork(j int) bool { return fl.caps[j] > 0 || fl.absorbed[j] > fl.tol }
+
+// relax lowers v's tentative distance to nd, reached from u, if that is shorter.
+func (fl *flow) relax(u, v int, nd float64) {
+	if nd < fl.dist[v]-1e-12 && !fl.done[v] {
+		fl.dist[v], fl.prev[v] = nd, u
+		fl.heap.push(nd, v)
+	}
+}
+
+// scanSource relaxes source k's arcs to the sites in the network, nearest
+// first, as long as their reduced cost cannot take them beyond key, the
+// search's distance: the arcs beyond wait in the heap at the least distance
+// they could reach (the site's cost less the highest site potential), so a
+// search that ends nearby never scans the far sites. It reports true once h
+// stops.
+func (fl *flow) scanSource(h *halt, k int, key float64) bool {
+	if fl.order[k] == nil {
+		o := make([]int32, fl.n)
+		for j := range o {
+			o[j] = int32(j)
+		}
+		row := fl.cost[k*fl.n : (k+1)*fl.n]
+		slices.SortFunc(o, func(a, b int32) int {
+			return cmp.Or(cmp.Compare(row[a], row[b]), cmp.Compare(a, b))
+		})
+		oc := make([]float64, fl.n)
+		for i, j := range o {
+			oc[i] = row[j]
+		}
+		fl.order[k], fl.orderCost[k] = o, oc
+	}
+	S, n, o, oc := len(fl.src), fl.n, fl.order[k], fl.orderCost[k]
+	base := fl.dist[k] + fl.hs[k]
+	start := fl.pos[k]
+	for fl.pos[k] < n {
+		j, c := int(o[fl.pos[k]]), oc[fl.pos[k]]
+		if lb := base + c - fl.maxHJ; lb > key {
+			fl.heap.push(lb, S+n+1+k)
+			break
+		}
+		fl.pos[k]++
+		if fl.inNetwork(j) {
+			fl.relax(k, S+j, base+c-fl.hj[j])
+		}
+	}
+	return h.spend(1 + fl.pos[k] - start)
+}
+
+// scanSite is scanSource for the searches backward: it relaxes the arcs into
+// site j from every source, cheapest first, as long as they cannot take the
+// search beyond key, and leaves the rest in the heap at the least distance
+// they could reach (the cost less the site's potential plus the lowest source
+// potential). It reports true once h stops.
+func (fl *flow) scanSite(h *halt, j int, key float64) bool {
+	S, n := len(fl.src), fl.n
+	if fl.siteOrder[j] == nil {
+		o := make([]int32, S)
+		for k := range o {
+			o[k] = int32(k)
+		}
+		slices.SortFunc(o, func(a, b int32) int {
+			return cmp.Or(cmp.Compare(fl.cost[int(a)*n+j], fl.cost[int(b)*n+j]), cmp.Compare(a, b))
+		})
+		fl.siteOrder[j] = o
+	}
+	o := fl.siteOrder[j]
+	base := fl.dist[S+j] - fl.hj[j]
+	start := fl.sitePos[j]
+	for fl.sitePos[j] < S {
+		k := int(o[fl.sitePos[j]])
+		c := fl.cost[k*n+j]
+		if lb := base + c + fl.minHS; lb > key {
+			fl.heap.push(lb, S+n+1+S+j)
+			break
+		}
+		fl.sitePos[j]++
+		fl.relax(S+j, k, base+c+fl.hs[k])
+	}
+	return h.spend(1 + fl.sitePos[j] - start)
 }
 
 // starts reports whether v has an excess (forward) or a deficit (back).
@@ -298,18 +441,11 @@ func (fl *flow) push() {
 
 // arcs calls visit with each residual arc out of u (or, back, into u) and
 // its reduced cost, until visit returns true. It reports true once h stops.
+// The arcs out of a source, and back into a site, are not its: scanSource and
+// scanSite relax them, nearest first.
 func (fl *flow) arcs(h *halt, u int, back bool, visit func(v int, rc float64) bool) bool {
 	S, n, t := len(fl.src), fl.n, fl.sinkNode()
 	switch {
-	case u < S && !back: // a source: to every site in the network
-		if h.spend(len(fl.open)) {
-			return true
-		}
-		for _, j := range fl.open {
-			if visit(S+j, fl.cost[u*n+j]+fl.hs[u]-fl.hj[j]) {
-				return false
-			}
-		}
 	case u < S: // into a source: from the sites it sends flow
 		if h.spend(len(fl.outs[u])) {
 			return true
@@ -329,19 +465,6 @@ func (fl *flow) arcs(h *halt, u int, back bool, visit func(v int, rc float64) bo
 		}
 		for _, k := range fl.in[j] {
 			if fl.f[k*n+j] > fl.tol && visit(k, -fl.cost[k*n+j]+fl.hj[j]-fl.hs[k]) {
-				return false
-			}
-		}
-	case u < t: // into a site: from every source, and from the sink
-		j := u - S
-		if h.spend(S + 1) {
-			return true
-		}
-		if fl.tflow[j] > fl.tol && visit(t, fl.ht-fl.hj[j]) {
-			return false
-		}
-		for k := range S {
-			if visit(k, fl.cost[k*n+j]+fl.hs[k]-fl.hj[j]) {
 				return false
 			}
 		}

@@ -47,9 +47,11 @@ func Plan(ctx context.Context, p *Problem) (Placement, error) {
 
 // plan is Plan on a valid problem; once h stops, it returns nil.
 func (p *Problem) plan(h *halt) Placement {
-	start := p.greedyMedian(h)
+	var start Placement
 	if p.capacitated() {
 		start = p.roundedTransport(h)
+	} else {
+		start = p.greedyMedian(h)
 	}
 	best := p.improve(h, start)
 	bestCost := p.cost(h, best)
@@ -164,7 +166,13 @@ func (p *Problem) greedyMedian(h *halt) Placement {
 		return x
 	}
 	n := len(x)
-	near := p.nearestAll(x) // distance from each traffic site to its nearest replica
+	dc := p.distCols()
+	// Per site with traffic, the distance to its nearest replica.
+	all := p.nearestAll(x)
+	near := make([]float64, len(dc.src))
+	for k, i := range dc.src {
+		near[k] = all[i]
+	}
 	for left := p.Replicas - x.Total(); left > 0; left-- {
 		bestJ, bestGain := -1, eps
 		for j := 0; j < n; j++ {
@@ -175,11 +183,9 @@ func (p *Problem) greedyMedian(h *halt) Placement {
 				return x
 			}
 			gain := 0.0
-			for i, wi := range p.Traffic {
-				if wi > 0 {
-					if d := p.dist(i, j); d < near[i] {
-						gain += wi * (near[i] - d)
-					}
+			for k, d := range dc.col(j) {
+				if d < near[k] {
+					gain += dc.w[k] * (near[k] - d)
 				}
 			}
 			if gain > bestGain {
@@ -190,8 +196,8 @@ func (p *Problem) greedyMedian(h *halt) Placement {
 			break
 		}
 		x[bestJ]++
-		for i := range near {
-			near[i] = math.Min(near[i], p.dist(i, bestJ))
+		for k, d := range dc.col(bestJ) {
+			near[k] = math.Min(near[k], d)
 		}
 	}
 	return p.balance(h, x)

@@ -145,5 +145,39 @@ func (p *Problem) dist(i, j int) float64 {
 	return UnknownRTTPenaltyMs
 }
 
+// distCols is dist laid out for the hot loops of the construction and the
+// bound: by site j, the distances from the sites with traffic, contiguous and
+// with unknown RTTs already the finite penalty, so that a pass over one site's
+// column reads memory in order and tests nothing.
+type distCols struct {
+	src []int     // the sites with traffic, in order
+	w   []float64 // their traffic
+	d   []float64 // dist(src[k], j) at [j*len(src)+k]
+}
+
+func (p *Problem) distCols() *distCols {
+	c := &distCols{}
+	for i, wi := range p.Traffic {
+		if wi > 0 {
+			c.src = append(c.src, i)
+			c.w = append(c.w, wi)
+		}
+	}
+	S := len(c.src)
+	c.d = make([]float64, len(p.Sites)*S)
+	for k, i := range c.src {
+		for j := range p.Sites {
+			c.d[j*S+k] = p.dist(i, j)
+		}
+	}
+	return c
+}
+
+// col is site j's column: the distance to j from each site with traffic.
+func (c *distCols) col(j int) []float64 {
+	S := len(c.src)
+	return c.d[j*S : (j+1)*S]
+}
+
 // capacitated reports whether replicas have a serving limit.
 func (p *Problem) capacitated() bool { return p.PerReplicaRPS > 0 }
