@@ -88,8 +88,8 @@ func (r *Report) Markdown() string {
 		w("Beyond enumeration, the planner's gap to `placement.LowerBound`, the Lagrangian dual bound (each traffic site's\n")
 		w("demand relaxed; per site a knapsack of the traffic one more replica would take), which is at most the optimum: the\n")
 		w("gap to the optimum is no larger. Random instances, replicas = sites / 2, half with geographic RTTs, half in\n")
-		w("metro clusters far apart; with the rate limit each replica serves 3 / replicas of the traffic (measured up to\n")
-		w("%d sites with it). Target: mean at most 1 %%, worst at most 3 %%.\n\n", MaxLimitedBoundSites)
+		w("metro clusters far apart; with the rate limit each replica serves 3 / replicas of the traffic. Target: mean at\n")
+		w("most 1 %%, worst at most 3 %%.\n\n")
 		w("| sites | replicas | rate limit | instances | mean gap to the bound | worst |\n|---:|---:|---|---:|---:|---:|\n")
 		for _, g := range r.Bounds {
 			w("| %d | %d | %v | %d | %.3f %% | %.3f %% |\n", g.Sites, g.Replicas, g.Limited, g.Instances, g.MeanPct, g.WorstPct)

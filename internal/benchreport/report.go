@@ -414,14 +414,10 @@ func medianMillis(o placement.RandomOptions, runs uint64, f func(*placement.Prob
 // BoundSites are the sizes of the quality-at-scale measurement.
 var BoundSites = []int{50, 100, 500, 1000}
 
-// BoundInstances is its number of instances per size and kind.
+// BoundInstances is its number of instances per size and kind (at 1,000
+// sites with a rate limit, a plan and its bound take 4-8 s an instance on
+// this project's 2-core machines: about 5 minutes of make bench).
 const BoundInstances = 50
-
-// MaxLimitedBoundSites is the largest size the quality at scale is measured
-// with a rate limit at: at 1,000 sites a plan and its bound take 5-8 s an
-// instance on this project's 2-core machines (about 5 minutes for the
-// BoundInstances).
-const MaxLimitedBoundSites = 500
 
 // BoundGap is the planner's gap to placement.LowerBound (the Lagrangian dual
 // bound) at one size, with or without a rate limit, over random instances:
@@ -441,9 +437,6 @@ func MeasureBounds(ctx context.Context, sizes []int, n int) []BoundGap {
 	var out []BoundGap
 	for _, sites := range sizes {
 		for _, limited := range []bool{false, true} {
-			if limited && sites > MaxLimitedBoundSites {
-				continue
-			}
 			o := placement.RandomOptions{Sites: sites, Replicas: max(1, sites/2)}
 			if limited {
 				o.PerReplicaShare = 3.0 / float64(o.Replicas)

@@ -55,7 +55,7 @@ type flow struct {
 	order     [][]int32
 	orderCost [][]float64
 	pos       []int
-	maxHJ float64 // the highest potential of a site in the network
+	maxHJ     float64 // the highest potential of a site in the network
 	// The same per site for the searches backward: every source by cost,
 	// and the lowest potential of a source.
 	siteOrder [][]int32
