@@ -70,23 +70,25 @@ func TestShapeValidateAndHalf(t *testing.T) {
 	}
 }
 
-// TestDelayerRoundTrip shapes a veth pair to 20 ms and times UDP round trips
-// across it from inside the namespaces. Root only.
-func TestDelayerRoundTrip(t *testing.T) {
+// twoSiteLab is a lab of namespaces a and b, closed when t ends (a delayer's
+// failure fails t). It skips t in -short (make test-netns runs it) and
+// without root or the lab's tools.
+func twoSiteLab(t *testing.T, prefix, what string) *Lab {
+	t.Helper()
 	if testing.Short() {
-		t.Skip("delayer timing test: skipped in -short (make test-netns runs it)")
+		t.Skipf("%s: skipped in -short (make test-netns runs it)", what)
 	}
 	if os.Geteuid() != 0 {
-		netemtest.Skip(t, "needs root: skipped")
+		netemtest.Skip(t, "%s needs root: skipped", what)
 	}
 	netemtest.LockForTiming(t)
-	lab, err := NewLab("ningdl")
+	lab, err := NewLab(prefix)
 	if err != nil {
-		netemtest.Skip(t, "skipped: %v", err)
+		netemtest.Skip(t, "%s skipped: %v", what, err)
 	}
 	t.Cleanup(func() {
 		if err := lab.Close(); err != nil {
-			t.Error(err)
+			t.Errorf("closing the lab: %v", err)
 		}
 	})
 	for _, n := range []string{"a", "b"} {
@@ -94,6 +96,13 @@ func TestDelayerRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	return lab
+}
+
+// TestDelayerRoundTrip shapes a veth pair to 20 ms and times UDP round trips
+// across it from inside the namespaces. Root only.
+func TestDelayerRoundTrip(t *testing.T) {
+	lab := twoSiteLab(t, "ningdl", "delayer timing test")
 	_, addrB, err := lab.Link(t.Context(), "a", "b", Shape{Delay: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -143,30 +152,10 @@ func TestDelayerRoundTrip(t *testing.T) {
 
 // TestDelayerLinkDown sets a site's links down while its delayer holds
 // packets: the kernel drops them, so their verdicts fail. The delayer must
-// go on serving when the links come back, and Close must report nothing.
+// go on serving when the links come back, and Close must report nothing
+// (twoSiteLab's cleanup checks).
 func TestDelayerLinkDown(t *testing.T) {
-	if testing.Short() {
-		t.Skip("delayer link-down test: skipped in -short (make test-netns runs it)")
-	}
-	if os.Geteuid() != 0 {
-		netemtest.Skip(t, "needs root: skipped")
-	}
-	netemtest.LockForTiming(t)
-	lab, err := NewLab("ningld")
-	if err != nil {
-		netemtest.Skip(t, "skipped: %v", err)
-	}
-	closed := false
-	t.Cleanup(func() {
-		if !closed {
-			_ = lab.Close()
-		}
-	})
-	for _, n := range []string{"a", "b"} {
-		if err := lab.AddNamespace(t.Context(), n); err != nil {
-			t.Fatal(err)
-		}
-	}
+	lab := twoSiteLab(t, "ningld", "delayer link-down test")
 	const rtt = 400 * time.Millisecond
 	_, addrB, err := lab.Link(t.Context(), "a", "b", Shape{Delay: rtt})
 	if err != nil {
@@ -218,9 +207,5 @@ func TestDelayerLinkDown(t *testing.T) {
 			}
 		case <-tick.C:
 		}
-	}
-	closed = true
-	if err := lab.Close(); err != nil {
-		t.Errorf("closing the lab after a link went down with packets held: %v", err)
 	}
 }
