@@ -67,7 +67,8 @@ type Silence struct {
 	// plane's last word from the node.
 	Due time.Time
 	// Heard is the data plane's last sign of the node's site: a probe that
-	// reached it, or a report from it (zero: none).
+	// reached it (as of when the probes went out), or a report from it
+	// (zero: none).
 	Heard time.Time
 	// SiteLinkUp is true when another node of the node's site still renews
 	// its Lease: the site's link to the control plane is up, so the

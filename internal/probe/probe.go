@@ -315,6 +315,7 @@ func (p *Prober) Round(ctx context.Context) (*ningv1.LatencyReport, error) {
 		measure = Measure
 	}
 	results := make([]*ningv1.TargetResult, len(p.Targets))
+	started := p.Clock.Now()
 	var wg sync.WaitGroup
 	for i, t := range p.Targets {
 		wg.Add(1)
@@ -329,7 +330,7 @@ func (p *Prober) Round(ctx context.Context) (*ningv1.LatencyReport, error) {
 	}
 	r := &ningv1.LatencyReport{
 		SourceSite: p.Site, SourceNode: p.Node, Time: timestamppb.New(p.Clock.Now()),
-		Targets: results, Method: commonMethod(results),
+		Started: timestamppb.New(started), Targets: results, Method: commonMethod(results),
 	}
 	if p.Load != nil {
 		l, err := p.Load.Read()

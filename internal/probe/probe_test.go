@@ -387,6 +387,20 @@ func TestRoundConcurrentWithLoadAndMetrics(t *testing.T) {
 	if !lastFirst.Before(firstLast) {
 		t.Errorf("a target's probes started %v after another's had ended: targets not probed concurrently", lastFirst.Sub(firstLast))
 	}
+	// The report says when the probes went out (the sign of its targets'
+	// sites) and when the round ended (the sign of its own).
+	var firstFirst, lastLast time.Time
+	for _, s := range sp {
+		if firstFirst.IsZero() || s[0].Before(firstFirst) {
+			firstFirst = s[0]
+		}
+		if s[1].After(lastLast) {
+			lastLast = s[1]
+		}
+	}
+	if st, end := r.GetStarted().AsTime(), r.GetTime().AsTime(); r.GetStarted() == nil || st.After(firstFirst) || end.Before(lastLast) {
+		t.Errorf("round started %v and ended %v; its datagrams went from %v to %v", st, end, firstFirst, lastLast)
+	}
 	if len(r.GetTargets()) != 4 || r.GetMethod() != ningv1.ProbeMethod_PROBE_METHOD_UDP_ECHO || r.GetLoad() == nil {
 		t.Errorf("report %v", r)
 	}

@@ -211,6 +211,16 @@ func (s *MQTT) Validate(r *ningv1.LatencyReport) (*Observations, error) {
 	if err != nil {
 		return nil, err
 	}
+	reached := at
+	if r.GetStarted() != nil {
+		if reached, err = s.checkTime(r.GetStarted()); err != nil {
+			return nil, fmt.Errorf("started: %w", err)
+		}
+		if reached.After(at) {
+			return nil, &topology.RejectError{Reason: topology.ReasonBadTS,
+				Detail: fmt.Sprintf("round started at %s, after its time %s", reached.UTC().Format(time.RFC3339Nano), at.UTC().Format(time.RFC3339Nano))}
+		}
+	}
 	obs := &Observations{Node: r.GetSourceNode(), Reported: at}
 	for i, t := range r.GetTargets() {
 		if err := s.checkSite(t.GetSite()); err != nil {
@@ -233,7 +243,7 @@ func (s *MQTT) Validate(r *ningv1.LatencyReport) (*Observations, error) {
 		}
 		obs.RTT = append(obs.RTT, topology.RTTSample{
 			From: r.GetSourceSite(), To: t.GetSite(), MeanMs: t.GetAvgMs(),
-			Sent: int(t.GetSent()), Received: int(t.GetReceived()), At: at,
+			Sent: int(t.GetSent()), Received: int(t.GetReceived()), At: at, Reached: reached,
 		})
 	}
 	if l := r.GetLoad(); l != nil {

@@ -31,7 +31,7 @@ func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, ni
 
 func goodReport() *ningv1.LatencyReport {
 	return &ningv1.LatencyReport{
-		SourceSite: "dallas", SourceNode: "d-1", Time: timestamppb.New(now.Add(-time.Second)),
+		SourceSite: "dallas", SourceNode: "d-1", Time: timestamppb.New(now.Add(-time.Second)), Started: timestamppb.New(now.Add(-3 * time.Second)),
 		Method: ningv1.ProbeMethod_PROBE_METHOD_ICMP_RAW,
 		Targets: []*ningv1.TargetResult{{
 			Site: "toronto", Node: "t-1", Address: "10.0.0.2", Sent: 3, Received: 3,
@@ -94,6 +94,9 @@ func TestHandleLatency(t *testing.T) {
 		{name: "future timestamp", mutate: func(r *ningv1.LatencyReport) { r.Time = timestamppb.New(now.Add(time.Hour)) }, wantReason: topology.ReasonFutureTS},
 		{name: "missing timestamp", mutate: func(r *ningv1.LatencyReport) { r.Time = nil }, wantReason: topology.ReasonMissingTS},
 		{name: "invalid timestamp", mutate: func(r *ningv1.LatencyReport) { r.Time = &timestamppb.Timestamp{Nanos: -1} }, wantReason: topology.ReasonMissingTS},
+		{name: "no start time (a prober before it)", mutate: func(r *ningv1.LatencyReport) { r.Started = nil }},
+		{name: "started after it finished", mutate: func(r *ningv1.LatencyReport) { r.Started = timestamppb.New(now) }, wantReason: topology.ReasonBadTS},
+		{name: "invalid start time", mutate: func(r *ningv1.LatencyReport) { r.Started = &timestamppb.Timestamp{Nanos: -1} }, wantReason: topology.ReasonMissingTS},
 		{name: "CPU above 1", mutate: func(r *ningv1.LatencyReport) { r.Load.CpuUtilisation = 1.5 }, wantReason: topology.ReasonBadLoad},
 		{name: "NaN PSI", mutate: func(r *ningv1.LatencyReport) { r.Load.Io = &ningv1.Pressure{FullAvg10: math.NaN()} }, wantReason: topology.ReasonBadLoad},
 		{name: "load without node", mutate: func(r *ningv1.LatencyReport) { r.SourceNode = "" }, wantReason: topology.ReasonBadLoad},
@@ -121,6 +124,18 @@ func TestHandleLatency(t *testing.T) {
 				}
 				if got := testutil.ToFloat64(s.accepted.WithLabelValues("latency")); got != 1 {
 					t.Errorf("accepted = %v", got)
+				}
+				// The reporter is heard at the round's end, the target
+				// when the probes went out.
+				reached := r.GetTime().AsTime()
+				if r.GetStarted() != nil && r.GetTargets()[0].GetReceived() > 0 {
+					reached = r.GetStarted().AsTime()
+				}
+				if got := store.LastHeard("dallas"); !got.Equal(r.GetTime().AsTime()) {
+					t.Errorf("LastHeard(dallas) = %v, want the report's time %v", got, r.GetTime().AsTime())
+				}
+				if got, want := store.LastHeard("toronto"), reached; r.GetTargets()[0].GetReceived() > 0 && !got.Equal(want) {
+					t.Errorf("LastHeard(toronto) = %v, want %v", got, want)
 				}
 				return
 			}

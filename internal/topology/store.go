@@ -38,6 +38,9 @@ const (
 	ReasonBadRate   = "bad_rate"
 	ReasonFutureTS  = "future_timestamp"
 	ReasonMissingTS = "missing_timestamp"
+	// ReasonBadTS is a timestamp that contradicts another of the same
+	// observation (a round that started after it finished).
+	ReasonBadTS = "bad_timestamp"
 	// ReasonTooManySites is an observation naming a new site when the store
 	// already holds Config.MaxSites.
 	ReasonTooManySites = "too_many_sites"
@@ -93,6 +96,11 @@ type RTTSample struct {
 	Sent     int
 	Received int
 	At       time.Time
+	// Reached is the earliest time the replies can have come back (the
+	// probes went out then): the sign of To that the sample gives, since a
+	// site that went dark while it was measured answered before it did.
+	// Zero is At.
+	Reached time.Time
 }
 
 // Link is what the store knows of one ordered site pair.
@@ -310,6 +318,10 @@ func (s *Store) ObserveRTT(m RTTSample) error {
 	if err := s.checkTime(m.At); err != nil {
 		return err
 	}
+	if m.Reached.After(m.At) {
+		return reject(ReasonBadTS, "%s -> %s: probes sent at %s, after the measurement's time %s", m.From, m.To,
+			m.Reached.UTC().Format(time.RFC3339Nano), m.At.UTC().Format(time.RFC3339Nano))
+	}
 	loss := 1 - float64(m.Received)/float64(m.Sent)
 	a := s.cfg.Alpha
 
@@ -328,15 +340,20 @@ func (s *Store) ObserveRTT(m RTTSample) error {
 		l.Loss = a*loss + (1-a)*l.Loss
 	}
 	// The report shows that From was alive when it was measured, a probe
-	// received that To was; an old report (a retained message) counts as
-	// old, one stamped ahead of this clock as now.
+	// received that To was when the probes went out (Reached); an old
+	// report (a retained message) counts as old, one stamped ahead of this
+	// clock as now.
 	at := m.At
 	if now := s.clock.Now(); at.After(now) {
 		at = now
 	}
 	s.hear(m.From, at)
 	if m.Received > 0 {
-		s.hear(m.To, at)
+		reached := at
+		if !m.Reached.IsZero() && m.Reached.Before(at) {
+			reached = m.Reached
+		}
+		s.hear(m.To, reached)
 		if l.Observations == 0 || !s.fresh(l) {
 			l.RTTMs = m.MeanMs
 		} else {

@@ -336,7 +336,18 @@ func TestLastHeard(t *testing.T) {
 	observe("a", "b", 3, t0.Add(30*time.Second))
 	observe("a", "b", 3, t0.Add(10*time.Second))            // an older report (retained) does not go back
 	observe("d", "a", 0, t0.Add(time.Minute+5*time.Second)) // stamped ahead of this clock: heard now
-	want := map[string]time.Time{"a": t0.Add(30 * time.Second), "b": t0.Add(30 * time.Second), "c": {}, "d": t0.Add(time.Minute), "e": {}}
+	// A round that took 10 s: its reporter was alive at its end, its
+	// target only when the probes went out (it may have gone dark since).
+	if err := s.ObserveRTT(RTTSample{From: "e", To: "f", MeanMs: 10, Sent: 3, Received: 1, At: t0.Add(50 * time.Second), Reached: t0.Add(40 * time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	err := s.ObserveRTT(RTTSample{From: "e", To: "f", MeanMs: 10, Sent: 3, Received: 1, At: t0.Add(50 * time.Second), Reached: t0.Add(55 * time.Second)})
+	var re *RejectError
+	if !errors.As(err, &re) || re.Reason != ReasonBadTS {
+		t.Errorf("probes sent after the measurement: %v, want a %s rejection", err, ReasonBadTS)
+	}
+	want := map[string]time.Time{"a": t0.Add(30 * time.Second), "b": t0.Add(30 * time.Second), "c": {}, "d": t0.Add(time.Minute),
+		"e": t0.Add(50 * time.Second), "f": t0.Add(40 * time.Second), "g": {}}
 	for site, at := range want {
 		if got := s.LastHeard(site); !got.Equal(at) {
 			t.Errorf("LastHeard(%s) = %v, want %v", site, got, at)

@@ -99,9 +99,14 @@ type LatencyReport struct {
 	// When the round finished.
 	Time *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
 	// Method used for most targets; each target also carries its own.
-	Method        ProbeMethod     `protobuf:"varint,4,opt,name=method,proto3,enum=ning.v1.ProbeMethod" json:"method,omitempty"`
-	Targets       []*TargetResult `protobuf:"bytes,5,rep,name=targets,proto3" json:"targets,omitempty"`
-	Load          *NodeLoad       `protobuf:"bytes,6,opt,name=load,proto3" json:"load,omitempty"`
+	Method  ProbeMethod     `protobuf:"varint,4,opt,name=method,proto3,enum=ning.v1.ProbeMethod" json:"method,omitempty"`
+	Targets []*TargetResult `protobuf:"bytes,5,rep,name=targets,proto3" json:"targets,omitempty"`
+	Load    *NodeLoad       `protobuf:"bytes,6,opt,name=load,proto3" json:"load,omitempty"`
+	// When the round's probes went out. A target that answered was alive
+	// between started and time, so the subscriber takes started, not time, as
+	// its last sign of the target's site: a site that went dark during the
+	// round was heard before it did. Unset (probers before it) counts as time.
+	Started       *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=started,proto3" json:"started,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -174,6 +179,13 @@ func (x *LatencyReport) GetTargets() []*TargetResult {
 func (x *LatencyReport) GetLoad() *NodeLoad {
 	if x != nil {
 		return x.Load
+	}
+	return nil
+}
+
+func (x *LatencyReport) GetStarted() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Started
 	}
 	return nil
 }
@@ -585,7 +597,7 @@ var File_ning_v1_ning_proto protoreflect.FileDescriptor
 
 const file_ning_v1_ning_proto_rawDesc = "" +
 	"\n" +
-	"\x12ning/v1/ning.proto\x12\aning.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x87\x02\n" +
+	"\x12ning/v1/ning.proto\x12\aning.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbd\x02\n" +
 	"\rLatencyReport\x12\x1f\n" +
 	"\vsource_site\x18\x01 \x01(\tR\n" +
 	"sourceSite\x12\x1f\n" +
@@ -594,7 +606,8 @@ const file_ning_v1_ning_proto_rawDesc = "" +
 	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12,\n" +
 	"\x06method\x18\x04 \x01(\x0e2\x14.ning.v1.ProbeMethodR\x06method\x12/\n" +
 	"\atargets\x18\x05 \x03(\v2\x15.ning.v1.TargetResultR\atargets\x12%\n" +
-	"\x04load\x18\x06 \x01(\v2\x11.ning.v1.NodeLoadR\x04load\"\xeb\x02\n" +
+	"\x04load\x18\x06 \x01(\v2\x11.ning.v1.NodeLoadR\x04load\x124\n" +
+	"\astarted\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\astarted\"\xeb\x02\n" +
 	"\fTargetResult\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12\x18\n" +
@@ -665,17 +678,18 @@ var file_ning_v1_ning_proto_depIdxs = []int32{
 	0,  // 1: ning.v1.LatencyReport.method:type_name -> ning.v1.ProbeMethod
 	2,  // 2: ning.v1.LatencyReport.targets:type_name -> ning.v1.TargetResult
 	3,  // 3: ning.v1.LatencyReport.load:type_name -> ning.v1.NodeLoad
-	0,  // 4: ning.v1.TargetResult.method:type_name -> ning.v1.ProbeMethod
-	4,  // 5: ning.v1.NodeLoad.cpu:type_name -> ning.v1.Pressure
-	4,  // 6: ning.v1.NodeLoad.memory:type_name -> ning.v1.Pressure
-	4,  // 7: ning.v1.NodeLoad.io:type_name -> ning.v1.Pressure
-	7,  // 8: ning.v1.TrafficReport.time:type_name -> google.protobuf.Timestamp
-	6,  // 9: ning.v1.TrafficReport.sites:type_name -> ning.v1.SiteTraffic
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	7,  // 4: ning.v1.LatencyReport.started:type_name -> google.protobuf.Timestamp
+	0,  // 5: ning.v1.TargetResult.method:type_name -> ning.v1.ProbeMethod
+	4,  // 6: ning.v1.NodeLoad.cpu:type_name -> ning.v1.Pressure
+	4,  // 7: ning.v1.NodeLoad.memory:type_name -> ning.v1.Pressure
+	4,  // 8: ning.v1.NodeLoad.io:type_name -> ning.v1.Pressure
+	7,  // 9: ning.v1.TrafficReport.time:type_name -> google.protobuf.Timestamp
+	6,  // 10: ning.v1.TrafficReport.sites:type_name -> ning.v1.SiteTraffic
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_ning_v1_ning_proto_init() }
