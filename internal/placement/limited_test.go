@@ -1,9 +1,11 @@
 package placement
 
 import (
+	"cmp"
 	"encoding/json"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"testing"
 )
 
@@ -49,4 +51,87 @@ func TestLimitedPlansNoWorse(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d instances cost less than before", better, len(cases))
+}
+
+// TestPolish: polish keeps the replica total, every minimum and capacity,
+// never raises the cost, and lowers it from a poor start (every replica
+// spread, or each site at its minimum and the rest at the busiest site),
+// on loose, tight and overloaded rate limits with capacities, minimums and
+// unknown RTTs.
+func TestPolish(t *testing.T) {
+	var opts []RandomOptions
+	for _, share := range []float64{3, 1.2, 0.5} {
+		opts = append(opts,
+			RandomOptions{Sites: 40, Replicas: 20, RTT: Geographic},
+			RandomOptions{Sites: 60, Replicas: 30, RTT: Clustered, MixedCapacity: true, MinShare: 0.1, UnknownShare: 0.05},
+			RandomOptions{Sites: 30, Replicas: 45, RTT: Uniform},
+		)
+		for k := len(opts) - 3; k < len(opts); k++ {
+			opts[k].PerReplicaShare = share / float64(opts[k].Replicas)
+		}
+	}
+	lowered := 0
+	for k, o := range opts {
+		p := RandomProblem(rand.New(rand.NewPCG(uint64(k), 9)), o)
+		for _, start := range []Placement{Spread(p), busiestStart(p)} {
+			before := p.Cost(start)
+			x := p.polish(nil, start)
+			if x.Total() != p.Replicas {
+				t.Fatalf("instance %d: polish placed %d replicas, want %d", k, x.Total(), p.Replicas)
+			}
+			for j := range x {
+				if x[j] < p.min(j) || (p.Capacity[j] != Unlimited && x[j] > p.Capacity[j]) {
+					t.Fatalf("instance %d: site %d holds %d, outside [%d, %d]", k, j, x[j], p.min(j), p.Capacity[j])
+				}
+			}
+			after := p.Cost(x)
+			if after > before*(1+1e-9)+1e-12 {
+				t.Fatalf("instance %d: polish raised the cost from %v to %v", k, before, after)
+			}
+			if after < before*(1-1e-6) {
+				lowered++
+			}
+		}
+	}
+	if lowered < 2*len(opts)*3/4 {
+		t.Fatalf("polish lowered the cost of %d of %d poor starts, want at least three quarters", lowered, 2*len(opts))
+	}
+}
+
+// busiestStart is each site at its minimum and every other replica at the
+// busiest site with room, then the next busiest.
+func busiestStart(p *Problem) Placement {
+	x := p.base()
+	order := make([]int, len(x))
+	for j := range order {
+		order[j] = j
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(p.Traffic[b], p.Traffic[a]) })
+	for _, j := range order {
+		for x.Total() < p.Replicas && p.room(x, j) {
+			x[j]++
+		}
+	}
+	return x
+}
+
+// TestLimitedGapAtScale holds the rate-limited planner to within 1 % of the
+// lower bound on the benchmark report's worst 1,000-site instance of four
+// (seed 1001 of MeasureBounds), where the single-move search alone ended
+// 2.6 % above it (dcf00b6).
+func TestLimitedGapAtScale(t *testing.T) {
+	o := RandomOptions{Sites: 1000, Replicas: 500, PerReplicaShare: 3.0 / 500, RTT: Clustered}
+	p := RandomProblem(rand.New(rand.NewPCG(1001, 1000)), o)
+	x, err := Plan(t.Context(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb, err := LowerBound(t.Context(), p, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := p.Cost(x)
+	if gap := (c - lb) / lb; gap > 0.01 {
+		t.Errorf("cost %.4f ms, bound %.4f ms: %.2f %% above, want at most 1 %%", c, lb, 100*gap)
+	}
 }

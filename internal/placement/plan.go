@@ -17,7 +17,8 @@ import (
 // the site that most lowers the cost, then a vertex-substitution local search
 // (close one site, open another) runs until no swap helps. With a limit, the
 // replica counts matter: the start is the rounded min-cost transport and a local
-// search moves single replicas between sites. Every baseline is polished by
+// search moves single replicas between sites (polish, then on problems up to
+// MoveSearchSites the best single move at a time). Every baseline is polished by
 // the same local search when it beats the construction, so the plan is never
 // worse than a baseline. Replicas that do not lower the cost go where they share the
 // most traffic (D'Hondt over the traffic each site serves), so they balance load.
@@ -137,13 +138,20 @@ func (p *Problem) perturbed(h *halt, best Placement, bestCost float64) Placement
 }
 
 // improve runs the local search that fits the problem and, without a rate
-// limit, re-deals the replicas that do not change the cost.
+// limit, re-deals the replicas that do not change the cost. With a limit it
+// polishes, then runs the single-move search where that search is affordable
+// (up to MoveSearchSites sites) or where polish cannot price a lone removal
+// (the replicas cannot absorb all traffic).
 func (p *Problem) improve(h *halt, x Placement) Placement {
 	if h.stopped() {
 		return x
 	}
 	if p.capacitated() {
-		return p.moveSearch(h, x)
+		y := p.polish(h, x)
+		if len(x) <= MoveSearchSites || p.capScale(x.Total()) > 1 {
+			y = p.moveSearch(h, y)
+		}
+		return y
 	}
 	return p.balance(h, p.swapSearch(h, x))
 }
@@ -496,6 +504,127 @@ func (p *Problem) moveSearch(h *halt, x Placement) Placement {
 		x[bestFrom]--
 		x[bestTo]++
 		cur = bestCost
+	}
+	return x
+}
+
+// MoveSearchSites is the largest problem whose polished plan the single-move
+// search goes on to improve. Beyond it, that search spends its whole budget
+// (seconds at 1,000 sites) for gains polish has already made: at 1,000 sites
+// polish alone ends within 0.12 % of the lower bound.
+const MoveSearchSites = 100
+
+// MaxPolishRounds bounds polish's rounds: each prices every site twice.
+const MaxPolishRounds = 64
+
+// polishMovesPerSite is how many destinations polish ranks per site it
+// takes a replica from: its cheapest ones by price.
+const polishMovesPerSite = 16
+
+// polish is the rate-limited plan's last pass, for the many moves the single
+// best-move search has no budget for on large problems. Each round prices,
+// with one exact re-solve each, one more replica at every site with room and
+// one fewer at every site above its minimum; ranks the moves from one site
+// to another by the sum of the two prices; and tries them in that order,
+// each against the flow as it now stands, keeping every one that lowers the
+// cost, with each site in at most one move a round. Rounds repeat until one
+// keeps nothing. Only moves that lower the cost are kept, so the result is
+// never worse than x.
+func (p *Problem) polish(h *halt, x Placement) Placement {
+	x = append(Placement(nil), x...)
+	n := len(x)
+	w := p.TotalTraffic()
+	if h.stopped() || w <= 0 || x.Total() == 0 {
+		return x
+	}
+	scale := p.capScale(x.Total())
+	fl := newFlow(h, p, p.replicaCaps(x))
+	// price is the change in cost of giving site j d more replicas.
+	price := func(j, d int) float64 {
+		fl.mark()
+		fl.setCap(j, p.capOf(x[j]+d, scale))
+		fl.solve(h)
+		c := fl.value()
+		fl.rollback()
+		return c
+	}
+	up, down := make([]float64, n), make([]float64, n)
+	var froms, tos []int
+	type move struct {
+		from, to int
+		gain     float64
+	}
+	var moves []move
+	used := make([]bool, n)
+	var items []knapItem
+	for range MaxPolishRounds {
+		cur := fl.value()
+		tol := eps * math.Max(1, cur)
+		froms, tos = froms[:0], tos[:0]
+		for j := range n {
+			if h.stopped() {
+				return x
+			}
+			up[j], down[j] = 0, math.Inf(1)
+			if p.room(x, j) {
+				if up[j] = price(j, 1) - cur; up[j] < -tol {
+					tos = append(tos, j)
+				}
+			}
+			if x[j] > p.min(j) {
+				// When the replicas cannot absorb all traffic, no site can
+				// lose one alone: its price is then the Lagrangian bound.
+				if down[j] = price(j, -1) - cur; math.IsInf(down[j], 1) {
+					items = fl.knapsack(j, items)
+					down[j] = knapValue(items, p.capOf(x[j]-1, scale)) - knapValue(items, p.capOf(x[j], scale))
+				}
+				froms = append(froms, j)
+			}
+		}
+		slices.SortStableFunc(tos, func(a, b int) int { return cmp.Compare(up[a], up[b]) })
+		slices.SortStableFunc(froms, func(a, b int) int { return cmp.Compare(down[a], down[b]) })
+		// The moves whose prices sum below zero, the best few per site.
+		moves = moves[:0]
+		for _, from := range froms {
+			k := 0
+			for _, to := range tos {
+				if down[from]+up[to] >= -tol || k == polishMovesPerSite {
+					break
+				}
+				if to != from {
+					moves = append(moves, move{from, to, down[from] + up[to]})
+					k++
+				}
+			}
+		}
+		slices.SortStableFunc(moves, func(a, b move) int { return cmp.Compare(a.gain, b.gain) })
+		clear(used)
+		kept := 0
+		for _, m := range moves {
+			if used[m.from] || used[m.to] {
+				continue
+			}
+			fl.mark()
+			fl.setCap(m.from, p.capOf(x[m.from]-1, scale))
+			fl.setCap(m.to, p.capOf(x[m.to]+1, scale))
+			fl.solve(h)
+			if h.stopped() {
+				return x
+			}
+			if c := fl.value(); c < cur-tol {
+				fl.commit()
+				x[m.from]--
+				x[m.to]++
+				cur = c
+				used[m.from], used[m.to] = true, true
+				kept++
+				continue
+			}
+			fl.rollback()
+		}
+		if kept == 0 {
+			break
+		}
 	}
 	return x
 }
