@@ -98,9 +98,8 @@ func (r *Report) Markdown() string {
 	}
 	if len(r.Planner) > 0 {
 		w("## Planner time against cluster size\n\n")
-		w("`placement.Plan` on random topologies, replicas = sites / 2, median of three (one run for the rate-limited\n")
-		w("planner above 100 sites; it is not timed beyond %d sites: its move search grows steeply with the number of\n", MaxLimitedSites)
-		w("sites, though each move is a warm-started re-solve of the transport).\n\n")
+		w("`placement.Plan` on random topologies, replicas = sites / 2, median of three. With a rate limit each move\n")
+		w("is a warm-started re-solve of the transport; above 100 sites the search is polish alone (see README).\n\n")
 		w("| sites | replicas | rate limit | ms |\n|---:|---:|---|---:|\n")
 		for _, t := range r.Planner {
 			w("| %d | %d | %v | %.2f |\n", t.Sites, t.Replicas, t.Limited, t.Millis)

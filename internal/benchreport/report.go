@@ -300,10 +300,6 @@ func meanMax(v []float64) (mean, worst float64) {
 	return mean, worst
 }
 
-// MaxLimitedSites is the largest problem the report times the rate-limited
-// planner on.
-const MaxLimitedSites = 500
-
 // PlannerTime is Plan's time at one size.
 type PlannerTime struct {
 	Sites, Replicas int
@@ -319,16 +315,7 @@ func measurePlanner(ctx context.Context, quick bool) []PlannerTime {
 	var out []PlannerTime
 	for _, n := range sizes {
 		for _, limited := range []bool{false, true} {
-			// The rate-limited planner (warm-started transports and move
-			// search) grows steeply: seconds at 500 sites. It is timed once
-			// above 100 sites and not beyond 500.
 			runs := uint64(3)
-			if limited && n > MaxLimitedSites {
-				continue
-			}
-			if limited && n > 100 {
-				runs = 1
-			}
 			o := placement.RandomOptions{Sites: n, Replicas: max(1, n/2)}
 			if limited {
 				o.PerReplicaShare = 3.0 / float64(o.Replicas)
@@ -415,8 +402,8 @@ func medianMillis(o placement.RandomOptions, runs uint64, f func(*placement.Prob
 var BoundSites = []int{50, 100, 500, 1000}
 
 // BoundInstances is its number of instances per size and kind (at 1,000
-// sites with a rate limit, a plan and its bound take 4-8 s an instance on
-// this project's 2-core machines: about 5 minutes of make bench).
+// sites with a rate limit, a plan and its bound take about 3 s an instance
+// on this project's 2-core machines: some 2.5 minutes of make bench).
 const BoundInstances = 50
 
 // BoundGap is the planner's gap to placement.LowerBound (the Lagrangian dual
