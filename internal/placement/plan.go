@@ -511,7 +511,7 @@ func (p *Problem) moveSearch(h *halt, x Placement) Placement {
 // MoveSearchSites is the largest problem whose polished plan the single-move
 // search goes on to improve. Beyond it, that search spends its whole budget
 // (seconds at 1,000 sites) for gains polish has already made: at 1,000 sites
-// polish alone ends within 0.12 % of the lower bound.
+// polish alone ends within 0.2 % of the lower bound (bench/report.md).
 const MoveSearchSites = 100
 
 // MaxPolishRounds bounds polish's rounds: each prices every site twice.
@@ -521,8 +521,8 @@ const MaxPolishRounds = 64
 // takes a replica from: its cheapest ones by price.
 const polishMovesPerSite = 16
 
-// polish is the rate-limited plan's last pass, for the many moves the single
-// best-move search has no budget for on large problems. Each round prices,
+// polish is the rate-limited search's first pass, for the many moves the
+// single best-move search has no budget for on large problems. Each round prices,
 // with one exact re-solve each, one more replica at every site with room and
 // one fewer at every site above its minimum; ranks the moves from one site
 // to another by the sum of the two prices; and tries them in that order,
