@@ -524,7 +524,8 @@ const polishMovesPerSite = 16
 // polish is the rate-limited search's first pass, for the many moves the
 // single best-move search has no budget for on large problems. Each round prices,
 // with one exact re-solve each, one more replica at every site with room and
-// one fewer at every site above its minimum; ranks the moves from one site
+// one fewer at every site above its minimum (except where the Lagrangian
+// bound shows the price cannot make a move that lowers the cost); ranks the moves from one site
 // to another by the sum of the two prices; and tries them in that order,
 // each against the flow as it now stands, keeping every one that lowers the
 // cost, with each site in at most one move a round. Rounds repeat until one
@@ -561,25 +562,41 @@ func (p *Problem) polish(h *halt, x Placement) Placement {
 		cur := fl.value()
 		tol := eps * math.Max(1, cur)
 		froms, tos = froms[:0], tos[:0]
+		// The Lagrangian bounds first (flow.knapsack, as moveSearch takes
+		// them): a site whose bound says one more replica cannot lower the
+		// cost, or one fewer cannot pair with the best addition, is not
+		// priced, and the moves are those a pricing of every site finds.
+		best := 0.0 // the lowest price of one more replica
+		for j := range n {
+			if h.spend(len(fl.src)) {
+				return x
+			}
+			items = fl.knapsack(j, items)
+			v := knapValue(items, p.capOf(x[j], scale))
+			up[j], down[j] = 0, math.Inf(1)
+			if x[j] > p.min(j) {
+				down[j] = knapValue(items, p.capOf(x[j]-1, scale)) - v
+			}
+			if p.room(x, j) && knapValue(items, p.capOf(x[j]+1, scale))-v < -tol {
+				if up[j] = price(j, 1) - cur; up[j] < -tol {
+					tos = append(tos, j)
+					best = math.Min(best, up[j])
+				}
+			}
+		}
 		for j := range n {
 			if h.stopped() {
 				return x
 			}
-			up[j], down[j] = 0, math.Inf(1)
-			if p.room(x, j) {
-				if up[j] = price(j, 1) - cur; up[j] < -tol {
-					tos = append(tos, j)
-				}
+			if math.IsInf(down[j], 1) || down[j]+best >= -tol {
+				continue
 			}
-			if x[j] > p.min(j) {
-				// When the replicas cannot absorb all traffic, no site can
-				// lose one alone: its price is then the Lagrangian bound.
-				if down[j] = price(j, -1) - cur; math.IsInf(down[j], 1) {
-					items = fl.knapsack(j, items)
-					down[j] = knapValue(items, p.capOf(x[j]-1, scale)) - knapValue(items, p.capOf(x[j], scale))
-				}
-				froms = append(froms, j)
+			// When the replicas cannot absorb all traffic, no site can lose
+			// one alone: its price is then the bound.
+			if d := price(j, -1) - cur; !math.IsInf(d, 1) {
+				down[j] = d
 			}
+			froms = append(froms, j)
 		}
 		slices.SortStableFunc(tos, func(a, b int) int { return cmp.Compare(up[a], up[b]) })
 		slices.SortStableFunc(froms, func(a, b int) int { return cmp.Compare(down[a], down[b]) })
