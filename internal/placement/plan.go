@@ -522,15 +522,15 @@ const MaxPolishRounds = 64
 const polishMovesPerSite = 16
 
 // polish is the rate-limited search's first pass, for the many moves the
-// single best-move search has no budget for on large problems. Each round prices,
-// with one exact re-solve each, one more replica at every site with room and
-// one fewer at every site above its minimum (except where the Lagrangian
-// bound shows the price cannot make a move that lowers the cost); ranks the moves from one site
-// to another by the sum of the two prices; and tries them in that order,
-// each against the flow as it now stands, keeping every one that lowers the
-// cost, with each site in at most one move a round. Rounds repeat until one
-// keeps nothing. Only moves that lower the cost are kept, so the result is
-// never worse than x.
+// single best-move search has no budget for on large problems. Each round
+// prices, with one exact re-solve each, one more replica at every site with
+// room and one fewer at every site above its minimum (except where the
+// Lagrangian bound shows that price cannot make a move that lowers the
+// cost); ranks the moves from one site to another by the sum of the two
+// prices; and tries them in that order, each against the flow as it now
+// stands, keeping every one that lowers the cost, with each site in at most
+// one move a round. Rounds repeat until one keeps nothing. Only moves that
+// lower the cost are kept, so the result is never worse than x.
 func (p *Problem) polish(h *halt, x Placement) Placement {
 	x = append(Placement(nil), x...)
 	n := len(x)
