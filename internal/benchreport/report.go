@@ -315,12 +315,11 @@ func measurePlanner(ctx context.Context, quick bool) []PlannerTime {
 	var out []PlannerTime
 	for _, n := range sizes {
 		for _, limited := range []bool{false, true} {
-			runs := uint64(3)
 			o := placement.RandomOptions{Sites: n, Replicas: max(1, n/2)}
 			if limited {
 				o.PerReplicaShare = 3.0 / float64(o.Replicas)
 			}
-			ms, ok := medianMillis(o, runs, func(p *placement.Problem) error {
+			ms, ok := medianMillis(o, 3, func(p *placement.Problem) error {
 				_, err := placement.Plan(ctx, p)
 				return err
 			})

@@ -1,11 +1,9 @@
 package placement
 
 import (
-	"cmp"
 	"encoding/json"
 	"math/rand/v2"
 	"os"
-	"slices"
 	"testing"
 )
 
@@ -54,8 +52,8 @@ func TestLimitedPlansNoWorse(t *testing.T) {
 }
 
 // TestPolish: polish keeps the replica total, every minimum and capacity,
-// never raises the cost, and lowers it from a poor start (every replica
-// spread, or each site at its minimum and the rest at the busiest site),
+// never raises the cost, and lowers it from a poor start (the spread and
+// busiest-nearest baselines),
 // on loose, tight and overloaded rate limits with capacities, minimums and
 // unknown RTTs.
 func TestPolish(t *testing.T) {
@@ -73,7 +71,7 @@ func TestPolish(t *testing.T) {
 	lowered := 0
 	for k, o := range opts {
 		p := RandomProblem(rand.New(rand.NewPCG(uint64(k), 9)), o)
-		for _, start := range []Placement{Spread(p), busiestStart(p)} {
+		for _, start := range []Placement{Spread(p), BusiestNearest(p, nil)} {
 			before := p.Cost(start)
 			x := p.polish(nil, start)
 			if x.Total() != p.Replicas {
@@ -96,23 +94,6 @@ func TestPolish(t *testing.T) {
 	if lowered < 2*len(opts)*3/4 {
 		t.Fatalf("polish lowered the cost of %d of %d poor starts, want at least three quarters", lowered, 2*len(opts))
 	}
-}
-
-// busiestStart is each site at its minimum and every other replica at the
-// busiest site with room, then the next busiest.
-func busiestStart(p *Problem) Placement {
-	x := p.base()
-	order := make([]int, len(x))
-	for j := range order {
-		order[j] = j
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(p.Traffic[b], p.Traffic[a]) })
-	for _, j := range order {
-		for x.Total() < p.Replicas && p.room(x, j) {
-			x[j]++
-		}
-	}
-	return x
 }
 
 // TestLimitedGapAtScale holds the rate-limited planner to within 1 % of the

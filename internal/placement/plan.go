@@ -400,11 +400,6 @@ func (p *Problem) moveSearch(h *halt, x Placement) Placement {
 	// One flow, kept solved for x; each move is a trial on it.
 	scale := p.capScale(x.Total())
 	fl := newFlow(h, p, p.replicaCaps(x))
-	moved := func(from, to int) {
-		fl.setCap(from, p.capOf(x[from]-1, scale))
-		fl.setCap(to, p.capOf(x[to]+1, scale))
-		fl.solve(h)
-	}
 	cur := fl.value() / w
 	budget := MaxMoveEvaluations
 	// Per iteration, the Lagrangian bound (flow.knapsack) of each move: the
@@ -425,15 +420,7 @@ func (p *Problem) moveSearch(h *halt, x Placement) Placement {
 			if h.spend(len(fl.src)) {
 				return x
 			}
-			items = fl.knapsack(j, items)
-			v := knapValue(items, p.capOf(x[j], scale))
-			down[j], up[j] = math.Inf(1), 0
-			if x[j] > p.min(j) {
-				down[j] = knapValue(items, p.capOf(x[j]-1, scale)) - v
-			}
-			if p.room(x, j) {
-				up[j] = knapValue(items, p.capOf(x[j]+1, scale)) - v
-			}
+			down[j], up[j], items = p.moveBounds(fl, x, scale, j, items)
 		}
 		// Beyond the nearest sites, the sites where a replica could help
 		// most by the bound: far moves the nearest ones miss.
@@ -485,7 +472,7 @@ func (p *Problem) moveSearch(h *halt, x Placement) Placement {
 			}
 			budget--
 			fl.mark()
-			moved(m.from, m.to)
+			p.moveReplica(h, fl, x, scale, m.from, m.to)
 			c := fl.value() / w
 			fl.rollback()
 			if h.stopped() {
@@ -500,12 +487,37 @@ func (p *Problem) moveSearch(h *halt, x Placement) Placement {
 		if bestFrom < 0 {
 			break
 		}
-		moved(bestFrom, bestTo)
+		p.moveReplica(h, fl, x, scale, bestFrom, bestTo)
 		x[bestFrom]--
 		x[bestTo]++
 		cur = bestCost
 	}
 	return x
+}
+
+// moveReplica re-solves fl, solved for x at this scale, with one replica
+// moved from site from to site to (x itself is left as it is).
+func (p *Problem) moveReplica(h *halt, fl *flow, x Placement, scale float64, from, to int) {
+	fl.setCap(from, p.capOf(x[from]-1, scale))
+	fl.setCap(to, p.capOf(x[to]+1, scale))
+	fl.solve(h)
+}
+
+// moveBounds is the Lagrangian bound (flow.knapsack) of one replica more or
+// less at site j, with fl solved for x at this scale: the least rise in cost
+// that taking one from j can bring (+Inf when j holds its minimum) and the
+// largest fall that adding one can bring (0 when j has no room).
+func (p *Problem) moveBounds(fl *flow, x Placement, scale float64, j int, items []knapItem) (down, up float64, _ []knapItem) {
+	items = fl.knapsack(j, items)
+	v := knapValue(items, p.capOf(x[j], scale))
+	down, up = math.Inf(1), 0
+	if x[j] > p.min(j) {
+		down = knapValue(items, p.capOf(x[j]-1, scale)) - v
+	}
+	if p.room(x, j) {
+		up = knapValue(items, p.capOf(x[j]+1, scale)) - v
+	}
+	return down, up, items
 }
 
 // MoveSearchSites is the largest problem whose polished plan the single-move
@@ -562,22 +574,19 @@ func (p *Problem) polish(h *halt, x Placement) Placement {
 		cur := fl.value()
 		tol := eps * math.Max(1, cur)
 		froms, tos = froms[:0], tos[:0]
-		// The Lagrangian bounds first (flow.knapsack, as moveSearch takes
-		// them): a site whose bound says one more replica cannot lower the
-		// cost, or one fewer cannot pair with the best addition, is not
-		// priced, and the moves are those a pricing of every site finds.
+		// The Lagrangian bounds first (moveBounds): a site whose bound says
+		// one more replica cannot lower the cost, or one fewer cannot pair
+		// with the best addition, is not priced, and the moves are those a
+		// pricing of every site finds.
 		best := 0.0 // the lowest price of one more replica
 		for j := range n {
 			if h.spend(len(fl.src)) {
 				return x
 			}
-			items = fl.knapsack(j, items)
-			v := knapValue(items, p.capOf(x[j], scale))
-			up[j], down[j] = 0, math.Inf(1)
-			if x[j] > p.min(j) {
-				down[j] = knapValue(items, p.capOf(x[j]-1, scale)) - v
-			}
-			if p.room(x, j) && knapValue(items, p.capOf(x[j]+1, scale))-v < -tol {
+			var upBound float64
+			down[j], upBound, items = p.moveBounds(fl, x, scale, j, items)
+			up[j] = 0
+			if upBound < -tol {
 				if up[j] = price(j, 1) - cur; up[j] < -tol {
 					tos = append(tos, j)
 					best = math.Min(best, up[j])
@@ -622,9 +631,7 @@ func (p *Problem) polish(h *halt, x Placement) Placement {
 				continue
 			}
 			fl.mark()
-			fl.setCap(m.from, p.capOf(x[m.from]-1, scale))
-			fl.setCap(m.to, p.capOf(x[m.to]+1, scale))
-			fl.solve(h)
+			p.moveReplica(h, fl, x, scale, m.from, m.to)
 			if h.stopped() {
 				return x
 			}
